@@ -1,0 +1,114 @@
+#include "core/json_fields.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace cdmoe {
+namespace {
+
+void require_object(const Json& object, const std::string& where) {
+  if (!object.is_object()) throw_bad_input(where + ": expected a JSON object, got " + describe_json(object));
+}
+
+[[noreturn]] void wrong_type(const std::string& where, const std::string& key, const char* wanted,
+                             const Json& got) {
+  throw_bad_input(where + ": field '" + key + "' must be " + wanted + ", got " + describe_json(got));
+}
+
+int64_t as_int(const Json& value, const std::string& key, const std::string& where) {
+  if (value.is_number_integer()) return value.get<int64_t>();
+  // 2048.0 is an integer in every sense a config means; 2048.5 is not.
+  if (value.is_number_float()) {
+    double d = value.get<double>();
+    if (d == double(int64_t(d))) return int64_t(d);
+  }
+  wrong_type(where, key, "an integer", value);
+}
+
+double as_number(const Json& value, const std::string& key, const std::string& where) {
+  if (!value.is_number()) wrong_type(where, key, "a number", value);
+  return value.get<double>();
+}
+
+}  // namespace
+
+Json parse_json_text(std::string_view text, const std::string& where) {
+  try {
+    return Json::parse(text.begin(), text.end());
+  } catch (const Json::parse_error& e) {
+    throw_bad_input(where + ": not valid JSON (" + e.what() + ")");
+  }
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_bad_input("cannot read '" + path + "': no such file or not readable");
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  if (in.bad()) throw_bad_input("cannot read '" + path + "': read error");
+  return contents.str();
+}
+
+Json read_json_file(const std::string& path) { return parse_json_text(read_text_file(path), path); }
+
+const Json& require_field(const Json& object, const std::string& key, const std::string& where) {
+  require_object(object, where);
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) throw_bad_input(where + ": missing required field '" + key + "'");
+  return *it;
+}
+
+int64_t require_int(const Json& object, const std::string& key, const std::string& where) {
+  return as_int(require_field(object, key, where), key, where);
+}
+
+double require_number(const Json& object, const std::string& key, const std::string& where) {
+  return as_number(require_field(object, key, where), key, where);
+}
+
+std::string require_string(const Json& object, const std::string& key, const std::string& where) {
+  const Json& value = require_field(object, key, where);
+  if (!value.is_string()) wrong_type(where, key, "a string", value);
+  return value.get<std::string>();
+}
+
+int64_t int_or(const Json& object, const std::string& key, int64_t fallback, const std::string& where) {
+  require_object(object, where);
+  auto it = object.find(key);
+  return (it == object.end() || it->is_null()) ? fallback : as_int(*it, key, where);
+}
+
+double number_or(const Json& object, const std::string& key, double fallback, const std::string& where) {
+  require_object(object, where);
+  auto it = object.find(key);
+  return (it == object.end() || it->is_null()) ? fallback : as_number(*it, key, where);
+}
+
+bool bool_or(const Json& object, const std::string& key, bool fallback, const std::string& where) {
+  require_object(object, where);
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return fallback;
+  if (!it->is_boolean()) wrong_type(where, key, "true or false", *it);
+  return it->get<bool>();
+}
+
+std::string string_or(const Json& object, const std::string& key, const std::string& fallback,
+                      const std::string& where) {
+  require_object(object, where);
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return fallback;
+  if (!it->is_string()) wrong_type(where, key, "a string", *it);
+  return it->get<std::string>();
+}
+
+std::string describe_json(const Json& value) {
+  std::string text = value.dump();
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  return text;
+}
+
+}  // namespace cdmoe

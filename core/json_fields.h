@@ -1,0 +1,39 @@
+// Strict readers for JSON documents the user hands us (config.json, plans, sweep configs).
+// Every error is a bad-input Error whose message names `where` (a file or a field path) and
+// the key, e.g. "config.json: field 'hidden_size' must be an integer, got \"2048\"".
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace cdmoe {
+
+using Json = nlohmann::json;
+
+// Parses text as JSON; syntax errors name `where` and the byte offset.
+Json parse_json_text(std::string_view text, const std::string& where);
+// Reads and parses a whole file; a missing/unreadable file is bad input naming the path.
+Json read_json_file(const std::string& path);
+// Reads a whole file as bytes; a missing/unreadable file is bad input naming the path.
+std::string read_text_file(const std::string& path);
+
+// `object` must be a JSON object (checked) holding `key`.
+const Json& require_field(const Json& object, const std::string& key, const std::string& where);
+int64_t require_int(const Json& object, const std::string& key, const std::string& where);
+double require_number(const Json& object, const std::string& key, const std::string& where);
+std::string require_string(const Json& object, const std::string& key, const std::string& where);
+
+// Optional fields: the default when absent or null; a present value of the wrong type is an error.
+int64_t int_or(const Json& object, const std::string& key, int64_t fallback, const std::string& where);
+double number_or(const Json& object, const std::string& key, double fallback, const std::string& where);
+bool bool_or(const Json& object, const std::string& key, bool fallback, const std::string& where);
+std::string string_or(const Json& object, const std::string& key, const std::string& fallback,
+                      const std::string& where);
+
+// Short human rendering of a JSON value for error messages (truncated to ~60 characters).
+std::string describe_json(const Json& value);
+
+}  // namespace cdmoe

@@ -1,0 +1,63 @@
+// What the coordinator sends a worker (Task) and gets back (Result), and their JSON form, which
+// is also their wire form over MPI. Metric names are lower_snake_case and carry their unit in
+// `unit` ("bytes", "s", "tokens_per_s", "ratio", "nats", "" for pure numbers); values are
+// doubles, non-finite ones travel as JSON null and come back as NaN.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/json_fields.h"
+#include "core/plan.h"
+
+namespace cdmoe {
+
+enum class CandidateState { kWaiting, kRunning, kDone, kFailed, kPreempted };
+
+const char* candidate_state_name(CandidateState state);  // "WAITING", "RUNNING", ...
+CandidateState parse_candidate_state(const std::string& name, const std::string& where);
+
+struct Metric {
+  std::string name;
+  double value = 0;
+  std::string unit;
+};
+
+// Metric names become column names of the `results` view: [a-z][a-z0-9_]*, at most 64 chars.
+bool is_valid_metric_name(const std::string& name);
+
+struct FinetuneStep {
+  int64_t step = 0;
+  double loss = 0;
+  double learning_rate = 0;
+  int64_t tokens = 0;
+};
+
+struct Task {
+  int64_t candidate_id = 0;
+  std::string kind;               // "search", "full_eval", "finetune", "noop", ...
+  Plan plan;
+  Json params = Json::object();  // kind-specific parameters (objective, data, limits)
+  int attempt = 1;               // 1 for the first dispatch
+};
+
+struct Result {
+  int64_t candidate_id = 0;
+  bool ok = true;  // false: the task failed and `error` says why
+  std::vector<Metric> metrics;
+  std::vector<FinetuneStep> finetune_steps;
+  std::string error;
+  int worker_rank = 0;
+  std::string worker_host;
+  double elapsed_s = 0;
+};
+
+Json task_to_json(const Task& task);
+Task task_from_json(const Json& json, const std::string& where);
+Json result_to_json(const Result& result);
+Result result_from_json(const Json& json, const std::string& where);
+
+}  // namespace cdmoe

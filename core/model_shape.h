@@ -1,0 +1,50 @@
+// ModelShape: the torch-free facts of a Hugging Face MoE checkpoint that search and the
+// parameter count need (layers, which are MoE, expert sizes), read from its config.json.
+// Each supported `model_type` has one reader in model_shape.cc's table; missing optional keys
+// take the defaults of the family's transformers config class, missing required keys are errors.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/json_fields.h"
+
+namespace cdmoe {
+
+enum class LayerKind { kDense, kMoe };
+
+struct ModelShape {
+  std::string model_type;  // "deepseek" or "qwen2_moe"
+  int64_t num_layers = 0;
+  int64_t hidden_size = 0;
+  int64_t vocab_size = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;
+  int64_t head_dim = 0;
+  int64_t max_position_embeddings = 0;
+  int64_t dense_intermediate_size = 0;   // SwiGLU inner size of the dense (non-MoE) layers
+  int64_t expert_intermediate_size = 0;  // inner size of one routed expert
+  int64_t shared_intermediate_size = 0;  // inner size of all shared experts as one MLP; 0 = none
+  int64_t num_routed_experts = 0;
+  int64_t experts_per_token = 0;  // router top-k
+  bool norm_topk_prob = false;
+  bool tie_word_embeddings = false;
+  bool attention_qkv_bias = false;
+  bool attention_output_bias = false;
+  bool shared_expert_gate = false;  // qwen2_moe: shared expert scaled by sigmoid(Linear(D, 1))
+  std::string torch_dtype;          // dtype the checkpoint declares (informational)
+  std::vector<LayerKind> layer_kinds;  // one per decoder layer
+
+  bool is_moe_layer(int64_t layer) const;
+  std::vector<int> moe_layers() const;  // ascending decoder-layer indices
+};
+
+// Reads a config.json already parsed; `where` names it in errors.
+ModelShape model_shape_from_config(const Json& config, const std::string& where);
+// Accepts a model directory (reads DIR/config.json) or the path of a config.json.
+ModelShape read_model_shape(const std::string& model_dir_or_config);
+// The model_type values that have a reader, comma-separated, for error messages.
+std::string supported_model_types();
+
+}  // namespace cdmoe

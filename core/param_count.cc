@@ -1,0 +1,75 @@
+#include "core/param_count.h"
+
+#include <numeric>
+
+#include "core/error.h"
+#include "core/model_shape.h"
+#include "core/plan.h"
+
+namespace cdmoe {
+namespace {
+
+int64_t swiglu_mlp(int64_t hidden, int64_t inner) { return 3 * hidden * inner; }  // gate, up, down
+
+int64_t attention(const ModelShape& s) {
+  int64_t q = s.num_attention_heads * s.head_dim;
+  int64_t kv = s.num_key_value_heads * s.head_dim;
+  int64_t weights = s.hidden_size * (q + 2 * kv) + q * s.hidden_size;
+  int64_t biases = (s.attention_qkv_bias ? q + 2 * kv : 0) + (s.attention_output_bias ? s.hidden_size : 0);
+  return weights + biases;
+}
+
+int64_t moe_block(const ModelShape& s, int64_t experts_kept, bool with_router) {
+  int64_t d = s.hidden_size;
+  int64_t count = experts_kept * swiglu_mlp(d, s.expert_intermediate_size) +
+                  swiglu_mlp(d, s.shared_intermediate_size);
+  if (with_router) count += experts_kept * d + (s.shared_expert_gate ? d : 0);
+  return count;
+}
+
+int64_t mlp_block(const ModelShape& s, int layer, const LayerPlan* layer_plan) {
+  if (!s.is_moe_layer(layer)) return swiglu_mlp(s.hidden_size, s.dense_intermediate_size);
+  if (layer_plan == nullptr) return moe_block(s, s.num_routed_experts, /*with_router=*/true);
+  switch (layer_plan->op) {
+    case LayerOp::kCondense: return moe_block(s, int64_t(layer_plan->experts.size()), /*with_router=*/false);
+    case LayerOp::kPrune: return moe_block(s, int64_t(layer_plan->experts.size()), /*with_router=*/true);
+    case LayerOp::kDrop: return 0;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int64_t ParameterCount::total() const {
+  return embedding + final_norm + lm_head + std::accumulate(per_layer.begin(), per_layer.end(), int64_t{0});
+}
+
+ParameterCount count_parameters(const ModelShape& shape, const Plan& plan) {
+  ParameterCount count;
+  int64_t d = shape.hidden_size;
+  count.embedding = shape.vocab_size * d;
+  count.final_norm = d;
+  count.lm_head = shape.tie_word_embeddings ? 0 : shape.vocab_size * d;
+  for (int layer = 0; layer < shape.num_layers; ++layer) {
+    auto it = plan.layers().find(layer);
+    const LayerPlan* layer_plan = it == plan.layers().end() ? nullptr : &it->second;
+    bool dropped = layer_plan != nullptr && layer_plan->op == LayerOp::kDrop;
+    int64_t norms = dropped ? d : 2 * d;  // a dropped block's post_attention_layernorm goes with it
+    count.per_layer.push_back(attention(shape) + norms + mlp_block(shape, layer, layer_plan));
+  }
+  return count;
+}
+
+double parameter_ratio(const ModelShape& shape, const Plan& plan) {
+  return double(count_parameters(shape, plan).total()) / double(count_parameters(shape, Plan()).total());
+}
+
+int64_t bytes_per_element(const std::string& dtype) {
+  if (dtype == "float32" || dtype == "F32" || dtype == "fp32") return 4;
+  if (dtype == "bfloat16" || dtype == "BF16" || dtype == "bf16") return 2;
+  if (dtype == "float16" || dtype == "F16" || dtype == "fp16") return 2;
+  if (dtype == "float64" || dtype == "F64") return 8;
+  throw_bad_input("dtype \"" + dtype + "\" is not one of float32, bfloat16, float16, float64");
+}
+
+}  // namespace cdmoe

@@ -1,0 +1,72 @@
+#include "db/report_queries.h"
+
+#include "core/error.h"
+
+namespace cdmoe::db {
+namespace {
+
+Table run_query(Statement& statement) {
+  Table table;
+  for (int i = 0; i < statement.column_count(); ++i) table.columns.push_back(statement.column_name(i));
+  while (statement.step()) {
+    std::vector<Value> row;
+    for (int i = 0; i < statement.column_count(); ++i) row.push_back(statement.column_value(i));
+    table.rows.push_back(std::move(row));
+  }
+  return table;
+}
+
+}  // namespace
+
+int64_t require_sweep_id(Connection& connection, const std::string& sweep) {
+  Statement find(connection, "SELECT id FROM sweeps WHERE name = ?");
+  find.bind(1, sweep);
+  if (find.step()) return find.column_int(0);
+  Statement names(connection, "SELECT name FROM sweeps ORDER BY id");
+  std::string known;
+  while (names.step()) known += (known.empty() ? "" : ", ") + names.column_text(0);
+  throw_bad_input("results DB '" + connection.path() + "' has no sweep named '" + sweep + "' (sweeps: " +
+                  (known.empty() ? "none" : known) + ")");
+}
+
+Table sweeps_table(Connection& connection) {
+  Statement s(connection, R"sql(
+    SELECT w.name AS sweep, w.state, w.strategy,
+           count(c.id) AS candidates,
+           coalesce(sum(c.state = 'DONE'), 0) AS done,
+           coalesce(sum(c.state = 'FAILED'), 0) AS failed,
+           coalesce(sum(c.state IN ('WAITING', 'RUNNING', 'PREEMPTED')), 0) AS pending,
+           w.started_at, w.finished_at, substr(w.git_commit, 1, 12) AS git_commit, w.model_path
+    FROM sweeps w LEFT JOIN candidates c ON c.sweep_id = w.id
+    GROUP BY w.id ORDER BY w.id)sql");
+  return run_query(s);
+}
+
+Table candidates_table(Connection& connection, const std::string& sweep, std::optional<CandidateState> state) {
+  int64_t sweep_id = require_sweep_id(connection, sweep);
+  Statement s(connection, std::string(R"sql(
+    SELECT id, stage, method, budget, state, attempts, worker_rank, elapsed_s,
+           substr(plan_hash, 1, 12) AS plan_hash, plan_json AS plan, error
+    FROM candidates WHERE sweep_id = ?)sql") + (state ? " AND state = ?" : "") + " ORDER BY id");
+  s.bind(1, sweep_id);
+  if (state) s.bind(2, candidate_state_name(*state));
+  return run_query(s);
+}
+
+Table pareto_table(Connection& connection, const std::string& sweep) {
+  int64_t sweep_id = require_sweep_id(connection, sweep);
+  Statement axes(connection, "SELECT pareto_accuracy, pareto_memory, pareto_speed FROM sweeps WHERE id = ?");
+  axes.bind(1, sweep_id);
+  axes.step();
+  Statement s(connection, R"sql(
+    SELECT candidate_id, stage, method, budget, accuracy, memory, speed, substr(plan_hash, 1, 12) AS plan_hash
+    FROM pareto WHERE sweep = ? ORDER BY accuracy DESC, memory ASC, speed DESC, candidate_id)sql");
+  s.bind(1, sweep);
+  Table table = run_query(s);
+  table.columns[4] = axes.column_text(0);
+  table.columns[5] = axes.column_text(1);
+  table.columns[6] = axes.column_text(2);
+  return table;
+}
+
+}  // namespace cdmoe::db

@@ -1,0 +1,30 @@
+// Read-only queries behind cdmoe-report, each returning a generic table (column names + cells)
+// so the caller only formats. Take a connection opened kReadOnly; never write.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/messages.h"
+#include "db/sqlite.h"
+
+namespace cdmoe::db {
+
+struct Table {
+  std::vector<std::string> columns;
+  std::vector<std::vector<Value>> rows;
+};
+
+// One row per sweep with candidate counts by state.
+Table sweeps_table(Connection& connection);
+// The sweep's candidates in id order, optionally only those in `state`.
+Table candidates_table(Connection& connection, const std::string& sweep, std::optional<CandidateState> state);
+// The sweep's Pareto front (the `pareto` view), columns named after the sweep's axis metrics,
+// most accurate first.
+Table pareto_table(Connection& connection, const std::string& sweep);
+
+// Id of the named sweep; bad input listing the sweeps there are when it does not exist.
+int64_t require_sweep_id(Connection& connection, const std::string& sweep);
+
+}  // namespace cdmoe::db

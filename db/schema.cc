@@ -1,0 +1,137 @@
+#include "db/schema.h"
+
+namespace cdmoe::db {
+namespace {
+
+// Version 1. Times are ISO-8601 UTC text; sizes in bytes; durations in seconds.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE sweeps (
+  id              INTEGER PRIMARY KEY,
+  name            TEXT NOT NULL UNIQUE,
+  state           TEXT NOT NULL DEFAULT 'RUNNING'
+                  CHECK (state IN ('RUNNING', 'DONE', 'FAILED', 'PREEMPTED')),
+  strategy        TEXT NOT NULL,
+  config_json     TEXT NOT NULL,          -- the whole sweep configuration, canonical JSON
+  config_hash     TEXT NOT NULL,          -- sha256 of config_json
+  seed            INTEGER NOT NULL,
+  git_commit      TEXT NOT NULL,          -- of the cdmoe binary that started the sweep
+  host            TEXT NOT NULL,
+  model_path      TEXT NOT NULL,
+  model_hash      TEXT NOT NULL,          -- sha256 over the model's files
+  data_hashes     TEXT NOT NULL DEFAULT '{}',  -- JSON object: data file -> sha256
+  pareto_accuracy TEXT NOT NULL DEFAULT 'task_acc_mean',  -- metric maximised by `pareto`
+  pareto_memory   TEXT NOT NULL DEFAULT 'param_bytes',    -- metric minimised by `pareto`
+  pareto_speed    TEXT NOT NULL DEFAULT 'speedup',        -- metric maximised by `pareto`
+  started_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+  finished_at     TEXT
+);
+
+CREATE TABLE candidates (
+  id          INTEGER PRIMARY KEY,
+  sweep_id    INTEGER NOT NULL REFERENCES sweeps(id),
+  stage       TEXT NOT NULL,     -- e.g. expert_select, layer_select, final
+  method      TEXT NOT NULL,     -- e.g. cdmoe_sr, cdmoe_s, drop, prune, original
+  plan_json   TEXT NOT NULL,     -- canonical plan (DESIGN.md §7)
+  plan_hash   TEXT NOT NULL,     -- sha256 of plan_json
+  parent_id   INTEGER REFERENCES candidates(id),
+  budget      TEXT,              -- the budget point this candidate stands for, if any
+  state       TEXT NOT NULL DEFAULT 'WAITING'
+              CHECK (state IN ('WAITING', 'RUNNING', 'DONE', 'FAILED', 'PREEMPTED')),
+  attempts    INTEGER NOT NULL DEFAULT 0,  -- dispatches so far, committed before each dispatch
+  worker_rank INTEGER,
+  worker_host TEXT,
+  created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+  started_at  TEXT,
+  finished_at TEXT,
+  elapsed_s   REAL,
+  error       TEXT,
+  UNIQUE (sweep_id, stage, plan_hash)
+);
+CREATE INDEX candidates_by_state ON candidates(sweep_id, state);
+
+CREATE TABLE metrics (
+  candidate_id INTEGER NOT NULL REFERENCES candidates(id),
+  name         TEXT NOT NULL,
+  value        REAL,             -- NULL when not finite
+  unit         TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (candidate_id, name)
+) WITHOUT ROWID;
+-- Lets `pareto` find the candidates that carry an axis metric without scanning the sweep.
+CREATE INDEX metrics_by_name ON metrics(name, value);
+
+-- Every metric name ever recorded; the `results` view has one column per row here.
+CREATE TABLE metric_names (
+  name TEXT PRIMARY KEY,
+  unit TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+
+CREATE TABLE finetune_steps (
+  candidate_id INTEGER NOT NULL REFERENCES candidates(id),
+  step         INTEGER NOT NULL,
+  loss         REAL,
+  lr           REAL,
+  tokens       INTEGER,
+  PRIMARY KEY (candidate_id, step)
+) WITHOUT ROWID;
+
+-- Append-only log: sweep_start, dispatch, done, failed, retry, preempted, sweep_end, ...
+CREATE TABLE events (
+  id           INTEGER PRIMARY KEY,
+  sweep_id     INTEGER REFERENCES sweeps(id),
+  candidate_id INTEGER,
+  at           TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+  kind         TEXT NOT NULL,
+  rank         INTEGER,
+  detail       TEXT NOT NULL DEFAULT '{}'   -- JSON object
+);
+CREATE INDEX events_by_sweep ON events(sweep_id, id);
+
+-- DONE candidates carrying all three of their sweep's Pareto-axis metrics.
+CREATE VIEW pareto_points AS
+SELECT c.sweep_id, c.id AS candidate_id, c.stage, c.method, c.budget, c.plan_hash,
+       a.value AS accuracy, m.value AS memory, s.value AS speed
+FROM sweeps w
+JOIN metrics a ON a.name = w.pareto_accuracy
+JOIN candidates c ON c.id = a.candidate_id AND c.sweep_id = w.id AND c.state = 'DONE'
+JOIN metrics m ON m.candidate_id = c.id AND m.name = w.pareto_memory
+JOIN metrics s ON s.candidate_id = c.id AND s.name = w.pareto_speed
+WHERE a.value IS NOT NULL AND m.value IS NOT NULL AND s.value IS NOT NULL;
+
+-- The non-dominated points: no other point of the sweep is at least as good on all three
+-- axes (accuracy up, memory down, speed up) and better on one.
+CREATE VIEW pareto AS
+SELECT w.name AS sweep, p.candidate_id, p.stage, p.method, p.budget, p.plan_hash,
+       p.accuracy, p.memory, p.speed
+FROM pareto_points p JOIN sweeps w ON w.id = p.sweep_id
+WHERE NOT EXISTS (
+  SELECT 1 FROM pareto_points q
+  WHERE q.sweep_id = p.sweep_id
+    AND q.accuracy >= p.accuracy AND q.memory <= p.memory AND q.speed >= p.speed
+    AND (q.accuracy > p.accuracy OR q.memory < p.memory OR q.speed > p.speed));
+)sql";
+
+}  // namespace
+
+const std::vector<std::string>& migrations() {
+  static const std::vector<std::string> steps = {
+      std::string(kSchemaV1) + results_view_sql({}),
+  };
+  return steps;
+}
+
+std::string results_view_sql(const std::vector<std::string>& metric_names) {
+  std::string sql =
+      "DROP VIEW IF EXISTS results;\n"
+      "CREATE VIEW results AS SELECT w.name AS sweep, c.id AS candidate_id, c.stage, c.method, c.budget,\n"
+      "  c.state, c.attempts, c.plan_hash, c.plan_json, c.parent_id, c.worker_rank, c.worker_host,\n"
+      "  c.started_at, c.finished_at, c.elapsed_s, c.error";
+  for (const std::string& name : metric_names) {
+    // Names are validated as [a-z][a-z0-9_]*, so quoting cannot be escaped.
+    sql += ",\n  (SELECT value FROM metrics m WHERE m.candidate_id = c.id AND m.name = '" + name + "') AS \"" +
+           name + "\"";
+  }
+  sql += "\nFROM candidates c JOIN sweeps w ON w.id = c.sweep_id;\n";
+  return sql;
+}
+
+}  // namespace cdmoe::db

@@ -1,0 +1,266 @@
+#include "db/store.h"
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/build_info.h"
+#include "core/error.h"
+#include "core/sha256.h"
+#include "db/database.h"
+#include "db/schema.h"
+
+namespace cdmoe::db {
+namespace {
+
+// Columns the `results` view has of its own; a metric may not shadow one.
+const std::set<std::string> kResultsViewColumns = {
+    "sweep", "candidate_id", "stage", "method", "budget", "state", "attempts", "plan_hash", "plan_json",
+    "parent_id", "worker_rank", "worker_host", "started_at", "finished_at", "elapsed_s", "error"};
+
+std::string host_name() {
+  char buffer[256] = {};
+  if (gethostname(buffer, sizeof buffer - 1) != 0) return "unknown";
+  return buffer;
+}
+
+CandidateRow read_candidate(const Statement& s) {
+  CandidateRow row;
+  row.id = s.column_int(0);
+  row.sweep_id = s.column_int(1);
+  row.stage = s.column_text(2);
+  row.method = s.column_text(3);
+  row.plan_json = s.column_text(4);
+  row.plan_hash = s.column_text(5);
+  if (!s.column_is_null(6)) row.parent_id = s.column_int(6);
+  row.budget = s.column_text(7);
+  row.state = parse_candidate_state(s.column_text(8), "candidates.state");
+  row.attempts = int(s.column_int(9));
+  row.error = s.column_text(10);
+  return row;
+}
+
+constexpr const char* kCandidateColumns =
+    "id, sweep_id, stage, method, plan_json, plan_hash, parent_id, budget, state, attempts, error";
+
+}  // namespace
+
+struct Store::Statements {
+  explicit Statements(Connection& c)
+      : insert_candidate(c,
+                         "INSERT INTO candidates (sweep_id, stage, method, plan_json, plan_hash, parent_id, budget) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sweep_id, stage, plan_hash) DO NOTHING"),
+        find_candidate(c, "SELECT id FROM candidates WHERE sweep_id = ? AND stage = ? AND plan_hash = ?"),
+        dispatch(c,
+                 "UPDATE candidates SET state = 'RUNNING', attempts = attempts + 1, worker_rank = ?, "
+                 "worker_host = ?, started_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? "
+                 "RETURNING sweep_id, attempts"),
+        finish(c,
+               "UPDATE candidates SET state = ?, error = ?, elapsed_s = ?, worker_rank = ?, worker_host = ?, "
+               "finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? AND state = 'RUNNING' "
+               "RETURNING sweep_id"),
+        requeue(c, "UPDATE candidates SET state = ? WHERE id = ? AND state = 'RUNNING' RETURNING sweep_id"),
+        insert_metric(c, "INSERT OR REPLACE INTO metrics (candidate_id, name, value, unit) VALUES (?, ?, ?, ?)"),
+        insert_step(c,
+                    "INSERT OR REPLACE INTO finetune_steps (candidate_id, step, loss, lr, tokens) "
+                    "VALUES (?, ?, ?, ?, ?)"),
+        insert_event(c, "INSERT INTO events (sweep_id, candidate_id, kind, rank, detail) VALUES (?, ?, ?, ?, ?)") {}
+
+  Statement insert_candidate, find_candidate, dispatch, finish, requeue, insert_metric, insert_step, insert_event;
+};
+
+Store::Store(const std::string& path)
+    : connection_(open_database(path, OpenMode::kReadWrite)),
+      statements_(std::make_unique<Statements>(connection_)) {
+  Statement names(connection_, "SELECT name FROM metric_names");
+  while (names.step()) metric_names_.insert(names.column_text(0));
+}
+
+Store::~Store() = default;
+
+std::optional<SweepRow> Store::find_sweep(const std::string& name) {
+  Statement s(connection_,
+              "SELECT id, name, state, strategy, config_json, config_hash, git_commit, host, model_path, "
+              "model_hash, started_at, coalesce(finished_at, ''), seed FROM sweeps WHERE name = ?");
+  s.bind(1, name);
+  if (!s.step()) return std::nullopt;
+  SweepRow row;
+  row.id = s.column_int(0);
+  row.name = s.column_text(1);
+  row.state = s.column_text(2);
+  row.strategy = s.column_text(3);
+  row.config_json = s.column_text(4);
+  row.config_hash = s.column_text(5);
+  row.git_commit = s.column_text(6);
+  row.host = s.column_text(7);
+  row.model_path = s.column_text(8);
+  row.model_hash = s.column_text(9);
+  row.started_at = s.column_text(10);
+  row.finished_at = s.column_text(11);
+  row.seed = s.column_int(12);
+  return row;
+}
+
+int64_t Store::create_sweep(const SweepSpec& spec) {
+  for (const std::string* axis : {&spec.axes.accuracy, &spec.axes.memory, &spec.axes.speed}) {
+    if (!is_valid_metric_name(*axis)) throw_bad_input("Pareto axis \"" + *axis + "\" is not a valid metric name");
+  }
+  std::string config_json = spec.config.dump();
+  Transaction transaction(connection_);
+  Statement insert(connection_,
+                   "INSERT INTO sweeps (name, strategy, config_json, config_hash, seed, git_commit, host, "
+                   "model_path, model_hash, data_hashes, pareto_accuracy, pareto_memory, pareto_speed) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  insert.bind_all(spec.name, spec.strategy, config_json, sha256_hex(config_json), spec.seed, git_commit(),
+                  host_name(), spec.model_path, spec.model_hash, spec.data_hashes.dump(), spec.axes.accuracy,
+                  spec.axes.memory, spec.axes.speed);
+  insert.run();
+  int64_t id = connection_.last_insert_rowid();
+  log_event(id, std::nullopt, "sweep_start", 0, Json{{"git_commit", git_commit()}, {"host", host_name()}});
+  transaction.commit();
+  return id;
+}
+
+void Store::set_sweep_state(int64_t sweep_id, const std::string& state) {
+  bool final_state = state != "RUNNING";
+  Transaction transaction(connection_);
+  Statement update(connection_, final_state ? "UPDATE sweeps SET state = ?, finished_at = "
+                                              "strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?"
+                                            : "UPDATE sweeps SET state = ?, finished_at = NULL WHERE id = ?");
+  update.bind_all(state, sweep_id).run();
+  if (connection_.changes() != 1) throw_runtime("no sweep with id " + std::to_string(sweep_id));
+  log_event(sweep_id, std::nullopt, final_state ? "sweep_end" : "sweep_resume", 0, Json{{"state", state}});
+  transaction.commit();
+}
+
+std::vector<int64_t> Store::add_candidates(int64_t sweep_id, const std::vector<CandidateSpec>& specs) {
+  std::vector<int64_t> ids;
+  ids.reserve(specs.size());
+  Transaction transaction(connection_);
+  for (const CandidateSpec& spec : specs) {
+    std::string plan_hash = spec.plan.hash();
+    Statement& insert = statements_->insert_candidate;
+    insert.bind_all(sweep_id, spec.stage, spec.method, spec.plan.canonical(), plan_hash);
+    if (spec.parent_id) insert.bind(6, *spec.parent_id); else insert.bind_null(6);
+    if (spec.budget.empty()) insert.bind_null(7); else insert.bind(7, spec.budget);
+    insert.run();
+    if (connection_.changes() == 1) {
+      ids.push_back(connection_.last_insert_rowid());
+      continue;
+    }
+    Statement& find = statements_->find_candidate;
+    find.bind_all(sweep_id, spec.stage, plan_hash);
+    if (!find.step()) throw_runtime("candidate insert for sweep " + std::to_string(sweep_id) + " vanished");
+    ids.push_back(find.column_int(0));
+    find.reset();
+  }
+  transaction.commit();
+  return ids;
+}
+
+std::vector<CandidateRow> Store::candidates(int64_t sweep_id, std::optional<CandidateState> state) {
+  std::string sql = std::string("SELECT ") + kCandidateColumns + " FROM candidates WHERE sweep_id = ?" +
+                    (state ? " AND state = ?" : "") + " ORDER BY id";
+  Statement s(connection_, sql);
+  s.bind(1, sweep_id);
+  if (state) s.bind(2, candidate_state_name(*state));
+  std::vector<CandidateRow> rows;
+  while (s.step()) rows.push_back(read_candidate(s));
+  return rows;
+}
+
+void Store::mark_dispatched(int64_t candidate_id, int worker_rank, const std::string& worker_host) {
+  Transaction transaction(connection_);
+  Statement& dispatch = statements_->dispatch;
+  dispatch.bind_all(worker_rank, worker_host, candidate_id);
+  if (!dispatch.step()) throw_runtime("dispatch of unknown candidate " + std::to_string(candidate_id));
+  int64_t sweep_id = dispatch.column_int(0);
+  int64_t attempt = dispatch.column_int(1);
+  dispatch.reset();
+  log_event(sweep_id, candidate_id, "dispatch", worker_rank, Json{{"attempt", attempt}, {"host", worker_host}});
+  transaction.commit();
+}
+
+void Store::register_metric_names(const std::vector<Result>& results) {
+  bool added = false;
+  for (const Result& result : results) {
+    for (const Metric& metric : result.metrics) {
+      if (metric_names_.count(metric.name)) continue;
+      if (!is_valid_metric_name(metric.name) || kResultsViewColumns.count(metric.name)) {
+        throw_bad_input("metric name \"" + metric.name + "\" is not a valid lower_snake_case metric name "
+                        "or clashes with a column of the results view");
+      }
+      Statement insert(connection_, "INSERT OR IGNORE INTO metric_names (name, unit) VALUES (?, ?)");
+      insert.bind_all(metric.name, metric.unit).run();
+      metric_names_.insert(metric.name);
+      added = true;
+    }
+  }
+  if (added) connection_.exec(results_view_sql({metric_names_.begin(), metric_names_.end()}));
+}
+
+void Store::record_results(const std::vector<Result>& results) {
+  Transaction transaction(connection_);
+  std::set<std::string> names_before = metric_names_;
+  try {
+    register_metric_names(results);
+    for (const Result& result : results) {
+      Statement& finish = statements_->finish;
+      finish.bind_all(result.ok ? "DONE" : "FAILED", result.error, result.elapsed_s, result.worker_rank,
+                      result.worker_host, result.candidate_id);
+      if (!finish.step()) {
+        // Not RUNNING: a duplicate or stale result (e.g. after a retry went elsewhere). Keep the
+        // first; never count a candidate DONE twice.
+        finish.reset();
+        log_event(std::nullopt, result.candidate_id, "stale_result", result.worker_rank,
+                  Json{{"ok", result.ok}});
+        continue;
+      }
+      int64_t sweep_id = finish.column_int(0);
+      finish.reset();
+      for (const Metric& metric : result.metrics) {
+        statements_->insert_metric.bind_all(result.candidate_id, metric.name, metric.value, metric.unit).run();
+      }
+      for (const FinetuneStep& step : result.finetune_steps) {
+        statements_->insert_step.bind_all(result.candidate_id, step.step, step.loss, step.learning_rate, step.tokens)
+            .run();
+      }
+      Json detail{{"elapsed_s", result.elapsed_s}};
+      if (!result.ok) detail["error"] = result.error;
+      log_event(sweep_id, result.candidate_id, result.ok ? "done" : "failed", result.worker_rank, detail);
+    }
+    transaction.commit();
+  } catch (...) {
+    metric_names_ = std::move(names_before);  // the rollback took the new names with it
+    throw;
+  }
+}
+
+void Store::requeue(const std::vector<int64_t>& candidate_ids, CandidateState state, const std::string& kind) {
+  if (state != CandidateState::kWaiting && state != CandidateState::kPreempted) {
+    throw_runtime("requeue only to WAITING or PREEMPTED");
+  }
+  Transaction transaction(connection_);
+  for (int64_t id : candidate_ids) {
+    Statement& requeue = statements_->requeue;
+    requeue.bind_all(candidate_state_name(state), id);
+    if (!requeue.step()) {
+      requeue.reset();
+      continue;
+    }
+    int64_t sweep_id = requeue.column_int(0);
+    requeue.reset();
+    log_event(sweep_id, id, kind, 0, Json::object());
+  }
+  transaction.commit();
+}
+
+void Store::log_event(std::optional<int64_t> sweep_id, std::optional<int64_t> candidate_id, const std::string& kind,
+                      int rank, const Json& detail) {
+  Statement& insert = statements_->insert_event;
+  if (sweep_id) insert.bind(1, *sweep_id); else insert.bind_null(1);
+  if (candidate_id) insert.bind(2, *candidate_id); else insert.bind_null(2);
+  insert.bind(3, kind).bind(4, rank).bind(5, detail.dump()).run();
+}
+
+}  // namespace cdmoe::db
