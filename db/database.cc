@@ -5,6 +5,8 @@
 
 #include <cstdio>
 
+#include <sqlite3.h>
+
 #include "core/error.h"
 #include "db/schema.h"
 
@@ -50,9 +52,14 @@ int64_t pragma_int(Connection& connection, const std::string& pragma) {
   return statement.step() ? statement.column_int(0) : 0;
 }
 
+// First problem quick_check reports, on one line ("ok" when none).
 std::string quick_check(Connection& connection) {
   Statement statement(connection, "PRAGMA quick_check(1)");
-  return statement.step() ? statement.column_text(0) : std::string("no answer");
+  std::string answer = statement.step() ? statement.column_text(0) : std::string("no answer");
+  for (char& c : answer) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return answer;
 }
 
 void migrate(Connection& connection, int from_version) {
@@ -81,8 +88,8 @@ Connection open_database(const std::string& path, OpenMode mode) {
     version = pragma_int(connection, "user_version");
     Statement count(connection, "SELECT count(*) FROM sqlite_master");
     tables = count.step() ? count.column_int(0) : 0;
-  } catch (const Error& e) {
-    throw_bad_input(where + " is not a readable SQLite database (" + e.what() + ")");
+  } catch (const Error&) {
+    throw_bad_input(where + " is not a SQLite database (" + sqlite3_errmsg(connection.handle()) + ")");
   }
 
   bool fresh = application_id == 0 && version == 0 && tables == 0;
@@ -100,8 +107,8 @@ Connection open_database(const std::string& path, OpenMode mode) {
     std::string check;
     try {
       check = quick_check(connection);
-    } catch (const Error& e) {
-      throw_bad_input(where + " is corrupt (" + e.what() + ")");
+    } catch (const Error&) {
+      throw_bad_input(where + " is corrupt (" + sqlite3_errmsg(connection.handle()) + ")");
     }
     if (check != "ok") throw_bad_input(where + " is corrupt (quick_check: " + check + ")");
   }

@@ -1,0 +1,74 @@
+#include "core/messages.h"
+
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+
+namespace cdmoe {
+namespace {
+
+TEST(Messages, TaskRoundTrip) {
+  Task task;
+  task.candidate_id = 42;
+  task.kind = "search";
+  task.plan = Plan::parse(R"({"layers":{"3":{"op":"condense","experts":[4,1]}}})", "p");
+  task.params = {{"objective", "js-logits"}, {"calib_samples", 100}};
+  task.attempt = 2;
+  Task back = task_from_json(Json::parse(task_to_json(task).dump()), "wire");
+  EXPECT_EQ(back.candidate_id, 42);
+  EXPECT_EQ(back.kind, "search");
+  EXPECT_EQ(back.plan, task.plan);
+  EXPECT_EQ(back.params, task.params);
+  EXPECT_EQ(back.attempt, 2);
+}
+
+TEST(Messages, ResultRoundTripKeepsNonFiniteAsNaN) {
+  Result result;
+  result.candidate_id = 7;
+  result.ok = false;
+  result.error = "out of memory";
+  result.metrics = {{"js_logits", 0.125, "nats"}, {"perplexity", INFINITY, ""}};
+  result.finetune_steps = {{1, 2.5, 1e-4, 4096}, {2, 2.25, 1e-4, 8192}};
+  result.worker_rank = 3;
+  result.worker_host = "node7";
+  result.elapsed_s = 1.5;
+  Result back = result_from_json(Json::parse(result_to_json(result).dump()), "wire");
+  EXPECT_EQ(back.candidate_id, 7);
+  EXPECT_FALSE(back.ok);
+  EXPECT_EQ(back.error, "out of memory");
+  ASSERT_EQ(back.metrics.size(), 2u);
+  EXPECT_EQ(back.metrics[0].name, "js_logits");
+  EXPECT_DOUBLE_EQ(back.metrics[0].value, 0.125);
+  EXPECT_EQ(back.metrics[0].unit, "nats");
+  EXPECT_TRUE(std::isnan(back.metrics[1].value));
+  ASSERT_EQ(back.finetune_steps.size(), 2u);
+  EXPECT_EQ(back.finetune_steps[1].tokens, 8192);
+  EXPECT_DOUBLE_EQ(back.finetune_steps[1].loss, 2.25);
+  EXPECT_EQ(back.worker_rank, 3);
+  EXPECT_EQ(back.worker_host, "node7");
+}
+
+TEST(Messages, MetricNames) {
+  EXPECT_TRUE(is_valid_metric_name("piqa_acc_norm"));
+  EXPECT_TRUE(is_valid_metric_name("js_logits"));
+  EXPECT_FALSE(is_valid_metric_name(""));
+  EXPECT_FALSE(is_valid_metric_name("Accuracy"));
+  EXPECT_FALSE(is_valid_metric_name("9lives"));
+  EXPECT_FALSE(is_valid_metric_name("acc\"); DROP TABLE metrics; --"));
+  EXPECT_FALSE(is_valid_metric_name(std::string(65, 'a')));
+  Json bad = {{"candidate_id", 1}, {"metrics", {{{"name", "Bad Name"}, {"value", 1.0}}}}};
+  EXPECT_THROW(result_from_json(bad, "wire"), Error);
+}
+
+TEST(Messages, States) {
+  for (auto state : {CandidateState::kWaiting, CandidateState::kRunning, CandidateState::kDone,
+                     CandidateState::kFailed, CandidateState::kPreempted}) {
+    EXPECT_EQ(parse_candidate_state(candidate_state_name(state), "s"), state);
+  }
+  EXPECT_THROW(parse_candidate_state("done", "--state"), Error);
+}
+
+}  // namespace
+}  // namespace cdmoe

@@ -1,0 +1,156 @@
+// Parameter counts against hand arithmetic and the published totals of the paper's two models.
+#include "core/param_count.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/model_shape.h"
+#include "core/plan.h"
+
+namespace cdmoe {
+namespace {
+
+const std::string kFixtures = CDMOE_TEST_FIXTURES;
+
+TEST(ModelShape, ReadsDeepSeekMoE16B) {
+  ModelShape s = read_model_shape(kFixtures + "/configs/deepseek-moe-16b");
+  EXPECT_EQ(s.model_type, "deepseek");
+  EXPECT_EQ(s.num_layers, 28);
+  EXPECT_FALSE(s.is_moe_layer(0));  // first_k_dense_replace = 1
+  EXPECT_EQ(s.moe_layers().size(), 27u);
+  EXPECT_EQ(s.moe_layers().front(), 1);
+  EXPECT_EQ(s.num_routed_experts, 64);
+  EXPECT_EQ(s.experts_per_token, 6);
+  EXPECT_EQ(s.expert_intermediate_size, 1408);
+  EXPECT_EQ(s.shared_intermediate_size, 2816);  // 2 shared experts of 1408
+  EXPECT_EQ(s.head_dim, 128);
+  EXPECT_FALSE(s.shared_expert_gate);
+}
+
+TEST(ModelShape, ReadsQwen15MoE) {
+  ModelShape s = read_model_shape(kFixtures + "/configs/qwen1.5-moe-a2.7b/config.json");
+  EXPECT_EQ(s.model_type, "qwen2_moe");
+  EXPECT_EQ(s.num_layers, 24);
+  EXPECT_EQ(s.moe_layers().size(), 24u);
+  EXPECT_EQ(s.num_routed_experts, 60);
+  EXPECT_EQ(s.experts_per_token, 4);
+  EXPECT_EQ(s.shared_intermediate_size, 5632);
+  EXPECT_TRUE(s.shared_expert_gate);
+  EXPECT_TRUE(s.attention_qkv_bias);
+  EXPECT_FALSE(s.attention_output_bias);
+}
+
+TEST(ModelShape, LayerPatterns) {
+  Json deepseek = {{"model_type", "deepseek"}, {"num_hidden_layers", 6}, {"hidden_size", 8}, {"vocab_size", 10},
+                   {"num_attention_heads", 2}, {"intermediate_size", 16}, {"moe_intermediate_size", 4},
+                   {"n_routed_experts", 4}, {"num_experts_per_tok", 2}, {"first_k_dense_replace", 1},
+                   {"moe_layer_freq", 2}};
+  EXPECT_EQ(model_shape_from_config(deepseek, "c").moe_layers(), (std::vector<int>{2, 4}));
+  Json qwen = {{"model_type", "qwen2_moe"}, {"num_hidden_layers", 6}, {"hidden_size", 8}, {"vocab_size", 10},
+               {"num_attention_heads", 2}, {"num_experts", 4}, {"num_experts_per_tok", 2},
+               {"decoder_sparse_step", 2}, {"mlp_only_layers", {3}}};
+  EXPECT_EQ(model_shape_from_config(qwen, "c").moe_layers(), (std::vector<int>{1, 5}));
+}
+
+void expect_bad_config(const Json& config, const std::string& expected) {
+  try {
+    model_shape_from_config(config, "config.json");
+    ADD_FAILURE() << "accepted " << config.dump();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 2);
+    EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+  }
+}
+
+TEST(ModelShape, RejectsBadConfigs) {
+  Json base = {{"model_type", "deepseek"}, {"num_hidden_layers", 2}, {"hidden_size", 8}, {"vocab_size", 10},
+               {"num_attention_heads", 2}, {"intermediate_size", 16}, {"n_routed_experts", 4},
+               {"num_experts_per_tok", 2}};
+  Json mixtral = base;
+  mixtral["model_type"] = "mixtral";
+  expect_bad_config(mixtral, "model_type \"mixtral\" is not supported (supported: deepseek, qwen2_moe)");
+  Json missing = base;
+  missing.erase("hidden_size");
+  expect_bad_config(missing, "config.json: missing required field 'hidden_size'");
+  Json wrong_type = base;
+  wrong_type["num_hidden_layers"] = "2";
+  expect_bad_config(wrong_type, "field 'num_hidden_layers' must be an integer");
+  Json too_many = base;
+  too_many["num_experts_per_tok"] = 5;
+  expect_bad_config(too_many, "num_experts_per_tok 5 exceeds the number of routed experts 4");
+  Json heads = base;
+  heads["num_attention_heads"] = 3;
+  expect_bad_config(heads, "hidden_size 8 is not divisible by num_attention_heads 3");
+}
+
+// Hand count for DeepSeekMoE-16B: D = 2048, V = 102400, 28 layers (layer 0 dense), 64 experts of
+// 1408, shared 2 × 1408, no biases, untied head.
+TEST(ParamCount, DeepSeekMoE16BByHand) {
+  ModelShape s = read_model_shape(kFixtures + "/configs/deepseek-moe-16b");
+  const int64_t d = 2048, vocab = 102400;
+  const int64_t attention = 4 * d * d, norms = 2 * d;
+  const int64_t dense_mlp = 3 * d * 10944;
+  const int64_t expert = 3 * d * 1408, shared = 3 * d * 2816, router = 64 * d;
+  const int64_t moe = router + 64 * expert + shared;
+  const int64_t expected = 2 * vocab * d + d + 28 * (attention + norms) + dense_mlp + 27 * moe;
+  ParameterCount count = count_parameters(s, Plan());
+  EXPECT_EQ(count.total(), expected);
+  EXPECT_EQ(expected, 16375728128);  // the published 16.38B
+  EXPECT_EQ(count.per_layer[0], attention + norms + dense_mlp);
+  EXPECT_EQ(count.per_layer[5], attention + norms + moe);
+
+  // The paper's CD-MoE-SR point: 9 layers condensed to shared + 6 experts keep ~72.5% of memory.
+  Plan sr;
+  for (int layer = 1; layer <= 9; ++layer) sr.set_layer(layer, LayerPlan{LayerOp::kCondense, {0, 1, 2, 3, 4, 5}, {}, {}});
+  ParameterCount condensed = count_parameters(s, sr);
+  EXPECT_EQ(condensed.per_layer[3], attention + norms + 3 * d * (2816 + 6 * 1408));
+  EXPECT_EQ(condensed.total(), expected - 9 * (moe - 3 * d * (2816 + 6 * 1408)));
+  EXPECT_NEAR(parameter_ratio(s, sr), 0.725, 0.002);
+}
+
+// Hand count for Qwen1.5-MoE-A2.7B: D = 2048, V = 151936, 24 MoE layers of 60 experts of 1408,
+// one shared expert of 5632 behind a [1, D] gate, q/k/v biases.
+TEST(ParamCount, Qwen15MoEByHand) {
+  ModelShape s = read_model_shape(kFixtures + "/configs/qwen1.5-moe-a2.7b");
+  const int64_t d = 2048, vocab = 151936;
+  const int64_t attention = 4 * d * d + 3 * d, norms = 2 * d;
+  const int64_t moe = 60 * d + 60 * 3 * d * 1408 + 3 * d * 5632 + d;
+  const int64_t expected = 2 * vocab * d + d + 24 * (attention + norms + moe);
+  EXPECT_EQ(count_parameters(s, Plan()).total(), expected);
+  EXPECT_EQ(expected, 14315784192);  // the published 14.3B
+
+  Plan plan = Plan::parse(R"({"layers":{
+      "0":{"op":"condense","experts":[]},
+      "1":{"op":"drop"},
+      "2":{"op":"prune","experts":[0,1,2,3,4,5,6,7]},
+      "3":{"op":"condense","experts":[7,8,9,10],"shared_weight":0.5}}})", "plan");
+  plan.validate(s, "plan");
+  ParameterCount count = count_parameters(s, plan);
+  EXPECT_EQ(count.per_layer[0], attention + norms + 3 * d * 5632);             // shared only, gate folded
+  EXPECT_EQ(count.per_layer[1], attention + d);                                 // MLP and its norm gone
+  EXPECT_EQ(count.per_layer[2], attention + norms + 8 * d + 8 * 3 * d * 1408 + 3 * d * 5632 + d);
+  EXPECT_EQ(count.per_layer[3], attention + norms + 3 * d * (5632 + 4 * 1408));
+  EXPECT_EQ(count.per_layer[4], attention + norms + moe);
+}
+
+TEST(ParamCount, TiedEmbeddingsHaveNoHead) {
+  Json config = {{"model_type", "qwen2_moe"}, {"num_hidden_layers", 1}, {"hidden_size", 8}, {"vocab_size", 10},
+                 {"num_attention_heads", 2}, {"num_experts", 4}, {"num_experts_per_tok", 2},
+                 {"moe_intermediate_size", 4}, {"shared_expert_intermediate_size", 6},
+                 {"tie_word_embeddings", true}};
+  ModelShape s = model_shape_from_config(config, "c");
+  ParameterCount count = count_parameters(s, Plan());
+  EXPECT_EQ(count.lm_head, 0);
+  EXPECT_EQ(count.total(), 10 * 8 + 8 + (4 * 64 + 3 * 8) + 16 + (4 * 8 + 4 * 3 * 8 * 4 + 3 * 8 * 6 + 8));
+}
+
+TEST(ParamCount, BytesPerElement) {
+  EXPECT_EQ(bytes_per_element("float32"), 4);
+  EXPECT_EQ(bytes_per_element("BF16"), 2);
+  EXPECT_EQ(bytes_per_element("float16"), 2);
+  EXPECT_THROW(bytes_per_element("int4"), Error);
+}
+
+}  // namespace
+}  // namespace cdmoe

@@ -1,0 +1,37 @@
+// Helpers shared by the test suites: temporary directories and running real binaries.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace cdmoe::testing {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;  // 128 + signal number when killed by a signal
+  std::string out;
+  std::string err;
+};
+
+// Runs argv (argv[0] a path) to completion with stdin from /dev/null, capturing its output.
+CommandResult run_command(const std::vector<std::string>& argv);
+
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& contents);
+// Number of lines in text (a last line without '\n' counts).
+int count_lines(const std::string& text);
+
+}  // namespace cdmoe::testing
