@@ -49,20 +49,18 @@ CREATE TABLE candidates (
 );
 CREATE INDEX candidates_by_state ON candidates(sweep_id, state);
 
-CREATE TABLE metrics (
-  candidate_id INTEGER NOT NULL REFERENCES candidates(id),
-  name         TEXT NOT NULL,
-  value        REAL,             -- NULL when not finite
-  unit         TEXT NOT NULL DEFAULT '',
-  PRIMARY KEY (candidate_id, name)
-) WITHOUT ROWID;
--- Lets `pareto` find the candidates that carry an axis metric without scanning the sweep.
-CREATE INDEX metrics_by_name ON metrics(name, value);
-
--- Every metric name ever recorded; the `results` view has one column per row here.
+-- Every metric name ever recorded with its unit (one unit per name); the `results` view has
+-- one column per row here.
 CREATE TABLE metric_names (
   name TEXT PRIMARY KEY,
   unit TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+
+CREATE TABLE metrics (
+  candidate_id INTEGER NOT NULL REFERENCES candidates(id),
+  name         TEXT NOT NULL,     -- a metric_names.name
+  value        REAL,             -- NULL when not finite; the unit is metric_names.unit
+  PRIMARY KEY (candidate_id, name)
 ) WITHOUT ROWID;
 
 CREATE TABLE finetune_steps (
@@ -86,23 +84,25 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_sweep ON events(sweep_id, id);
 
--- DONE candidates carrying all three of their sweep's Pareto-axis metrics.
-CREATE VIEW pareto_points AS
-SELECT c.sweep_id, c.id AS candidate_id, c.stage, c.method, c.budget, c.plan_hash,
-       a.value AS accuracy, m.value AS memory, s.value AS speed
-FROM sweeps w
-JOIN metrics a ON a.name = w.pareto_accuracy
-JOIN candidates c ON c.id = a.candidate_id AND c.sweep_id = w.id AND c.state = 'DONE'
-JOIN metrics m ON m.candidate_id = c.id AND m.name = w.pareto_memory
-JOIN metrics s ON s.candidate_id = c.id AND s.name = w.pareto_speed
-WHERE a.value IS NOT NULL AND m.value IS NOT NULL AND s.value IS NOT NULL;
+-- DONE candidates carrying finite values of all three of their sweep's Pareto-axis metrics,
+-- written by the store in the transaction that records the result. A copy of three metrics
+-- rows per full evaluation: it spares `metrics` an index by name (which halved write
+-- throughput, BENCHMARKS.md) while keeping the front a query over a few hundred rows.
+CREATE TABLE pareto_points (
+  candidate_id INTEGER PRIMARY KEY REFERENCES candidates(id),
+  sweep_id     INTEGER NOT NULL REFERENCES sweeps(id),
+  accuracy     REAL NOT NULL,
+  memory       REAL NOT NULL,
+  speed        REAL NOT NULL
+);
+CREATE INDEX pareto_points_by_sweep ON pareto_points(sweep_id, accuracy);
 
 -- The non-dominated points: no other point of the sweep is at least as good on all three
 -- axes (accuracy up, memory down, speed up) and better on one.
 CREATE VIEW pareto AS
-SELECT w.name AS sweep, p.candidate_id, p.stage, p.method, p.budget, p.plan_hash,
+SELECT w.name AS sweep, p.candidate_id, c.stage, c.method, c.budget, c.plan_hash,
        p.accuracy, p.memory, p.speed
-FROM pareto_points p JOIN sweeps w ON w.id = p.sweep_id
+FROM pareto_points p JOIN sweeps w ON w.id = p.sweep_id JOIN candidates c ON c.id = p.candidate_id
 WHERE NOT EXISTS (
   SELECT 1 FROM pareto_points q
   WHERE q.sweep_id = p.sweep_id

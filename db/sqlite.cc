@@ -66,15 +66,17 @@ Statement::Statement(Connection& connection, const std::string& sql) : connectio
 Statement::~Statement() { sqlite3_finalize(stmt_); }
 
 Statement::Statement(Statement&& other) noexcept
-    : connection_(other.connection_), stmt_(std::exchange(other.stmt_, nullptr)) {}
+    : connection_(other.connection_), stmt_(std::exchange(other.stmt_, nullptr)), stepped_(other.stepped_) {}
 
 Statement& Statement::bind(int index, int64_t value) {
+  reset_if_stepped();
   int rc = sqlite3_bind_int64(stmt_, index, value);
   if (rc != SQLITE_OK) connection_->fail(rc, "binding parameter " + std::to_string(index));
   return *this;
 }
 
 Statement& Statement::bind(int index, double value) {
+  reset_if_stepped();
   if (!std::isfinite(value)) return bind_null(index);
   int rc = sqlite3_bind_double(stmt_, index, value);
   if (rc != SQLITE_OK) connection_->fail(rc, "binding parameter " + std::to_string(index));
@@ -82,18 +84,25 @@ Statement& Statement::bind(int index, double value) {
 }
 
 Statement& Statement::bind(int index, const std::string& value) {
+  reset_if_stepped();
   int rc = sqlite3_bind_text(stmt_, index, value.data(), int(value.size()), SQLITE_TRANSIENT);
   if (rc != SQLITE_OK) connection_->fail(rc, "binding parameter " + std::to_string(index));
   return *this;
 }
 
 Statement& Statement::bind_null(int index) {
+  reset_if_stepped();
   int rc = sqlite3_bind_null(stmt_, index);
   if (rc != SQLITE_OK) connection_->fail(rc, "binding parameter " + std::to_string(index));
   return *this;
 }
 
+void Statement::reset_if_stepped() {
+  if (stepped_) reset();
+}
+
 bool Statement::step() {
+  stepped_ = true;
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
@@ -108,7 +117,10 @@ void Statement::run() {
   reset();
 }
 
-void Statement::reset() { sqlite3_reset(stmt_); }
+void Statement::reset() {
+  sqlite3_reset(stmt_);
+  stepped_ = false;
+}
 
 int Statement::column_count() const { return sqlite3_column_count(stmt_); }
 std::string Statement::column_name(int index) const { return sqlite3_column_name(stmt_, index); }

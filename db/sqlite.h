@@ -54,7 +54,8 @@ class Statement {
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
-  // Parameters are 1-based, as in SQLite.
+  // Parameters are 1-based, as in SQLite. Binding to a statement that was stepped resets it
+  // first, so a statement reused after an exception or an early return is always usable.
   Statement& bind(int index, int64_t value);
   Statement& bind(int index, int value) { return bind(index, int64_t(value)); }
   Statement& bind(int index, double value);  // non-finite values are stored as NULL
@@ -83,8 +84,11 @@ class Statement {
   Value column_value(int index) const;
 
  private:
+  void reset_if_stepped();
+
   Connection* connection_;
   sqlite3_stmt* stmt_ = nullptr;
+  bool stepped_ = false;
 };
 
 // BEGIN IMMEDIATE on construction (takes the write lock at once, so a busy DB fails here and

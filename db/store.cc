@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "core/build_info.h"
@@ -53,27 +55,32 @@ struct Store::Statements {
         find_candidate(c, "SELECT id FROM candidates WHERE sweep_id = ? AND stage = ? AND plan_hash = ?"),
         dispatch(c,
                  "UPDATE candidates SET state = 'RUNNING', attempts = attempts + 1, worker_rank = ?, "
-                 "worker_host = ?, started_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? "
-                 "RETURNING sweep_id, attempts"),
+                 "worker_host = ?, started_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                 "WHERE id = ? AND state IN ('WAITING', 'PREEMPTED') RETURNING sweep_id, attempts"),
         finish(c,
                "UPDATE candidates SET state = ?, error = ?, elapsed_s = ?, worker_rank = ?, worker_host = ?, "
                "finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? AND state = 'RUNNING' "
                "RETURNING sweep_id"),
         requeue(c, "UPDATE candidates SET state = ? WHERE id = ? AND state = 'RUNNING' RETURNING sweep_id"),
-        insert_metric(c, "INSERT OR REPLACE INTO metrics (candidate_id, name, value, unit) VALUES (?, ?, ?, ?)"),
+        insert_metric(c, "INSERT INTO metrics (candidate_id, name, value) VALUES (?, ?, ?)"),
         insert_step(c,
                     "INSERT OR REPLACE INTO finetune_steps (candidate_id, step, loss, lr, tokens) "
                     "VALUES (?, ?, ?, ?, ?)"),
-        insert_event(c, "INSERT INTO events (sweep_id, candidate_id, kind, rank, detail) VALUES (?, ?, ?, ?, ?)") {}
+        insert_event(c, "INSERT INTO events (sweep_id, candidate_id, kind, rank, detail) VALUES (?, ?, ?, ?, ?)"),
+        insert_pareto_point(c,
+                            "INSERT INTO pareto_points (candidate_id, sweep_id, accuracy, memory, speed) "
+                            "VALUES (?, ?, ?, ?, ?)"),
+        sweep_axes(c, "SELECT pareto_accuracy, pareto_memory, pareto_speed FROM sweeps WHERE id = ?") {}
 
-  Statement insert_candidate, find_candidate, dispatch, finish, requeue, insert_metric, insert_step, insert_event;
+  Statement insert_candidate, find_candidate, dispatch, finish, requeue, insert_metric, insert_step, insert_event,
+      insert_pareto_point, sweep_axes;
 };
 
 Store::Store(const std::string& path)
     : connection_(open_database(path, OpenMode::kReadWrite)),
       statements_(std::make_unique<Statements>(connection_)) {
-  Statement names(connection_, "SELECT name FROM metric_names");
-  while (names.step()) metric_names_.insert(names.column_text(0));
+  Statement names(connection_, "SELECT name, unit FROM metric_names");
+  while (names.step()) metric_units_.emplace(names.column_text(0), names.column_text(1));
 }
 
 Store::~Store() = default;
@@ -173,7 +180,9 @@ void Store::mark_dispatched(int64_t candidate_id, int worker_rank, const std::st
   Transaction transaction(connection_);
   Statement& dispatch = statements_->dispatch;
   dispatch.bind_all(worker_rank, worker_host, candidate_id);
-  if (!dispatch.step()) throw_runtime("dispatch of unknown candidate " + std::to_string(candidate_id));
+  if (!dispatch.step()) {
+    throw_runtime("candidate " + std::to_string(candidate_id) + " cannot be dispatched: unknown, or not WAITING/PREEMPTED");
+  }
   int64_t sweep_id = dispatch.column_int(0);
   int64_t attempt = dispatch.column_int(1);
   dispatch.reset();
@@ -184,24 +193,40 @@ void Store::mark_dispatched(int64_t candidate_id, int worker_rank, const std::st
 void Store::register_metric_names(const std::vector<Result>& results) {
   bool added = false;
   for (const Result& result : results) {
+    std::set<std::string_view> in_result;
     for (const Metric& metric : result.metrics) {
-      if (metric_names_.count(metric.name)) continue;
+      if (!in_result.insert(metric.name).second) {
+        throw_bad_input("result for candidate " + std::to_string(result.candidate_id) + " has metric \"" +
+                        metric.name + "\" twice");
+      }
+      auto known = metric_units_.find(metric.name);
+      if (known != metric_units_.end()) {
+        if (known->second != metric.unit) {
+          throw_bad_input("metric \"" + metric.name + "\" comes with unit \"" + metric.unit + "\" but was recorded in \"" +
+                          known->second + "\" before");
+        }
+        continue;
+      }
       if (!is_valid_metric_name(metric.name) || kResultsViewColumns.count(metric.name)) {
         throw_bad_input("metric name \"" + metric.name + "\" is not a valid lower_snake_case metric name "
                         "or clashes with a column of the results view");
       }
       Statement insert(connection_, "INSERT OR IGNORE INTO metric_names (name, unit) VALUES (?, ?)");
       insert.bind_all(metric.name, metric.unit).run();
-      metric_names_.insert(metric.name);
+      metric_units_.emplace(metric.name, metric.unit);
       added = true;
     }
   }
-  if (added) connection_.exec(results_view_sql({metric_names_.begin(), metric_names_.end()}));
+  if (added) {
+    std::vector<std::string> names;
+    for (const auto& entry : metric_units_) names.push_back(entry.first);
+    connection_.exec(results_view_sql(names));
+  }
 }
 
 void Store::record_results(const std::vector<Result>& results) {
   Transaction transaction(connection_);
-  std::set<std::string> names_before = metric_names_;
+  std::map<std::string, std::string> units_before = metric_units_;
   try {
     register_metric_names(results);
     for (const Result& result : results) {
@@ -219,8 +244,9 @@ void Store::record_results(const std::vector<Result>& results) {
       int64_t sweep_id = finish.column_int(0);
       finish.reset();
       for (const Metric& metric : result.metrics) {
-        statements_->insert_metric.bind_all(result.candidate_id, metric.name, metric.value, metric.unit).run();
+        statements_->insert_metric.bind_all(result.candidate_id, metric.name, metric.value).run();
       }
+      if (result.ok) record_pareto_point(sweep_id, result);
       for (const FinetuneStep& step : result.finetune_steps) {
         statements_->insert_step.bind_all(result.candidate_id, step.step, step.loss, step.learning_rate, step.tokens)
             .run();
@@ -231,8 +257,35 @@ void Store::record_results(const std::vector<Result>& results) {
     }
     transaction.commit();
   } catch (...) {
-    metric_names_ = std::move(names_before);  // the rollback took the new names with it
+    metric_units_ = std::move(units_before);  // the rollback took the new names with it
     throw;
+  }
+}
+
+const ParetoAxes& Store::axes_of(int64_t sweep_id) {
+  auto it = axes_by_sweep_.find(sweep_id);
+  if (it != axes_by_sweep_.end()) return it->second;
+  Statement& query = statements_->sweep_axes;
+  query.bind(1, sweep_id);
+  if (!query.step()) throw_runtime("no sweep with id " + std::to_string(sweep_id));
+  ParetoAxes axes{query.column_text(0), query.column_text(1), query.column_text(2)};
+  query.reset();
+  return axes_by_sweep_.emplace(sweep_id, std::move(axes)).first->second;
+}
+
+void Store::record_pareto_point(int64_t sweep_id, const Result& result) {
+  const ParetoAxes& axes = axes_of(sweep_id);
+  const double* accuracy = nullptr;
+  const double* memory = nullptr;
+  const double* speed = nullptr;
+  for (const Metric& metric : result.metrics) {
+    if (!std::isfinite(metric.value)) continue;
+    if (metric.name == axes.accuracy) accuracy = &metric.value;
+    if (metric.name == axes.memory) memory = &metric.value;
+    if (metric.name == axes.speed) speed = &metric.value;
+  }
+  if (accuracy && memory && speed) {
+    statements_->insert_pareto_point.bind_all(result.candidate_id, sweep_id, *accuracy, *memory, *speed).run();
   }
 }
 

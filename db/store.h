@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -80,7 +81,8 @@ class Store {
   std::vector<CandidateRow> candidates(int64_t sweep_id, std::optional<CandidateState> state = std::nullopt);
 
   // Commits attempts+1 and RUNNING before the task leaves, so a task that crashes the job
-  // every time runs out of attempts instead of looping.
+  // every time runs out of attempts instead of looping. Only WAITING or PREEMPTED candidates
+  // can be dispatched (a retry is requeued to WAITING first); anything else is an error.
   void mark_dispatched(int64_t candidate_id, int worker_rank, const std::string& worker_host);
   // DONE (ok) or FAILED results, each with its metrics, fine-tuning steps and event; the whole
   // batch is one transaction (batching is how the coordinator keeps up with fast workers).
@@ -97,10 +99,13 @@ class Store {
  private:
   struct Statements;
   void register_metric_names(const std::vector<Result>& results);
+  const ParetoAxes& axes_of(int64_t sweep_id);
+  void record_pareto_point(int64_t sweep_id, const Result& result);
 
   Connection connection_;
   std::unique_ptr<Statements> statements_;
-  std::set<std::string> metric_names_;
+  std::map<std::string, std::string> metric_units_;  // every registered metric name -> unit
+  std::map<int64_t, ParetoAxes> axes_by_sweep_;
 };
 
 }  // namespace cdmoe::db

@@ -87,7 +87,9 @@ TEST(Store, DispatchCountsAttemptsAndResultsCommitWithMetrics) {
   int64_t sweep = store.create_sweep(test_sweep("s"));
   int64_t id = store.add_candidates(sweep, numbered_candidates(0, 1))[0];
   store.mark_dispatched(id, 2, "node-a");
-  store.mark_dispatched(id, 3, "node-b");  // a retry
+  EXPECT_THROW(store.mark_dispatched(id, 3, "node-b"), Error) << "already RUNNING";
+  store.requeue({id}, CandidateState::kWaiting, "retry");
+  store.mark_dispatched(id, 3, "node-b");
   auto rows = store.candidates(sweep, CandidateState::kRunning);
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].attempts, 2);
@@ -96,10 +98,12 @@ TEST(Store, DispatchCountsAttemptsAndResultsCommitWithMetrics) {
   result.finetune_steps = {{1, 3.0, 1e-4, 512}, {2, 2.5, 1e-4, 1024}};
   store.record_result(result);
   EXPECT_EQ(store.candidates(sweep, CandidateState::kDone).size(), 1u);
+  EXPECT_THROW(store.mark_dispatched(id, 2, "node-a"), Error) << "a DONE candidate never runs again";
   Connection& c = store.connection();
   EXPECT_EQ(scalar(c, "SELECT count(*) FROM metrics WHERE candidate_id = " + std::to_string(id)), 3);
   EXPECT_EQ(scalar(c, "SELECT count(*) FROM finetune_steps WHERE candidate_id = " + std::to_string(id)), 2);
   EXPECT_EQ(scalar(c, "SELECT count(*) FROM events WHERE kind = 'dispatch'"), 2);
+  EXPECT_EQ(scalar(c, "SELECT count(*) FROM events WHERE kind = 'retry'"), 1);
   EXPECT_EQ(scalar(c, "SELECT count(*) FROM events WHERE kind = 'done'"), 1);
   // The results view grew one column per metric.
   Statement view(c, "SELECT candidate_id, state, m0, m2 FROM results");
@@ -143,6 +147,23 @@ TEST(Store, ABadResultRollsBackTheWholeBatch) {
   // The store still works, and the names rolled back are registered again when they come.
   store.record_results({result_with_metrics(ids[0], 2)});
   EXPECT_EQ(scalar(c, "SELECT count(*) FROM results WHERE m1 IS NOT NULL"), 1);
+}
+
+TEST(Store, DuplicateMetricInAResultIsRefused) {
+  TempDir dir;
+  Store store(dir.file("r.db"));
+  int64_t sweep = store.create_sweep(test_sweep("s"));
+  int64_t id = store.add_candidates(sweep, numbered_candidates(0, 1))[0];
+  store.mark_dispatched(id, 1, "h");
+  Result twice = result_with_metrics(id, 2);
+  twice.metrics.push_back(twice.metrics[0]);
+  try {
+    store.record_result(twice);
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("metric \"m0\" twice"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(scalar(store.connection(), "SELECT count(*) FROM metrics"), 0);
 }
 
 TEST(Store, RequeueAndPreempt) {
