@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "db/database.h"
 #include "db/store.h"
 #include "tests/db/db_test_util.h"
 #include "tests/test_util.h"
@@ -21,9 +22,9 @@ const std::string kDbTool = std::string(CDMOE_BIN_DIR) + "/cdmoe-db";
 
 // Sweep "demo": original (acc .62, 16 GB, 1.0x), three condensed points of which one is
 // dominated, one FAILED candidate and one still WAITING.
-void write_demo_db(const std::string& path) {
+void write_demo_db(const std::string& path, const std::string& sweep_name = "demo") {
   db::Store store(path);
-  int64_t sweep = store.create_sweep(testing::test_sweep("demo"));
+  int64_t sweep = store.create_sweep(testing::test_sweep(sweep_name));
   std::vector<db::CandidateSpec> specs;
   for (int layers = 0; layers <= 5; ++layers) {
     Plan plan;
@@ -40,7 +41,8 @@ void write_demo_db(const std::string& path) {
     r.candidate_id = ids[size_t(i)];
     r.metrics = {{"task_acc_mean", figures[i].acc, "ratio"},
                  {"param_bytes", figures[i].bytes, "bytes"},
-                 {"speedup", figures[i].speedup, "ratio"}};
+                 {"speedup", figures[i].speedup, "ratio"},
+                 {"js_logits", 0.01 * i, "nats"}};
     results.push_back(r);
   }
   store.mark_dispatched(ids[4], 2, "node2");
@@ -125,6 +127,31 @@ TEST(ReportCli, BadUsageIsOneLineAndExitTwo) {
   CommandResult help = run_command({kReport, "--help"});
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("pareto --sweep S"), std::string::npos);
+}
+
+// The SQL shown in README.md runs against a database the store wrote.
+TEST(Readme, QueriesRun) {
+  std::string readme = testing::read_file(std::string(CDMOE_SOURCE_DIR) + "/README.md");
+  size_t start = readme.find("```sql\n");
+  ASSERT_NE(start, std::string::npos);
+  start += 7;
+  std::string sql = readme.substr(start, readme.find("```", start) - start);
+  TempDir dir;
+  write_demo_db(dir.file("r.db"), "deepseek-sr");
+  int statements = 0;
+  db::Connection c = db::open_database(dir.file("r.db"), db::OpenMode::kReadOnly);
+  for (size_t at = 0; at < sql.size();) {
+    size_t end = sql.find(';', at);
+    if (end == std::string::npos) break;
+    std::string statement = sql.substr(at, end - at);
+    at = end + 1;
+    db::Statement query(c, statement);  // throws on a syntax error or a missing column
+    int rows = 0;
+    while (query.step()) ++rows;
+    EXPECT_GT(rows, 0) << statement;
+    ++statements;
+  }
+  EXPECT_EQ(statements, 4);
 }
 
 TEST(DbCli, InitAndCheck) {
