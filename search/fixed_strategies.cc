@@ -1,0 +1,112 @@
+// Strategies that need no search evaluations: their budget points are known at once.
+//   random: for each k and budget, n MoE layers and k experts per layer drawn with the seed.
+//   plans:  explicit plans from a JSONL file, one per line: {"name": "...", "plan": {...}}
+//           or a bare plan object {"layers": {...}}.
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <random>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/model_shape.h"
+#include "search/book_strategy.h"
+#include "search/strategies.h"
+
+namespace cdmoe::search {
+namespace {
+
+class FixedStrategy : public Strategy {
+ public:
+  explicit FixedStrategy(std::vector<BudgetPoint> points) : points_(std::move(points)) {}
+  std::vector<Candidate> next() override { return {}; }
+  void record(const std::string& stage, const Plan&, const std::vector<Metric>&) override { unexpected(stage); }
+  void record_failure(const std::string& stage, const Plan&) override { unexpected(stage); }
+  bool finished() const override { return true; }
+  std::vector<BudgetPoint> budget_points() const override { return points_; }
+  std::vector<StageProgress> progress() const override { return {}; }
+
+ private:
+  [[noreturn]] static void unexpected(const std::string& stage) {
+    throw_runtime("result for stage \"" + stage + "\": this strategy runs no search candidates");
+  }
+  std::vector<BudgetPoint> points_;
+};
+
+// Uniform in [0, n) from the raw 64-bit stream (std::uniform_int_distribution is not portable).
+uint64_t uniform_below(std::mt19937_64& rng, uint64_t n) {
+  const uint64_t limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % n;
+  uint64_t draw;
+  do {
+    draw = rng();
+  } while (draw >= limit);
+  return draw % n;
+}
+
+// `count` distinct items of `pool`, ascending (partial Fisher-Yates).
+std::vector<int> draw_distinct(std::mt19937_64& rng, std::vector<int> pool, int count) {
+  for (int i = 0; i < count; ++i) {
+    size_t j = size_t(i) + size_t(uniform_below(rng, pool.size() - size_t(i)));
+    std::swap(pool[size_t(i)], pool[j]);
+  }
+  pool.resize(size_t(count));
+  std::sort(pool.begin(), pool.end());
+  return pool;
+}
+
+std::vector<BudgetPoint> random_points(const ModelShape& shape, const SearchConfig& config) {
+  check_experts_kept(shape, config.experts_kept);
+  std::vector<int> layers = shape.moe_layers();
+  std::vector<int> experts = first_experts(int(shape.num_routed_experts));
+  std::mt19937_64 rng(config.seed);
+  std::vector<BudgetPoint> points;
+  for (int k : config.experts_kept) {
+    auto plan_at = [&](int n) { return plan_changing_first_layers(shape, n, condensed_any(k)); };
+    std::string method = "random_" + condense_method(k).substr(6);  // random_s, random_sr_k6
+    for (const Budget& budget : config.budgets) {
+      int n = resolve_budget(budget, shape, int(layers.size()), plan_at, config.cost_model, method);
+      Plan plan;
+      for (int layer : draw_distinct(rng, layers, n)) {
+        plan.set_layer(layer, LayerPlan{LayerOp::kCondense, draw_distinct(rng, experts, k), {}, {}});
+      }
+      points.push_back(BudgetPoint{method, budget.text, plan, std::numeric_limits<double>::quiet_NaN()});
+    }
+  }
+  return points;
+}
+
+std::vector<BudgetPoint> plans_from_file(const ModelShape& shape, const SearchConfig& config) {
+  if (config.plans_file.empty()) throw_bad_input("the plans strategy needs --plans FILE.jsonl");
+  std::istringstream lines(read_text_file(config.plans_file));
+  std::vector<BudgetPoint> points;
+  std::string line;
+  for (int number = 1; std::getline(lines, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    std::string where = config.plans_file + ":" + std::to_string(number);
+    Json entry = parse_json_text(line, where);
+    if (!entry.is_object()) throw_bad_input(where + ": expected an object {\"name\": ..., \"plan\": {...}}");
+    bool wrapped = entry.contains("plan");
+    Plan plan = Plan::from_json(wrapped ? entry["plan"] : entry, where);
+    plan.validate(shape, where);
+    std::string name = wrapped ? string_or(entry, "name", "line:" + std::to_string(number), where)
+                               : "line:" + std::to_string(number);
+    points.push_back(BudgetPoint{"plans", name, plan, std::numeric_limits<double>::quiet_NaN()});
+  }
+  if (points.empty()) throw_bad_input(config.plans_file + ": holds no plans");
+  return points;
+}
+
+}  // namespace
+
+std::unique_ptr<Strategy> make_random_strategy(const ModelShape& shape, const SearchConfig& config) {
+  return std::make_unique<FixedStrategy>(random_points(shape, config));
+}
+
+std::unique_ptr<Strategy> make_plans_strategy(const ModelShape& shape, const SearchConfig& config) {
+  return std::make_unique<FixedStrategy>(plans_from_file(shape, config));
+}
+
+}  // namespace cdmoe::search

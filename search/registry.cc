@@ -1,0 +1,39 @@
+#include "core/error.h"
+#include "search/strategies.h"
+
+namespace cdmoe::search {
+namespace {
+
+struct Registered {
+  const char* name;
+  std::unique_ptr<Strategy> (*make)(const ModelShape&, const SearchConfig&);
+};
+
+// One line per strategy (DESIGN.md §4).
+constexpr Registered kStrategies[] = {
+    {"cdmoe", make_cdmoe_strategy},   {"drop", make_drop_strategy},   {"prune", make_prune_strategy},
+    {"random", make_random_strategy}, {"plans", make_plans_strategy},
+};
+
+}  // namespace
+
+std::string strategy_names() {
+  std::string names;
+  for (const Registered& s : kStrategies) names += (names.empty() ? "" : ", ") + std::string(s.name);
+  return names;
+}
+
+std::unique_ptr<Strategy> make_strategy(const std::string& name, const ModelShape& shape, const SearchConfig& config) {
+  validate_objective(config.expert_objective, "--expert-objective");
+  validate_objective(config.layer_objective, "--objective");
+  if (config.beam_width < 1) throw_bad_input("--beam-width must be at least 1");
+  if (config.screen_fraction < 0 || config.screen_fraction >= 1) {
+    throw_bad_input("--screen-fraction must be in [0, 1) (0 turns early stopping off)");
+  }
+  for (const Registered& s : kStrategies) {
+    if (name == s.name) return s.make(shape, config);
+  }
+  throw_bad_input("unknown strategy \"" + name + "\" (strategies: " + strategy_names() + ")");
+}
+
+}  // namespace cdmoe::search
