@@ -19,15 +19,17 @@ EvaluationBook::RoundId EvaluationBook::open_round(std::vector<Candidate> candid
   Round round;
   round.values.assign(candidates.size(), std::numeric_limits<double>::quiet_NaN());
   for (size_t i = 0; i < candidates.size(); ++i) {
-    std::string key = key_of(candidates[i].objective, candidates[i].plan);
-    auto known = known_.find(key);
-    if (known != known_.end()) {
-      round.values[i] = known->second;
+    Evaluation& evaluation = evaluations_[key_of(candidates[i].objective, candidates[i].plan)];
+    if (evaluation.known) {
+      round.values[i] = evaluation.value;
       continue;
     }
     ++round.missing;
-    waiting_[key].emplace_back(id, i);
-    if (asked_.insert(key).second) queued_.emplace_back(key, candidates[i]);
+    evaluation.waiting.emplace_back(id, i);
+    if (!evaluation.asked) {
+      evaluation.asked = true;
+      queued_.push_back(Queued{&evaluation, id, i});
+    }
   }
   round.candidates = std::move(candidates);
   rounds_.push_back(std::move(round));
@@ -35,21 +37,22 @@ EvaluationBook::RoundId EvaluationBook::open_round(std::vector<Candidate> candid
 }
 
 void EvaluationBook::record(const Objective& objective, const Plan& plan, double value) {
-  std::string key = key_of(objective, plan);
-  if (!known_.emplace(key, value).second) return;
-  auto waiting = waiting_.find(key);
-  if (waiting == waiting_.end()) return;
-  for (auto [round, index] : waiting->second) {
+  Evaluation& evaluation = evaluations_[key_of(objective, plan)];
+  if (evaluation.known) return;
+  evaluation.known = true;
+  evaluation.value = value;
+  for (auto [round, index] : evaluation.waiting) {
     rounds_[size_t(round)].values[index] = value;
     --rounds_[size_t(round)].missing;
   }
-  waiting_.erase(waiting);
+  evaluation.waiting = {};
 }
 
 std::vector<Candidate> EvaluationBook::take_new() {
   std::vector<Candidate> fresh;
-  for (auto& [key, candidate] : queued_) {
-    if (!known_.count(key)) fresh.push_back(std::move(candidate));
+  fresh.reserve(queued_.size());
+  for (const Queued& q : queued_) {
+    if (!q.evaluation->known) fresh.push_back(rounds_[size_t(q.round)].candidates[q.index]);
   }
   queued_.clear();
   return fresh;

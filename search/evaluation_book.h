@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "search/candidate.h"
@@ -37,13 +36,23 @@ class EvaluationBook {
     std::vector<double> values;
     int missing = 0;
   };
+  // One per distinct (objective, plan): asked for, answered, or both.
+  struct Evaluation {
+    bool known = false;
+    bool asked = false;
+    double value = 0;
+    std::vector<std::pair<RoundId, size_t>> waiting;  // round entries to fill when the value comes
+  };
   static std::string key_of(const Objective& objective, const Plan& plan);
 
   std::vector<Round> rounds_;
-  std::unordered_map<std::string, double> known_;
-  std::unordered_map<std::string, std::vector<std::pair<RoundId, size_t>>> waiting_;
-  std::unordered_set<std::string> asked_;
-  std::vector<std::pair<std::string, Candidate>> queued_;  // (key, candidate)
+  std::unordered_map<std::string, Evaluation> evaluations_;  // nodes are stable: queued_ points in
+  struct Queued {
+    const Evaluation* evaluation;
+    RoundId round;
+    size_t index;
+  };
+  std::vector<Queued> queued_;
 };
 
 // Successive halving inside a round (DESIGN.md's early stopping): every candidate is first

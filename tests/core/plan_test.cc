@@ -1,5 +1,8 @@
 #include "core/plan.h"
 
+#include <algorithm>
+#include <random>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -56,6 +59,30 @@ TEST(Plan, HashIgnoresOrderAndWhitespaceButNotContent) {
   EXPECT_EQ(a, b);
   EXPECT_NE(a.hash(), c.hash());
   EXPECT_NE(a, c);
+}
+
+TEST(Plan, CanonicalTextEqualsTheJsonLibrarysRendering) {
+  std::mt19937 rng(17);
+  for (int trial = 0; trial < 300; ++trial) {
+    Plan plan;
+    int layers = int(rng() % 14);
+    for (int i = 0; i < layers; ++i) {
+      LayerPlan lp;
+      lp.op = LayerOp(rng() % 3);
+      if (lp.op != LayerOp::kDrop) {
+        int count = int(rng() % 5) + (lp.op == LayerOp::kPrune);
+        for (int e = 0; e < count; ++e) lp.experts.push_back(int(rng() % 64));
+        std::sort(lp.experts.begin(), lp.experts.end());
+        lp.experts.erase(std::unique(lp.experts.begin(), lp.experts.end()), lp.experts.end());
+      }
+      if (lp.op == LayerOp::kCondense && rng() % 2) {
+        for (size_t e = 0; e < lp.experts.size(); ++e) lp.weights.push_back(double(rng() % 100000) / 7919.0);
+      }
+      if (lp.op == LayerOp::kCondense && rng() % 3 == 0) lp.shared_weight = double(rng() % 1000) / 3.0;
+      plan.set_layer(int(rng() % 30), lp);
+    }
+    ASSERT_EQ(plan.canonical(), plan.to_json().dump());
+  }
 }
 
 TEST(Plan, RoundTripsThroughJson) {

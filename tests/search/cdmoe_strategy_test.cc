@@ -100,6 +100,12 @@ TEST(CdmoeStrategy, FindsTheOptimumOfAnAdditiveObjective) {
     for (int r = 0; r < k_max; ++r) expected_expert += (size.experts - r) * moe;
     EXPECT_EQ(expert_candidates, expected_expert);
     EXPECT_EQ(layer_candidates, long(size.ks.size()) * moe * (moe + 1) / 2);
+    // Progress: every stage done, its expected total met exactly.
+    for (const StageProgress& stage : strategy->progress()) {
+      EXPECT_EQ(stage.done, stage.total) << stage.stage;
+      EXPECT_GT(stage.total, 0) << stage.stage;
+      EXPECT_FALSE(std::isnan(stage.best)) << stage.stage;
+    }
   }
 }
 
