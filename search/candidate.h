@@ -41,6 +41,7 @@ struct Candidate {
   Plan plan;
   Objective objective;
   std::optional<CandidateRef> parent;  // the candidate this one extends, if any
+  std::string budget;                  // layer selection step t: "layers:t"; empty otherwise
 };
 
 // A plan to evaluate in full (tasks, perplexity, memory, speed) after the search.

@@ -45,7 +45,7 @@ void GreedyExpertSearch::open_round() {
       experts.erase(std::find(experts.begin(), experts.end(), e));
     }
     options_now_.push_back(e);
-    candidates.push_back(Candidate{options_.stage, options_.method, plan_for(experts), options_.objective, parent});
+    candidates.push_back(Candidate{options_.stage, options_.method, plan_for(experts), options_.objective, parent, ""});
   }
   round_ = std::make_unique<DecisionRound>(book_, std::move(candidates), options_.screening);
 }

@@ -39,7 +39,8 @@ void LayerBeamSearch::open_step() {
       std::sort(sorted.begin(), sorted.end());
       if (!seen.insert(sorted).second) continue;
       CurvePoint point{layers, plan_for(layers), 0};
-      candidates.push_back(Candidate{options_.stage, options_.method, point.plan, options_.objective, parent});
+      candidates.push_back(Candidate{options_.stage, options_.method, point.plan, options_.objective, parent,
+                                     "layers:" + std::to_string(layers.size())});
       offered_.push_back(std::move(point));
     }
   }

@@ -95,7 +95,19 @@ TEST(CdmoeStrategy, FindsTheOptimumOfAnAdditiveObjective) {
     // layer selection offers L, L-1, ... layers per step, per k.
     int k_max = *std::max_element(size.ks.begin(), size.ks.end());
     long expert_candidates = 0, layer_candidates = 0;
-    for (const Candidate& c : log.handed) (c.stage == "expert_select" ? expert_candidates : layer_candidates)++;
+    for (const Candidate& c : log.handed) {
+      (c.stage == "expert_select" ? expert_candidates : layer_candidates)++;
+      // Layer-selection candidates are points of the layers:t curve; their parent has t-1 layers.
+      if (c.stage != "expert_select") {
+        EXPECT_EQ(c.budget, "layers:" + std::to_string(c.plan.layers().size()));
+        if (c.plan.layers().size() > 1) {
+          ASSERT_TRUE(c.parent.has_value());
+          EXPECT_EQ(c.parent->plan.layers().size() + 1, c.plan.layers().size());
+        } else {
+          EXPECT_FALSE(c.parent.has_value());
+        }
+      }
+    }
     long expected_expert = 0;
     for (int r = 0; r < k_max; ++r) expected_expert += (size.experts - r) * moe;
     EXPECT_EQ(expert_candidates, expected_expert);
