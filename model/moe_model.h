@@ -1,0 +1,66 @@
+// MoeModel: a decoder-only MoE transformer of a registered family, loaded once from a Hugging
+// Face directory and run as transformers runs it, with any Plan (DESIGN.md §7) applied.
+// Compute is fp32 on CPU. Shapes: B batch, T tokens, D hidden, V vocabulary.
+// Masks are [B, T] int/bool (1 = token, 0 = padding) or undefined (no padding); positions are
+// 0..T-1 as in a plain transformers forward call.
+// Not thread-safe (the condensed-layer cache and router statistics are mutable); one worker
+// thread owns a model.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "core/plan.h"
+#include "model/model_config.h"
+
+namespace cdmoe::model {
+
+// Per MoE layer, over the valid tokens of every forward while collecting: how many tokens the
+// router sent to each expert and the sum of their gate weights (w̄_e = weight_sum / tokens),
+// and for qwen2_moe the sum of sigmoid(shared_expert_gate(x)).
+struct RouterStats {
+  struct Layer {
+    std::vector<double> tokens;
+    std::vector<double> weight_sum;
+    double shared_gate_sum = 0;
+    double token_count = 0;
+  };
+  std::map<int, Layer> layers;
+
+  double average_weight(int layer, int expert) const;  // 0 for an expert never routed to
+  double average_shared_gate(int layer) const;         // 1 when not measured (deepseek)
+};
+
+class MoeModel {
+ public:
+  // Reads config.json and the safetensors weights; checks every tensor's name and shape.
+  static std::unique_ptr<MoeModel> load(const std::string& dir);
+  ~MoeModel();
+
+  const ModelConfig& config() const;
+  const ModelShape& shape() const { return config().shape; }
+
+  at::Tensor embed(const at::Tensor& ids) const;  // [B, T] int64 -> [B, T, D]
+  // Decoder layers [from, to) under `plan` (validated against the shape).
+  at::Tensor run_layers(const at::Tensor& hidden, const at::Tensor& mask, int from, int to, const Plan& plan) const;
+  at::Tensor head(const at::Tensor& hidden) const;  // final norm + LM head: [B, T, D] -> [B, T, V]
+  at::Tensor logits(const at::Tensor& ids, const at::Tensor& mask, const Plan& plan) const;
+
+  // Router statistics: collected by forwards of original MoE layers while on; condense ops
+  // without weights (or without shared_weight for qwen2_moe) take their defaults from them.
+  void collect_router_stats(bool on);
+  const RouterStats& router_stats() const;
+  void set_router_stats(RouterStats stats);
+
+ private:
+  MoeModel();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cdmoe::model
