@@ -28,6 +28,7 @@ int64_t moe_block(const ModelShape& s, int64_t experts_kept, bool with_router) {
 }
 
 int64_t mlp_block(const ModelShape& s, int layer, const LayerPlan* layer_plan) {
+  if (layer_plan != nullptr && layer_plan->op == LayerOp::kDrop) return 0;  // dense layers drop too
   if (!s.is_moe_layer(layer)) return swiglu_mlp(s.hidden_size, s.dense_intermediate_size);
   if (layer_plan == nullptr) return moe_block(s, s.num_routed_experts, /*with_router=*/true);
   switch (layer_plan->op) {

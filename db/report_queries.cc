@@ -29,6 +29,15 @@ int64_t require_sweep_id(Connection& connection, const std::string& sweep) {
                   (known.empty() ? "none" : known) + ")");
 }
 
+std::string candidate_plan_json(Connection& connection, int64_t candidate_id) {
+  Statement find(connection, "SELECT plan_json FROM candidates WHERE id = ?");
+  find.bind(1, candidate_id);
+  if (!find.step()) {
+    throw_bad_input("results DB '" + connection.path() + "' has no candidate " + std::to_string(candidate_id));
+  }
+  return find.column_text(0);
+}
+
 Table sweeps_table(Connection& connection) {
   Statement s(connection, R"sql(
     SELECT w.name AS sweep, w.state, w.strategy,

@@ -24,6 +24,9 @@ Table candidates_table(Connection& connection, const std::string& sweep, std::op
 // most accurate first.
 Table pareto_table(Connection& connection, const std::string& sweep);
 
+// The canonical plan JSON of a candidate; bad input when there is no such candidate.
+std::string candidate_plan_json(Connection& connection, int64_t candidate_id);
+
 // Id of the named sweep; bad input listing the sweeps there are when it does not exist.
 int64_t require_sweep_id(Connection& connection, const std::string& sweep);
 

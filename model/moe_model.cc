@@ -35,6 +35,7 @@ struct Layer {
   at::Tensor input_norm, post_norm;
   at::Tensor q, k, v, o, q_bias, k_bias, v_bias, o_bias;
   bool is_moe = false;
+  bool dropped = false;  // an exported checkpoint's dropped layer: attention only
   Mlp dense;
   Moe moe;
 };
@@ -105,6 +106,7 @@ double RouterStats::average_shared_gate(int layer) const {
 
 struct MoeModel::Impl {
   ModelConfig config;
+  Plan fixed;  // an exported checkpoint's plan
   at::Tensor embed_tokens, final_norm, lm_head;
   std::vector<Layer> layers;
   mutable std::map<std::string, Mlp> condensed_cache;  // key: layer + canonical layer plan with weights
@@ -151,11 +153,12 @@ struct MoeModel::Impl {
     at::Tensor order = flat_expert.argsort();
     at::Tensor token_of = at::arange(N, x.options().dtype(at::kLong)).repeat_interleave(k).index_select(0, order);
     at::Tensor weight_of = top_weight.flatten().index_select(0, order);
-    at::Tensor counts = at::bincount(flat_expert, {}, s.num_routed_experts);
+    const int64_t experts = M.router.size(0);  // fewer than E in an exported pruned layer
+    at::Tensor counts = at::bincount(flat_expert, {}, experts);
     const int64_t* count = counts.data_ptr<int64_t>();
     at::Tensor out = at::zeros_like(x);
     int64_t offset = 0;
-    for (int64_t e = 0; e < s.num_routed_experts; ++e) {
+    for (int64_t e = 0; e < experts; ++e) {
       if (count[e] == 0) continue;
       at::Tensor tokens = token_of.narrow(0, offset, count[e]);
       at::Tensor xe = x.index_select(0, tokens);                                 // [n_e, D]
@@ -169,7 +172,7 @@ struct MoeModel::Impl {
 
   void record_routing(int layer, const at::Tensor& top_index, const at::Tensor& top_weight, const at::Tensor& valid) const {
     RouterStats::Layer& entry = stats.layers[layer];
-    size_t E = size_t(config.shape.num_routed_experts);
+    size_t E = size_t(layers[size_t(layer)].moe.router.size(0));
     if (entry.tokens.empty()) entry.tokens.assign(E, 0), entry.weight_sum.assign(E, 0);
     at::Tensor keep = valid.unsqueeze(1).expand_as(top_index);
     at::Tensor experts = top_index.masked_select(keep);
@@ -204,9 +207,12 @@ struct MoeModel::Impl {
     }
     double shared_weight = lp.shared_weight ? *lp.shared_weight
                            : config.traits.shared_expert_gate ? stats.average_shared_gate(layer) : 1.0;
-    if (lp.weights.empty() && !lp.experts.empty() && !stats.layers.count(layer)) {
-      throw_bad_input("plan layer \"" + std::to_string(layer) +
-                      "\": condense without weights needs router statistics measured on calibration data");
+    bool needs_stats = (lp.weights.empty() && !lp.experts.empty()) ||
+                       (!lp.shared_weight && config.traits.shared_expert_gate && lp.op == LayerOp::kCondense);
+    if (needs_stats && !stats.layers.count(layer)) {
+      throw_bad_input("plan layer \"" + std::to_string(layer) + "\": condense without " +
+                      (lp.weights.empty() && !lp.experts.empty() ? "weights" : "shared_weight") +
+                      " needs router statistics measured on calibration data");
     }
     LayerPlan resolved{LayerOp::kCondense, lp.experts, weights, shared_weight};
     Plan key_plan;
@@ -265,9 +271,14 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir) {
   m.config = model_config_from_json(checkpoint.config(), checkpoint.config_path());
   const ModelShape& s = m.config.shape;
   const FamilyTraits& traits = m.config.traits;
+  if (checkpoint.config().contains("cdmoe")) {
+    std::string where = checkpoint.config_path() + ": cdmoe.plan";
+    m.fixed = Plan::from_json(require_field(checkpoint.config()["cdmoe"], "plan", checkpoint.config_path() + ": cdmoe"), where);
+    m.fixed.validate(s, where);
+  }
   WeightReader reader(checkpoint);
   const int64_t D = s.hidden_size, V = s.vocab_size, q_dim = s.num_attention_heads * s.head_dim,
-                kv_dim = s.num_key_value_heads * s.head_dim, E = s.num_routed_experts, I = s.expert_intermediate_size;
+                kv_dim = s.num_key_value_heads * s.head_dim, I = s.expert_intermediate_size;
   m.embed_tokens = reader.read("model.embed_tokens.weight", {V, D});
   m.final_norm = reader.read("model.norm.weight", {D});
   std::set<std::string> optional;
@@ -277,11 +288,16 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir) {
   } else {
     m.lm_head = reader.read("lm_head.weight", {V, D});
   }
+  auto read_mlp = [&](const std::string& prefix, int64_t inner) {
+    return Mlp{reader.read(prefix + "gate_proj.weight", {inner, D}), reader.read(prefix + "up_proj.weight", {inner, D}),
+               reader.read(prefix + "down_proj.weight", {D, inner})};
+  };
   for (int layer = 0; layer < s.num_layers; ++layer) {
     std::string p = "model.layers." + std::to_string(layer) + ".";
+    auto fixed = m.fixed.layers().find(layer);
+    const LayerPlan* fixed_op = fixed == m.fixed.layers().end() ? nullptr : &fixed->second;
     Layer L;
     L.input_norm = reader.read(p + "input_layernorm.weight", {D});
-    L.post_norm = reader.read(p + "post_attention_layernorm.weight", {D});
     L.q = reader.read(p + "self_attn.q_proj.weight", {q_dim, D});
     L.k = reader.read(p + "self_attn.k_proj.weight", {kv_dim, D});
     L.v = reader.read(p + "self_attn.v_proj.weight", {kv_dim, D});
@@ -292,13 +308,21 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir) {
       L.v_bias = reader.read(p + "self_attn.v_proj.bias", {kv_dim});
     }
     if (s.attention_output_bias) L.o_bias = reader.read(p + "self_attn.o_proj.bias", {D});
+    if (fixed_op && fixed_op->op == LayerOp::kDrop) {
+      L.dropped = true;
+      m.layers.push_back(std::move(L));
+      continue;
+    }
+    L.post_norm = reader.read(p + "post_attention_layernorm.weight", {D});
     L.is_moe = s.is_moe_layer(layer);
     if (!L.is_moe) {
-      int64_t inner = s.dense_intermediate_size;
-      L.dense = Mlp{reader.read(p + "mlp.gate_proj.weight", {inner, D}), reader.read(p + "mlp.up_proj.weight", {inner, D}),
-                    reader.read(p + "mlp.down_proj.weight", {D, inner})};
+      L.dense = read_mlp(p + "mlp.", s.dense_intermediate_size);
+    } else if (fixed_op && fixed_op->op == LayerOp::kCondense) {
+      L.is_moe = false;  // exported as its fused dense MLP
+      L.dense = read_mlp(p + "mlp.", s.shared_intermediate_size + int64_t(fixed_op->experts.size()) * I);
     } else {
       Moe& M = L.moe;
+      const int64_t E = fixed_op ? int64_t(fixed_op->experts.size()) : s.num_routed_experts;  // pruned: renumbered
       M.router = reader.read(p + "mlp.gate.weight", {E, D});
       M.expert_gate = at::empty({E, I, D}, at::kFloat);
       M.expert_up = at::empty({E, I, D}, at::kFloat);
@@ -309,11 +333,8 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir) {
         reader.read_into(ep + "up_proj.weight", M.expert_up[e]);
         reader.read_into(ep + "down_proj.weight", M.expert_down[e]);
       }
-      int64_t shared = s.shared_intermediate_size;
-      if (shared > 0) {
-        std::string sp = p + "mlp." + traits.shared_prefix + ".";
-        M.shared = Mlp{reader.read(sp + "gate_proj.weight", {shared, D}), reader.read(sp + "up_proj.weight", {shared, D}),
-                       reader.read(sp + "down_proj.weight", {D, shared})};
+      if (s.shared_intermediate_size > 0) {
+        M.shared = read_mlp(p + "mlp." + traits.shared_prefix + ".", s.shared_intermediate_size);
       }
       if (traits.shared_expert_gate) M.shared_gate = reader.read(p + "mlp.shared_expert_gate.weight", {1, D});
     }
@@ -362,8 +383,12 @@ at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const at::Tensor& mask
     const Layer& L = m.layers[size_t(layer)];
     auto it = plan.layers().find(layer);
     const LayerPlan* lp = it == plan.layers().end() ? nullptr : &it->second;
+    if (lp && m.fixed.layers().count(layer)) {
+      throw_bad_input("plan layer \"" + std::to_string(layer) + "\": this exported checkpoint has the layer " +
+                      layer_op_name(m.fixed.layers().at(layer).op) + "d already");
+    }
     h = h + m.attention(L, m.rms_norm(h, L.input_norm), additive, cos, sin);
-    if (lp && lp->op == LayerOp::kDrop) continue;
+    if (L.dropped || (lp && lp->op == LayerOp::kDrop)) continue;
     h = h + m.feed_forward(L, layer, m.rms_norm(h, L.post_norm), lp, flat_valid);
   }
   return h;
@@ -375,6 +400,61 @@ at::Tensor MoeModel::head(const at::Tensor& hidden) const {
 
 at::Tensor MoeModel::logits(const at::Tensor& ids, const at::Tensor& mask, const Plan& plan) const {
   return head(run_layers(embed(ids), mask, 0, int(shape().num_layers), plan));
+}
+
+const Plan& MoeModel::fixed_plan() const { return impl_->fixed; }
+
+std::vector<std::pair<std::string, at::Tensor>> MoeModel::materialise(const Plan& plan) const {
+  const Impl& m = *impl_;
+  const ModelShape& s = shape();
+  plan.validate(s, "plan");
+  std::vector<std::pair<std::string, at::Tensor>> out = {{"model.embed_tokens.weight", m.embed_tokens},
+                                                         {"model.norm.weight", m.final_norm}};
+  if (!s.tie_word_embeddings) out.emplace_back("lm_head.weight", m.lm_head);
+  auto add_mlp = [&](const std::string& prefix, const Mlp& mlp) {
+    out.emplace_back(prefix + "gate_proj.weight", mlp.gate);
+    out.emplace_back(prefix + "up_proj.weight", mlp.up);
+    out.emplace_back(prefix + "down_proj.weight", mlp.down);
+  };
+  for (int layer = 0; layer < s.num_layers; ++layer) {
+    const Layer& L = m.layers[size_t(layer)];
+    std::string p = "model.layers." + std::to_string(layer) + ".";
+    auto it = plan.layers().find(layer);
+    const LayerPlan* lp = it == plan.layers().end() ? nullptr : &it->second;
+    if (lp && m.fixed.layers().count(layer)) {
+      throw_bad_input("plan layer \"" + std::to_string(layer) + "\": this exported checkpoint has it fixed already");
+    }
+    out.emplace_back(p + "input_layernorm.weight", L.input_norm);
+    for (auto [name, tensor] : {std::pair{"q_proj.weight", L.q}, {"k_proj.weight", L.k}, {"v_proj.weight", L.v},
+                                {"o_proj.weight", L.o}, {"q_proj.bias", L.q_bias}, {"k_proj.bias", L.k_bias},
+                                {"v_proj.bias", L.v_bias}, {"o_proj.bias", L.o_bias}}) {
+      if (tensor.defined()) out.emplace_back(p + "self_attn." + name, tensor);
+    }
+    if (L.dropped || (lp && lp->op == LayerOp::kDrop)) continue;
+    out.emplace_back(p + "post_attention_layernorm.weight", L.post_norm);
+    if (!L.is_moe) {
+      add_mlp(p + "mlp.", L.dense);
+      continue;
+    }
+    if (lp && lp->op == LayerOp::kCondense) {
+      add_mlp(p + "mlp.", m.condensed(L.moe, layer, *lp));
+      continue;
+    }
+    const Moe& M = L.moe;
+    std::vector<int64_t> kept;
+    if (lp) kept.assign(lp->experts.begin(), lp->experts.end());
+    else for (int64_t e = 0; e < M.router.size(0); ++e) kept.push_back(e);
+    out.emplace_back(p + "mlp.gate.weight", M.router.index_select(0, at::tensor(kept, at::kLong)));
+    for (size_t i = 0; i < kept.size(); ++i) {
+      std::string ep = p + "mlp.experts." + std::to_string(i) + ".";
+      out.emplace_back(ep + "gate_proj.weight", M.expert_gate[kept[i]]);
+      out.emplace_back(ep + "up_proj.weight", M.expert_up[kept[i]]);
+      out.emplace_back(ep + "down_proj.weight", M.expert_down[kept[i]]);
+    }
+    if (M.shared.defined()) add_mlp(p + "mlp." + m.config.traits.shared_prefix + ".", M.shared);
+    if (M.shared_gate.defined()) out.emplace_back(p + "mlp.shared_expert_gate.weight", M.shared_gate);
+  }
+  return out;
 }
 
 void MoeModel::collect_router_stats(bool on) { impl_->collecting = on; }

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,6 +51,15 @@ class MoeModel {
   at::Tensor run_layers(const at::Tensor& hidden, const at::Tensor& mask, int from, int to, const Plan& plan) const;
   at::Tensor head(const at::Tensor& hidden) const;  // final norm + LM head: [B, T, D] -> [B, T, V]
   at::Tensor logits(const at::Tensor& ids, const at::Tensor& mask, const Plan& plan) const;
+
+  // The tensors the model holds when materialised under `plan`, by Hugging Face name: a
+  // condensed layer as one dense MLP (mlp.{gate,up,down}_proj), a pruned layer's router rows
+  // and experts renumbered 0..r-1, a dropped layer without MLP and post-attention norm. What
+  // cdmoe-export writes; their element count equals core's count_parameters for the plan.
+  std::vector<std::pair<std::string, at::Tensor>> materialise(const Plan& plan) const;
+  // The plan an exported checkpoint was made with (its config.json "cdmoe" block): those
+  // layers are fixed and a further plan may not touch them. Empty for an original checkpoint.
+  const Plan& fixed_plan() const;
 
   // Router statistics: collected by forwards of original MoE layers while on; condense ops
   // without weights (or without shared_weight for qwen2_moe) take their defaults from them.

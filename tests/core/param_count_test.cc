@@ -107,6 +107,10 @@ TEST(ParamCount, DeepSeekMoE16BByHand) {
   EXPECT_EQ(condensed.per_layer[3], attention + norms + 3 * d * (2816 + 6 * 1408));
   EXPECT_EQ(condensed.total(), expected - 9 * (moe - 3 * d * (2816 + 6 * 1408)));
   EXPECT_NEAR(parameter_ratio(s, sr), 0.725, 0.002);
+
+  // Dropping the dense layer 0 removes its MLP and its post-attention norm.
+  Plan drop_dense = Plan::parse(R"({"layers":{"0":{"op":"drop"}}})", "p");
+  EXPECT_EQ(count_parameters(s, drop_dense).per_layer[0], attention + d);
 }
 
 // Hand count for Qwen1.5-MoE-A2.7B: D = 2048, V = 151936, 24 MoE layers of 60 experts of 1408,

@@ -1,0 +1,112 @@
+// cdmoe-export: writes a condensed checkpoint that loads on its own.
+//   cdmoe-export --model DIR (--plan PLAN.json | --db FILE --candidate ID) --out DIR2
+// DIR2 gets config.json (DIR's, plus a "cdmoe" block with the plan), model.safetensors
+// (F32) holding only what the plan keeps, condensed layers as their fused dense MLP, and
+// DIR's tokenizer files. Written to a temporary directory renamed into place at the end: DIR2
+// is complete or absent, never half-written; an existing DIR2 is never overwritten.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <ATen/ATen.h>
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+
+#include "apps/cli.h"
+#include "core/error.h"
+#include "core/param_count.h"
+#include "db/database.h"
+#include "db/report_queries.h"
+#include "model/moe_model.h"
+#include "model/safetensors.h"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+using namespace cdmoe;
+
+namespace {
+
+constexpr const char* kTokenizerFiles[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                           "tokenizer.model", "generation_config.json"};
+
+int export_main(int argc, char** argv) {
+  po::options_description options(
+      "usage: cdmoe-export --model DIR (--plan PLAN.json | --db FILE --candidate ID) --out DIR2\n\noptions");
+  options.add_options()
+      ("help,h", "print this help")
+      ("model", po::value<std::string>(), "Hugging Face model directory to condense")
+      ("plan", po::value<std::string>(), "plan JSON (DESIGN.md §7); condense ops need explicit weights here")
+      ("db", po::value<std::string>(), "results database to take the plan from (with --candidate)")
+      ("candidate", po::value<int64_t>(), "candidate id in --db whose plan to export")
+      ("out", po::value<std::string>(), "new directory to write (must not exist)");
+  po::variables_map args;
+  po::store(po::parse_command_line(argc, argv, options), args);
+  po::notify(args);
+  if (args.count("help")) {
+    std::cout << options << "\n";
+    return 0;
+  }
+  if (!args.count("model") || !args.count("out")) throw_bad_input("--model and --out are required (see --help)");
+  if (args.count("plan") == args.count("db")) throw_bad_input("give either --plan or --db with --candidate");
+  if (args.count("db") != args.count("candidate")) throw_bad_input("--db and --candidate go together");
+  std::string model_dir = args["model"].as<std::string>();
+  std::string out = args["out"].as<std::string>();
+  if (fs::exists(out)) throw_bad_input("--out '" + out + "' exists; refusing to overwrite it");
+  fs::path parent = fs::absolute(out).parent_path();
+  if (!fs::is_directory(parent)) throw_bad_input("--out '" + out + "': directory '" + parent.string() + "' does not exist");
+
+  auto model = model::MoeModel::load(model_dir);
+  Plan plan;
+  std::string plan_source;
+  if (args.count("plan")) {
+    plan_source = args["plan"].as<std::string>();
+    plan = Plan::read_file(plan_source);
+  } else {
+    db::Connection connection = db::open_database(args["db"].as<std::string>(), db::OpenMode::kReadOnly);
+    int64_t id = args["candidate"].as<int64_t>();
+    plan_source = args["db"].as<std::string>() + " candidate " + std::to_string(id);
+    plan = Plan::parse(db::candidate_plan_json(connection, id), plan_source);
+  }
+  plan.validate(model->shape(), plan_source);
+  if (!model->fixed_plan().is_original()) throw_bad_input(model_dir + " is an exported checkpoint already; export from the original");
+
+  // Everything that can fail on the inputs happens before the first byte is written.
+  std::vector<std::pair<std::string, at::Tensor>> tensors = model->materialise(plan);
+  std::vector<model::TensorToWrite> to_write;
+  int64_t elements = 0;
+  for (auto& [name, tensor] : tensors) {
+    tensor = tensor.contiguous();
+    to_write.push_back({name, model::DType::kF32, tensor.sizes().vec(), tensor.data_ptr<float>()});
+    elements += tensor.numel();
+  }
+  Json config = read_json_file(model_dir + "/config.json");
+  config["torch_dtype"] = "float32";
+  config["cdmoe"] = {{"plan", plan.to_json()}, {"plan_hash", plan.hash()}, {"source", fs::absolute(model_dir).string()},
+                     {"format", 1}};
+
+  std::string staging = out + ".tmp-" + std::to_string(getpid());
+  fs::create_directory(staging);
+  try {
+    model::write_safetensors(staging + "/model.safetensors", to_write, {{"format", "pt"}});
+    std::ofstream(staging + "/config.json") << config.dump(2) << "\n";
+    for (const char* name : kTokenizerFiles) {
+      if (fs::exists(model_dir + "/" + name)) fs::copy_file(model_dir + "/" + name, staging + "/" + name);
+    }
+    fs::rename(staging, out);
+  } catch (...) {
+    fs::remove_all(staging);
+    throw;
+  }
+  std::cout << "wrote " << out << ": " << elements << " parameters (" << (elements * 4) / (1 << 20) << " MiB F32), "
+            << "ratio " << parameter_ratio(model->shape(), plan) << " of the original\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return run_cli("cdmoe-export", [&] { return export_main(argc, argv); });
+}

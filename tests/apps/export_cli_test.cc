@@ -1,0 +1,107 @@
+// End-to-end: cdmoe-export writes a checkpoint that loads on its own, gives the logits of the
+// source model under the plan, and holds exactly core's analytic parameter count.
+#include <unistd.h>
+
+#include <dirent.h>
+#include <filesystem>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "core/param_count.h"
+#include "db/store.h"
+#include "model/checkpoint.h"
+#include "model/moe_model.h"
+#include "tests/db/db_test_util.h"
+#include "tests/test_util.h"
+
+namespace cdmoe {
+namespace {
+
+using testing::run_command;
+using testing::TempDir;
+
+const std::string kExport = std::string(CDMOE_BIN_DIR) + "/cdmoe-export";
+const std::string kModels = std::string(CDMOE_TEST_FIXTURES) + "/model";
+
+int64_t elements_in(const std::string& dir) {
+  model::Checkpoint checkpoint(dir);
+  int64_t total = 0;
+  for (const std::string& name : checkpoint.tensor_names()) total += checkpoint.find(name).info->elements();
+  return total;
+}
+
+class Export : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Export, SameLogitsAndTheAnalyticParameterCount) {
+  std::string source = kModels + "/" + GetParam();
+  auto original = model::MoeModel::load(source);
+  at::Tensor ids = at::arange(14, at::kLong).view({2, 7}) * 11 % original->shape().vocab_size;
+  TempDir dir;
+  int exported = 0;
+  for (const char* name : {"condense", "condense_shared_only", "drop", "prune", "prune_one", "mixed"}) {
+    std::string plan_path = source + "/plans/" + std::string(name) + ".json";
+    if (access(plan_path.c_str(), F_OK) != 0) continue;
+    std::string out = dir.file(name);
+    auto r = run_command({kExport, "--model", source, "--plan", plan_path, "--out", out});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    Plan plan = Plan::read_file(plan_path);
+    EXPECT_EQ(elements_in(out), count_parameters(original->shape(), plan).total()) << GetParam() << " " << name;
+    auto condensed = model::MoeModel::load(out);
+    EXPECT_EQ(condensed->fixed_plan(), plan);
+    at::Tensor expected = original->logits(ids, at::Tensor(), plan);
+    at::Tensor got = condensed->logits(ids, at::Tensor(), Plan());
+    EXPECT_LT((got - expected).abs().max().item<double>(), 1e-5) << GetParam() << " " << name;
+    // Its layers are fixed: a plan touching them is refused; others still apply.
+    int fixed_layer = plan.layers().begin()->first;
+    Plan again;
+    again.set_layer(fixed_layer, LayerPlan{LayerOp::kDrop, {}, {}, {}});
+    EXPECT_THROW(condensed->logits(ids, at::Tensor(), again), Error);
+    ++exported;
+  }
+  EXPECT_GE(exported, 5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, Export,
+                         ::testing::Values("deepseek_gqa", "deepseek_tied_bf16", "qwen_sharded", "qwen_tied_f16"));
+
+TEST(ExportCli, FromADatabaseCandidateAndBadInput) {
+  TempDir dir;
+  std::string source = kModels + "/deepseek_gqa";
+  std::string db_path = dir.file("r.db");
+  int64_t id;
+  {
+    db::Store store(db_path);
+    int64_t sweep = store.create_sweep(testing::test_sweep("s"));
+    Plan plan = Plan::read_file(source + "/plans/mixed.json");
+    id = store.add_candidates(sweep, {{"final", "cdmoe_sr_k2", plan, {}, "layers:2"}})[0];
+  }
+  auto r = run_command({kExport, "--model", source, "--db", db_path, "--candidate", std::to_string(id), "--out", dir.file("a")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(model::MoeModel::load(dir.file("a"))->fixed_plan(), Plan::read_file(source + "/plans/mixed.json"));
+
+  auto refused = [&](std::vector<std::string> args, const std::string& text) {
+    args.insert(args.begin(), kExport);
+    auto result = run_command(args);
+    EXPECT_EQ(result.exit_code, 2) << result.err;
+    EXPECT_EQ(testing::count_lines(result.err), 1) << result.err;
+    EXPECT_NE(result.err.find(text), std::string::npos) << result.err;
+  };
+  refused({"--model", source, "--plan", source + "/plans/drop.json", "--out", dir.file("a")}, "exists; refusing to overwrite");
+  refused({"--model", source, "--db", db_path, "--candidate", "999", "--out", dir.file("b")}, "has no candidate 999");
+  testing::write_file(dir.file("bad.json"), R"({"layers":{"0":{"op":"prune","experts":[1]}}})");
+  refused({"--model", source, "--plan", dir.file("bad.json"), "--out", dir.file("c")}, "layer \"0\" is a dense layer");
+  testing::write_file(dir.file("noweights.json"), R"({"layers":{"1":{"op":"condense","experts":[1]}}})");
+  refused({"--model", source, "--plan", dir.file("noweights.json"), "--out", dir.file("d")}, "needs router statistics");
+  refused({"--model", dir.file("a"), "--plan", source + "/plans/drop.json", "--out", dir.file("e")}, "is an exported checkpoint already");
+  // Nothing half-written was left behind.
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_TRUE(entry.path().filename() == "a" || entry.path().filename() == "r.db" ||
+                entry.path().extension() == ".json" || entry.path().string().find("r.db-") != std::string::npos)
+        << entry.path();
+  }
+}
+
+}  // namespace
+}  // namespace cdmoe
