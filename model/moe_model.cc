@@ -112,6 +112,7 @@ struct MoeModel::Impl {
   mutable std::map<std::string, Mlp> condensed_cache;  // key: layer + canonical layer plan with weights
   bool collecting = false;
   mutable RouterStats stats;
+  MoeModel::LayerHook hook;
 
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
     return weight * (x * at::rsqrt(x.pow(2).mean(-1, true) + config.rms_norm_eps));
@@ -387,9 +388,12 @@ at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const at::Tensor& mask
       throw_bad_input("plan layer \"" + std::to_string(layer) + "\": this exported checkpoint has the layer " +
                       layer_op_name(m.fixed.layers().at(layer).op) + "d already");
     }
+    at::Tensor input = h;
     h = h + m.attention(L, m.rms_norm(h, L.input_norm), additive, cos, sin);
-    if (L.dropped || (lp && lp->op == LayerOp::kDrop)) continue;
-    h = h + m.feed_forward(L, layer, m.rms_norm(h, L.post_norm), lp, flat_valid);
+    if (!L.dropped && !(lp && lp->op == LayerOp::kDrop)) {
+      h = h + m.feed_forward(L, layer, m.rms_norm(h, L.post_norm), lp, flat_valid);
+    }
+    if (m.hook) m.hook(layer, input, h);
   }
   return h;
 }
@@ -456,6 +460,8 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::materialise(const Plan
   }
   return out;
 }
+
+void MoeModel::set_layer_hook(LayerHook hook) { impl_->hook = std::move(hook); }
 
 void MoeModel::collect_router_stats(bool on) { impl_->collecting = on; }
 const RouterStats& MoeModel::router_stats() const { return impl_->stats; }

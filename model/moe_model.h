@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <utility>
 #include <memory>
@@ -60,6 +61,11 @@ class MoeModel {
   // The plan an exported checkpoint was made with (its config.json "cdmoe" block): those
   // layers are fixed and a further plan may not touch them. Empty for an original checkpoint.
   const Plan& fixed_plan() const;
+
+  // Called by run_layers after every decoder layer with (layer, its input, its output), e.g.
+  // to fill a layer cache; an empty function removes the hook.
+  using LayerHook = std::function<void(int layer, const at::Tensor& input, const at::Tensor& output)>;
+  void set_layer_hook(LayerHook hook);
 
   // Router statistics: collected by forwards of original MoE layers while on; condense ops
   // without weights (or without shared_weight for qwen2_moe) take their defaults from them.
