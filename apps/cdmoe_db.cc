@@ -21,19 +21,9 @@ int db_main(int argc, char** argv) {
       "  init   create the results database, or migrate an older one to this schema\n"
       "  check  run a full integrity check\n\noptions");
   options.add_options()("help,h", "print this help")("db", po::value<std::string>(), "results database file");
-  po::options_description hidden;
-  hidden.add_options()("command", po::value<std::string>());
-  po::options_description all;
-  all.add(options).add(hidden);
-  po::positional_options_description positional;
-  positional.add("command", 1);
-  po::variables_map args;
-  po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), args);
-  po::notify(args);
-  if (args.count("help")) {
-    std::cout << options << "\n";
-    return 0;
-  }
+  auto parsed = parse_options(argc, argv, options, /*with_command=*/true);
+  if (!parsed) return 0;
+  const po::variables_map& args = *parsed;
   if (!args.count("db")) throw_bad_input("--db FILE is required (see --help)");
   std::string path = args["db"].as<std::string>();
   std::string command = args.count("command") ? args["command"].as<std::string>() : "";

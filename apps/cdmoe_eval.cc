@@ -54,13 +54,9 @@ int eval_main(int argc, char** argv) {
       ("mask", po::value<std::string>(), "optional JSON array like --ids: 1 token, 0 padding")
       ("dump-logits", po::value<std::string>(), "write the logits [batch, seq, vocab] here (safetensors, F32)")
       ("threads", po::value<int>()->default_value(0), "compute threads (0: all cores)");
-  po::variables_map args;
-  po::store(po::parse_command_line(argc, argv, options), args);
-  po::notify(args);
-  if (args.count("help")) {
-    std::cout << options << "\n";
-    return 0;
-  }
+  auto parsed = parse_options(argc, argv, options, /*with_command=*/false);
+  if (!parsed) return 0;
+  const po::variables_map& args = *parsed;
   for (const char* required : {"model", "ids", "dump-logits"}) {
     if (!args.count(required)) throw_bad_input(std::string("--") + required + " is required (see --help)");
   }

@@ -42,13 +42,9 @@ int export_main(int argc, char** argv) {
       ("db", po::value<std::string>(), "results database to take the plan from (with --candidate)")
       ("candidate", po::value<int64_t>(), "candidate id in --db whose plan to export")
       ("out", po::value<std::string>(), "new directory to write (must not exist)");
-  po::variables_map args;
-  po::store(po::parse_command_line(argc, argv, options), args);
-  po::notify(args);
-  if (args.count("help")) {
-    std::cout << options << "\n";
-    return 0;
-  }
+  auto parsed = parse_options(argc, argv, options, /*with_command=*/false);
+  if (!parsed) return 0;
+  const po::variables_map& args = *parsed;
   if (!args.count("model") || !args.count("out")) throw_bad_input("--model and --out are required (see --help)");
   if (args.count("plan") == args.count("db")) throw_bad_input("give either --plan or --db with --candidate");
   if (args.count("db") != args.count("candidate")) throw_bad_input("--db and --candidate go together");

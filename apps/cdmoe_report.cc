@@ -36,20 +36,9 @@ int report_main(int argc, char** argv) {
       ("state", po::value<std::string>(), "only candidates in this state (candidates)")
       ("csv", "print CSV (RFC 4180, full precision) instead of a table")
       ("json", "print a JSON array of row objects instead of a table");
-  po::options_description hidden;
-  hidden.add_options()("command", po::value<std::string>());
-  po::options_description all;
-  all.add(options).add(hidden);
-  po::positional_options_description positional;
-  positional.add("command", 1);
-  po::variables_map args;
-  po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), args);
-  po::notify(args);
-
-  if (args.count("help")) {
-    std::cout << options << "\n";
-    return 0;
-  }
+  auto parsed = parse_options(argc, argv, options, /*with_command=*/true);
+  if (!parsed) return 0;
+  const po::variables_map& args = *parsed;
   if (!args.count("db")) throw_bad_input("--db FILE is required (see --help)");
   if (!args.count("command")) throw_bad_input("a command is required: sweeps, candidates or pareto (see --help)");
   if (args.count("csv") && args.count("json")) throw_bad_input("--csv and --json exclude each other");

@@ -23,4 +23,26 @@ int run_cli(const char* program, const std::function<int()>& body) {
   }
 }
 
+std::optional<boost::program_options::variables_map> parse_options(
+    int argc, char** argv, const boost::program_options::options_description& options, bool with_command) {
+  namespace po = boost::program_options;
+  po::options_description all;
+  all.add(options);
+  po::options_description hidden;
+  hidden.add_options()("command", po::value<std::string>());
+  po::positional_options_description positional;
+  if (with_command) {
+    all.add(hidden);
+    positional.add("command", 1);
+  }
+  po::variables_map args;
+  po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), args);
+  po::notify(args);
+  if (args.count("help")) {
+    std::cout << options << "\n";
+    return std::nullopt;
+  }
+  return args;
+}
+
 }  // namespace cdmoe

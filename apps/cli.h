@@ -4,9 +4,17 @@
 #pragma once
 
 #include <functional>
+#include <optional>
+
+#include <boost/program_options.hpp>
 
 namespace cdmoe {
 
 int run_cli(const char* program, const std::function<int()>& body);
+
+// Parses argv against `options` (plus, when `with_command`, one positional argument stored as
+// "command"). Prints the options and returns nullopt for --help.
+std::optional<boost::program_options::variables_map> parse_options(
+    int argc, char** argv, const boost::program_options::options_description& options, bool with_command);
 
 }  // namespace cdmoe

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -58,14 +59,21 @@ Result make_result(int64_t id, int index, int metric_count) {
   return r;
 }
 
-nlohmann::json measure(const std::string& dir, int total, int batch, int metric_count, bool with_reader) {
-  std::string path = dir + "/bench-" + std::to_string(batch) + ".db";
+// A fresh database file at `path` with one sweep.
+std::pair<std::unique_ptr<db::Store>, int64_t> fresh_store(const std::string& path) {
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
-  db::Store store(path);
+  auto store = std::make_unique<db::Store>(path);
   db::SweepSpec spec;
   spec.name = "bench";
   spec.strategy = "bench";
-  int64_t sweep = store.create_sweep(spec);
+  int64_t sweep = store->create_sweep(spec);
+  return {std::move(store), sweep};
+}
+
+nlohmann::json measure(const std::string& dir, int total, int batch, int metric_count, bool with_reader) {
+  std::string path = dir + "/bench-" + std::to_string(batch) + ".db";
+  auto [store_ptr, sweep] = fresh_store(path);
+  db::Store& store = *store_ptr;
   std::vector<int64_t> ids = store.add_candidates(sweep, candidate_specs(total));
   store.connection().exec("UPDATE candidates SET state = 'RUNNING', attempts = 1");
 
@@ -111,13 +119,8 @@ nlohmann::json measure(const std::string& dir, int total, int batch, int metric_
 
 // The coordinator's per-task path: add, dispatch (one transaction each), record one result.
 nlohmann::json measure_lifecycle(const std::string& dir, int total, int metric_count) {
-  std::string path = dir + "/bench-lifecycle.db";
-  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
-  db::Store store(path);
-  db::SweepSpec spec;
-  spec.name = "bench";
-  spec.strategy = "bench";
-  int64_t sweep = store.create_sweep(spec);
+  auto [store_ptr, sweep] = fresh_store(dir + "/bench-lifecycle.db");
+  db::Store& store = *store_ptr;
   auto specs = candidate_specs(total);
   auto start = Clock::now();
   for (int i = 0; i < total; ++i) {
