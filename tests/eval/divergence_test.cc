@@ -1,0 +1,76 @@
+// Divergences and NLL against float64 textbook values from tests/fixtures/eval/
+// make_divergence_golden.py, for several vocabulary chunk sizes; and their basic properties
+// on a real model: 0 for identical models, > 0 with a layer dropped, symmetric.
+#include "eval/divergence.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/json_fields.h"
+#include "model/moe_model.h"
+#include "model/safetensors.h"
+
+namespace cdmoe::eval {
+namespace {
+
+const std::string kFixtures = CDMOE_TEST_FIXTURES;
+
+struct Inputs {
+  std::map<std::string, at::Tensor> tensors;
+  Json expected;
+};
+
+Inputs load() {
+  Inputs in;
+  model::SafetensorsFile file(kFixtures + "/eval/divergence_inputs.safetensors");
+  for (const auto& [name, info] : file.header().tensors) {
+    in.tensors[name] = at::from_blob(const_cast<uint8_t*>(file.tensor_data(info)), info.shape, at::kFloat).clone();
+  }
+  in.expected = read_json_file(kFixtures + "/eval/divergence_expected.json");
+  return in;
+}
+
+TEST(Divergence, MatchesTheReferenceForEveryChunkSize) {
+  Inputs in = load();
+  at::Tensor &x_ref = in.tensors["x_ref"], &x_cand = in.tensors["x_cand"], &w = in.tensors["w"];
+  at::Tensor valid = in.tensors["valid"].to(at::kBool);
+  auto near = [](double got, double want) { return std::abs(got - want) <= 1e-6 * std::max(1.0, std::abs(want)); };
+  for (int64_t chunk : {1, 7, 50, 64}) {
+    EXPECT_TRUE(near(js_logits(x_ref, x_cand, w, valid, chunk), in.expected["js_logits"])) << chunk;
+    EXPECT_TRUE(near(kl_logits(x_ref, x_cand, w, valid, chunk), in.expected["kl_logits"])) << chunk;
+    NllSum nll = next_token_nll(in.tensors["x_seq"], w, in.tensors["ids"].to(at::kLong), in.tensors["mask"], chunk);
+    EXPECT_TRUE(near(nll.nll, in.expected["nll_sum"])) << chunk << ": " << nll.nll;
+    EXPECT_EQ(nll.tokens, in.expected["nll_tokens"].get<int64_t>());
+  }
+  EXPECT_TRUE(near(js_hidden(x_ref, x_cand, valid), in.expected["js_hidden"]));
+  EXPECT_TRUE(near(mse(x_ref, x_cand, valid), in.expected["mse"]));
+  EXPECT_TRUE(near(cosine_distance(x_ref, x_cand, valid), in.expected["cosine"]));
+  // Padding is excluded: the same rows without the mask give another figure.
+  EXPECT_FALSE(near(js_logits(x_ref, x_cand, w, at::Tensor(), 8), in.expected["js_logits"]));
+}
+
+TEST(Divergence, PropertiesOnARealModel) {
+  auto model = model::MoeModel::load(kFixtures + "/model/deepseek_gqa");
+  at::Tensor ids = at::arange(14, at::kLong).view({2, 7}) * 13 % 96;
+  auto final_hidden = [&](const Plan& plan) {
+    at::Tensor h = model->run_layers(model->embed(ids), at::Tensor(), 0, 3, plan);
+    return h.reshape({-1, h.size(2)});
+  };
+  // Properties only: the un-normed final states stand in for the final-norm outputs.
+  at::Tensor w = model->materialise(Plan())[2].second;  // lm_head.weight (untied model)
+  ASSERT_EQ(model->materialise(Plan())[2].first, "lm_head.weight");
+  Plan dropped = Plan::parse(R"({"layers":{"2":{"op":"drop"}}})", "p");
+  at::Tensor a = final_hidden(Plan()), b = final_hidden(dropped);
+  EXPECT_NEAR(js_logits(a, a, w, at::Tensor()), 0.0, 1e-12);
+  EXPECT_NEAR(js_hidden(a, a, at::Tensor()), 0.0, 1e-12);
+  double ab = js_logits(a, b, w, at::Tensor(), 16), ba = js_logits(b, a, w, at::Tensor(), 16);
+  EXPECT_GT(ab, 1e-4);
+  EXPECT_NEAR(ab, ba, 1e-12);
+  EXPECT_LE(ab, std::log(2.0));  // JS is bounded by ln 2
+  EXPECT_GT(kl_logits(a, b, w, at::Tensor()), 0);
+  EXPECT_GT(js_hidden(a, b, at::Tensor()), 0);
+}
+
+}  // namespace
+}  // namespace cdmoe::eval
