@@ -402,6 +402,9 @@ at::Tensor MoeModel::head(const at::Tensor& hidden) const {
   return at::linear(impl_->rms_norm(hidden, impl_->final_norm), impl_->lm_head);
 }
 
+at::Tensor MoeModel::final_norm(const at::Tensor& hidden) const { return impl_->rms_norm(hidden, impl_->final_norm); }
+const at::Tensor& MoeModel::lm_head_weight() const { return impl_->lm_head; }
+
 at::Tensor MoeModel::logits(const at::Tensor& ids, const at::Tensor& mask, const Plan& plan) const {
   return head(run_layers(embed(ids), mask, 0, int(shape().num_layers), plan));
 }

@@ -51,6 +51,8 @@ class MoeModel {
   // Decoder layers [from, to) under `plan` (validated against the shape).
   at::Tensor run_layers(const at::Tensor& hidden, const at::Tensor& mask, int from, int to, const Plan& plan) const;
   at::Tensor head(const at::Tensor& hidden) const;  // final norm + LM head: [B, T, D] -> [B, T, V]
+  at::Tensor final_norm(const at::Tensor& hidden) const;  // the first half of head()
+  const at::Tensor& lm_head_weight() const;                // [V, D], the second half
   at::Tensor logits(const at::Tensor& ids, const at::Tensor& mask, const Plan& plan) const;
 
   // The tensors the model holds when materialised under `plan`, by Hugging Face name: a

@@ -1,0 +1,123 @@
+#include "eval/layer_cache.h"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+
+#include "core/error.h"
+#include "eval/divergence.h"
+
+namespace cdmoe::eval {
+
+LayerCache::LayerCache(const model::MoeModel& model, at::Tensor ids, at::Tensor mask, Plan base, int64_t cap_bytes)
+    : model_(model), ids_(std::move(ids)), mask_(std::move(mask)), base_(std::move(base)), cap_bytes_(cap_bytes) {
+  if (!mask_.defined()) mask_ = at::ones_like(ids_);
+  base_.validate(model_.shape(), "layer cache base plan");
+}
+
+int LayerCache::first_difference(const Plan& a, const Plan& b) const {
+  for (int layer = 0; layer < num_layers(); ++layer) {
+    auto x = a.layers().find(layer), y = b.layers().find(layer);
+    bool in_a = x != a.layers().end(), in_b = y != b.layers().end();
+    if (in_a != in_b || (in_a && !(x->second == y->second))) return layer;
+  }
+  return num_layers();
+}
+
+void LayerCache::set_base(Plan base) {
+  int keep_through = first_difference(base_, base);  // boundaries up to it are unchanged
+  for (auto it = boundaries_.begin(); it != boundaries_.end();) {
+    if (it->first > keep_through) {
+      stats_.bytes -= int64_t(it->second.nbytes());
+      it = boundaries_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  base_ = std::move(base);
+}
+
+at::Tensor LayerCache::boundary(int layer) {
+  auto found = boundaries_.find(layer);
+  if (found != boundaries_.end()) {
+    ++stats_.hits;
+    return found->second;
+  }
+  // Start from the nearest cached boundary below, else the embeddings.
+  int from = 0;
+  at::Tensor h;
+  auto below = boundaries_.lower_bound(layer);
+  if (below != boundaries_.begin()) {
+    --below;
+    from = below->first;
+    h = below->second;
+  } else {
+    h = model_.embed(ids_);
+  }
+  h = model_.run_layers(h, mask_, from, layer, base_);
+  ++stats_.computed;
+  if (stats_.bytes + int64_t(h.nbytes()) <= cap_bytes_) {
+    boundaries_.emplace(layer, h);
+    stats_.bytes += int64_t(h.nbytes());
+  }
+  return h;
+}
+
+namespace {
+
+at::Tensor leading(const at::Tensor& t, int64_t rows) { return rows < 0 ? t : t.narrow(0, 0, rows); }
+
+}  // namespace
+
+at::Tensor LayerCache::final_hidden(const Plan& plan, int64_t rows) {
+  int from = first_difference(base_, plan);
+  if (from == num_layers()) return leading(boundary(num_layers()), rows);
+  return model_.run_layers(leading(boundary(from), rows), leading(mask_, rows), from, num_layers(), plan);
+}
+
+at::Tensor LayerCache::layer_output(const Plan& plan, int layer, int64_t rows) {
+  int from = first_difference(base_, plan);
+  Plan rest = plan;
+  rest.reset_layer(layer);
+  Plan base_rest = base_;
+  base_rest.reset_layer(layer);
+  if (from < layer || first_difference(rest, base_rest) != num_layers()) {
+    throw_runtime("layer_output: the plan differs from the base at a layer other than " + std::to_string(layer));
+  }
+  return model_.run_layers(leading(boundary(layer), rows), leading(mask_, rows), layer, layer + 1, plan);
+}
+
+double measure_objective(LayerCache& cache, const std::string& divergence, const std::string& scope, const Plan& plan,
+                         double calib_fraction) {
+  int64_t sequences = cache.mask().size(0);
+  int64_t rows = calib_fraction < 1 ? std::max<int64_t>(1, int64_t(std::lround(calib_fraction * double(sequences)))) : sequences;
+  at::Tensor reference, candidate;
+  if (scope == "layer") {
+    int layer = cache.first_difference(cache.base(), plan);
+    if (layer == cache.num_layers()) throw_bad_input("a layer-scope objective needs a plan that changes one layer");
+    reference = cache.boundary(layer + 1).narrow(0, 0, rows);
+    candidate = cache.layer_output(plan, layer, rows);
+  } else if (scope == "model") {
+    reference = cache.boundary(cache.num_layers()).narrow(0, 0, rows);
+    candidate = cache.final_hidden(plan, rows);
+  } else {
+    throw_bad_input("objective scope \"" + scope + "\" is not one of layer, model");
+  }
+  at::Tensor valid = cache.mask().to(at::kBool).narrow(0, 0, rows);
+  const model::MoeModel& model = cache.model();
+  bool vocabulary = divergence == "js-logits" || divergence == "kl";
+  if (vocabulary || scope == "model") {  // next-token space, or the final-norm output
+    reference = model.final_norm(reference);
+    candidate = model.final_norm(candidate);
+  }
+  int64_t D = reference.size(-1);
+  at::Tensor ref = reference.reshape({-1, D}), cand = candidate.reshape({-1, D}), flat_valid = valid.flatten();
+  if (divergence == "js-logits") return js_logits(ref, cand, model.lm_head_weight(), flat_valid);
+  if (divergence == "kl") return kl_logits(ref, cand, model.lm_head_weight(), flat_valid);
+  if (divergence == "js-hidden") return js_hidden(ref, cand, flat_valid);
+  if (divergence == "mse") return mse(ref, cand, flat_valid);
+  if (divergence == "cosine") return cosine_distance(ref, cand, flat_valid);
+  throw_bad_input("objective \"" + divergence + "\" is not one of js-hidden, js-logits, kl, mse, cosine");
+}
+
+}  // namespace cdmoe::eval
