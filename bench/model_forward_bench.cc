@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
 #include <ATen/ATen.h>
@@ -21,6 +22,7 @@
 #include "core/param_count.h"
 #include "model/moe_model.h"
 #include "model/safetensors.h"
+#include "bench/synthetic_checkpoint.h"
 
 using namespace cdmoe;
 using Clock = std::chrono::steady_clock;
@@ -37,46 +39,6 @@ long status_kib(const char* field) {
     if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::string(field).size()));
   }
   return -1;
-}
-
-void write_checkpoint(const std::string& dir) {
-  std::filesystem::create_directories(dir);
-  nlohmann::json config = {{"model_type", "deepseek"}, {"hidden_size", D}, {"num_attention_heads", H},
-                           {"num_key_value_heads", H}, {"num_hidden_layers", L}, {"vocab_size", V},
-                           {"intermediate_size", DENSE}, {"moe_intermediate_size", I}, {"n_routed_experts", E},
-                           {"n_shared_experts", SHARED}, {"num_experts_per_tok", TOP}, {"first_k_dense_replace", 1},
-                           {"moe_layer_freq", 1}, {"norm_topk_prob", false}, {"max_position_embeddings", 4096},
-                           {"rms_norm_eps", 1e-6}, {"rope_theta", 10000.0}, {"tie_word_embeddings", false},
-                           {"torch_dtype", "bfloat16"}};
-  std::ofstream(dir + "/config.json") << config.dump(2);
-  std::vector<std::pair<std::string, at::Tensor>> tensors;
-  auto add = [&](const std::string& name, std::vector<int64_t> shape, double scale) {
-    tensors.emplace_back(name, (at::randn(shape) * scale).to(at::kBFloat16));
-  };
-  add("model.embed_tokens.weight", {V, D}, 1.0);
-  add("model.norm.weight", {D}, 0.1);
-  add("lm_head.weight", {V, D}, 0.03);
-  for (int64_t l = 0; l < L; ++l) {
-    std::string p = "model.layers." + std::to_string(l) + ".";
-    add(p + "input_layernorm.weight", {D}, 0.1);
-    add(p + "post_attention_layernorm.weight", {D}, 0.1);
-    for (const char* n : {"q", "k", "v", "o"}) add(p + "self_attn." + n + "_proj.weight", {D, D}, 0.03);
-    auto mlp = [&](const std::string& prefix, int64_t inner) {
-      add(prefix + "gate_proj.weight", {inner, D}, 0.03);
-      add(prefix + "up_proj.weight", {inner, D}, 0.03);
-      add(prefix + "down_proj.weight", {D, inner}, 0.03);
-    };
-    if (l == 0) {
-      mlp(p + "mlp.", DENSE);
-      continue;
-    }
-    add(p + "mlp.gate.weight", {E, D}, 0.03);
-    for (int64_t e = 0; e < E; ++e) mlp(p + "mlp.experts." + std::to_string(e) + ".", I);
-    mlp(p + "mlp.shared_experts.", SHARED * I);
-  }
-  std::vector<model::TensorToWrite> out;
-  for (auto& [name, t] : tensors) out.push_back({name, model::DType::kBF16, t.sizes().vec(), t.data_ptr()});
-  model::write_safetensors(dir + "/model.safetensors", out);
 }
 
 double seconds(const std::function<void()>& work) {
@@ -104,7 +66,10 @@ int main(int argc, char** argv) {
   at::set_num_threads(threads);
   at::manual_seed(0);
   if (!std::filesystem::exists(dir + "/model.safetensors")) {
-    write_checkpoint(dir);
+    bench::SyntheticShape shape;
+    shape.hidden = D; shape.heads = H; shape.layers = L; shape.experts = E; shape.expert_inner = I;
+    shape.shared = SHARED; shape.top_k = TOP; shape.vocab = V; shape.dense_inner = DENSE;
+    bench::write_synthetic_checkpoint(dir, shape);
     execv("/proc/self/exe", argv);  // start afresh so generation does not count in the load's RSS
   }
 

@@ -1,0 +1,86 @@
+// Cost of one search candidate with the layer cache vs the reference implementation's way (a
+// full forward of the whole model per candidate), on an 8-layer synthetic model. One JSON
+// line per kind of candidate.
+//   layer_cache_bench [--threads N] [--dir DIR]
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
+
+#include "bench/synthetic_checkpoint.h"
+#include "eval/divergence.h"
+#include "eval/layer_cache.h"
+#include "model/moe_model.h"
+
+using namespace cdmoe;
+
+namespace {
+
+double median_seconds(int runs, const std::function<void()>& work) {
+  std::vector<double> times;
+  for (int r = 0; r < runs; ++r) {
+    auto start = std::chrono::steady_clock::now();
+    work();
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 2;
+  std::string dir = std::filesystem::temp_directory_path().string() + "/cdmoe-cache-bench";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i];
+    if (flag == "--threads") threads = std::atoi(argv[i + 1]);
+    else if (flag == "--dir") dir = argv[i + 1];
+  }
+  at::set_num_threads(threads);
+  at::manual_seed(0);
+  bench::SyntheticShape shape;
+  shape.hidden = 512; shape.heads = 8; shape.expert_inner = 176; shape.dense_inner = 1408;
+  if (!std::filesystem::exists(dir + "/model.safetensors")) bench::write_synthetic_checkpoint(dir, shape);
+  auto model = model::MoeModel::load(dir);
+  at::Tensor ids = at::randint(shape.vocab, {8, 256}, at::kLong), mask = at::ones({8, 256}, at::kLong);
+  eval::LayerCache cache(*model, ids, mask, Plan(), int64_t(4) << 30);
+  for (int layer = 0; layer <= shape.layers; ++layer) cache.boundary(layer);  // warm: what a worker holds
+
+  int layer = 4;
+  Plan expert_candidate = Plan::parse("{\"layers\":{\"4\":{\"op\":\"condense\",\"experts\":[7],\"weights\":[0.3]}}}", "p");
+  // The reference's way: a full forward per candidate, the layer's output taken by a hook.
+  at::Tensor original_output = cache.boundary(layer + 1);
+  double full = median_seconds(3, [&] {
+    at::Tensor captured;
+    model->set_layer_hook([&](int l, const at::Tensor&, const at::Tensor& out) { if (l == layer) captured = out; });
+    model->logits(ids, mask, expert_candidate);
+    model->set_layer_hook({});
+    eval::js_hidden(original_output.reshape({-1, shape.hidden}), captured.reshape({-1, shape.hidden}), mask.flatten());
+  });
+  double cached = median_seconds(5, [&] { eval::measure_objective(cache, "js-hidden", "layer", expert_candidate); });
+  std::printf("%s\n", nlohmann::json{{"bench", "layer_cache"}, {"candidate", "expert_select (js-hidden, layer 4 of 8)"},
+                                     {"layers", shape.layers}, {"calib_tokens", 8 * 256}, {"threads", threads},
+                                     {"full_forward_s", full}, {"with_cache_s", cached}, {"ratio", full / cached}}
+                          .dump().c_str());
+  Plan layer_candidate = Plan::parse("{\"layers\":{\"6\":{\"op\":\"condense\",\"experts\":[1,2,3,4,5,6],\"weights\":[0.1,0.1,0.1,0.1,0.1,0.1]}}}", "p");
+  at::Tensor reference = model->final_norm(cache.boundary(shape.layers)).reshape({-1, shape.hidden});
+  double full_model = median_seconds(3, [&] {
+    at::Tensor h = model->run_layers(model->embed(ids), mask, 0, int(shape.layers), layer_candidate);
+    eval::js_logits(reference, model->final_norm(h).reshape({-1, shape.hidden}), model->lm_head_weight(), mask.flatten());
+  });
+  double cached_model = median_seconds(3, [&] { eval::measure_objective(cache, "js-logits", "model", layer_candidate); });
+  std::printf("%s\n", nlohmann::json{{"bench", "layer_cache"}, {"candidate", "layer_select (js-logits, layer 6 of 8)"},
+                                     {"layers", shape.layers}, {"calib_tokens", 8 * 256}, {"threads", threads},
+                                     {"full_forward_s", full_model}, {"with_cache_s", cached_model},
+                                     {"ratio", full_model / cached_model}, {"cache_bytes", cache.stats().bytes}}
+                          .dump().c_str());
+  return 0;
+}
