@@ -1,0 +1,35 @@
+// Tokenizer: Hugging Face tokenizer.json, the two kinds of BPE MoE models use. Torch-free.
+//   byte-level BPE (GPT-2 / Qwen / DeepSeek-V3): NFC normaliser, Split pre-tokenizers with
+//     Unicode-property regexes (PCRE2), ByteLevel, BPE over the byte alphabet;
+//   SentencePiece-style BPE (Llama-2 / DeepSeekMoE v1): Prepend/Replace normalisers ("▁" for
+//     spaces), BPE over characters with byte fallback (<0xNN>).
+// Added tokens are matched first (leftmost-longest) and never split; a TemplateProcessing
+// post-processor adds its special tokens when add_special_tokens is true. Any other component
+// type is refused by name. Encoding is const and safe from several threads after loading
+// except for its word cache (guarded by a mutex).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace cdmoe::model {
+
+class Tokenizer {
+ public:
+  // Reads DIR/tokenizer.json (or the given file); bad input naming the field when unsupported.
+  static std::unique_ptr<Tokenizer> load(const std::string& path_or_dir);
+  ~Tokenizer();
+
+  std::vector<int64_t> encode(const std::string& text, bool add_special_tokens = false) const;
+  std::string decode(const std::vector<int64_t>& ids) const;
+  int64_t vocab_size() const;
+
+ private:
+  Tokenizer();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cdmoe::model
