@@ -1,0 +1,102 @@
+#include "eval/text_data.h"
+
+#include <algorithm>
+#include <limits>
+#include <random>
+#include <sstream>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/json_fields.h"
+#include "core/sha256.h"
+#include "eval/tasks.h"
+
+namespace cdmoe::eval {
+
+std::pair<std::vector<int64_t>, std::vector<int64_t>> encode_pair(const model::Tokenizer& tokenizer,
+                                                                  const std::string& context,
+                                                                  const std::string& continuation) {
+  size_t kept = context.find_last_not_of(" \t\n\r\f\v");
+  kept = kept == std::string::npos ? 0 : kept + 1;
+  std::string ctx = context.substr(0, kept), cont = context.substr(kept) + continuation;
+  std::vector<int64_t> whole = tokenizer.encode(ctx + cont), context_ids = tokenizer.encode(ctx);
+  std::vector<int64_t> continuation_ids(whole.begin() + long(std::min(context_ids.size(), whole.size())), whole.end());
+  return {context_ids, continuation_ids};
+}
+
+CalibrationSet load_calibration(const std::string& path, const model::Tokenizer& tokenizer,
+                                const CalibrationOptions& options) {
+  if (options.seq_len < 1) throw_bad_input("--seq-len must be at least 1");
+  std::string text = read_text_file(path);
+  if (text.empty()) throw_bad_input(path + ": is empty");
+  bool jsonl = path.size() > 6 && path.compare(path.size() - 6, 6, ".jsonl") == 0;
+  std::vector<std::string> documents;
+  std::istringstream lines(text);
+  std::string line;
+  for (int number = 1; std::getline(lines, line); ++number) {
+    std::string where = path + ":" + std::to_string(number);
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    std::string document = line;
+    if (jsonl) {
+      Json object = parse_json_text(line, where);
+      if (!object.is_object()) throw_bad_input(where + ": expected a JSON object with a \"text\" field");
+      document = require_string(object, "text", where);
+      if (document.empty()) throw_bad_input(where + ": \"text\" is empty");
+    }
+    count_code_points(document, where);  // refuses invalid UTF-8, naming the line
+    documents.push_back(std::move(document));
+  }
+  if (documents.empty()) throw_bad_input(path + ": holds no documents");
+
+  CalibrationSet set{{}, sha256_hex(text)};
+  if (options.packed) {
+    std::vector<int64_t> stream;
+    for (const std::string& document : documents) {
+      std::vector<int64_t> ids = tokenizer.encode(document);
+      stream.insert(stream.end(), ids.begin(), ids.end());
+    }
+    for (size_t at = 0; at + size_t(options.seq_len) <= stream.size(); at += size_t(options.seq_len)) {
+      set.sequences.emplace_back(stream.begin() + long(at), stream.begin() + long(at) + options.seq_len);
+      if (options.samples > 0 && int64_t(set.sequences.size()) == options.samples) break;
+    }
+    if (set.sequences.empty()) throw_bad_input(path + ": fewer than " + std::to_string(options.seq_len) + " tokens to pack");
+    return set;
+  }
+  // Which documents: all, or a seeded choice kept in file order (portable: raw 64-bit draws).
+  std::vector<size_t> chosen(documents.size());
+  for (size_t i = 0; i < chosen.size(); ++i) chosen[i] = i;
+  if (options.samples > 0 && int64_t(documents.size()) > options.samples) {
+    std::mt19937_64 rng(options.seed);
+    for (size_t i = 0; i < size_t(options.samples); ++i) {
+      uint64_t span = chosen.size() - i, limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % span;
+      uint64_t draw;
+      do draw = rng(); while (draw >= limit);
+      std::swap(chosen[i], chosen[i + size_t(draw % span)]);
+    }
+    chosen.resize(size_t(options.samples));
+    std::sort(chosen.begin(), chosen.end());
+  }
+  for (size_t index : chosen) {
+    std::vector<int64_t> ids = tokenizer.encode(documents[index]);
+    if (int64_t(ids.size()) > options.seq_len) ids.resize(size_t(options.seq_len));
+    if (!ids.empty()) set.sequences.push_back(std::move(ids));
+  }
+  return set;
+}
+
+std::pair<at::Tensor, at::Tensor> pad_batch(const std::vector<std::vector<int64_t>>& sequences) {
+  int64_t width = 0;
+  for (const auto& s : sequences) width = std::max<int64_t>(width, int64_t(s.size()));
+  at::Tensor ids = at::zeros({int64_t(sequences.size()), width}, at::kLong);
+  at::Tensor mask = at::zeros({int64_t(sequences.size()), width}, at::kLong);
+  for (size_t r = 0; r < sequences.size(); ++r) {
+    if (sequences[r].empty()) continue;
+    ids[int64_t(r)].narrow(0, 0, int64_t(sequences[r].size())).copy_(at::tensor(sequences[r], at::kLong));
+    mask[int64_t(r)].narrow(0, 0, int64_t(sequences[r].size())).fill_(1);
+  }
+  return {ids, mask};
+}
+
+}  // namespace cdmoe::eval

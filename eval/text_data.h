@@ -1,0 +1,42 @@
+// Text into token sequences for evaluation: lm-evaluation-harness's context/continuation split,
+// and calibration / held-out data (DESIGN.md §2: e.g. 100 C4 documents of <= 256 tokens).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "model/tokenizer.h"
+
+namespace cdmoe::eval {
+
+// lm-evaluation-harness's _encode_pair: trailing whitespace of the context moves to the
+// continuation; continuation ids = ids(context + continuation) after the first len(ids(context)).
+std::pair<std::vector<int64_t>, std::vector<int64_t>> encode_pair(const model::Tokenizer& tokenizer,
+                                                                  const std::string& context,
+                                                                  const std::string& continuation);
+
+struct CalibrationOptions {
+  int64_t samples = 100;  // documents (or blocks when packed) kept; <= 0: all
+  int64_t seq_len = 256;  // tokens per sequence: documents truncated, or block length when packed
+  bool packed = false;    // concatenate documents and cut blocks of seq_len
+  uint64_t seed = 0;      // which documents, when the file has more than `samples`
+};
+
+struct CalibrationSet {
+  std::vector<std::vector<int64_t>> sequences;
+  std::string content_hash;  // sha256 of the file
+};
+
+// Reads JSONL ({"text": ...} a line) or plain text (a document a non-empty line). Bad input
+// names the file and line: not an object, no "text", empty text, invalid UTF-8.
+CalibrationSet load_calibration(const std::string& path, const model::Tokenizer& tokenizer,
+                                const CalibrationOptions& options);
+
+// Right-padded [B, T] ids and mask (1 token, 0 padding) for a list of sequences.
+std::pair<at::Tensor, at::Tensor> pad_batch(const std::vector<std::vector<int64_t>>& sequences);
+
+}  // namespace cdmoe::eval

@@ -1,0 +1,102 @@
+// Context/continuation splits against Hugging Face's tokenizers (tests/fixtures/tokenizer/
+// encode_pairs.js) and calibration data loading.
+#include "eval/text_data.h"
+
+#include <fstream>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/json_fields.h"
+#include "tests/test_util.h"
+
+namespace cdmoe::eval {
+namespace {
+
+const std::string kTokenizers = std::string(CDMOE_SOURCE_DIR) + "/third_party/tokenizers";
+const std::string kFixtures = std::string(CDMOE_TEST_FIXTURES) + "/tokenizer";
+
+class PairGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PairGolden, SplitsAsTheHarnessDoes) {
+  auto tokenizer = model::Tokenizer::load(kTokenizers + "/" + GetParam());
+  std::ifstream in(kFixtures + "/pairs_" + GetParam() + ".jsonl");
+  std::string line;
+  int pairs = 0;
+  while (std::getline(in, line)) {
+    Json pair = Json::parse(line);
+    auto [context, continuation] = encode_pair(*tokenizer, pair["context"], pair["continuation"]);
+    EXPECT_EQ(context, pair["context_ids"].get<std::vector<int64_t>>()) << pair["context"];
+    EXPECT_EQ(continuation, pair["continuation_ids"].get<std::vector<int64_t>>()) << pair["continuation"];
+    ++pairs;
+  }
+  EXPECT_EQ(pairs, 91);
+}
+
+INSTANTIATE_TEST_SUITE_P(Real, PairGolden, ::testing::Values("qwen3", "llama2"));
+
+TEST(Calibration, LoadsSamplesTruncatesAndPacks) {
+  auto tokenizer = model::Tokenizer::load(kTokenizers + "/qwen3");
+  testing::TempDir dir;
+  std::string jsonl = dir.file("calib.jsonl"), plain = dir.file("calib.txt");
+  std::string jsonl_text, plain_text;
+  for (int i = 0; i < 30; ++i) {
+    std::string doc = "Document " + std::to_string(i) + " talks about experts, routers and condensed layers again and again.";
+    jsonl_text += Json{{"text", doc}}.dump() + "\n";
+    plain_text += doc + "\n\n";
+  }
+  testing::write_file(jsonl, jsonl_text);
+  testing::write_file(plain, plain_text);
+  CalibrationOptions options;
+  options.samples = 10;
+  options.seq_len = 8;
+  options.seed = 3;
+  CalibrationSet a = load_calibration(jsonl, *tokenizer, options);
+  ASSERT_EQ(a.sequences.size(), 10u);
+  for (const auto& s : a.sequences) EXPECT_EQ(s.size(), 8u);
+  EXPECT_EQ(a.sequences, load_calibration(jsonl, *tokenizer, options).sequences) << "deterministic by seed";
+  EXPECT_EQ(a.sequences, load_calibration(plain, *tokenizer, options).sequences) << "plain text: a document a line";
+  options.seed = 4;
+  EXPECT_NE(a.sequences, load_calibration(jsonl, *tokenizer, options).sequences);
+  EXPECT_EQ(a.content_hash.size(), 64u);
+  options.packed = true;
+  options.seq_len = 64;
+  options.samples = 0;
+  CalibrationSet packed = load_calibration(jsonl, *tokenizer, options);
+  size_t total = 0;
+  for (int i = 0; i < 30; ++i) {
+    total += tokenizer->encode("Document " + std::to_string(i) + " talks about experts, routers and condensed layers again and again.").size();
+  }
+  EXPECT_EQ(packed.sequences.size(), total / 64);
+  auto [ids, mask] = pad_batch({{1, 2, 3}, {4}});
+  EXPECT_EQ(ids.sizes(), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(mask.sum().item<int64_t>(), 4);
+}
+
+TEST(Calibration, BadFilesNameTheLine) {
+  auto tokenizer = model::Tokenizer::load(kTokenizers + "/llama2");
+  testing::TempDir dir;
+  auto error = [&](const std::string& name, const std::string& contents) {
+    testing::write_file(dir.file(name), contents);
+    try {
+      load_calibration(dir.file(name), *tokenizer, CalibrationOptions{});
+    } catch (const Error& e) {
+      EXPECT_EQ(e.exit_code(), 2);
+      std::string message = e.what();
+      return message.substr(message.find(name));
+    }
+    ADD_FAILURE() << "accepted " << name;
+    return std::string();
+  };
+  EXPECT_EQ(error("a.jsonl", "{\"text\": \"ok\"}\n[1]\n"), "a.jsonl:2: expected a JSON object with a \"text\" field");
+  EXPECT_EQ(error("b.jsonl", "{\"text\": \"ok\"}\n{\"body\": \"x\"}\n"), "b.jsonl:2: missing required field 'text'");
+  EXPECT_EQ(error("c.jsonl", "{\"text\": \"\"}\n"), "c.jsonl:1: \"text\" is empty");
+  EXPECT_EQ(error("d.txt", "fine\nbad \xff byte\n"), "d.txt:2 is not valid UTF-8 (byte 4)");
+  EXPECT_EQ(error("e.txt", ""), "e.txt: is empty");
+  EXPECT_EQ(error("f.txt", "\n\n"), "f.txt: holds no documents");
+}
+
+}  // namespace
+}  // namespace cdmoe::eval
