@@ -1,8 +1,12 @@
-// cdmoe-eval: evaluates a model (with a plan) on given inputs. Today: the debugging entry
-// point that acceptance checks rely on (keep its interface):
+// cdmoe-eval: evaluates a model (or an exported checkpoint) with a plan, as lm-evaluation-harness
+// would, and prints every metric as a table or JSON:
+//   cdmoe-eval --model DIR [--plan PLAN.json] [--tasks piqa,arc_easy,FILE.jsonl] [--ppl FILE]
+//              [--calib FILE --divergence js-logits] [--speed] [--limit N] [--json]
+// and the debugging entry point that acceptance checks rely on (keep its interface):
 //   cdmoe-eval --model DIR [--plan PLAN.json] --ids IDS.json --dump-logits OUT.safetensors
 // IDS.json is a JSON array of equal-length arrays of token ids; OUT holds one F32 tensor
 // `logits` [batch, seq, vocab]. --mask MASK.json (same shape, 1 token / 0 padding) is optional.
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -13,7 +17,9 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/cli.h"
+#include "apps/table_format.h"
 #include "core/error.h"
+#include "eval/evaluation.h"
 #include "model/moe_model.h"
 #include "model/safetensors.h"
 
@@ -44,6 +50,76 @@ at::Tensor read_matrix(const std::string& path, const char* what) {
   return at::tensor(values, at::kLong).view({int64_t(rows.size()), int64_t(width)});
 }
 
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> parts;
+  std::string current;
+  for (char c : text + ",") {
+    if (c != ',') {
+      current += c;
+    } else if (!current.empty()) {
+      parts.push_back(current);
+      current.clear();
+    }
+  }
+  return parts;
+}
+
+int metrics_mode(const po::variables_map& args) {
+  if (!args.count("tasks") && !args.count("ppl") && !args.count("calib")) {
+    throw_bad_input("nothing to evaluate: give --tasks, --ppl or --calib (or --ids with --dump-logits)");
+  }
+  if (args.count("speed") && !args.count("calib")) throw_bad_input("--speed times the plan on --calib; give --calib FILE");
+  std::string divergence = args["divergence"].as<std::string>();
+  for (const char* known : {"js-logits", "kl", "js-hidden", "mse", "cosine"}) {
+    if (divergence == known) divergence = "";
+  }
+  if (!divergence.empty()) throw_bad_input("--divergence \"" + divergence + "\" is not one of js-logits, kl, js-hidden, mse, cosine");
+  std::string model_dir = args["model"].as<std::string>();
+  // Every input is read and checked before the first forward.
+  auto model = model::MoeModel::load(model_dir);
+  Plan plan;
+  if (args.count("plan")) {
+    std::string path = args["plan"].as<std::string>();
+    plan = Plan::read_file(path);
+    plan.validate(model->shape(), path);
+  }
+  auto tokenizer = model::Tokenizer::load(args.count("tokenizer") ? args["tokenizer"].as<std::string>() : model_dir);
+  eval::EvaluationRequest request;
+  request.divergence = args["divergence"].as<std::string>();
+  request.batch_size = std::max<int64_t>(1, args["batch-size"].as<int64_t>());
+  request.speed = args.count("speed") > 0;
+  int64_t seq_len = args["seq-len"].as<int64_t>();
+  if (seq_len > model->shape().max_position_embeddings) {
+    throw_bad_input("--seq-len " + std::to_string(seq_len) + " exceeds the model's max_position_embeddings " +
+                    std::to_string(model->shape().max_position_embeddings));
+  }
+  eval::CalibrationOptions text_options{args["calib-samples"].as<int64_t>(), seq_len, false, args["seed"].as<uint64_t>()};
+  if (args.count("tasks")) {
+    const char* env = std::getenv("CDMOE_BENCHMARKS_DIR");
+    std::string benchmarks = args.count("benchmarks") ? args["benchmarks"].as<std::string>() : env ? env : "";
+    for (const std::string& spec : split_commas(args["tasks"].as<std::string>())) {
+      if ((spec == "piqa" || spec == "arc_easy") && benchmarks.empty()) {
+        throw_bad_input("task " + spec + " needs --benchmarks DIR (the folder with piqa_valid.jsonl, arc_easy_test.jsonl)");
+      }
+      request.tasks.push_back(eval::load_task(spec, benchmarks, args["limit"].as<int64_t>()));
+    }
+  }
+  if (args.count("ppl")) request.held_out = eval::load_calibration(args["ppl"].as<std::string>(), *tokenizer, text_options);
+  if (args.count("calib")) request.calibration = eval::load_calibration(args["calib"].as<std::string>(), *tokenizer, text_options);
+
+  std::vector<Metric> metrics = eval::evaluate(*model, *tokenizer, plan, request);
+  if (args.count("json")) {
+    Json out = {{"model", model_dir}, {"plan", plan.to_json()}, {"plan_hash", plan.hash()}, {"metrics", Json::array()}};
+    for (const Metric& m : metrics) out["metrics"].push_back({{"name", m.name}, {"value", m.value}, {"unit", m.unit}});
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  db::Table table{{"metric", "value", "unit"}, {}};
+  for (const Metric& m : metrics) table.rows.push_back({m.name, m.value, m.unit});
+  write_table(table, TableFormat::kAligned, std::cout);
+  return 0;
+}
+
 int eval_main(int argc, char** argv) {
   po::options_description options("usage: cdmoe-eval --model DIR [--plan PLAN.json] --ids IDS.json --dump-logits OUT\n\noptions");
   options.add_options()
@@ -53,16 +129,31 @@ int eval_main(int argc, char** argv) {
       ("ids", po::value<std::string>(), "JSON array of equal-length arrays of token ids")
       ("mask", po::value<std::string>(), "optional JSON array like --ids: 1 token, 0 padding")
       ("dump-logits", po::value<std::string>(), "write the logits [batch, seq, vocab] here (safetensors, F32)")
-      ("threads", po::value<int>()->default_value(0), "compute threads (0: all cores)");
+      ("threads", po::value<int>()->default_value(0), "compute threads (0: all cores)")
+      ("tokenizer", po::value<std::string>(), "directory or file of tokenizer.json (default: --model)")
+      ("tasks", po::value<std::string>(), "comma-separated: piqa, arc_easy, FILE.jsonl ({context, choices, gold})")
+      ("benchmarks", po::value<std::string>(), "folder with piqa_valid.jsonl etc. (default: $CDMOE_BENCHMARKS_DIR)")
+      ("limit", po::value<int64_t>()->default_value(0), "first N items of each task (0: all)")
+      ("ppl", po::value<std::string>(), "held-out text (JSONL {\"text\"} or plain) for perplexity")
+      ("calib", po::value<std::string>(), "calibration text for the divergence from the original (and --speed)")
+      ("divergence", po::value<std::string>()->default_value("js-logits"), "js-logits, kl, js-hidden, mse or cosine")
+      ("calib-samples", po::value<int64_t>()->default_value(100), "documents of --calib / --ppl used")
+      ("seq-len", po::value<int64_t>()->default_value(256), "tokens per document (longer ones are truncated)")
+      ("seed", po::value<uint64_t>()->default_value(0), "which documents, when a file has more")
+      ("batch-size", po::value<int64_t>()->default_value(8), "sequences per forward")
+      ("speed", "also time the plan against the original on --calib (A B A B)")
+      ("json", "print JSON instead of a table");
   auto parsed = parse_options(argc, argv, options, /*with_command=*/false);
   if (!parsed) return 0;
   const po::variables_map& args = *parsed;
-  for (const char* required : {"model", "ids", "dump-logits"}) {
-    if (!args.count(required)) throw_bad_input(std::string("--") + required + " is required (see --help)");
-  }
+  if (!args.count("model")) throw_bad_input("--model is required (see --help)");
   int threads = args["threads"].as<int>();
   if (threads < 0) throw_bad_input("--threads must be 0 or positive");
   if (threads > 0) at::set_num_threads(threads);
+  if (!args.count("ids") && !args.count("dump-logits")) return metrics_mode(args);
+  for (const char* required : {"ids", "dump-logits"}) {
+    if (!args.count(required)) throw_bad_input(std::string("--") + required + " is required with --ids/--dump-logits");
+  }
 
   // Every input is read and checked before any work and before anything is written.
   auto model = model::MoeModel::load(args["model"].as<std::string>());

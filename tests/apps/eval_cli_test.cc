@@ -3,6 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <map>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include "eval/evaluation.h"
 #include "model/safetensors.h"
 #include "tests/test_util.h"
 
@@ -70,6 +77,124 @@ TEST(EvalCli, BadInputIsOneLineExitTwoAndWritesNothing) {
   expect_refused({"--model", kModel, "--ids", ids, "--plan", dir.file("badplan.json"), "--dump-logits", out},
                  "badplan.json: layer \"0\": expert 99 is out of range");
   expect_refused({"--model", kModel, "--ids", ids, "--dump-logits", out, "--threads", "-1"}, "--threads");
+}
+
+// A small random deepseek model whose vocabulary is Llama-2's, beside its real tokenizer.json.
+std::string write_text_model(const TempDir& dir) {
+  std::string out = dir.file("textmodel");
+  std::filesystem::create_directories(out);
+  nlohmann::json config = {{"model_type", "deepseek"}, {"hidden_size", 32}, {"num_attention_heads", 4},
+                           {"num_hidden_layers", 2}, {"vocab_size", 32000}, {"intermediate_size", 48},
+                           {"moe_intermediate_size", 16}, {"n_routed_experts", 4}, {"n_shared_experts", 1},
+                           {"num_experts_per_tok", 2}, {"first_k_dense_replace", 1}, {"max_position_embeddings", 512}};
+  write_file(out + "/config.json", config.dump());
+  at::manual_seed(1);
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  auto add = [&](const std::string& name, std::vector<int64_t> shape) { tensors.emplace_back(name, at::randn(shape) * 0.3); };
+  add("model.embed_tokens.weight", {32000, 32});
+  add("lm_head.weight", {32000, 32});
+  add("model.norm.weight", {32});
+  for (int l = 0; l < 2; ++l) {
+    std::string p = "model.layers." + std::to_string(l) + ".";
+    for (const char* n : {"input_layernorm", "post_attention_layernorm"}) add(p + n + ".weight", {32});
+    for (const char* n : {"q", "k", "v", "o"}) add(p + "self_attn." + n + "_proj.weight", {32, 32});
+    auto mlp = [&](const std::string& prefix, int64_t inner) {
+      add(prefix + "gate_proj.weight", {inner, 32});
+      add(prefix + "up_proj.weight", {inner, 32});
+      add(prefix + "down_proj.weight", {32, inner});
+    };
+    if (l == 0) {
+      mlp(p + "mlp.", 48);
+      continue;
+    }
+    add(p + "mlp.gate.weight", {4, 32});
+    for (int e = 0; e < 4; ++e) mlp(p + "mlp.experts." + std::to_string(e) + ".", 16);
+    mlp(p + "mlp.shared_experts.", 16);
+  }
+  std::vector<model::TensorToWrite> files;
+  for (auto& [name, t] : tensors) files.push_back({name, model::DType::kF32, t.sizes().vec(), t.data_ptr<float>()});
+  model::write_safetensors(out + "/model.safetensors", files);
+  std::filesystem::copy_file(std::string(CDMOE_SOURCE_DIR) + "/third_party/tokenizers/llama2/tokenizer.json", out + "/tokenizer.json");
+  return out;
+}
+
+std::map<std::string, double> metrics_of(const std::string& json_text) {
+  std::map<std::string, double> metrics;
+  nlohmann::json document = nlohmann::json::parse(json_text);  // outlives the loop over its member
+  for (const auto& m : document["metrics"]) metrics[m["name"].get<std::string>()] = m["value"].get<double>();
+  return metrics;
+}
+
+TEST(EvalCli, MetricsModeMatchesTheLibrary) {
+  TempDir dir;
+  std::string model_dir = write_text_model(dir);
+  std::string benchmarks = std::string(CDMOE_SOURCE_DIR) + "/../shared/benchmarks";
+  write_file(dir.file("calib.txt"), "Experts are condensed into one dense layer.\nThe router is gone after condensation.\n"
+                                    "Calibration text keeps the distribution close.\nShared experts stay on for every token.\n");
+  write_file(dir.file("plan.json"), R"({"layers":{"1":{"op":"condense","experts":[0,1],"weights":[0.5,0.5]}}})");
+  CommandResult r = run_command({kEval, "--model", model_dir, "--plan", dir.file("plan.json"), "--tasks", "piqa,arc_easy",
+                                 "--limit", "6", "--benchmarks", benchmarks, "--ppl", dir.file("calib.txt"), "--calib",
+                                 dir.file("calib.txt"), "--json", "--threads", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto got = metrics_of(r.out);
+  ASSERT_GT(got.size(), 10u) << r.out << r.err;
+  for (const char* name : {"piqa_acc", "piqa_acc_norm", "arc_easy_acc", "arc_easy_acc_norm_stderr", "task_acc_mean",
+                           "perplexity", "nll_per_token", "js_logits_model", "param_bytes", "param_bytes_materialised",
+                           "param_ratio", "peak_rss_bytes"}) {
+    EXPECT_TRUE(got.count(name)) << name;
+  }
+  EXPECT_GE(got["piqa_acc"], 0);
+  EXPECT_LE(got["piqa_acc"], 1);
+  EXPECT_DOUBLE_EQ(got["task_acc_mean"], (got["piqa_acc"] + got["arc_easy_acc"]) / 2);
+  EXPECT_GT(got["perplexity"], 1);
+  EXPECT_GT(got["js_logits_model"], 0);
+  EXPECT_EQ(got["param_bytes"], got["param_bytes_materialised"]);
+  EXPECT_LT(got["param_ratio"], 1);
+
+  // The same evaluation through the library, in this process.
+  auto model = model::MoeModel::load(model_dir);
+  auto tokenizer = model::Tokenizer::load(model_dir);
+  eval::EvaluationRequest request;
+  request.tasks = {eval::load_task("piqa", benchmarks, 6), eval::load_task("arc_easy", benchmarks, 6)};
+  request.held_out = eval::load_calibration(dir.file("calib.txt"), *tokenizer, {});
+  request.calibration = request.held_out;
+  Plan plan = Plan::read_file(dir.file("plan.json"));
+  for (const Metric& m : eval::evaluate(*model, *tokenizer, plan, request)) {
+    if (m.name == "peak_rss_bytes") continue;
+    EXPECT_NEAR(got[m.name], m.value, 1e-5 * std::max(1.0, std::abs(m.value))) << m.name;
+  }
+
+  // The original model: no divergence from itself, all its parameters.
+  r = run_command({kEval, "--model", model_dir, "--calib", dir.file("calib.txt"), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  got = metrics_of(r.out);
+  EXPECT_NEAR(got["js_logits_model"], 0, 1e-9);
+  EXPECT_EQ(got["param_ratio"], 1);
+  r = run_command({kEval, "--model", model_dir, "--calib", dir.file("calib.txt")});
+  EXPECT_NE(r.out.find("js_logits_model"), std::string::npos) << "a table by default";
+}
+
+TEST(EvalCli, MetricsModeBadInput) {
+  TempDir dir;
+  std::string model_dir = write_text_model(dir);
+  write_file(dir.file("calib.txt"), "some text\n");
+  auto refused = [&](std::vector<std::string> args, const std::string& text) {
+    args.insert(args.begin(), {kEval, "--model", model_dir});
+    CommandResult r = run_command(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(testing::count_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(text), std::string::npos) << r.err;
+  };
+  refused({}, "nothing to evaluate");
+  refused({"--tasks", "hellaswag"}, "unknown task \"hellaswag\"");
+  unsetenv("CDMOE_BENCHMARKS_DIR");
+  refused({"--tasks", "piqa"}, "task piqa needs --benchmarks DIR");
+  refused({"--calib", dir.file("calib.txt"), "--seq-len", "1000"}, "--seq-len 1000 exceeds the model's max_position_embeddings 512");
+  refused({"--calib", dir.file("calib.txt"), "--divergence", "wasserstein"}, "--divergence \"wasserstein\" is not one of");
+  refused({"--speed", "--ppl", dir.file("calib.txt")}, "--speed times the plan on --calib");
+  refused({"--calib", dir.file("missing.txt")}, "missing.txt");
+  write_file(dir.file("bad.jsonl"), "{\"text\": \"fine\"}\n{\"txt\": 1}\n");
+  refused({"--ppl", dir.file("bad.jsonl")}, "bad.jsonl:2: missing required field 'text'");
 }
 
 }  // namespace

@@ -1,0 +1,39 @@
+// One evaluation of (model, plan): every metric a worker records for a budget point, as named
+// values with units (core's Metric). Metric names:
+//   <task>_acc, <task>_acc_stderr, <task>_acc_norm, <task>_acc_norm_stderr, task_acc_mean (ratio)
+//   perplexity (""), nll_per_token (nats)                        on held-out text
+//   <divergence>_model, e.g. js_logits_model (nats)              vs the original, calibration text
+//   param_bytes, param_bytes_materialised (bytes, fp32), param_ratio (ratio), peak_rss_bytes (bytes)
+//   tokens_per_s (tokens_per_s), speedup (ratio)                 A B A B against the original
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/messages.h"
+#include "eval/tasks.h"
+#include "eval/text_data.h"
+#include "model/moe_model.h"
+#include "model/tokenizer.h"
+
+namespace cdmoe::eval {
+
+struct EvaluationRequest {
+  std::vector<Task> tasks;
+  std::optional<CalibrationSet> held_out;     // perplexity
+  std::optional<CalibrationSet> calibration;  // divergence and speed
+  std::string divergence = "js-logits";
+  bool speed = false;
+  int speed_repeats = 3;
+  int64_t batch_size = 8;
+};
+
+std::vector<Metric> evaluate(const model::MoeModel& model, const model::Tokenizer& tokenizer, const Plan& plan,
+                             const EvaluationRequest& request);
+
+// A task's name as a metric-name prefix: "piqa", or a file's base name made lower_snake_case.
+std::string task_metric_prefix(const std::string& task_name);
+
+}  // namespace cdmoe::eval
