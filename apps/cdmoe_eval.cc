@@ -50,6 +50,15 @@ at::Tensor read_matrix(const std::string& path, const char* what) {
   return at::tensor(values, at::kLong).view({int64_t(rows.size()), int64_t(width)});
 }
 
+// --plan FILE read and checked against the model; the original model without it.
+Plan plan_option(const po::variables_map& args, const model::MoeModel& model) {
+  if (!args.count("plan")) return Plan();
+  std::string path = args["plan"].as<std::string>();
+  Plan plan = Plan::read_file(path);
+  plan.validate(model.shape(), path);
+  return plan;
+}
+
 std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> parts;
   std::string current;
@@ -77,12 +86,7 @@ int metrics_mode(const po::variables_map& args) {
   std::string model_dir = args["model"].as<std::string>();
   // Every input is read and checked before the first forward.
   auto model = model::MoeModel::load(model_dir);
-  Plan plan;
-  if (args.count("plan")) {
-    std::string path = args["plan"].as<std::string>();
-    plan = Plan::read_file(path);
-    plan.validate(model->shape(), path);
-  }
+  Plan plan = plan_option(args, *model);
   auto tokenizer = model::Tokenizer::load(args.count("tokenizer") ? args["tokenizer"].as<std::string>() : model_dir);
   eval::EvaluationRequest request;
   request.divergence = args["divergence"].as<std::string>();
@@ -157,12 +161,7 @@ int eval_main(int argc, char** argv) {
 
   // Every input is read and checked before any work and before anything is written.
   auto model = model::MoeModel::load(args["model"].as<std::string>());
-  Plan plan;
-  if (args.count("plan")) {
-    std::string path = args["plan"].as<std::string>();
-    plan = Plan::read_file(path);
-    plan.validate(model->shape(), path);
-  }
+  Plan plan = plan_option(args, *model);
   at::Tensor ids = read_matrix(args["ids"].as<std::string>(), "token id");
   at::Tensor mask;
   if (args.count("mask")) {

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/json_fields.h"
+#include "core/random.h"
 #include "core/sha256.h"
 #include "eval/tasks.h"
 
@@ -70,10 +71,7 @@ CalibrationSet load_calibration(const std::string& path, const model::Tokenizer&
   if (options.samples > 0 && int64_t(documents.size()) > options.samples) {
     std::mt19937_64 rng(options.seed);
     for (size_t i = 0; i < size_t(options.samples); ++i) {
-      uint64_t span = chosen.size() - i, limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % span;
-      uint64_t draw;
-      do draw = rng(); while (draw >= limit);
-      std::swap(chosen[i], chosen[i + size_t(draw % span)]);
+      std::swap(chosen[i], chosen[i + size_t(uniform_below(rng, chosen.size() - i))]);
     }
     chosen.resize(size_t(options.samples));
     std::sort(chosen.begin(), chosen.end());

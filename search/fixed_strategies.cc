@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/model_shape.h"
+#include "core/random.h"
 #include "search/book_strategy.h"
 #include "search/strategies.h"
 
@@ -35,16 +36,6 @@ class FixedStrategy : public Strategy {
   }
   std::vector<BudgetPoint> points_;
 };
-
-// Uniform in [0, n) from the raw 64-bit stream (std::uniform_int_distribution is not portable).
-uint64_t uniform_below(std::mt19937_64& rng, uint64_t n) {
-  const uint64_t limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % n;
-  uint64_t draw;
-  do {
-    draw = rng();
-  } while (draw >= limit);
-  return draw % n;
-}
 
 // `count` distinct items of `pool`, ascending (partial Fisher-Yates).
 std::vector<int> draw_distinct(std::mt19937_64& rng, std::vector<int> pool, int count) {
