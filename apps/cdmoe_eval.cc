@@ -19,6 +19,7 @@
 #include "apps/cli.h"
 #include "apps/table_format.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "eval/evaluation.h"
 #include "model/moe_model.h"
 #include "model/safetensors.h"
@@ -92,6 +93,7 @@ int metrics_mode(const po::variables_map& args) {
   request.divergence = args["divergence"].as<std::string>();
   request.batch_size = std::max<int64_t>(1, args["batch-size"].as<int64_t>());
   request.speed = args.count("speed") > 0;
+  request.progress = args.count("progress") > 0 || Progress::stderr_is_tty();
   int64_t seq_len = args["seq-len"].as<int64_t>();
   if (seq_len > model->shape().max_position_embeddings) {
     throw_bad_input("--seq-len " + std::to_string(seq_len) + " exceeds the model's max_position_embeddings " +
@@ -146,7 +148,8 @@ int eval_main(int argc, char** argv) {
       ("seed", po::value<uint64_t>()->default_value(0), "which documents, when a file has more")
       ("batch-size", po::value<int64_t>()->default_value(8), "sequences per forward")
       ("speed", "also time the plan against the original on --calib (A B A B)")
-      ("json", "print JSON instead of a table");
+      ("json", "print JSON instead of a table")
+      ("progress", "show progress on stderr even when it is not a terminal");
   auto parsed = parse_options(argc, argv, options, /*with_command=*/false);
   if (!parsed) return 0;
   const po::variables_map& args = *parsed;

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/param_count.h"
+#include "core/progress.h"
 #include "eval/divergence.h"
 #include "eval/layer_cache.h"
 #include "eval/loglikelihood.h"
@@ -35,7 +36,9 @@ void add_task_metrics(const model::MoeModel& model, const model::Tokenizer& toke
         requests.push_back({context, continuation});
       }
     }
-    std::vector<ContinuationScore> scores = continuation_loglikelihoods(model, plan, requests, request.batch_size);
+    Progress progress(task_metric_prefix(task.name) + " requests", int64_t(requests.size()), request.progress);
+    std::vector<ContinuationScore> scores = continuation_loglikelihoods(model, plan, requests, request.batch_size,
+                                                                        [&](int64_t done) { progress.update(done); });
     std::vector<std::vector<double>> per_item;
     size_t next = 0;
     for (const TaskItem& item : task.items) {

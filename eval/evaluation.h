@@ -28,6 +28,7 @@ struct EvaluationRequest {
   bool speed = false;
   int speed_repeats = 3;
   int64_t batch_size = 8;
+  bool progress = false;  // done/total, rate and ETA per task on stderr
 };
 
 std::vector<Metric> evaluate(const model::MoeModel& model, const model::Tokenizer& tokenizer, const Plan& plan,

@@ -10,7 +10,8 @@ namespace cdmoe::eval {
 
 std::vector<ContinuationScore> continuation_loglikelihoods(const model::MoeModel& model, const Plan& plan,
                                                            const std::vector<ContinuationRequest>& requests,
-                                                           int64_t batch_size) {
+                                                           int64_t batch_size,
+                                                           const std::function<void(int64_t done)>& on_progress) {
   std::vector<ContinuationScore> scores(requests.size());
   for (size_t first = 0; first < requests.size(); first += size_t(batch_size)) {
     size_t last = std::min(requests.size(), first + size_t(batch_size));
@@ -39,6 +40,7 @@ std::vector<ContinuationScore> continuation_loglikelihoods(const model::MoeModel
       scores[r].loglikelihood = positions.gather(1, targets.unsqueeze(1)).sum().item<double>();
       scores[r].greedy = at::equal(positions.argmax(1), targets);
     }
+    if (on_progress) on_progress(int64_t(last));
   }
   return scores;
 }

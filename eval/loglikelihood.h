@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/plan.h"
@@ -25,6 +26,7 @@ struct ContinuationScore {
 
 std::vector<ContinuationScore> continuation_loglikelihoods(const model::MoeModel& model, const Plan& plan,
                                                            const std::vector<ContinuationRequest>& requests,
-                                                           int64_t batch_size = 8);
+                                                           int64_t batch_size = 8,
+                                                           const std::function<void(int64_t done)>& on_progress = {});
 
 }  // namespace cdmoe::eval

@@ -172,6 +172,13 @@ TEST(EvalCli, MetricsModeMatchesTheLibrary) {
   EXPECT_EQ(got["param_ratio"], 1);
   r = run_command({kEval, "--model", model_dir, "--calib", dir.file("calib.txt")});
   EXPECT_NE(r.out.find("js_logits_model"), std::string::npos) << "a table by default";
+  // Progress: quiet when stderr is not a terminal, shown with --progress.
+  r = run_command({kEval, "--model", model_dir, "--tasks", "arc_easy", "--limit", "3", "--benchmarks", benchmarks});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.err.empty()) << r.err;
+  r = run_command({kEval, "--model", model_dir, "--tasks", "arc_easy", "--limit", "3", "--benchmarks", benchmarks, "--progress"});
+  EXPECT_NE(r.err.find("arc_easy requests: 12/12 ("), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ETA"), std::string::npos) << r.err;
 }
 
 TEST(EvalCli, MetricsModeBadInput) {

@@ -1,0 +1,37 @@
+#include "core/progress.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace cdmoe {
+
+Progress::Progress(std::string label, int64_t total, bool enabled)
+    : label_(std::move(label)), total_(total), enabled_(enabled), start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
+
+Progress::~Progress() {
+  if (enabled_) draw(true);
+}
+
+bool Progress::stderr_is_tty() { return isatty(STDERR_FILENO) == 1; }
+
+void Progress::update(int64_t done) {
+  done_ = done;
+  if (!enabled_) return;
+  auto now = std::chrono::steady_clock::now();
+  if (done < total_ && now - last_draw_ < std::chrono::milliseconds(200)) return;
+  last_draw_ = now;
+  draw(false);
+}
+
+void Progress::draw(bool final_line) {
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double rate = elapsed > 0 ? double(done_) / elapsed : 0;
+  double eta = rate > 0 ? double(total_ - done_) / rate : 0;
+  std::fprintf(stderr, "\r%s: %lld/%lld (%.1f/s, ETA %.0fs)%s", label_.c_str(), static_cast<long long>(done_),
+               static_cast<long long>(total_), rate, eta, final_line ? "\n" : "");
+  std::fflush(stderr);
+}
+
+}  // namespace cdmoe

@@ -1,0 +1,30 @@
+// Progress on stderr for long-running commands: "label: done/total (rate/s, ETA Ns)", redrawn
+// at most 5 times a second and finished with a newline. Silent unless enabled (callers enable
+// it when stderr is a TTY or --progress was given). Not thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace cdmoe {
+
+class Progress {
+ public:
+  Progress(std::string label, int64_t total, bool enabled);
+  ~Progress();  // prints the final line when something was shown
+  void update(int64_t done);
+
+  // True when stderr is a terminal.
+  static bool stderr_is_tty();
+
+ private:
+  void draw(bool final_line);
+  std::string label_;
+  int64_t total_;
+  int64_t done_ = 0;
+  bool enabled_;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+}  // namespace cdmoe
