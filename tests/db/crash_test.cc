@@ -24,8 +24,10 @@ struct Killed {
   int status = 0;
 };
 
-// Starts crash_writer, kills it with SIGKILL after `delay`, returns all it printed.
-Killed run_and_kill(const std::string& db_path, std::chrono::microseconds delay) {
+// Starts crash_writer and kills it with SIGKILL `delay` after it starts or, when
+// `after_ready`, after it reports its database open (so a loaded machine's slow start cannot
+// push every kill before the first write). Returns all it printed.
+Killed run_and_kill(const std::string& db_path, std::chrono::microseconds delay, bool after_ready) {
   int pipe_fds[2];
   EXPECT_EQ(pipe(pipe_fds), 0);
   pid_t pid = fork();
@@ -38,11 +40,15 @@ Killed run_and_kill(const std::string& db_path, std::chrono::microseconds delay)
     _exit(127);
   }
   close(pipe_fds[1]);
-  std::this_thread::sleep_for(delay);
-  kill(pid, SIGKILL);
   Killed killed;
   char buffer[4096];
   ssize_t n;
+  while (after_ready && killed.stdout_text.find("ready\n") == std::string::npos &&
+         (n = read(pipe_fds[0], buffer, sizeof buffer)) > 0) {
+    killed.stdout_text.append(buffer, size_t(n));
+  }
+  std::this_thread::sleep_for(delay);
+  kill(pid, SIGKILL);
   while ((n = read(pipe_fds[0], buffer, sizeof buffer)) > 0) killed.stdout_text.append(buffer, size_t(n));
   close(pipe_fds[0]);
   waitpid(pid, &killed.status, 0);
@@ -56,8 +62,11 @@ TEST(CrashSafety, SigkillDuringWritesLosesNoCommittedResult) {
   std::set<int64_t> committed;
   int killed_while_writing = 0;
   for (int run = 0; run < 30; ++run) {
-    // 0-150 ms: some kills land while opening or migrating, most in the write stream.
-    Killed killed = run_and_kill(path, std::chrono::microseconds(rng() % 150000));
+    // One run in three is killed at a random time from its start (opening, migrating or
+    // writing); the others 5-50 ms into their write stream.
+    bool after_ready = run % 3 != 0;
+    auto delay = std::chrono::microseconds(after_ready ? 5000 + rng() % 45000 : rng() % 60000);
+    Killed killed = run_and_kill(path, delay, after_ready);
     ASSERT_TRUE(WIFSIGNALED(killed.status) && WTERMSIG(killed.status) == SIGKILL)
         << "run " << run << " ended on its own: " << killed.stdout_text.substr(0, 200);
     std::istringstream lines(killed.stdout_text);
