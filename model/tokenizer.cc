@@ -196,7 +196,6 @@ struct Tokenizer::Impl {
       }
       pieces = std::move(next);
     }
-    if (!byte_level) return pieces;
     return pieces;
   }
 
