@@ -84,9 +84,12 @@ struct NormalizerStep {
 };
 
 struct PreTokenizerStep {
-  enum class Kind { kSplit, kByteLevel } kind;
+  enum class Kind { kSplit, kByteLevel, kMetaspace } kind = Kind::kSplit;
   std::shared_ptr<Regex> regex;
   bool add_prefix_space = false;
+  std::string replacement;      // Metaspace: stands for a space, usually "▁"
+  std::string prepend_scheme;   // Metaspace: always, first, never
+  bool split = true;            // Metaspace: each replacement starts a new piece
 };
 
 void collect_normalizers(const Json& node, std::vector<NormalizerStep>& steps, const std::string& where) {
@@ -119,13 +122,28 @@ void collect_pre_tokenizers(const Json& node, std::vector<PreTokenizerStep>& ste
     const Json& pattern = require_field(node, "pattern", where);
     std::string regex = pattern.contains("Regex") ? require_string(pattern, "Regex", where) : std::string();
     if (regex.empty()) throw_bad_input(where + ": Split needs a Regex pattern");
-    steps.push_back({PreTokenizerStep::Kind::kSplit, std::make_shared<Regex>(regex, where + ": Split"), false});
+    PreTokenizerStep step;
+    step.regex = std::make_shared<Regex>(regex, where + ": Split");
+    steps.push_back(step);
   } else if (type == "ByteLevel") {
-    PreTokenizerStep step{PreTokenizerStep::Kind::kByteLevel, nullptr, bool_or(node, "add_prefix_space", false, where)};
+    PreTokenizerStep step;
+    step.kind = PreTokenizerStep::Kind::kByteLevel;
+    step.add_prefix_space = bool_or(node, "add_prefix_space", false, where);
     if (bool_or(node, "use_regex", true, where)) step.regex = std::make_shared<Regex>(kGpt2Pattern, where + ": ByteLevel");
     steps.push_back(step);
+  } else if (type == "Metaspace") {
+    PreTokenizerStep step;
+    step.kind = PreTokenizerStep::Kind::kMetaspace;
+    step.replacement = string_or(node, "replacement", "\xe2\x96\x81", where);
+    // Older files say add_prefix_space instead of prepend_scheme.
+    step.prepend_scheme = string_or(node, "prepend_scheme", bool_or(node, "add_prefix_space", true, where) ? "always" : "never", where);
+    if (step.prepend_scheme != "always" && step.prepend_scheme != "first" && step.prepend_scheme != "never") {
+      throw_bad_input(where + ": Metaspace prepend_scheme \"" + step.prepend_scheme + "\" is not one of always, first, never");
+    }
+    step.split = bool_or(node, "split", true, where);
+    steps.push_back(step);
   } else {
-    throw_bad_input(where + ": pre_tokenizer type \"" + type + "\" is not supported (supported: Sequence, Split, ByteLevel)");
+    throw_bad_input(where + ": pre_tokenizer type \"" + type + "\" is not supported (supported: Sequence, Split, ByteLevel, Metaspace)");
   }
 }
 
@@ -176,13 +194,40 @@ struct Tokenizer::Impl {
     return text;
   }
 
-  std::vector<std::string> pre_tokenize(const std::string& text) const {
+  // Spaces become the replacement, which is prepended by the scheme; with split, every
+  // replacement starts a new piece ("merged with next").
+  static void metaspace(const PreTokenizerStep& step, const std::string& piece, bool first_segment,
+                        std::vector<std::string>& out) {
+    if (piece.empty()) return;
+    std::string text;
+    for (char c : piece) {
+      if (c == ' ') text += step.replacement; else text += c;
+    }
+    bool prepend = step.prepend_scheme == "always" || (step.prepend_scheme == "first" && first_segment);
+    if (prepend && text.compare(0, step.replacement.size(), step.replacement) != 0) text = step.replacement + text;
+    if (!step.split) {
+      out.push_back(text);
+      return;
+    }
+    size_t start = 0;
+    for (size_t at = text.find(step.replacement, 1); at != std::string::npos; at = text.find(step.replacement, at + 1)) {
+      if (at > start) out.push_back(text.substr(start, at - start));
+      start = at;
+    }
+    out.push_back(text.substr(start));
+  }
+
+  std::vector<std::string> pre_tokenize(const std::string& text, bool first_segment) const {
     std::vector<std::string> pieces = {text};
     for (const PreTokenizerStep& step : pre_tokenizers) {
       std::vector<std::string> next;
       for (std::string& piece : pieces) {
         if (step.kind == PreTokenizerStep::Kind::kSplit) {
           step.regex->split_isolated(piece, next);
+          continue;
+        }
+        if (step.kind == PreTokenizerStep::Kind::kMetaspace) {
+          metaspace(step, piece, first_segment, next);
           continue;
         }
         if (step.add_prefix_space && (piece.empty() || piece[0] != ' ')) piece = " " + piece;
@@ -263,8 +308,8 @@ struct Tokenizer::Impl {
     cache.emplace(word, std::move(ids));
   }
 
-  void encode_segment(const std::string& text, std::vector<int64_t>& out) const {
-    for (const std::string& piece : pre_tokenize(normalize(text))) {
+  void encode_segment(const std::string& text, bool first_segment, std::vector<int64_t>& out) const {
+    for (const std::string& piece : pre_tokenize(normalize(text), first_segment)) {
       if (!piece.empty()) bpe(piece, out);
     }
   }
@@ -330,7 +375,7 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path_or_dir) {
   collect_pre_tokenizers(config.value("pre_tokenizer", Json()), t.pre_tokenizers, path + ": pre_tokenizer");
   t.byte_level = std::any_of(t.pre_tokenizers.begin(), t.pre_tokenizers.end(),
                              [](const PreTokenizerStep& s) { return s.kind == PreTokenizerStep::Kind::kByteLevel; });
-  t.decoder = t.byte_level ? Impl::Decoder::kByteLevel : Impl::Decoder::kMetaspace;
+  t.decoder = t.byte_level ? Impl::Decoder::kByteLevel : Impl::Decoder::kMetaspace;  // "▁" for spaces either way
   // GPT-2's byte alphabet: printable bytes stand for themselves, the rest for 256 + n.
   for (int b = 0, n = 0; b < 256; ++b) {
     bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
@@ -385,12 +430,12 @@ std::vector<int64_t> Tokenizer::encode(const std::string& text, bool add_special
       ++at;
       continue;
     }
-    if (at > segment) t.encode_segment(text.substr(segment, at - segment), ids);
+    if (at > segment) t.encode_segment(text.substr(segment, at - segment), segment == 0, ids);
     ids.push_back(t.added.at(*found));
     at += found->size();
     segment = at;
   }
-  if (segment < text.size()) t.encode_segment(text.substr(segment), ids);
+  if (segment < text.size()) t.encode_segment(text.substr(segment), segment == 0, ids);
   if (!add_special_tokens || !t.has_template) return ids;
   std::vector<int64_t> framed;
   for (const std::vector<int64_t>& part : t.template_single) {

@@ -1,8 +1,8 @@
 // Tokenizer: Hugging Face tokenizer.json, the two kinds of BPE MoE models use. Torch-free.
 //   byte-level BPE (GPT-2 / Qwen / DeepSeek-V3): NFC normaliser, Split pre-tokenizers with
 //     Unicode-property regexes (PCRE2), ByteLevel, BPE over the byte alphabet;
-//   SentencePiece-style BPE (Llama-2 / DeepSeekMoE v1): Prepend/Replace normalisers ("▁" for
-//     spaces), BPE over characters with byte fallback (<0xNN>).
+//   SentencePiece-style BPE (Llama-2 / DeepSeekMoE v1): Prepend/Replace normalisers or a
+//     Metaspace pre-tokenizer ("▁" for spaces), BPE over characters with byte fallback (<0xNN>).
 // Added tokens are matched first (leftmost-longest) and never split; a TemplateProcessing
 // post-processor adds its special tokens when add_special_tokens is true. Any other component
 // type is refused by name. Encoding is const and safe from several threads after loading

@@ -51,6 +51,32 @@ TEST_P(TokenizerGolden, EncodesEveryLineAsHuggingFaceDoes) {
 
 INSTANTIATE_TEST_SUITE_P(Real, TokenizerGolden, ::testing::Values("qwen3", "llama2", "deepseek_v3"));
 
+// Llama-2's tokenizer.json with a Metaspace pre-tokenizer in place of its Prepend+Replace
+// normalizer (tests/fixtures/tokenizer/encode_metaspace.js made the expected ids).
+TEST(Tokenizer, MetaspacePreTokenizerAsHuggingFaceDoes) {
+  Json config = read_json_file(kTokenizers + "/llama2/tokenizer.json");
+  config["normalizer"] = nullptr;
+  Json metaspace = {{"type", "Metaspace"}, {"replacement", "\xe2\x96\x81"}, {"prepend_scheme", "always"}, {"split", true}};
+  config["pre_tokenizer"] = metaspace;
+  config["decoder"] = metaspace;
+  testing::TempDir dir;
+  testing::write_file(dir.file("tokenizer.json"), config.dump());
+  auto tokenizer = Tokenizer::load(dir.path());
+  std::vector<std::string> lines = read_lines(kFixtures + "/lines.jsonl");
+  std::vector<std::string> expected = read_lines(kFixtures + "/expected_llama2_metaspace.jsonl");
+  ASSERT_EQ(expected.size(), lines.size());
+  int matched = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    std::string text = Json::parse(lines[i]).get<std::string>();
+    std::vector<int64_t> ids = tokenizer->encode(text);
+    bool same = ids == Json::parse(expected[i])["ids"].get<std::vector<int64_t>>();
+    matched += same;
+    if (!same && matched + 10 > int(i)) ADD_FAILURE() << "line " << i + 1 << " " << lines[i] << " got " << Json(ids).dump() << " want " << expected[i];
+  }
+  EXPECT_EQ(matched, int(lines.size()));
+  EXPECT_EQ(tokenizer->decode(tokenizer->encode("Hello  world")), "Hello  world");
+}
+
 TEST(Tokenizer, DecodesWhatItEncodes) {
   auto qwen = Tokenizer::load(kTokenizers + "/qwen3");
   auto llama = Tokenizer::load(kTokenizers + "/llama2");
