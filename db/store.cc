@@ -190,7 +190,7 @@ void Store::mark_dispatched(int64_t candidate_id, int worker_rank, const std::st
   transaction.commit();
 }
 
-void Store::register_metric_names(const std::vector<Result>& results) {
+void Store::register_metric_names(const std::vector<Result>& results, std::vector<std::string>& added_names) {
   bool added = false;
   for (const Result& result : results) {
     std::set<std::string_view> in_result;
@@ -214,6 +214,7 @@ void Store::register_metric_names(const std::vector<Result>& results) {
       Statement insert(connection_, "INSERT OR IGNORE INTO metric_names (name, unit) VALUES (?, ?)");
       insert.bind_all(metric.name, metric.unit).run();
       metric_units_.emplace(metric.name, metric.unit);
+      added_names.push_back(metric.name);
       added = true;
     }
   }
@@ -226,9 +227,9 @@ void Store::register_metric_names(const std::vector<Result>& results) {
 
 void Store::record_results(const std::vector<Result>& results) {
   Transaction transaction(connection_);
-  std::map<std::string, std::string> units_before = metric_units_;
+  std::vector<std::string> added_names;  // forgotten again if the transaction rolls back
   try {
-    register_metric_names(results);
+    register_metric_names(results, added_names);
     for (const Result& result : results) {
       Statement& finish = statements_->finish;
       finish.bind_all(result.ok ? "DONE" : "FAILED", result.error, result.elapsed_s, result.worker_rank,
@@ -257,7 +258,7 @@ void Store::record_results(const std::vector<Result>& results) {
     }
     transaction.commit();
   } catch (...) {
-    metric_units_ = std::move(units_before);  // the rollback took the new names with it
+    for (const std::string& name : added_names) metric_units_.erase(name);  // the rollback took them
     throw;
   }
 }

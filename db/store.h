@@ -98,7 +98,7 @@ class Store {
 
  private:
   struct Statements;
-  void register_metric_names(const std::vector<Result>& results);
+  void register_metric_names(const std::vector<Result>& results, std::vector<std::string>& added_names);
   const ParetoAxes& axes_of(int64_t sweep_id);
   void record_pareto_point(int64_t sweep_id, const Result& result);
 
