@@ -60,20 +60,6 @@ Plan plan_option(const po::variables_map& args, const model::MoeModel& model) {
   return plan;
 }
 
-std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> parts;
-  std::string current;
-  for (char c : text + ",") {
-    if (c != ',') {
-      current += c;
-    } else if (!current.empty()) {
-      parts.push_back(current);
-      current.clear();
-    }
-  }
-  return parts;
-}
-
 int metrics_mode(const po::variables_map& args) {
   if (!args.count("tasks") && !args.count("ppl") && !args.count("calib")) {
     throw_bad_input("nothing to evaluate: give --tasks, --ppl or --calib (or --ids with --dump-logits)");

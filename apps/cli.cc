@@ -1,8 +1,9 @@
 #include "apps/cli.h"
 
+#include <fstream>
 #include <iostream>
 
-#include <boost/program_options/errors.hpp>
+#include <boost/program_options.hpp>
 
 #include "core/error.h"
 
@@ -37,12 +38,36 @@ std::optional<boost::program_options::variables_map> parse_options(
   }
   po::variables_map args;
   po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), args);
+  if (options.find_nothrow("config", false) && args.count("config")) {
+    std::string path = args["config"].as<std::string>();
+    std::ifstream file(path);
+    if (!file) throw_bad_input(path + ": cannot read the --config file");
+    try {
+      po::store(po::parse_config_file(file, options), args);  // the command line wins: stored first
+    } catch (const po::error& e) {
+      throw_bad_input(path + ": " + e.what());
+    }
+  }
   po::notify(args);
   if (args.count("help")) {
     std::cout << options << "\n";
     return std::nullopt;
   }
   return args;
+}
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> parts;
+  std::string current;
+  for (char c : text + ",") {
+    if (c != ',') {
+      current += c;
+    } else if (!current.empty()) {
+      parts.push_back(current);
+      current.clear();
+    }
+  }
+  return parts;
 }
 
 }  // namespace cdmoe

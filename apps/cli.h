@@ -5,6 +5,8 @@
 
 #include <functional>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include <boost/program_options.hpp>
 
@@ -13,8 +15,13 @@ namespace cdmoe {
 int run_cli(const char* program, const std::function<int()>& body);
 
 // Parses argv against `options` (plus, when `with_command`, one positional argument stored as
-// "command"). Prints the options and returns nullopt for --help.
+// "command"). Prints the options and returns nullopt for --help. When `options` has "config"
+// and it is given, that file (INI style: `name = value` a line, the long option names) supplies
+// the options the command line does not.
 std::optional<boost::program_options::variables_map> parse_options(
     int argc, char** argv, const boost::program_options::options_description& options, bool with_command);
+
+// "a,b,,c" -> {"a", "b", "c"}.
+std::vector<std::string> split_commas(const std::string& text);
 
 }  // namespace cdmoe

@@ -14,7 +14,7 @@
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
-#include "bench/synthetic_checkpoint.h"
+#include "model/synthetic_checkpoint.h"
 #include "eval/divergence.h"
 #include "eval/layer_cache.h"
 #include "model/moe_model.h"
@@ -46,9 +46,9 @@ int main(int argc, char** argv) {
   }
   at::set_num_threads(threads);
   at::manual_seed(0);
-  bench::SyntheticShape shape;
+  model::SyntheticShape shape;
   shape.hidden = 512; shape.heads = 8; shape.expert_inner = 176; shape.dense_inner = 1408;
-  if (!std::filesystem::exists(dir + "/model.safetensors")) bench::write_synthetic_checkpoint(dir, shape);
+  if (!std::filesystem::exists(dir + "/model.safetensors")) model::write_synthetic_checkpoint(dir, shape);
   auto model = model::MoeModel::load(dir);
   at::Tensor ids = at::randint(shape.vocab, {8, 256}, at::kLong), mask = at::ones({8, 256}, at::kLong);
   eval::LayerCache cache(*model, ids, mask, Plan(), int64_t(4) << 30);

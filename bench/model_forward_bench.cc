@@ -22,7 +22,7 @@
 #include "core/param_count.h"
 #include "model/moe_model.h"
 #include "model/safetensors.h"
-#include "bench/synthetic_checkpoint.h"
+#include "model/synthetic_checkpoint.h"
 
 using namespace cdmoe;
 using Clock = std::chrono::steady_clock;
@@ -66,10 +66,10 @@ int main(int argc, char** argv) {
   at::set_num_threads(threads);
   at::manual_seed(0);
   if (!std::filesystem::exists(dir + "/model.safetensors")) {
-    bench::SyntheticShape shape;
+    model::SyntheticShape shape;
     shape.hidden = D; shape.heads = H; shape.layers = L; shape.experts = E; shape.expert_inner = I;
     shape.shared = SHARED; shape.top_k = TOP; shape.vocab = V; shape.dense_inner = DENSE;
-    bench::write_synthetic_checkpoint(dir, shape);
+    model::write_synthetic_checkpoint(dir, shape);
     execv("/proc/self/exe", argv);  // start afresh so generation does not count in the load's RSS
   }
 

@@ -46,6 +46,14 @@ bool is_valid_metric_name(const std::string& name) {
   return true;
 }
 
+Json hello_to_json(const Hello& hello) {
+  return Json{{"ok", hello.ok}, {"host", hello.host}, {"error", hello.error}};
+}
+
+Hello hello_from_json(const Json& json, const std::string& where) {
+  return Hello{bool_or(json, "ok", false, where), string_or(json, "host", "", where), string_or(json, "error", "", where)};
+}
+
 Json task_to_json(const Task& task) {
   return Json{{"candidate_id", task.candidate_id}, {"kind", task.kind}, {"plan", task.plan.to_json()},
               {"params", task.params}, {"attempt", task.attempt}};

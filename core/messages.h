@@ -55,6 +55,15 @@ struct Result {
   double elapsed_s = 0;
 };
 
+// A worker's first message: ready (its model and data are loaded) or not, and why.
+struct Hello {
+  bool ok = true;
+  std::string host;
+  std::string error;
+};
+
+Json hello_to_json(const Hello& hello);
+Hello hello_from_json(const Json& json, const std::string& where);
 Json task_to_json(const Task& task);
 Task task_from_json(const Json& json, const std::string& where);
 Json result_to_json(const Result& result);

@@ -25,12 +25,19 @@ void Progress::update(int64_t done) {
   draw(false);
 }
 
+void Progress::update(int64_t done, int64_t total, std::string detail) {
+  total_ = total;
+  detail_ = std::move(detail);
+  update(done);
+}
+
 void Progress::draw(bool final_line) {
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double rate = elapsed > 0 ? double(done_) / elapsed : 0;
   double eta = rate > 0 ? double(total_ - done_) / rate : 0;
-  std::fprintf(stderr, "\r%s: %lld/%lld (%.1f/s, ETA %.0fs)%s", label_.c_str(), static_cast<long long>(done_),
-               static_cast<long long>(total_), rate, eta, final_line ? "\n" : "");
+  std::fprintf(stderr, "\r%s: %lld/%lld (%.1f/s, ETA %.0fs)%s%s%s%s", label_.c_str(),
+               static_cast<long long>(done_), static_cast<long long>(total_), rate, eta, detail_.empty() ? "" : " ",
+               detail_.c_str(), stderr_is_tty() ? "\033[K" : "", final_line ? "\n" : "");
   std::fflush(stderr);
 }
 

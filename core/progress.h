@@ -14,6 +14,8 @@ class Progress {
   Progress(std::string label, int64_t total, bool enabled);
   ~Progress();  // prints the final line when something was shown
   void update(int64_t done);
+  // A sweep's total grows as its search unfolds; `detail` is appended to the line.
+  void update(int64_t done, int64_t total, std::string detail);
 
   // True when stderr is a terminal.
   static bool stderr_is_tty();
@@ -23,6 +25,7 @@ class Progress {
   std::string label_;
   int64_t total_;
   int64_t done_ = 0;
+  std::string detail_;
   bool enabled_;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };

@@ -61,7 +61,12 @@ struct Store::Statements {
                "UPDATE candidates SET state = ?, error = ?, elapsed_s = ?, worker_rank = ?, worker_host = ?, "
                "finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? AND state = 'RUNNING' "
                "RETURNING sweep_id"),
-        requeue(c, "UPDATE candidates SET state = ? WHERE id = ? AND state = 'RUNNING' RETURNING sweep_id"),
+        requeue(c,
+                "UPDATE candidates SET state = ?, attempts = max(0, attempts - ?) WHERE id = ? AND state = 'RUNNING' "
+                "RETURNING sweep_id"),
+        give_up(c,
+                "UPDATE candidates SET state = 'FAILED', error = ?, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                "WHERE id = ? AND state IN ('WAITING', 'PREEMPTED', 'RUNNING') RETURNING sweep_id"),
         insert_metric(c, "INSERT INTO metrics (candidate_id, name, value) VALUES (?, ?, ?)"),
         insert_step(c,
                     "INSERT OR REPLACE INTO finetune_steps (candidate_id, step, loss, lr, tokens) "
@@ -72,7 +77,7 @@ struct Store::Statements {
                             "VALUES (?, ?, ?, ?, ?)"),
         sweep_axes(c, "SELECT pareto_accuracy, pareto_memory, pareto_speed FROM sweeps WHERE id = ?") {}
 
-  Statement insert_candidate, find_candidate, dispatch, finish, requeue, insert_metric, insert_step, insert_event,
+  Statement insert_candidate, find_candidate, dispatch, finish, requeue, give_up, insert_metric, insert_step, insert_event,
       insert_pareto_point, sweep_axes;
 };
 
@@ -176,17 +181,20 @@ std::vector<CandidateRow> Store::candidates(int64_t sweep_id, std::optional<Cand
   return rows;
 }
 
-void Store::mark_dispatched(int64_t candidate_id, int worker_rank, const std::string& worker_host) {
+void Store::mark_dispatched(const std::vector<Dispatch>& dispatches) {
   Transaction transaction(connection_);
-  Statement& dispatch = statements_->dispatch;
-  dispatch.bind_all(worker_rank, worker_host, candidate_id);
-  if (!dispatch.step()) {
-    throw_runtime("candidate " + std::to_string(candidate_id) + " cannot be dispatched: unknown, or not WAITING/PREEMPTED");
+  for (const Dispatch& d : dispatches) {
+    Statement& dispatch = statements_->dispatch;
+    dispatch.bind_all(d.worker_rank, d.worker_host, d.candidate_id);
+    if (!dispatch.step()) {
+      throw_runtime("candidate " + std::to_string(d.candidate_id) +
+                    " cannot be dispatched: unknown, or not WAITING/PREEMPTED");
+    }
+    int64_t sweep_id = dispatch.column_int(0);
+    int64_t attempt = dispatch.column_int(1);
+    dispatch.reset();
+    log_event(sweep_id, d.candidate_id, "dispatch", d.worker_rank, Json{{"attempt", attempt}, {"host", d.worker_host}});
   }
-  int64_t sweep_id = dispatch.column_int(0);
-  int64_t attempt = dispatch.column_int(1);
-  dispatch.reset();
-  log_event(sweep_id, candidate_id, "dispatch", worker_rank, Json{{"attempt", attempt}, {"host", worker_host}});
   transaction.commit();
 }
 
@@ -290,23 +298,51 @@ void Store::record_pareto_point(int64_t sweep_id, const Result& result) {
   }
 }
 
-void Store::requeue(const std::vector<int64_t>& candidate_ids, CandidateState state, const std::string& kind) {
+void Store::requeue(const std::vector<int64_t>& candidate_ids, CandidateState state, const std::string& kind,
+                    const Json& detail, bool refund_attempt) {
   if (state != CandidateState::kWaiting && state != CandidateState::kPreempted) {
     throw_runtime("requeue only to WAITING or PREEMPTED");
   }
   Transaction transaction(connection_);
   for (int64_t id : candidate_ids) {
     Statement& requeue = statements_->requeue;
-    requeue.bind_all(candidate_state_name(state), id);
+    requeue.bind_all(candidate_state_name(state), refund_attempt ? 1 : 0, id);
     if (!requeue.step()) {
       requeue.reset();
       continue;
     }
     int64_t sweep_id = requeue.column_int(0);
     requeue.reset();
-    log_event(sweep_id, id, kind, 0, Json::object());
+    log_event(sweep_id, id, kind, 0, detail);
   }
   transaction.commit();
+}
+
+void Store::give_up(int64_t candidate_id, const std::string& error) {
+  Transaction transaction(connection_);
+  Statement& give_up = statements_->give_up;
+  give_up.bind_all(error, candidate_id);
+  if (give_up.step()) {
+    int64_t sweep_id = give_up.column_int(0);
+    give_up.reset();
+    log_event(sweep_id, candidate_id, "failed", 0, Json{{"error", error}});
+  } else {
+    give_up.reset();
+  }
+  transaction.commit();
+}
+
+std::map<int64_t, std::vector<Metric>> Store::sweep_metrics(int64_t sweep_id) {
+  Statement s(connection_,
+              "SELECT m.candidate_id, m.name, m.value, n.unit FROM metrics m JOIN candidates c ON c.id = m.candidate_id "
+              "JOIN metric_names n ON n.name = m.name WHERE c.sweep_id = ? ORDER BY m.candidate_id, m.name");
+  s.bind(1, sweep_id);
+  std::map<int64_t, std::vector<Metric>> metrics;
+  while (s.step()) {
+    double value = s.column_is_null(2) ? std::nan("") : s.column_double(2);  // stored non-finite
+    metrics[s.column_int(0)].push_back(Metric{s.column_text(1), value, s.column_text(3)});
+  }
+  return metrics;
 }
 
 void Store::log_event(std::optional<int64_t> sweep_id, std::optional<int64_t> candidate_id, const std::string& kind,

@@ -83,13 +83,27 @@ class Store {
   // Commits attempts+1 and RUNNING before the task leaves, so a task that crashes the job
   // every time runs out of attempts instead of looping. Only WAITING or PREEMPTED candidates
   // can be dispatched (a retry is requeued to WAITING first); anything else is an error.
-  void mark_dispatched(int64_t candidate_id, int worker_rank, const std::string& worker_host);
+  struct Dispatch {
+    int64_t candidate_id = 0;
+    int worker_rank = 0;
+    std::string worker_host;
+  };
+  void mark_dispatched(const std::vector<Dispatch>& dispatches);  // one transaction
+  void mark_dispatched(int64_t candidate_id, int worker_rank, const std::string& worker_host) {
+    mark_dispatched({Dispatch{candidate_id, worker_rank, worker_host}});
+  }
   // DONE (ok) or FAILED results, each with its metrics, fine-tuning steps and event; the whole
   // batch is one transaction (batching is how the coordinator keeps up with fast workers).
   void record_results(const std::vector<Result>& results);
   void record_result(const Result& result) { record_results({result}); }
   // RUNNING -> WAITING (to retry) or PREEMPTED, with an event of `kind` ("retry", "preempted").
-  void requeue(const std::vector<int64_t>& candidate_ids, CandidateState state, const std::string& kind);
+  // `refund_attempt`: the attempt did not fail (the job was stopped), so it does not count.
+  void requeue(const std::vector<int64_t>& candidate_ids, CandidateState state, const std::string& kind,
+               const Json& detail = Json::object(), bool refund_attempt = false);
+  // FAILED without a result (e.g. its attempts ran out in jobs that died), with an event.
+  void give_up(int64_t candidate_id, const std::string& error);
+  // Every stored metric of the sweep's candidates, by candidate id (what resume replays).
+  std::map<int64_t, std::vector<Metric>> sweep_metrics(int64_t sweep_id);
 
   void log_event(std::optional<int64_t> sweep_id, std::optional<int64_t> candidate_id, const std::string& kind,
                  int rank, const Json& detail);

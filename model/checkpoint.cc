@@ -3,10 +3,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/sha256.h"
 
 namespace cdmoe::model {
 namespace {
@@ -80,6 +82,29 @@ std::vector<std::string> Checkpoint::files() const {
   std::vector<std::string> paths;
   for (const auto& file : files_) paths.push_back(file->path());
   return paths;
+}
+
+std::string Checkpoint::fingerprint() const {
+  constexpr uint64_t kWhole = 256ull << 20, kStride = 64ull << 20, kSample = 1ull << 20;
+  Sha256 hash;
+  hash.update(read_text_file(config_path_));
+  for (const auto& file : files_) {
+    std::string path = file->path();
+    hash.update(path.substr(path.find_last_of('/') + 1));
+    std::ifstream in(path, std::ios::binary);
+    in.seekg(0, std::ios::end);
+    uint64_t size = uint64_t(in.tellg());
+    hash.update(std::to_string(size));
+    std::vector<char> buffer(kSample);
+    uint64_t stride = size <= kWhole ? kSample : kStride;
+    for (uint64_t offset = 0; offset < size; offset += stride) {
+      in.seekg(std::streamoff(offset));
+      in.read(buffer.data(), std::streamsize(std::min(kSample, size - offset)));
+      hash.update(buffer.data(), size_t(in.gcount()));
+    }
+    if (!in && !in.eof()) throw_bad_input(path + ": cannot be read");
+  }
+  return hash.hex_digest();
 }
 
 }  // namespace cdmoe::model

@@ -30,10 +30,27 @@ std::unique_ptr<Strategy> make_strategy(const std::string& name, const ModelShap
   if (config.screen_fraction < 0 || config.screen_fraction >= 1) {
     throw_bad_input("--screen-fraction must be in [0, 1) (0 turns early stopping off)");
   }
-  for (const Registered& s : kStrategies) {
-    if (name == s.name) return s.make(shape, config);
+  std::vector<std::unique_ptr<Strategy>> parts;
+  std::vector<std::string> seen;
+  size_t start = 0;
+  for (;;) {  // a comma-separated list: the method and its baselines side by side
+    size_t comma = name.find(',', start);
+    std::string one = name.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const Registered* found = nullptr;
+    for (const Registered& s : kStrategies) {
+      if (one == s.name) found = &s;
+    }
+    if (!found) throw_bad_input("unknown strategy \"" + one + "\" (strategies: " + strategy_names() + ")");
+    for (const std::string& name_seen : seen) {
+      if (name_seen == one) throw_bad_input("strategy \"" + one + "\" is listed twice");
+    }
+    seen.push_back(one);
+    parts.push_back(found->make(shape, config));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
   }
-  throw_bad_input("unknown strategy \"" + name + "\" (strategies: " + strategy_names() + ")");
+  if (parts.size() == 1) return std::move(parts.front());
+  return make_combined_strategy(std::move(parts));
 }
 
 }  // namespace cdmoe::search

@@ -1,0 +1,54 @@
+// cdmoe-synth: writes a random DeepSeekMoE-shaped checkpoint (config.json, model.safetensors
+// and, with --tokenizer, a copy of a real tokenizer.json whose vocabulary it takes). For the
+// demo sweep in the README and for tests; its accuracy is chance, its shapes are real.
+#include <iostream>
+
+#include <boost/program_options.hpp>
+
+#include "apps/cli.h"
+#include "core/error.h"
+#include "model/synthetic_checkpoint.h"
+
+namespace po = boost::program_options;
+using namespace cdmoe;
+
+int main(int argc, char** argv) {
+  return run_cli("cdmoe-synth", [&] {
+    model::SyntheticShape s;
+    s.hidden = 64;
+    s.heads = 4;
+    s.layers = 6;
+    s.experts = 16;
+    s.expert_inner = 32;
+    s.shared = 2;
+    s.top_k = 4;
+    s.dense_inner = 128;
+    s.max_positions = 2048;
+    std::string out;
+    po::options_description options("usage: cdmoe-synth --out DIR [--tokenizer FILE] [shape options]\n\noptions");
+    options.add_options()
+        ("help,h", "print this help")
+        ("out", po::value(&out), "directory to write (created)")
+        ("tokenizer", po::value(&s.tokenizer), "tokenizer.json to copy beside the weights (sets the vocabulary)")
+        ("hidden", po::value(&s.hidden)->default_value(s.hidden), "hidden size")
+        ("heads", po::value(&s.heads)->default_value(s.heads), "attention heads")
+        ("layers", po::value(&s.layers)->default_value(s.layers), "decoder layers (layer 0 dense, the rest MoE)")
+        ("experts", po::value(&s.experts)->default_value(s.experts), "routed experts per MoE layer")
+        ("expert-inner", po::value(&s.expert_inner)->default_value(s.expert_inner), "routed expert inner size")
+        ("shared", po::value(&s.shared)->default_value(s.shared), "shared experts (inner size shared × expert-inner)")
+        ("top-k", po::value(&s.top_k)->default_value(s.top_k), "experts per token")
+        ("vocab", po::value(&s.vocab)->default_value(s.vocab), "vocabulary size (without --tokenizer)")
+        ("seed", po::value(&s.seed)->default_value(0), "random seed");
+    auto args = parse_options(argc, argv, options, false);
+    if (!args) return 0;
+    if (out.empty()) throw_bad_input("--out is required (see --help)");
+    if (s.hidden % s.heads != 0) throw_bad_input("--hidden must be a multiple of --heads");
+    if (s.layers < 2 || s.experts < 1 || s.top_k < 1 || s.top_k > s.experts) {
+      throw_bad_input("need --layers >= 2 and 1 <= --top-k <= --experts");
+    }
+    s.bf16 = false;
+    model::write_synthetic_checkpoint(out, s);
+    std::cerr << "cdmoe-synth: wrote " << out << "\n";
+    return 0;
+  });
+}

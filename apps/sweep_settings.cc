@@ -1,0 +1,233 @@
+#include "apps/sweep_settings.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+
+#include "apps/cli.h"
+#include "core/error.h"
+#include "eval/tasks.h"
+#include "eval/text_data.h"
+#include "model/checkpoint.h"
+#include "model/model_config.h"
+#include "model/tokenizer.h"
+#include "search/budget.h"
+
+namespace po = boost::program_options;
+
+namespace cdmoe::apps {
+namespace {
+
+std::vector<int> parse_experts_kept(const std::string& text) {
+  std::vector<int> ks;
+  for (const std::string& part : split_commas(text)) {
+    char* end = nullptr;
+    long k = std::strtol(part.c_str(), &end, 10);
+    if (*end != '\0' || k < 0 || k > 1000000) {
+      throw_bad_input("--experts-kept: \"" + part + "\" is not a non-negative integer");
+    }
+    ks.push_back(int(k));
+  }
+  if (ks.empty()) throw_bad_input("--experts-kept: give at least one k, e.g. 0,6");
+  return ks;
+}
+
+std::string absolute(const std::string& path) {
+  return path.empty() ? path : std::filesystem::absolute(path).lexically_normal().string();
+}
+
+search::SearchConfig search_config(const SweepSettings& s, const ModelShape& shape) {
+  search::SearchConfig config;
+  config.experts_kept = parse_experts_kept(s.experts_kept);
+  for (int k : config.experts_kept) {
+    if (k > shape.num_routed_experts) {
+      throw_bad_input("--experts-kept " + std::to_string(k) + " is more than the model's " +
+                      std::to_string(shape.num_routed_experts) + " routed experts");
+    }
+  }
+  config.expert_objective = search::Objective{s.expert_objective, "layer", 1.0};
+  config.layer_objective = search::Objective{s.objective, "model", 1.0};
+  config.beam_width = s.beam_width;
+  config.seed = s.seed;
+  config.screen_fraction = s.screen_fraction;
+  config.plans_file = s.plans_file;
+  if (s.budgets.empty()) throw_bad_input("--budgets is required, e.g. layers:1-4 or memory:0.7,0.8");
+  config.budgets = search::parse_budgets(s.budgets, "--budgets");
+  config.cost_model.sequence_length = s.seq_len;
+  return config;
+}
+
+}  // namespace
+
+std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool print_help) {
+  SweepSettings s;
+  po::options_description options(
+      "usage: cdmoe-sweep --model DIR --calib FILE --db FILE --sweep NAME --budgets SPEC [options]\n"
+      "       (under mpirun -np N or srun --mpi=pmix: rank 0 coordinates, the others are workers)\n\noptions");
+  options.add_options()
+      ("help,h", "print this help")
+      ("config", po::value<std::string>(), "read options from this file too (`name = value` lines; the command line wins)")
+      ("model", po::value(&s.model_dir), "Hugging Face model directory (config.json + safetensors + tokenizer.json)")
+      ("tokenizer", po::value(&s.tokenizer_dir), "directory or file of tokenizer.json (default: --model)")
+      ("calib", po::value(&s.calib_path), "calibration text, JSONL {\"text\"} or plain (a document a line)")
+      ("db", po::value(&s.db_path), "SQLite results database (created if absent)")
+      ("sweep", po::value(&s.sweep_name), "sweep name: a new name starts a sweep, an existing one resumes it")
+      ("strategy", po::value(&s.strategy)->default_value(s.strategy),
+       ("search strategy, or several side by side (cdmoe,drop,random): " + search::strategy_names()).c_str())
+      ("experts-kept", po::value(&s.experts_kept)->default_value(s.experts_kept),
+       "routed experts kept per condensed layer (0: CD-MoE-S, k>0: CD-MoE-SR), comma-separated")
+      ("budgets", po::value(&s.budgets), "budget points: layers:N[,M|A-B], memory:F|BYTES, speed:S, joined by ';' or '|'")
+      ("objective", po::value(&s.objective)->default_value(s.objective),
+       "layer-selection divergence from the original's final output: js-logits, js-hidden, kl, mse, cosine")
+      ("expert-objective", po::value(&s.expert_objective)->default_value(s.expert_objective),
+       "expert-selection divergence of the layer's own output")
+      ("beam-width", po::value(&s.beam_width)->default_value(s.beam_width), "plans kept per layer-selection step")
+      ("screen-fraction", po::value(&s.screen_fraction)->default_value(s.screen_fraction),
+       "successive halving: screen candidates on this fraction of the calibration set first (0: off)")
+      ("calib-samples", po::value(&s.calib_samples)->default_value(s.calib_samples), "calibration documents used")
+      ("seq-len", po::value(&s.seq_len)->default_value(s.seq_len), "tokens per calibration document (truncated)")
+      ("packed", po::bool_switch(&s.packed), "pack documents into --seq-len blocks instead of truncating each")
+      ("batch-size", po::value(&s.batch_size)->default_value(s.batch_size), "sequences per forward in task scoring")
+      ("tasks", po::value(&s.tasks), "zero-shot tasks of full evaluations: piqa, arc_easy, FILE.jsonl (comma-separated)")
+      ("benchmarks", po::value(&s.benchmarks_dir), "folder with piqa/arc_easy files (default: $CDMOE_BENCHMARKS_DIR)")
+      ("task-limit", po::value(&s.task_limit)->default_value(s.task_limit), "first N items per task (0: all)")
+      ("ppl", po::value(&s.held_out_path), "held-out text for perplexity in full evaluations (default: none)")
+      ("plans", po::value(&s.plans_file), "JSONL of plans for --strategy plans")
+      ("device", po::value(&s.device)->default_value(s.device), "auto, cpu or cuda (cuda:local_rank % gpus)")
+      ("threads", po::value(&s.threads)->default_value(s.threads), "compute threads per worker (0: cores / ranks on the node)")
+      ("seed", po::value(&s.seed)->default_value(s.seed), "seed of every random choice (data sampling, random baseline)")
+      ("max-attempts", po::value(&s.max_attempts)->default_value(s.max_attempts), "dispatches of a candidate before it is FAILED")
+      ("in-flight", po::value(&s.in_flight)->default_value(s.in_flight), "tasks queued per worker at once")
+      ("cache-mb", po::value(&s.cache_mb)->default_value(s.cache_mb), "layer cache cap per worker, MiB")
+      ("no-layer-cache", "recompute every candidate from the embeddings (same results, slower)")
+      ("no-full-eval", "search only: skip the full evaluation of the original and the budget points")
+      ("speed-repeats", po::value(&s.speed_repeats)->default_value(s.speed_repeats), "A B timing pairs per full evaluation")
+      ("progress", po::bool_switch(&s.progress), "progress on stderr even when it is not a terminal")
+      ("dry-run", po::bool_switch(&s.dry_run), "check the inputs, print the candidate count and cost estimate, exit");
+  if (!print_help) {  // only rank 0 prints the help
+    for (int i = 1; i < argc; ++i) {
+      if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") return std::nullopt;
+    }
+  }
+  std::optional<po::variables_map> args = parse_options(argc, argv, options, /*with_command=*/false);
+  if (!args) return std::nullopt;
+  for (const char* required : {"model", "calib", "db", "sweep"}) {
+    if (!args->count(required) && !(std::string(required) == "db" && s.dry_run)) {
+      throw_bad_input(std::string("--") + required + " is required (see --help)");
+    }
+  }
+  s.layer_cache = !args->count("no-layer-cache");
+  s.full_evaluation = !args->count("no-full-eval");
+  if (s.benchmarks_dir.empty()) {
+    const char* env = std::getenv("CDMOE_BENCHMARKS_DIR");
+    if (env) s.benchmarks_dir = env;
+  }
+  if (s.threads < 0) throw_bad_input("--threads must be 0 or positive");
+  if (s.max_attempts < 1) throw_bad_input("--max-attempts must be at least 1");
+  if (s.in_flight < 1) throw_bad_input("--in-flight must be at least 1");
+  if (s.cache_mb < 0) throw_bad_input("--cache-mb must be 0 or positive");
+  if (s.batch_size < 1) throw_bad_input("--batch-size must be at least 1");
+  if (s.seq_len < 1) throw_bad_input("--seq-len must be at least 1");
+  if (s.speed_repeats < 1) throw_bad_input("--speed-repeats must be at least 1");
+  if (s.device != "auto" && s.device != "cpu" && s.device != "cuda") {
+    throw_bad_input("--device \"" + s.device + "\" is not one of auto, cpu, cuda");
+  }
+  return s;
+}
+
+ValidatedSweep validate_sweep(const SweepSettings& s) {
+  if (s.device == "cuda") {
+    throw_bad_input("--device cuda: this build has no CUDA (its libtorch is CPU-only); use --device cpu or auto");
+  }
+  ValidatedSweep sweep;
+  model::Checkpoint checkpoint(s.model_dir);  // config.json and every weight file's header
+  model::ModelConfig config = model::model_config_from_json(checkpoint.config(), checkpoint.config_path());
+  sweep.shape = config.shape;
+  if (s.seq_len > sweep.shape.max_position_embeddings) {
+    throw_bad_input("--seq-len " + std::to_string(s.seq_len) + " exceeds the model's max_position_embeddings " +
+                    std::to_string(sweep.shape.max_position_embeddings));
+  }
+  auto tokenizer = model::Tokenizer::load(s.tokenizer_dir.empty() ? s.model_dir : s.tokenizer_dir);
+  eval::CalibrationOptions text{s.calib_samples, s.seq_len, s.packed, s.seed};
+  eval::CalibrationSet calibration = eval::load_calibration(s.calib_path, *tokenizer, text);
+  for (const auto& sequence : calibration.sequences) sweep.calibration_tokens += int64_t(sequence.size());
+  Json data_hashes{{"calib", calibration.content_hash}};
+  if (!s.held_out_path.empty()) data_hashes["ppl"] = eval::load_calibration(s.held_out_path, *tokenizer, text).content_hash;
+  for (const std::string& spec : split_commas(s.tasks)) {
+    if ((spec == "piqa" || spec == "arc_easy") && s.benchmarks_dir.empty()) {
+      throw_bad_input("task " + spec + " needs --benchmarks DIR (or $CDMOE_BENCHMARKS_DIR)");
+    }
+    data_hashes["task:" + spec] = eval::load_task(spec, s.benchmarks_dir, s.task_limit).content_hash;
+  }
+  sweep.strategy = search::make_strategy(s.strategy, sweep.shape, search_config(s, sweep.shape));
+
+  std::string model_hash = checkpoint.fingerprint();
+  // What determines the results; runtime knobs (threads, in-flight, cache, attempts) are not in it.
+  Json stored{{"model", absolute(s.model_dir)},  {"model_hash", model_hash},
+              {"tokenizer", absolute(s.tokenizer_dir)}, {"calib", absolute(s.calib_path)},
+              {"data_hashes", data_hashes},        {"calib_samples", s.calib_samples},
+              {"seq_len", s.seq_len},               {"packed", s.packed},
+              {"strategy", s.strategy},             {"experts_kept", parse_experts_kept(s.experts_kept)},
+              {"budgets", s.budgets},               {"objective", s.objective},
+              {"expert_objective", s.expert_objective}, {"beam_width", s.beam_width},
+              {"screen_fraction", s.screen_fraction}, {"tasks", s.tasks},
+              {"task_limit", s.task_limit},         {"ppl", absolute(s.held_out_path)},
+              {"plans", absolute(s.plans_file)},    {"seed", s.seed},
+              {"full_evaluation", s.full_evaluation}, {"device", "cpu"},
+              {"speed_repeats", s.speed_repeats}};
+  sweep.spec.name = s.sweep_name;
+  sweep.spec.strategy = s.strategy;
+  sweep.spec.config = stored;
+  sweep.spec.seed = int64_t(s.seed);
+  sweep.spec.model_path = absolute(s.model_dir);
+  sweep.spec.model_hash = model_hash;
+  sweep.spec.data_hashes = data_hashes;
+  return sweep;
+}
+
+void print_dry_run(const SweepSettings& s, const ValidatedSweep& sweep, std::ostream& out) {
+  const ModelShape& shape = sweep.shape;
+  search::CostModel cost;
+  cost.sequence_length = s.seq_len;
+  // FLOPs per calibration token of one decoder layer, and of the final norm + LM head.
+  double per_layer = search::estimated_cost_per_token(shape, Plan(), cost) / double(shape.num_layers);
+  double head = 2.0 * double(shape.hidden_size) * double(shape.vocab_size);
+  int64_t candidates = 0;
+  double flops = 0;
+  out << "sweep \"" << s.sweep_name << "\" (dry run): strategy " << s.strategy << ", " << shape.num_layers
+      << " layers (" << shape.moe_layers().size() << " MoE), " << sweep.calibration_tokens << " calibration tokens\n";
+  for (const search::StageProgress& stage : sweep.strategy->progress()) {
+    bool layer_scope = stage.stage.rfind("expert_select", 0) == 0 || stage.stage.rfind("prune_select", 0) == 0;
+    // A layer-scope candidate runs its own layer; a model-scope one runs, on average, half the
+    // layers (from the first it changes) and the head.
+    double layers = layer_scope ? 1.0 : double(shape.num_layers) / 2.0;
+    flops += double(stage.total) * double(sweep.calibration_tokens) * (layers * per_layer + (layer_scope ? 0 : head));
+    candidates += stage.total;
+    out << "  " << stage.stage << ": " << stage.total << " candidates\n";
+  }
+  out << "candidates: " << candidates << " search";
+  if (s.full_evaluation) out << " + full evaluations of the original and every budget point";
+  out << "\nestimated search compute: " << flops / 1e12 << " TFLOP (forward passes over the calibration tokens)\n";
+}
+
+worker::WorkerOptions worker_options(const SweepSettings& s) {
+  worker::WorkerOptions w;
+  w.model_dir = s.model_dir;
+  w.tokenizer_dir = s.tokenizer_dir;
+  w.calib_path = s.calib_path;
+  w.calib = eval::CalibrationOptions{s.calib_samples, s.seq_len, s.packed, s.seed};
+  w.held_out_path = s.held_out_path;
+  w.tasks = split_commas(s.tasks);
+  w.benchmarks_dir = s.benchmarks_dir;
+  w.task_limit = s.task_limit;
+  w.batch_size = s.batch_size;
+  w.cache_bytes = s.layer_cache ? s.cache_mb << 20 : 0;
+  w.full_divergence = s.objective;
+  w.speed_repeats = s.speed_repeats;
+  return w;
+}
+
+}  // namespace cdmoe::apps

@@ -1,0 +1,54 @@
+// cdmoe-sweep's options (command line or --config file), their validation and what they turn
+// into: the sweep's stored config and provenance, the strategy, and each worker's options.
+// validate_sweep reads and checks every input (model config and weights' headers, tokenizer,
+// calibration and held-out text, tasks, strategy, objectives, budgets) so bad input fails
+// before anything is written to the database.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "core/model_shape.h"
+#include "db/store.h"
+#include "search/strategy.h"
+#include "worker/worker.h"
+
+namespace cdmoe::apps {
+
+struct SweepSettings {
+  std::string model_dir, tokenizer_dir, calib_path, held_out_path, db_path, sweep_name;
+  std::string strategy = "cdmoe";
+  std::string experts_kept = "0,6";
+  std::string budgets;
+  std::string objective = "js-logits", expert_objective = "js-hidden";
+  int beam_width = 1;
+  double screen_fraction = 0;
+  int64_t calib_samples = 100, seq_len = 256, batch_size = 8, task_limit = 0;
+  bool packed = false;
+  std::string tasks, benchmarks_dir, plans_file, device = "auto";
+  int threads = 0;
+  uint64_t seed = 0;
+  int max_attempts = 3, in_flight = 2, speed_repeats = 3;
+  int64_t cache_mb = 1024;
+  bool layer_cache = true, full_evaluation = true, progress = false, dry_run = false;
+};
+
+// nullopt after --help (printed when print_help). Bad usage throws (exit 2).
+std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool print_help);
+
+struct ValidatedSweep {
+  ModelShape shape;
+  db::SweepSpec spec;  // name, strategy, canonical config, seed, model path + hash, data hashes
+  std::unique_ptr<search::Strategy> strategy;
+  int64_t calibration_tokens = 0;
+};
+
+ValidatedSweep validate_sweep(const SweepSettings& settings);
+void print_dry_run(const SweepSettings& settings, const ValidatedSweep& sweep, std::ostream& out);
+worker::WorkerOptions worker_options(const SweepSettings& settings);
+
+}  // namespace cdmoe::apps

@@ -1,0 +1,37 @@
+#include "coordinator/sweep_setup.h"
+
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace cdmoe::coordinator {
+
+std::string describe_config_difference(const Json& stored, const Json& now) {
+  std::set<std::string> keys;
+  for (auto it = stored.begin(); it != stored.end(); ++it) keys.insert(it.key());
+  for (auto it = now.begin(); it != now.end(); ++it) keys.insert(it.key());
+  std::string text;
+  for (const std::string& key : keys) {
+    Json a = stored.contains(key) ? stored[key] : Json("(absent)");
+    Json b = now.contains(key) ? now[key] : Json("(absent)");
+    if (a == b) continue;
+    text += (text.empty() ? "" : "; ") + key + ": stored " + describe_json(a) + ", now " + describe_json(b);
+  }
+  return text;
+}
+
+SweepStart start_or_resume_sweep(db::Store& store, const db::SweepSpec& spec) {
+  std::optional<db::SweepRow> existing = store.find_sweep(spec.name);
+  if (!existing) return SweepStart{store.create_sweep(spec), false, ""};
+  Json stored = parse_json_text(existing->config_json, "sweep \"" + spec.name + "\" config");
+  if (stored != spec.config) {
+    throw_bad_input("sweep \"" + spec.name + "\" exists with a different config (" +
+                    describe_config_difference(stored, spec.config) + "); use another --sweep name to start anew");
+  }
+  if (existing->state != "DONE") store.set_sweep_state(existing->id, "RUNNING");
+  return SweepStart{existing->id, true, existing->state};
+}
+
+}  // namespace cdmoe::coordinator

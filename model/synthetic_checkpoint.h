@@ -1,0 +1,22 @@
+// A random DeepSeekMoE-shaped checkpoint (config.json + model.safetensors, optionally beside a
+// real tokenizer.json whose vocabulary size it takes): for benchmarks, end-to-end tests and the
+// README's demo sweep until the project ships a trained demo model. Deterministic per seed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace cdmoe::model {
+
+struct SyntheticShape {
+  int64_t hidden = 1024, heads = 16, layers = 8, experts = 64, expert_inner = 352, shared = 2, top_k = 6;
+  int64_t vocab = 8192, dense_inner = 2816;  // layer 0 is dense
+  int64_t max_positions = 4096;
+  bool bf16 = true;       // weights stored as BF16 (else F32)
+  uint64_t seed = 0;
+  std::string tokenizer;  // a tokenizer.json to copy beside the weights (its vocabulary size wins)
+};
+
+void write_synthetic_checkpoint(const std::string& dir, SyntheticShape shape);
+
+}  // namespace cdmoe::model

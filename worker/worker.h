@@ -1,0 +1,53 @@
+// Worker: what a worker rank holds resident for a whole sweep (the model, tokenizer,
+// calibration set with its layer cache and router statistics, task data) and how it runs one
+// Task (DESIGN.md §1). Task kinds:
+//   "search"     params {divergence, scope, calib_fraction, metric}: one objective value
+//                (eval::measure_objective through the layer cache) as metric `metric`;
+//   "full_eval"  every metric of eval::evaluate: tasks, perplexity, divergence from the
+//                original, parameter and peak memory, speed-up against the original (A B A B);
+//   "noop"       nothing (measures dispatch overhead).
+// run() never throws: a failing task becomes a FAILED result carrying the message, and the
+// worker carries on. Test hooks (environment, for the fault tests only):
+//   CDMOE_TEST_FAIL="ID[@RANK],..."  candidate ID fails (on RANK only, when given);
+//   CDMOE_TEST_CRASH="ID,..."        the process aborts on candidate ID (a crash that kills the job).
+// Not thread-safe: one thread owns a Worker.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/messages.h"
+#include "eval/text_data.h"
+
+namespace cdmoe::worker {
+
+struct WorkerOptions {
+  std::string model_dir;
+  std::string tokenizer_dir;                // default: model_dir
+  std::string calib_path;                   // calibration text (divergences, router statistics, speed)
+  eval::CalibrationOptions calib;           // samples, seq_len, packed, seed
+  std::string held_out_path;                // perplexity text; empty: none
+  std::vector<std::string> tasks;           // piqa, arc_easy, FILE.jsonl
+  std::string benchmarks_dir;               // where piqa/arc_easy live
+  int64_t task_limit = 0;                   // first N items per task (0: all)
+  int64_t batch_size = 8;                   // sequences per forward in task scoring
+  int64_t cache_bytes = int64_t(1) << 30;   // layer cache cap (0: --no-layer-cache)
+  std::string full_divergence = "js-logits";  // the divergence reported by full evaluations
+  int speed_repeats = 3;                    // A B pairs timed per full evaluation
+};
+
+class Worker {
+ public:
+  // Loads everything (bad input errors name the file); measures router statistics.
+  Worker(const WorkerOptions& options, int rank);
+  ~Worker();
+  Result run(const Task& task);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cdmoe::worker
