@@ -235,16 +235,17 @@ class SweepLoop {
       }
       if (message.tag != comm::Tag::kResult) throw_runtime(where + " has an unexpected tag");
       Result result = result_from_json(parse_json_text(message.payload, where), where);
-      result.worker_rank = message.source;
       auto flight = in_flight_.find(result.candidate_id);
       if (flight == in_flight_.end()) {  // not ours to act on; the store logs it as stale
         final_results.push_back(std::move(result));
         continue;
       }
-      --workers_[flight->second.first].load;
+      int rank = flight->second.first;
+      --workers_[rank].load;
       Work work = std::move(flight->second.second);
       in_flight_.erase(flight);
       if (!result.ok && work.attempts < options_.max_attempts) {
+        work.avoid_rank = rank;
         retries.emplace_back(std::move(result), std::move(work));
       } else {
         final_results.push_back(result);
@@ -255,7 +256,6 @@ class SweepLoop {
     for (auto& [result, work] : retries) {
       store_.requeue({work.id}, CandidateState::kWaiting, "retry",
                      Json{{"error", result.error}, {"failed_rank", result.worker_rank}, {"attempt", work.attempts}});
-      work.avoid_rank = result.worker_rank;
       queue_.push_front(std::move(work));
     }
     for (auto& [result, work] : finished_work) {

@@ -1,6 +1,7 @@
 #include "tests/test_util.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,12 +44,12 @@ int count_lines(const std::string& text) {
   return lines;
 }
 
-CommandResult run_command(const std::vector<std::string>& argv) {
-  TempDir scratch;
-  std::string out_path = scratch.file("out"), err_path = scratch.file("err");
-  pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
+BackgroundCommand::BackgroundCommand(const std::vector<std::string>& argv) {
+  std::string out_path = scratch_.file("out"), err_path = scratch_.file("err");
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    setpgid(0, 0);
     int in = open("/dev/null", O_RDONLY);
     int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -61,13 +62,30 @@ CommandResult run_command(const std::vector<std::string>& argv) {
     execv(args[0], args.data());
     _exit(127);
   }
+  setpgid(pid_, pid_);  // also here, so the group exists before the caller signals it
+}
+
+BackgroundCommand::~BackgroundCommand() {
+  if (!reaped_) {
+    signal_group(SIGKILL);
+    wait();
+  }
+}
+
+void BackgroundCommand::signal_group(int signal) { kill(-pid_, signal); }
+void BackgroundCommand::signal_leader(int signal) { kill(pid_, signal); }
+
+CommandResult BackgroundCommand::wait() {
   int status = 0;
-  waitpid(pid, &status, 0);
+  waitpid(pid_, &status, 0);
+  reaped_ = true;
   CommandResult result;
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  result.out = read_file(out_path);
-  result.err = read_file(err_path);
+  result.out = read_file(scratch_.file("out"));
+  result.err = read_file(scratch_.file("err"));
   return result;
 }
+
+CommandResult run_command(const std::vector<std::string>& argv) { return BackgroundCommand(argv).wait(); }
 
 }  // namespace cdmoe::testing

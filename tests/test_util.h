@@ -29,6 +29,23 @@ struct CommandResult {
 // Runs argv (argv[0] a path) to completion with stdin from /dev/null, capturing its output.
 CommandResult run_command(const std::vector<std::string>& argv);
 
+// A command running in the background in a process group of its own (so a signal can reach
+// the whole job, mpirun and its ranks), its output captured to files.
+class BackgroundCommand {
+ public:
+  explicit BackgroundCommand(const std::vector<std::string>& argv);
+  ~BackgroundCommand();  // SIGKILLs the group if still running
+  int pid() const { return pid_; }
+  void signal_group(int signal);  // e.g. SIGKILL to the whole job
+  void signal_leader(int signal);
+  CommandResult wait();
+
+ private:
+  TempDir scratch_;
+  int pid_ = -1;
+  bool reaped_ = false;
+};
+
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& contents);
 // Number of lines in text (a last line without '\n' counts).

@@ -1,0 +1,423 @@
+// End-to-end: the real cdmoe-sweep binary, alone (in-process worker) and under
+// `mpirun --oversubscribe -np 3`, on a tiny random checkpoint the suite writes with the real
+// cdmoe-synth. Covers determinism across rank counts, the pareto view, signals, SIGKILL and
+// resume, retries, crashes, and bad input.
+#include <signal.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "db/database.h"
+#include "db/sqlite.h"
+#include "tests/test_util.h"
+
+namespace cdmoe {
+namespace {
+
+using testing::BackgroundCommand;
+using testing::CommandResult;
+using testing::run_command;
+using testing::TempDir;
+using testing::write_file;
+
+const std::string kSweep = std::string(CDMOE_BIN_DIR) + "/cdmoe-sweep";
+const std::string kMpirun = "/usr/bin/mpirun";
+
+// Built once for the whole suite: a 4-layer model (3 MoE layers of 6 experts) with Llama-2's
+// tokenizer, calibration text and a small multiple-choice task.
+class SweepCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    dir_ = new TempDir();
+    CommandResult r = run_command({std::string(CDMOE_BIN_DIR) + "/cdmoe-synth", "--out", model(), "--tokenizer",
+                                   std::string(CDMOE_SOURCE_DIR) + "/third_party/tokenizers/llama2/tokenizer.json",
+                                   "--hidden", "32", "--layers", "4", "--experts", "6", "--top-k", "2",
+                                   "--expert-inner", "16", "--seed", "3"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::string calib;
+    for (int i = 0; i < 12; ++i) {
+      calib += "Document " + std::to_string(i) + ": experts are condensed into one dense layer, and the router "
+               "is gone; the shared experts stay for every token.\n";
+    }
+    write_file(file("calib.txt"), calib);
+    write_file(file("task.jsonl"),
+               "{\"context\": \"The sky is\", \"choices\": [\"blue\", \"green\"], \"gold\": 0}\n"
+               "{\"context\": \"Water is\", \"choices\": [\"wet\", \"dry\", \"loud\"], \"gold\": 0}\n"
+               "{\"context\": \"Two plus two is\", \"choices\": [\"four\", \"five\"], \"gold\": 0}\n");
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  static std::string model() { return dir_->file("model"); }
+  static std::string file(const std::string& name) { return dir_->file(name); }
+
+  // The sweep every test runs, with its database and name.
+  static std::vector<std::string> sweep_args(const std::string& db, const std::string& name) {
+    return {"--model", model(), "--calib", file("calib.txt"), "--calib-samples", "8", "--seq-len", "24", "--db", db,
+            "--sweep", name, "--experts-kept", "0,2", "--budgets", "layers:1-2", "--tasks", file("task.jsonl"),
+            "--speed-repeats", "1", "--threads", "1"};
+  }
+  static std::vector<std::string> local(std::vector<std::string> args) {
+    args.insert(args.begin(), kSweep);
+    return args;
+  }
+  static std::vector<std::string> mpi(int ranks, std::vector<std::string> args) {
+    std::vector<std::string> argv = {kMpirun, "--oversubscribe", "-np", std::to_string(ranks), kSweep};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+
+  static TempDir* dir_;
+};
+TempDir* SweepCli::dir_ = nullptr;
+
+// What a finished sweep is, for comparisons: DONE candidates by (stage, plan hash) with their
+// deterministic metrics (timings and RSS vary between runs and are left out).
+struct SweepOutcome {
+  std::map<std::string, std::map<std::string, double>> done;
+  std::set<std::string> failed;
+  std::string state;
+  int64_t done_events_max = 0;  // most "done" events of any one candidate
+  int64_t running = 0;
+};
+
+bool deterministic_metric(const std::string& name) {
+  return name != "tokens_per_s" && name != "speedup" && name != "peak_rss_bytes";
+}
+
+SweepOutcome read_outcome(const std::string& db_path, const std::string& sweep) {
+  db::Connection db = db::open_database(db_path, db::OpenMode::kReadOnly);
+  SweepOutcome outcome;
+  db::Statement state(db, "SELECT state FROM sweeps WHERE name = ?");
+  state.bind(1, sweep);
+  if (state.step()) outcome.state = state.column_text(0);
+  db::Statement rows(db,
+                     "SELECT c.stage || ' ' || c.plan_hash, c.state, m.name, m.value FROM candidates c "
+                     "JOIN sweeps w ON w.id = c.sweep_id LEFT JOIN metrics m ON m.candidate_id = c.id "
+                     "WHERE w.name = ?");
+  rows.bind(1, sweep);
+  while (rows.step()) {
+    std::string key = rows.column_text(0), st = rows.column_text(1);
+    if (st == "DONE") {
+      auto& metrics = outcome.done[key];
+      if (!rows.column_is_null(2) && deterministic_metric(rows.column_text(2))) {
+        metrics[rows.column_text(2)] = rows.column_is_null(3) ? NAN : rows.column_double(3);
+      }
+    } else if (st == "FAILED") {
+      outcome.failed.insert(key);
+    } else if (st == "RUNNING") {
+      ++outcome.running;
+    }
+  }
+  db::Statement events(db,
+                       "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM events e JOIN sweeps w ON "
+                       "w.id = e.sweep_id WHERE w.name = ? AND e.kind = 'done' GROUP BY e.candidate_id)");
+  events.bind(1, sweep);
+  events.step();
+  outcome.done_events_max = events.column_int(0);
+  return outcome;
+}
+
+void expect_same_outcome(const SweepOutcome& a, const SweepOutcome& b, double tolerance) {
+  ASSERT_EQ(a.done.size(), b.done.size());
+  for (const auto& [key, metrics] : a.done) {
+    auto other = b.done.find(key);
+    ASSERT_NE(other, b.done.end()) << key << " is DONE in one run only";
+    ASSERT_EQ(metrics.size(), other->second.size()) << key;
+    for (const auto& [name, value] : metrics) {
+      double v = other->second.at(name);
+      EXPECT_NEAR(value, v, tolerance * std::max(1.0, std::abs(value))) << key << " " << name;
+    }
+  }
+  EXPECT_EQ(a.failed, b.failed);
+}
+
+int64_t count_rows(const std::string& db_path, const std::string& sql) {
+  db::Connection db = db::open_database(db_path, db::OpenMode::kReadOnly);
+  db::Statement s(db, sql);
+  s.step();
+  return s.column_int(0);
+}
+
+TEST_F(SweepCli, OneRankAndThreeRanksChooseTheSamePlansAndMetrics) {
+  std::string db1 = file("np1.db"), db3 = file("np3.db");
+  CommandResult one = run_command(local(sweep_args(db1, "s")));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  CommandResult three = run_command(mpi(3, sweep_args(db3, "s")));
+  ASSERT_EQ(three.exit_code, 0) << three.err;
+  EXPECT_NE(three.out.find("Pareto front of sweep s"), std::string::npos) << three.out;
+
+  SweepOutcome a = read_outcome(db1, "s"), b = read_outcome(db3, "s");
+  EXPECT_EQ(a.state, "DONE");
+  EXPECT_EQ(b.state, "DONE");
+  // 3 MoE layers: expert rounds of 6 + 5 candidates each, layer steps of 3 + 2 per k; the
+  // original and 2 budgets per k evaluated in full.
+  EXPECT_EQ(a.done.size(), size_t(3 * 11 + 2 * 5 + 1 + 4));
+  expect_same_outcome(a, b, 1e-6);
+  EXPECT_EQ(b.done_events_max, 1);
+  // Both workers of the three-rank job did work.
+  EXPECT_EQ(count_rows(db3, "SELECT count(DISTINCT worker_rank) FROM candidates"), 2);
+  EXPECT_EQ(count_rows(db1, "SELECT count(*) FROM candidates WHERE worker_rank <> 0"), 0);
+
+  // The pareto view: exactly the full evaluations no other full evaluation dominates, checked
+  // here from the results view independently of the view's SQL.
+  db::Connection db = db::open_database(db3, db::OpenMode::kReadOnly);
+  db::Statement all(db, "SELECT candidate_id, task_acc_mean, param_bytes, speedup FROM results WHERE stage = 'full_eval'");
+  struct Point {
+    int64_t id;
+    double acc, mem, speed;
+  };
+  std::vector<Point> points;
+  while (all.step()) points.push_back({all.column_int(0), all.column_double(1), all.column_double(2), all.column_double(3)});
+  ASSERT_EQ(points.size(), 5u);
+  std::set<int64_t> expected;
+  for (const Point& p : points) {
+    bool dominated = false;
+    for (const Point& q : points) {
+      bool no_worse = q.acc >= p.acc && q.mem <= p.mem && q.speed >= p.speed;
+      bool better = q.acc > p.acc || q.mem < p.mem || q.speed > p.speed;
+      dominated = dominated || (no_worse && better);
+    }
+    if (!dominated) expected.insert(p.id);
+  }
+  db::Statement front(db, "SELECT candidate_id FROM pareto");
+  std::set<int64_t> got;
+  while (front.step()) got.insert(front.column_int(0));
+  EXPECT_EQ(got, expected);
+  EXPECT_FALSE(got.empty());
+  // Every full evaluation has its reference row: the original, param_ratio 1.
+  EXPECT_EQ(count_rows(db3, "SELECT count(*) FROM results WHERE method = 'original' AND param_ratio = 1"), 1);
+}
+
+// Waits until the sweep has at least `done` DONE candidates (or the job ended).
+void wait_for_done(const std::string& db_path, int64_t done, BackgroundCommand& job) {
+  for (int i = 0; i < 600; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (!std::filesystem::exists(db_path)) continue;
+    try {
+      if (count_rows(db_path, "SELECT count(*) FROM candidates WHERE state = 'DONE'") >= done) return;
+    } catch (const std::exception&) {  // not created yet
+    }
+    if (kill(job.pid(), 0) != 0) return;
+  }
+}
+
+TEST_F(SweepCli, SignalsPreemptCommitAndTheSameCommandResumes) {
+  std::string reference_db = file("signal_ref.db");
+  ASSERT_EQ(run_command(mpi(3, sweep_args(reference_db, "s"))).exit_code, 0);
+  SweepOutcome reference = read_outcome(reference_db, "s");
+
+  struct Case {
+    int signal;
+    bool under_mpirun;
+  };
+  // SIGTERM and SIGINT to a one-rank job (as Slurm signals every task); SIGUSR2 to mpirun,
+  // which forwards it to its ranks.
+  for (Case c : {Case{SIGTERM, false}, Case{SIGINT, false}, Case{SIGUSR2, true}}) {
+    SCOPED_TRACE(strsignal(c.signal));
+    std::string db = file("signal_" + std::to_string(c.signal) + ".db");
+    auto args = sweep_args(db, "s");
+    BackgroundCommand job(c.under_mpirun ? mpi(3, args) : local(args));
+    wait_for_done(db, 10, job);
+    auto sent = std::chrono::steady_clock::now();
+    job.signal_leader(c.signal);
+    CommandResult stopped = job.wait();
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count();
+    EXPECT_EQ(stopped.exit_code, 75) << stopped.err;
+    EXPECT_LT(seconds, 10.0);
+    EXPECT_NE(stopped.err.find("preempted by signal"), std::string::npos) << stopped.err;
+    SweepOutcome partial = read_outcome(db, "s");
+    EXPECT_EQ(partial.state, "PREEMPTED");
+    EXPECT_EQ(partial.running, 0);
+    EXPECT_LT(partial.done.size(), reference.done.size());
+    EXPECT_EQ(count_rows(db, "SELECT count(*) FROM events WHERE kind = 'preempted'"),
+              count_rows(db, "SELECT count(*) FROM candidates WHERE state = 'PREEMPTED'"));
+
+    CommandResult resumed = run_command(c.under_mpirun ? mpi(3, args) : local(args));
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+    EXPECT_NE(resumed.err.find("resuming sweep"), std::string::npos);
+    SweepOutcome finished = read_outcome(db, "s");
+    EXPECT_EQ(finished.state, "DONE");
+    expect_same_outcome(reference, finished, 1e-6);
+    EXPECT_EQ(finished.done_events_max, 1);
+  }
+}
+
+TEST_F(SweepCli, KilledAtRandomPointsResumesToExactlyTheUninterruptedResult) {
+  std::string reference_db = file("kill_ref.db");
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_EQ(run_command(mpi(3, sweep_args(reference_db, "s"))).exit_code, 0);
+  double full_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  SweepOutcome reference = read_outcome(reference_db, "s");
+
+  std::string db = file("killed.db");
+  auto args = sweep_args(db, "s");
+  args.insert(args.end(), {"--max-attempts", "10"});  // kills are not the candidates' fault
+  std::random_device entropy;
+  unsigned seed = entropy();
+  std::mt19937 random(seed);
+  std::uniform_real_distribution<double> when(0.3, std::max(0.6, full_s));
+  int kills = 0;
+  for (int round = 0; round < 4; ++round) {
+    double delay = when(random);
+    BackgroundCommand job(mpi(3, args));
+    std::this_thread::sleep_for(std::chrono::duration<double>(delay));
+    job.signal_group(SIGKILL);
+    CommandResult r = job.wait();
+    kills += r.exit_code == 128 + SIGKILL;
+    SCOPED_TRACE("seed " + std::to_string(seed) + ", kill after " + std::to_string(delay) + " s");
+    if (r.exit_code == 0) break;  // it finished before the kill
+  }
+  EXPECT_GE(kills, 1) << "no run was interrupted (seed " << seed << ")";
+  CommandResult last = run_command(mpi(3, args));
+  ASSERT_EQ(last.exit_code, 0) << last.err;
+  SweepOutcome resumed = read_outcome(db, "s");
+  EXPECT_EQ(resumed.state, "DONE");
+  expect_same_outcome(reference, resumed, 1e-6);
+  EXPECT_EQ(resumed.done_events_max, 1) << "a candidate was DONE twice (seed " << seed << ")";
+}
+
+TEST_F(SweepCli, FailedCandidatesAreRetriedElsewhereThenFailedForGood) {
+  std::string db = file("retry.db");
+  auto args = sweep_args(db, "s");
+  args.insert(args.end(), {"--max-attempts", "2"});
+  // Candidate 3 fails on rank 1 only (a flaky node): its retry on rank 2 succeeds. Candidate 5
+  // fails everywhere: FAILED after 2 attempts with its error, and the sweep goes on.
+  setenv("CDMOE_TEST_FAIL", "3@1,5", 1);
+  CommandResult r = run_command(mpi(3, args));
+  unsetenv("CDMOE_TEST_FAIL");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE id = 5 AND state = 'FAILED' AND attempts = 2 "
+                           "AND error LIKE '%injected failure%'"), 1);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE id = 3 AND state = 'DONE' AND worker_rank = 2"), 1);
+  EXPECT_GE(count_rows(db, "SELECT count(*) FROM events WHERE kind = 'retry' AND candidate_id = 3"), 1);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM events WHERE kind = 'retry' AND candidate_id = 5"), 1);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM events WHERE kind = 'failed' AND candidate_id = 5"), 1);
+  EXPECT_EQ(read_outcome(db, "s").state, "DONE");
+}
+
+TEST_F(SweepCli, ACandidateThatCrashesTheJobEndsFailedInsteadOfLooping) {
+  std::string db = file("crash.db");
+  auto args = sweep_args(db, "s");
+  args.insert(args.end(), {"--max-attempts", "2"});
+  setenv("CDMOE_TEST_CRASH", "4", 1);
+  std::vector<int> codes;
+  for (int run = 0; run < 4; ++run) {
+    CommandResult r = run_command(local(args));
+    codes.push_back(r.exit_code);
+    if (r.exit_code == 0) break;
+  }
+  unsetenv("CDMOE_TEST_CRASH");
+  ASSERT_EQ(codes.size(), 3u);  // two crashed runs (one per attempt), then a finished one
+  EXPECT_EQ(codes[0], 128 + SIGABRT);
+  EXPECT_EQ(codes[1], 128 + SIGABRT);
+  EXPECT_EQ(codes[2], 0);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE id = 4 AND state = 'FAILED' AND attempts = 2 "
+                           "AND error LIKE '%died during each of its 2 attempts%'"), 1);
+}
+
+TEST_F(SweepCli, BadInputIsOneLineExitTwoAndWritesNothing) {
+  std::string db = file("bad.db");
+  auto refused = [&](std::vector<std::string> args, const std::string& text) {
+    CommandResult r = run_command(local(args));
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(testing::count_lines(r.err), 1) << r.err;
+    EXPECT_EQ(r.err.rfind("cdmoe-sweep: error: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(text), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(db)) << "the database was written";
+  };
+  auto with = [&](const std::string& option, const std::string& value) {
+    auto args = sweep_args(db, "s");
+    bool replaced = false;
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+      if (args[i] == option) {
+        args[i + 1] = value;
+        replaced = true;
+      }
+    }
+    if (!replaced) args.insert(args.end(), {option, value});
+    return args;
+  };
+  write_file(file("empty.txt"), "");
+  refused(with("--model", file("nowhere")), "nowhere");
+  refused(with("--calib", file("missing.txt")), "missing.txt");
+  refused(with("--calib", file("empty.txt")), "empty.txt");
+  refused(with("--strategy", "annealing"), "unknown strategy \"annealing\"");
+  refused(with("--objective", "wasserstein"), "wasserstein");
+  refused(with("--tasks", file("nope.jsonl")), "nope.jsonl");
+  refused(with("--experts-kept", "0,7"), "--experts-kept 7 is more than the model's 6 routed experts");
+  refused(with("--budgets", "memory:0.01"), "cannot be met by cdmoe_s: the smallest it reaches is memory:0.98");
+  refused(with("--budgets", "layers:9"), "layers:9");
+  refused(with("--device", "tpu"), "--device \"tpu\"");
+  refused(with("--seq-len", "100000"), "max_position_embeddings");
+  refused({"--model", model()}, "--calib is required");
+
+  // Under mpirun too: exit 2, nothing written, and the workers are let go.
+  CommandResult r = run_command(mpi(3, with("--strategy", "annealing")));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("cdmoe-sweep: error: unknown strategy"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(db));
+
+  // An existing sweep name with another config is refused, naming the difference.
+  std::string done_db = file("config.db");
+  auto args = sweep_args(done_db, "s");
+  args.insert(args.end(), {"--no-full-eval"});
+  ASSERT_EQ(run_command(local(args)).exit_code, 0);
+  int64_t events = count_rows(done_db, "SELECT count(*) FROM events");
+  auto changed = args;
+  changed[std::find(changed.begin(), changed.end(), "--calib-samples") - changed.begin() + 1] = "6";
+  CommandResult diff = run_command(local(changed));
+  EXPECT_EQ(diff.exit_code, 2) << diff.err;
+  EXPECT_NE(diff.err.find("calib_samples: stored 8, now 6"), std::string::npos) << diff.err;
+  EXPECT_EQ(count_rows(done_db, "SELECT count(*) FROM events"), events);
+}
+
+TEST_F(SweepCli, MoreRanksThanCandidatesIsFine) {
+  // The random baseline has no search candidates: 1 + 2 full evaluations for 3 workers.
+  std::string db = file("idle.db");
+  auto args = sweep_args(db, "s");
+  args[std::find(args.begin(), args.end(), "--experts-kept") - args.begin() + 1] = "2";
+  args.insert(args.end(), {"--strategy", "random"});
+  CommandResult r = run_command(mpi(4, args));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE state = 'DONE'"), 3);
+}
+
+TEST_F(SweepCli, DryRunCountsAndConfigFileGivesTheSameOptions) {
+  std::string db = file("dry.db");
+  auto args = sweep_args(db, "s");
+  args.push_back("--dry-run");
+  CommandResult dry = run_command(local(args));
+  ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("expert_select: 33 candidates"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("candidates: 43 search"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("TFLOP"), std::string::npos) << dry.out;
+  EXPECT_FALSE(std::filesystem::exists(db));
+
+  std::string config;
+  for (size_t i = 0; i + 1 < args.size(); i += 2) config += args[i].substr(2) + " = " + args[i + 1] + "\n";
+  write_file(file("sweep.ini"), config);
+  CommandResult from_file = run_command({kSweep, "--config", file("sweep.ini"), "--dry-run"});
+  ASSERT_EQ(from_file.exit_code, 0) << from_file.err;
+  EXPECT_EQ(from_file.out, dry.out);
+
+  CommandResult help = run_command({kSweep, "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* option : {"--experts-kept", "--budgets", "--objective", "--max-attempts", "--dry-run", "--config"}) {
+    EXPECT_NE(help.out.find(option), std::string::npos) << option;
+  }
+}
+
+}  // namespace
+}  // namespace cdmoe
