@@ -7,6 +7,7 @@
 // 1 a failure while running; 75 (EX_TEMPFAIL) preempted by SIGTERM, SIGINT or SIGUSR2: the
 // in-flight candidates are PREEMPTED and committed, and the same command resumes the sweep.
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -40,6 +41,13 @@ namespace {
 constexpr int kPreemptedExitCode = 75;  // EX_TEMPFAIL: run the same command again to resume
 
 std::atomic<int> g_stop{0};
+
+double cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         1e-6 * double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
 
 void on_stop_signal(int signal) { g_stop.store(signal); }
 
@@ -97,6 +105,7 @@ int run_coordinator(const apps::SweepSettings& settings, const std::function<com
   options.progress = settings.progress || Progress::stderr_is_tty();
   options.full_evaluation = settings.full_evaluation;
   coordinator::SweepSummary summary;
+  double cpu_before = cpu_seconds();
   try {
     summary = coordinator::run_sweep(transport(), store, start.sweep_id, *sweep.strategy, options, g_stop);
   } catch (...) {
@@ -110,7 +119,7 @@ int run_coordinator(const apps::SweepSettings& settings, const std::function<com
   }
   std::cerr << "cdmoe-sweep: sweep \"" << settings.sweep_name << "\" done: " << summary.done << " candidates DONE ("
             << summary.replayed << " from the database), " << summary.failed << " FAILED, " << summary.dispatched
-            << " tasks in " << summary.seconds << " s\n";
+            << " tasks in " << summary.seconds << " s; rank 0 used " << cpu_seconds() - cpu_before << " CPU-s\n";
   print_pareto(store, settings.sweep_name);
   return 0;
 }

@@ -62,7 +62,7 @@ class MpiTransport : public Transport {
       if (now >= deadline) return std::nullopt;
       std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(pause, deadline - now));
 
-      pause = std::min(pause * 2, std::chrono::microseconds(1000));
+      pause = std::min(pause * 2, std::chrono::microseconds(250));
     }
   }
 
