@@ -28,7 +28,10 @@ for ranks in 2 3; do
     --experts-kept 1 --budgets layers:1 >/dev/null 2>"$work/r$ranks.err"
 done
 t1=$(seconds_of "$work/r2.err"); t2=$(seconds_of "$work/r3.err"); cpu2=$(cpu_of "$work/r3.err")
-echo "{\"bench\":\"expert_round\",\"candidates\":$(sqlite3 "$work/r2.db" 'select count(*) from candidates'),\"one_worker_s\":$t1,\"two_workers_s\":$t2,\"efficiency\":$(echo "$t1 / (2 * $t2)" | bc -l),\"coordinator_cpu_share\":$(echo "$cpu2 / $t2" | bc -l)}"
+# The expert round alone: first dispatch to last result of its candidates.
+round='select (julianday(max(finished_at)) - julianday(min(started_at))) * 86400 from candidates where stage = "expert_select"'
+e1=$(sqlite3 "$work/r2.db" "$round"); e2=$(sqlite3 "$work/r3.db" "$round")
+echo "{\"bench\":\"expert_round\",\"candidates\":$(sqlite3 "$work/r2.db" 'select count(*) from candidates'),\"one_worker_s\":$t1,\"two_workers_s\":$t2,\"efficiency\":$(echo "$t1 / (2 * $t2)" | bc -l),\"round_one_worker_s\":$e1,\"round_two_workers_s\":$e2,\"round_efficiency\":$(echo "$e1 / (2 * $e2)" | bc -l),\"coordinator_cpu_share\":$(echo "$cpu2 / $t2" | bc -l)}"
 
 for cache in on off; do
   flag=(); [ $cache = off ] && flag=(--no-layer-cache)
