@@ -5,7 +5,7 @@
 #     (mpirun -np 2) and 2 workers (mpirun -np 3), one thread per worker: efficiency = T1 / (2 T2);
 #   - the whole search (k = 2, layers:1-2) with and without the layer cache, and whether every
 #     stored metric is identical.
-# Usage: bench/sweep_scaling.sh [BUILD_DIR]   (run from the repository root)
+# Usage: [ROUND_ONLY=1] bench/sweep_scaling.sh [BUILD_DIR]   (run from the repository root)
 set -euo pipefail
 build=${1:-build}
 bin=$build/bin
@@ -33,6 +33,7 @@ round='select (julianday(max(finished_at)) - julianday(min(started_at))) * 86400
 e1=$(sqlite3 "$work/r2.db" "$round"); e2=$(sqlite3 "$work/r3.db" "$round")
 echo "{\"bench\":\"expert_round\",\"candidates\":$(sqlite3 "$work/r2.db" 'select count(*) from candidates'),\"one_worker_s\":$t1,\"two_workers_s\":$t2,\"efficiency\":$(echo "$t1 / (2 * $t2)" | bc -l),\"round_one_worker_s\":$e1,\"round_two_workers_s\":$e2,\"round_efficiency\":$(echo "$e1 / (2 * $e2)" | bc -l),\"coordinator_cpu_share\":$(echo "$cpu2 / $t2" | bc -l)}"
 
+[ "${ROUND_ONLY:-0}" = 1 ] && exit 0  # ROUND_ONLY=1: the efficiency part only (~2 min)
 for cache in on off; do
   flag=(); [ $cache = off ] && flag=(--no-layer-cache)
   mpirun -np 2 "$bin/cdmoe-sweep" "${common[@]}" "${flag[@]}" --db "$work/c_$cache.db" --sweep whole \
