@@ -7,7 +7,6 @@
 // 1 a failure while running; 75 (EX_TEMPFAIL) preempted by SIGTERM, SIGINT or SIGUSR2: the
 // in-flight candidates are PREEMPTED and committed, and the same command resumes the sweep.
 #include <signal.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -28,6 +27,7 @@
 #include "comm/mpi_transport.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/sweep_setup.h"
+#include "core/cpu_time.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "db/report_queries.h"
@@ -42,12 +42,6 @@ constexpr int kPreemptedExitCode = 75;  // EX_TEMPFAIL: run the same command aga
 
 std::atomic<int> g_stop{0};
 
-double cpu_seconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-         1e-6 * double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
-}
 
 void on_stop_signal(int signal) { g_stop.store(signal); }
 
@@ -105,7 +99,7 @@ int run_coordinator(const apps::SweepSettings& settings, const std::function<com
   options.progress = settings.progress || Progress::stderr_is_tty();
   options.full_evaluation = settings.full_evaluation;
   coordinator::SweepSummary summary;
-  double cpu_before = cpu_seconds();
+  double cpu_before = process_cpu_seconds();
   try {
     summary = coordinator::run_sweep(transport(), store, start.sweep_id, *sweep.strategy, options, g_stop);
   } catch (...) {
@@ -119,7 +113,7 @@ int run_coordinator(const apps::SweepSettings& settings, const std::function<com
   }
   std::cerr << "cdmoe-sweep: sweep \"" << settings.sweep_name << "\" done: " << summary.done << " candidates DONE ("
             << summary.replayed << " from the database), " << summary.failed << " FAILED, " << summary.dispatched
-            << " tasks in " << summary.seconds << " s; rank 0 used " << cpu_seconds() - cpu_before << " CPU-s\n";
+            << " tasks in " << summary.seconds << " s; rank 0 used " << process_cpu_seconds() - cpu_before << " CPU-s\n";
   print_pareto(store, settings.sweep_name);
   return 0;
 }

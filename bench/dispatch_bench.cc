@@ -4,7 +4,6 @@
 //   mpirun -np 2 dispatch_bench [--tasks N] [--in-flight K]    (1 worker)
 //   mpirun -np 3 dispatch_bench ...                            (2 workers)
 // Rank 0 prints one JSON line: tasks/s, µs per task, and the coordinator's CPU share.
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -16,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "comm/mpi_transport.h"
+#include "core/cpu_time.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/sweep_setup.h"
 #include "worker/worker_loop.h"
@@ -49,12 +49,6 @@ class NoopStrategy : public search::Strategy {
   bool offered_ = false;
 };
 
-double cpu_seconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-         1e-6 * double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
-}
 
 }  // namespace
 
@@ -92,11 +86,11 @@ int main(int argc, char** argv) {
     options.full_evaluation = false;
     options.in_flight_per_worker = in_flight;
     std::atomic<int> stop{0};
-    double cpu_start = cpu_seconds();
+    double cpu_start = process_cpu_seconds();
     coordinator::SweepSummary summary = coordinator::run_sweep(transport, store, sweep_id, strategy, options, stop);
     seconds = summary.seconds;
     result_tps = double(summary.done) / summary.seconds;
-    cpu_share = (cpu_seconds() - cpu_start) / summary.seconds;
+    cpu_share = (process_cpu_seconds() - cpu_start) / summary.seconds;
   }
   std::filesystem::remove_all(dir);
   nlohmann::json line{{"bench", "dispatch"},       {"workers", transport.size() - 1}, {"tasks", tasks},
