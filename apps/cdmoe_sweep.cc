@@ -45,11 +45,27 @@ std::atomic<int> g_stop{0};
 
 void on_stop_signal(int signal) { g_stop.store(signal); }
 
-void install_stop_handlers() {
+// Slurm signals every task of the job, and mpirun forwards to every rank. The coordinator needs
+// well under a second to commit its PREEMPTED rows and end the job; a worker gives it that much
+// time and then leaves on its own, busy or idle: when the step is being torn down (requeue,
+// preemption) the coordinator's MPI_Abort may not reach it, and a worker that lingers holds the
+// job in COMPLETING until Slurm's KillWait runs out.
+constexpr unsigned kWorkerGraceSeconds = 5;
+void on_worker_stop_signal(int) { alarm(kWorkerGraceSeconds); }
+void on_worker_grace_over(int) { _exit(kPreemptedExitCode); }
+
+void install_handler(int signal, void (*handler)(int)) {
   struct sigaction action {};
-  action.sa_handler = on_stop_signal;
+  action.sa_handler = handler;
   sigemptyset(&action.sa_mask);
-  for (int signal : {SIGTERM, SIGINT, SIGUSR2}) sigaction(signal, &action, nullptr);
+  sigaction(signal, &action, nullptr);
+}
+
+void install_stop_handlers(bool coordinator) {
+  for (int signal : {SIGTERM, SIGINT, SIGUSR2}) {
+    install_handler(signal, coordinator ? on_stop_signal : on_worker_stop_signal);
+  }
+  if (!coordinator) install_handler(SIGALRM, on_worker_grace_over);
 }
 
 // Launched by mpirun or srun --mpi=pmix (otherwise MPI is not initialised at all).
@@ -119,11 +135,12 @@ int run_coordinator(const apps::SweepSettings& settings, const std::function<com
 }
 
 int sweep_main(int argc, char** argv) {
-  install_stop_handlers();
+  install_stop_handlers(/*coordinator=*/true);
   std::unique_ptr<comm::MpiSession> mpi;
   if (launched_by_mpi()) mpi = std::make_unique<comm::MpiSession>(&argc, &argv);
   int rank = mpi ? mpi->transport().rank() : 0;
   int size = mpi ? mpi->transport().size() : 1;
+  if (rank != 0) install_stop_handlers(/*coordinator=*/false);
 
   std::optional<apps::SweepSettings> parsed;
   int code = run_cli("cdmoe-sweep", [&] {

@@ -1,5 +1,6 @@
 // Progress on stderr for long-running commands: "label: done/total (rate/s, ETA Ns)", redrawn
-// at most 5 times a second and finished with a newline. Silent unless enabled (callers enable
+// in place at most 5 times a second on a terminal and finished with a newline; into a file or
+// pipe (--progress in a batch job), one full line every 10 s. Silent unless enabled (callers enable
 // it when stderr is a TTY or --progress was given). Not thread-safe.
 #pragma once
 
@@ -25,8 +26,10 @@ class Progress {
   std::string label_;
   int64_t total_;
   int64_t done_ = 0;
+  int64_t drawn_done_ = -1;
   std::string detail_;
   bool enabled_;
+  bool to_terminal_;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 

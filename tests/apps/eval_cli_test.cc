@@ -182,6 +182,7 @@ TEST(EvalCli, MetricsModeMatchesTheLibrary) {
   r = run_command({kEval, "--model", model_dir, "--tasks", "arc_easy", "--limit", "3", "--benchmarks", benchmarks, "--progress"});
   EXPECT_NE(r.err.find("arc_easy requests: 12/12 ("), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("ETA"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\r'), std::string::npos) << "into a file: whole lines, no redraws";
 }
 
 TEST(EvalCli, MetricsModeBadInput) {

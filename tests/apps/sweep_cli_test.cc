@@ -9,146 +9,30 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <map>
 #include <random>
 #include <set>
 #include <thread>
 
 #include "db/database.h"
 #include "db/sqlite.h"
-#include "tests/test_util.h"
+#include "tests/apps/sweep_fixture.h"
 
 namespace cdmoe {
 namespace {
 
 using testing::BackgroundCommand;
 using testing::CommandResult;
+using testing::count_rows;
+using testing::expect_same_outcome;
+using testing::kSweep;
+using testing::read_outcome;
 using testing::run_command;
-using testing::TempDir;
+using testing::SweepCli;
+using testing::SweepOutcome;
+using testing::wait_for_done;
 using testing::write_file;
-
-const std::string kSweep = std::string(CDMOE_BIN_DIR) + "/cdmoe-sweep";
-const std::string kMpirun = "/usr/bin/mpirun";
-
-// Built once for the whole suite: a 4-layer model (3 MoE layers of 6 experts) with Llama-2's
-// tokenizer, calibration text and a small multiple-choice task.
-class SweepCli : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    dir_ = new TempDir();
-    CommandResult r = run_command({std::string(CDMOE_BIN_DIR) + "/cdmoe-synth", "--out", model(), "--tokenizer",
-                                   std::string(CDMOE_SOURCE_DIR) + "/third_party/tokenizers/llama2/tokenizer.json",
-                                   "--hidden", "32", "--layers", "4", "--experts", "6", "--top-k", "2",
-                                   "--expert-inner", "16", "--seed", "3"});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    std::string calib;
-    for (int i = 0; i < 12; ++i) {
-      calib += "Document " + std::to_string(i) + ": experts are condensed into one dense layer, and the router "
-               "is gone; the shared experts stay for every token.\n";
-    }
-    write_file(file("calib.txt"), calib);
-    write_file(file("task.jsonl"),
-               "{\"context\": \"The sky is\", \"choices\": [\"blue\", \"green\"], \"gold\": 0}\n"
-               "{\"context\": \"Water is\", \"choices\": [\"wet\", \"dry\", \"loud\"], \"gold\": 0}\n"
-               "{\"context\": \"Two plus two is\", \"choices\": [\"four\", \"five\"], \"gold\": 0}\n");
-  }
-  static void TearDownTestSuite() { delete dir_; }
-
-  static std::string model() { return dir_->file("model"); }
-  static std::string file(const std::string& name) { return dir_->file(name); }
-
-  // The sweep every test runs, with its database and name.
-  static std::vector<std::string> sweep_args(const std::string& db, const std::string& name) {
-    return {"--model", model(), "--calib", file("calib.txt"), "--calib-samples", "8", "--seq-len", "24", "--db", db,
-            "--sweep", name, "--experts-kept", "0,2", "--budgets", "layers:1-2", "--tasks", file("task.jsonl"),
-            "--speed-repeats", "1", "--threads", "1"};
-  }
-  static std::vector<std::string> local(std::vector<std::string> args) {
-    args.insert(args.begin(), kSweep);
-    return args;
-  }
-  static std::vector<std::string> mpi(int ranks, std::vector<std::string> args) {
-    std::vector<std::string> argv = {kMpirun, "--oversubscribe", "-np", std::to_string(ranks), kSweep};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return argv;
-  }
-
-  static TempDir* dir_;
-};
-TempDir* SweepCli::dir_ = nullptr;
-
-// What a finished sweep is, for comparisons: DONE candidates by (stage, plan hash) with their
-// deterministic metrics (timings and RSS vary between runs and are left out).
-struct SweepOutcome {
-  std::map<std::string, std::map<std::string, double>> done;
-  std::set<std::string> failed;
-  std::string state;
-  int64_t done_events_max = 0;  // most "done" events of any one candidate
-  int64_t running = 0;
-};
-
-bool deterministic_metric(const std::string& name) {
-  return name != "tokens_per_s" && name != "speedup" && name != "peak_rss_bytes";
-}
-
-SweepOutcome read_outcome(const std::string& db_path, const std::string& sweep) {
-  db::Connection db = db::open_database(db_path, db::OpenMode::kReadOnly);
-  SweepOutcome outcome;
-  db::Statement state(db, "SELECT state FROM sweeps WHERE name = ?");
-  state.bind(1, sweep);
-  if (state.step()) outcome.state = state.column_text(0);
-  db::Statement rows(db,
-                     "SELECT c.stage || ' ' || c.plan_hash, c.state, m.name, m.value FROM candidates c "
-                     "JOIN sweeps w ON w.id = c.sweep_id LEFT JOIN metrics m ON m.candidate_id = c.id "
-                     "WHERE w.name = ?");
-  rows.bind(1, sweep);
-  while (rows.step()) {
-    std::string key = rows.column_text(0), st = rows.column_text(1);
-    if (st == "DONE") {
-      auto& metrics = outcome.done[key];
-      if (!rows.column_is_null(2) && deterministic_metric(rows.column_text(2))) {
-        metrics[rows.column_text(2)] = rows.column_is_null(3) ? NAN : rows.column_double(3);
-      }
-    } else if (st == "FAILED") {
-      outcome.failed.insert(key);
-    } else if (st == "RUNNING") {
-      ++outcome.running;
-    }
-  }
-  db::Statement events(db,
-                       "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM events e JOIN sweeps w ON "
-                       "w.id = e.sweep_id WHERE w.name = ? AND e.kind = 'done' GROUP BY e.candidate_id)");
-  events.bind(1, sweep);
-  events.step();
-  outcome.done_events_max = events.column_int(0);
-  return outcome;
-}
-
-void expect_same_outcome(const SweepOutcome& a, const SweepOutcome& b, double tolerance) {
-  ASSERT_EQ(a.done.size(), b.done.size());
-  for (const auto& [key, metrics] : a.done) {
-    auto other = b.done.find(key);
-    ASSERT_NE(other, b.done.end()) << key << " is DONE in one run only";
-    ASSERT_EQ(metrics.size(), other->second.size()) << key;
-    for (const auto& [name, value] : metrics) {
-      double v = other->second.at(name);
-      EXPECT_NEAR(value, v, tolerance * std::max(1.0, std::abs(value))) << key << " " << name;
-    }
-  }
-  EXPECT_EQ(a.failed, b.failed);
-}
-
-int64_t count_rows(const std::string& db_path, const std::string& sql) {
-  db::Connection db = db::open_database(db_path, db::OpenMode::kReadOnly);
-  db::Statement s(db, sql);
-  s.step();
-  return s.column_int(0);
-}
 
 TEST_F(SweepCli, OneRankAndThreeRanksChooseTheSamePlansAndMetrics) {
   std::string db1 = file("np1.db"), db3 = file("np3.db");
@@ -200,19 +84,6 @@ TEST_F(SweepCli, OneRankAndThreeRanksChooseTheSamePlansAndMetrics) {
   EXPECT_EQ(count_rows(db3, "SELECT count(*) FROM results WHERE method = 'original' AND param_ratio = 1"), 1);
 }
 
-// Waits until the sweep has at least `done` DONE candidates (or the job ended).
-void wait_for_done(const std::string& db_path, int64_t done, BackgroundCommand& job) {
-  for (int i = 0; i < 600; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (!std::filesystem::exists(db_path)) continue;
-    try {
-      if (count_rows(db_path, "SELECT count(*) FROM candidates WHERE state = 'DONE'") >= done) return;
-    } catch (const std::exception&) {  // not created yet
-    }
-    if (kill(job.pid(), 0) != 0) return;
-  }
-}
-
 TEST_F(SweepCli, SignalsPreemptCommitAndTheSameCommandResumes) {
   std::string reference_db = file("signal_ref.db");
   ASSERT_EQ(run_command(mpi(3, sweep_args(reference_db, "s"))).exit_code, 0);
@@ -229,7 +100,7 @@ TEST_F(SweepCli, SignalsPreemptCommitAndTheSameCommandResumes) {
     std::string db = file("signal_" + std::to_string(c.signal) + ".db");
     auto args = sweep_args(db, "s");
     BackgroundCommand job(c.under_mpirun ? mpi(3, args) : local(args));
-    wait_for_done(db, 10, job);
+    wait_for_done(db, 10, [&] { return kill(job.pid(), 0) == 0; });
     auto sent = std::chrono::steady_clock::now();
     job.signal_leader(c.signal);
     CommandResult stopped = job.wait();
