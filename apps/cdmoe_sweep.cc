@@ -158,7 +158,11 @@ int sweep_main(int argc, char** argv) {
   if (rank != 0) {  // a worker: load once, serve until told to stop
     std::unique_ptr<worker::Worker> worker;
     worker::serve(
-        mpi->transport(), [&] { worker = std::make_unique<worker::Worker>(apps::worker_options(settings), rank); },
+        mpi->transport(),
+        [&](Hello& hello) {
+          worker = std::make_unique<worker::Worker>(apps::worker_options(settings), rank);
+          hello.routing = worker->routing();
+        },
         [&](const Task& task) { return worker->run(task); });
     return 0;
   }
@@ -170,8 +174,10 @@ int sweep_main(int argc, char** argv) {
     if (!in_process) {
       in_process = comm::make_in_process_transport(
           [&] {
-            return worker::hello_message(
-                [&] { local_worker = std::make_unique<worker::Worker>(apps::worker_options(settings), 0); });
+            return worker::hello_message([&](Hello& hello) {
+              local_worker = std::make_unique<worker::Worker>(apps::worker_options(settings), 0);
+              hello.routing = local_worker->routing();
+            });
           },
           worker::as_handler([&](const Task& task) { return local_worker->run(task); }));
     }

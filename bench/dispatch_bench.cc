@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
     if (flag == "--in-flight") in_flight = std::atoi(argv[i + 1]);
   }
   if (transport.rank() != 0) {
-    worker::serve(transport, [] {}, [&](const Task& task) {
+    worker::serve(transport, [](Hello&) {}, [&](const Task& task) {
       Result result;
       result.candidate_id = task.candidate_id;
       result.worker_rank = transport.rank();

@@ -231,6 +231,7 @@ class SweepLoop {
                         " failed to start: " + hello.error);
         }
         workers_[message.source] = WorkerSlot{hello.host, 0};
+        if (!routing_stored_) routing_stored_ = store_.record_routing(sweep_id_, hello.routing, message.source);
         continue;
       }
       if (message.tag != comm::Tag::kResult) throw_runtime(where + " has an unexpected tag");
@@ -307,6 +308,7 @@ class SweepLoop {
   std::deque<Work> queue_;
   std::unordered_map<int64_t, std::pair<int, Work>> in_flight_;  // candidate id -> (rank, work)
   std::map<int, WorkerSlot> workers_;                            // workers that said hello
+  bool routing_stored_ = false;                                  // the sweep's router_stats rows exist
   bool budget_admitted_ = false;
   int64_t total_ = 0;
   SweepSummary summary_;

@@ -47,11 +47,23 @@ bool is_valid_metric_name(const std::string& name) {
 }
 
 Json hello_to_json(const Hello& hello) {
-  return Json{{"ok", hello.ok}, {"host", hello.host}, {"error", hello.error}};
+  Json routing = Json::array();  // [layer, expert, tokens, average_weight] rows: compact on the wire
+  for (const ExpertRouting& r : hello.routing) routing.push_back(Json::array({r.layer, r.expert, r.tokens, r.average_weight}));
+  return Json{{"ok", hello.ok}, {"host", hello.host}, {"error", hello.error}, {"routing", routing}};
 }
 
 Hello hello_from_json(const Json& json, const std::string& where) {
-  return Hello{bool_or(json, "ok", false, where), string_or(json, "host", "", where), string_or(json, "error", "", where)};
+  Hello hello{bool_or(json, "ok", false, where), string_or(json, "host", "", where), string_or(json, "error", "", where), {}};
+  if (!json.contains("routing")) return hello;
+  const Json& rows = json["routing"];
+  if (!rows.is_array()) throw_bad_input(where + ": field 'routing' must be an array");
+  for (const Json& row : rows) {
+    bool well_formed = row.is_array() && row.size() == 4 && row[0].is_number_integer() && row[1].is_number_integer() &&
+                       row[2].is_number() && row[3].is_number();
+    if (!well_formed) throw_bad_input(where + ": a 'routing' row is not [layer, expert, tokens, average_weight]");
+    hello.routing.push_back({row[0].get<int>(), row[1].get<int>(), row[2].get<double>(), row[3].get<double>()});
+  }
+  return hello;
 }
 
 Json task_to_json(const Task& task) {

@@ -55,11 +55,24 @@ struct Result {
   double elapsed_s = 0;
 };
 
-// A worker's first message: ready (its model and data are loaded) or not, and why.
+// How one MoE layer's router used one routed expert over the calibration text, original model,
+// padding excluded: tokens sent to it (top-k) and their average gate weight, the w̄ a condense op
+// uses when a plan gives no weights (DESIGN.md §2). expert -1 is the shared expert's gate
+// (qwen2_moe): tokens is every token of the layer, average_weight the mean sigmoid(gate).
+struct ExpertRouting {
+  int layer = 0;
+  int expert = 0;
+  double tokens = 0;
+  double average_weight = 0;
+};
+
+// A worker's first message: ready (its model and data are loaded) or not, and why; with the
+// router statistics it measured on starting.
 struct Hello {
   bool ok = true;
   std::string host;
   std::string error;
+  std::vector<ExpertRouting> routing;
 };
 
 Json hello_to_json(const Hello& hello);

@@ -110,11 +110,25 @@ WHERE NOT EXISTS (
     AND (q.accuracy > p.accuracy OR q.memory < p.memory OR q.speed > p.speed));
 )sql";
 
+// Version 2: the router statistics of the sweep's original model (what condense ops without
+// explicit weights use), as a worker measured them on the calibration text.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE router_stats (
+  sweep_id       INTEGER NOT NULL REFERENCES sweeps(id),
+  layer          INTEGER NOT NULL,
+  expert         INTEGER NOT NULL,  -- a routed expert, or -1 for the shared expert's gate (qwen2_moe)
+  tokens         REAL NOT NULL,     -- calibration tokens routed to it (top-k; -1: every token), padding excluded
+  average_weight REAL NOT NULL,     -- mean gate weight over those tokens (-1: mean sigmoid of the shared gate)
+  PRIMARY KEY (sweep_id, layer, expert)
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 const std::vector<std::string>& migrations() {
   static const std::vector<std::string> steps = {
       std::string(kSchemaV1) + results_view_sql({}),
+      kSchemaV2,
   };
   return steps;
 }

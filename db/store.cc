@@ -145,6 +145,23 @@ void Store::set_sweep_state(int64_t sweep_id, const std::string& state) {
   transaction.commit();
 }
 
+bool Store::record_routing(int64_t sweep_id, const std::vector<ExpertRouting>& routing, int rank) {
+  if (routing.empty()) return false;
+  Transaction transaction(connection_);
+  Statement existing(connection_, "SELECT count(*) FROM router_stats WHERE sweep_id = ?");
+  existing.bind(1, sweep_id);
+  existing.step();
+  if (existing.column_int(0) > 0) return false;
+  Statement insert(connection_,
+                   "INSERT INTO router_stats (sweep_id, layer, expert, tokens, average_weight) VALUES (?, ?, ?, ?, ?)");
+  for (const ExpertRouting& r : routing) {
+    insert.bind_all(sweep_id, int64_t(r.layer), int64_t(r.expert), r.tokens, r.average_weight).run();
+  }
+  log_event(sweep_id, std::nullopt, "router_stats", rank, Json{{"rows", routing.size()}});
+  transaction.commit();
+  return true;
+}
+
 std::vector<int64_t> Store::add_candidates(int64_t sweep_id, const std::vector<CandidateSpec>& specs) {
   std::vector<int64_t> ids;
   ids.reserve(specs.size());

@@ -105,6 +105,11 @@ class Store {
   // Every stored metric of the sweep's candidates, by candidate id (what resume replays).
   std::map<int64_t, std::vector<Metric>> sweep_metrics(int64_t sweep_id);
 
+  // The sweep's router statistics with a `router_stats` event, unless it has them already (the
+  // first worker's measurement is kept; every worker measures the same model on the same
+  // text). Returns whether they were stored.
+  bool record_routing(int64_t sweep_id, const std::vector<ExpertRouting>& routing, int rank);
+
   void log_event(std::optional<int64_t> sweep_id, std::optional<int64_t> candidate_id, const std::string& kind,
                  int rank, const Json& detail);
 

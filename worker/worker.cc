@@ -93,6 +93,20 @@ Worker::Worker(const WorkerOptions& options, int rank) : impl_(std::make_unique<
 
 Worker::~Worker() = default;
 
+std::vector<ExpertRouting> Worker::routing() const {
+  std::vector<ExpertRouting> rows;
+  const model::RouterStats& stats = impl_->model->router_stats();
+  for (const auto& [layer, usage] : stats.layers) {
+    for (size_t e = 0; e < usage.tokens.size(); ++e) {
+      rows.push_back({layer, int(e), usage.tokens[e], stats.average_weight(layer, int(e))});
+    }
+  }
+  for (const auto& [layer, usage] : stats.layers) {
+    if (usage.token_count > 0) rows.push_back({layer, -1, usage.token_count, stats.average_shared_gate(layer)});
+  }
+  return rows;
+}
+
 Result Worker::run(const Task& task) {
   auto start = std::chrono::steady_clock::now();
   Result result;

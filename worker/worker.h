@@ -44,6 +44,8 @@ class Worker {
   Worker(const WorkerOptions& options, int rank);
   ~Worker();
   Result run(const Task& task);
+  // The router statistics measured on starting, by layer then expert (shared gates last).
+  std::vector<ExpertRouting> routing() const;
 
  private:
   struct Impl;

@@ -23,18 +23,19 @@ comm::MessageHandler as_handler(TaskRunner run) {
   };
 }
 
-comm::Message hello_message(const std::function<void()>& start) {
-  Hello hello{true, comm::host_name(), ""};
+comm::Message hello_message(const Starter& start) {
+  Hello hello{true, comm::host_name(), "", {}};
   try {
-    start();
+    start(hello);
   } catch (const std::exception& e) {
     hello.ok = false;
     hello.error = e.what();
+    hello.routing.clear();
   }
   return comm::Message{0, comm::Tag::kHello, hello_to_json(hello).dump()};
 }
 
-void serve(comm::Transport& transport, const std::function<void()>& start, const TaskRunner& run) {
+void serve(comm::Transport& transport, const Starter& start, const TaskRunner& run) {
   comm::Message hello = hello_message(start);
   transport.send(0, comm::Tag::kHello, hello.payload);
   comm::MessageHandler handle = as_handler(run);

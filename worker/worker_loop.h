@@ -14,11 +14,14 @@ using TaskRunner = std::function<Result(const Task&)>;
 
 // Turns a Task message into its Result message (a malformed task is a FAILED result).
 comm::MessageHandler as_handler(TaskRunner run);
-// The hello `start` earns: ok with the host, or the exception's message.
-comm::Message hello_message(const std::function<void()>& start);
+// Starts a worker (e.g. loads the model) and adds what it measured to its hello.
+using Starter = std::function<void(Hello&)>;
 
-// Calls start (e.g. load the model), says hello, serves tasks until kStop. A worker that failed
-// to start still waits for kStop (the coordinator reports the failure and ends the job).
-void serve(comm::Transport& transport, const std::function<void()>& start, const TaskRunner& run);
+// The hello `start` earns: ok with the host, or the exception's message.
+comm::Message hello_message(const Starter& start);
+
+// Calls start, says hello, serves tasks until kStop. A worker that failed to start still waits
+// for kStop (the coordinator reports the failure and ends the job).
+void serve(comm::Transport& transport, const Starter& start, const TaskRunner& run);
 
 }  // namespace cdmoe::worker

@@ -82,6 +82,23 @@ TEST_F(SweepCli, OneRankAndThreeRanksChooseTheSamePlansAndMetrics) {
   EXPECT_FALSE(got.empty());
   // Every full evaluation has its reference row: the original, param_ratio 1.
   EXPECT_EQ(count_rows(db3, "SELECT count(*) FROM results WHERE method = 'original' AND param_ratio = 1"), 1);
+
+  // Router statistics, stored once per sweep: every routed expert of the 3 MoE layers (the
+  // deepseek form has no shared gate); each valid token goes to top-2 experts, so every layer
+  // counts the same tokens; both runs measured the same.
+  for (const std::string& path : {db1, db3}) {
+    EXPECT_EQ(count_rows(path, "SELECT count(*) FROM router_stats WHERE expert >= 0"), 3 * 6);
+    EXPECT_EQ(count_rows(path, "SELECT count(*) FROM router_stats WHERE expert < 0"), 0);
+    EXPECT_EQ(count_rows(path, "SELECT count(DISTINCT total) FROM (SELECT sum(tokens) AS total FROM router_stats "
+                               "GROUP BY layer)"), 1);
+    EXPECT_EQ(count_rows(path, "SELECT count(*) FROM router_stats WHERE average_weight <= 0 OR average_weight > 1 "
+                               "OR tokens <> CAST(tokens AS INTEGER)"), 0);
+    EXPECT_EQ(count_rows(path, "SELECT count(*) FROM events WHERE kind = 'router_stats'"), 1);
+  }
+  EXPECT_EQ(count_rows(db3, "SELECT sum(tokens) % 2 FROM router_stats"), 0);
+  EXPECT_EQ(count_rows(db1, "SELECT sum(tokens) FROM router_stats"), count_rows(db3, "SELECT sum(tokens) FROM router_stats"));
+  EXPECT_EQ(count_rows(db1, "SELECT CAST(sum(average_weight * tokens) * 1e6 AS INTEGER) FROM router_stats"),
+            count_rows(db3, "SELECT CAST(sum(average_weight * tokens) * 1e6 AS INTEGER) FROM router_stats"));
 }
 
 TEST_F(SweepCli, SignalsPreemptCommitAndTheSameCommandResumes) {

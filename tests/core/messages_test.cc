@@ -50,6 +50,26 @@ TEST(Messages, ResultRoundTripKeepsNonFiniteAsNaN) {
   EXPECT_EQ(back.worker_host, "node7");
 }
 
+TEST(Messages, HelloRoundTripCarriesRouting) {
+  Hello hello{true, "node3", "", {{1, 0, 120, 0.25}, {1, 5, 7, 0.5}, {2, -1, 64, 0.75}}};
+  Hello back = hello_from_json(Json::parse(hello_to_json(hello).dump()), "wire");
+  EXPECT_TRUE(back.ok);
+  EXPECT_EQ(back.host, "node3");
+  ASSERT_EQ(back.routing.size(), 3u);
+  EXPECT_EQ(back.routing[1].expert, 5);
+  EXPECT_DOUBLE_EQ(back.routing[1].tokens, 7);
+  EXPECT_EQ(back.routing[2].expert, -1);
+  EXPECT_DOUBLE_EQ(back.routing[2].average_weight, 0.75);
+  // An older worker's hello has no routing; a malformed row is refused, naming the field.
+  EXPECT_TRUE(hello_from_json(Json{{"ok", true}, {"host", "h"}}, "wire").routing.empty());
+  try {
+    hello_from_json(Json{{"ok", true}, {"routing", Json::array({Json::array({1, 2, 3})})}}, "wire");
+    ADD_FAILURE() << "a row of 3 values was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'routing' row"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Messages, MetricNames) {
   EXPECT_TRUE(is_valid_metric_name("piqa_acc_norm"));
   EXPECT_TRUE(is_valid_metric_name("js_logits"));

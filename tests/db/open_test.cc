@@ -103,6 +103,29 @@ TEST(OpenDatabase, RefusesNewerSchemaUntouched) {
   EXPECT_EQ(read_file(path), before);
 }
 
+TEST(OpenDatabase, MigratesAVersionOneDatabaseKeepingItsRows) {
+  TempDir dir;
+  std::string path = dir.file("v1.db");
+  make_store_with_rows(path, 3);
+  raw_sql(path, "DROP TABLE router_stats; PRAGMA user_version = 1");  // what version 1 wrote
+  std::string before = read_file(path);
+  EXPECT_NE(open_error(path, OpenMode::kReadOnly).find("init"), std::string::npos) << "a reader never migrates";
+  EXPECT_EQ(read_file(path), before);
+  {
+    Store store(path);
+    Statement candidates(store.connection(), "SELECT count(*) FROM candidates");
+    ASSERT_TRUE(candidates.step());
+    EXPECT_EQ(candidates.column_int(0), 3);
+    Statement routing(store.connection(), "SELECT count(*) FROM router_stats");
+    ASSERT_TRUE(routing.step());
+    EXPECT_EQ(routing.column_int(0), 0);
+  }
+  Connection c = open_database(path, OpenMode::kReadOnly);
+  Statement version(c, "PRAGMA user_version");
+  ASSERT_TRUE(version.step());
+  EXPECT_EQ(version.column_int(0), 2);
+}
+
 TEST(OpenDatabase, RefusesCorruptFileUntouched) {
   TempDir dir;
   std::string path = dir.file("corrupt.db");

@@ -58,6 +58,24 @@ TEST(Store, RecordsSweepProvenance) {
   EXPECT_FALSE(row->finished_at.empty());
 }
 
+TEST(Store, RouterStatisticsAreStoredOncePerSweep) {
+  TempDir dir;
+  Store store(dir.file("r.db"));
+  int64_t sweep = store.create_sweep(test_sweep("s"));
+  EXPECT_FALSE(store.record_routing(sweep, {}, 1)) << "nothing measured, nothing stored";
+  EXPECT_TRUE(store.record_routing(sweep, {{1, 0, 30, 0.5}, {1, 1, 10, 0.25}, {1, -1, 20, 0.9}}, 1));
+  EXPECT_FALSE(store.record_routing(sweep, {{1, 0, 99, 0.1}}, 2)) << "the first worker's measurement stays";
+  Connection& c = store.connection();
+  EXPECT_EQ(scalar(c, "SELECT count(*) FROM router_stats"), 3);
+  EXPECT_EQ(scalar(c, "SELECT tokens FROM router_stats WHERE layer = 1 AND expert = 0"), 30);
+  EXPECT_EQ(scalar(c, "SELECT count(*) FROM events WHERE kind = 'router_stats' AND rank = 1"), 1);
+  // A duplicate row rolls the whole batch back.
+  int64_t other = store.create_sweep(test_sweep("t"));
+  EXPECT_THROW(store.record_routing(other, {{1, 0, 1, 1}, {1, 0, 2, 1}}, 1), Error);
+  EXPECT_EQ(scalar(c, "SELECT count(*) FROM router_stats WHERE sweep_id = " + std::to_string(other)), 0);
+  EXPECT_EQ(scalar(c, "SELECT count(*) FROM events WHERE kind = 'router_stats'"), 1);
+}
+
 TEST(Store, CandidatesAreUniquePerStageAndPlan) {
   TempDir dir;
   Store store(dir.file("r.db"));
