@@ -55,7 +55,7 @@ CalibrationSet load_calibration(const std::string& path, const model::Tokenizer&
   if (options.packed) {
     std::vector<int64_t> stream;
     for (const std::string& document : documents) {
-      std::vector<int64_t> ids = tokenizer.encode(document);
+      std::vector<int64_t> ids = tokenizer.encode(document, /*add_special_tokens=*/true);
       stream.insert(stream.end(), ids.begin(), ids.end());
     }
     for (size_t at = 0; at + size_t(options.seq_len) <= stream.size(); at += size_t(options.seq_len)) {
@@ -77,7 +77,7 @@ CalibrationSet load_calibration(const std::string& path, const model::Tokenizer&
     std::sort(chosen.begin(), chosen.end());
   }
   for (size_t index : chosen) {
-    std::vector<int64_t> ids = tokenizer.encode(documents[index]);
+    std::vector<int64_t> ids = tokenizer.encode(documents[index], /*add_special_tokens=*/true);
     if (int64_t(ids.size()) > options.seq_len) ids.resize(size_t(options.seq_len));
     if (!ids.empty()) set.sequences.push_back(std::move(ids));
   }

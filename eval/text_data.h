@@ -31,8 +31,11 @@ struct CalibrationSet {
   std::string content_hash;  // sha256 of the file
 };
 
-// Reads JSONL ({"text": ...} a line) or plain text (a document a non-empty line). Bad input
-// names the file and line: not an object, no "text", empty text, invalid UTF-8.
+// Reads JSONL ({"text": ...} a line) or plain text (a document a non-empty line). Each document
+// is encoded with the tokenizer's special tokens (BOS as tokenizer_config.json says, like
+// `tokenizer(text)` in transformers and the CD-MoE reference code) and truncated to seq_len;
+// packed, the framed documents are concatenated and cut. Bad input names the file and line:
+// not an object, no "text", empty text, invalid UTF-8.
 CalibrationSet load_calibration(const std::string& path, const model::Tokenizer& tokenizer,
                                 const CalibrationOptions& options);
 

@@ -67,6 +67,10 @@ void write_synthetic_checkpoint(const std::string& dir, SyntheticShape s) {
   if (!s.tokenizer.empty()) {
     std::string source = std::filesystem::is_directory(s.tokenizer) ? s.tokenizer + "/tokenizer.json" : s.tokenizer;
     std::filesystem::copy_file(source, dir + "/tokenizer.json", std::filesystem::copy_options::overwrite_existing);
+    auto config = std::filesystem::path(source).parent_path() / "tokenizer_config.json";  // BOS/EOS flags
+    if (std::filesystem::exists(config)) {
+      std::filesystem::copy_file(config, dir + "/tokenizer_config.json", std::filesystem::copy_options::overwrite_existing);
+    }
   }
 }
 

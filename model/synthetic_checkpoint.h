@@ -14,7 +14,8 @@ struct SyntheticShape {
   int64_t max_positions = 4096;
   bool bf16 = true;       // weights stored as BF16 (else F32)
   uint64_t seed = 0;
-  std::string tokenizer;  // a tokenizer.json to copy beside the weights (its vocabulary size wins)
+  std::string tokenizer;  // a tokenizer.json to copy beside the weights (its vocabulary size wins),
+                          // with the tokenizer_config.json beside it, if any
 };
 
 void write_synthetic_checkpoint(const std::string& dir, SyntheticShape shape);

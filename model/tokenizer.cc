@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -160,8 +161,7 @@ struct Tokenizer::Impl {
   int64_t unk_id = -1;
   std::map<std::string, int64_t> added;              // content -> id
   std::map<unsigned char, std::vector<std::string>> added_by_first_byte;  // longest first
-  std::vector<std::vector<int64_t>> template_single;  // empty vector = the sequence itself
-  bool has_template = false;
+  std::vector<int64_t> special_prefix, special_suffix;  // what add_special_tokens adds around the text
   std::string byte_to_char[256];
   std::unordered_map<std::string, unsigned char> char_to_byte;
   enum class Decoder { kByteLevel, kMetaspace } decoder = Decoder::kByteLevel;
@@ -315,6 +315,53 @@ struct Tokenizer::Impl {
   }
 };
 
+namespace {
+
+// A special token in tokenizer_config.json: a string, or an AddedToken object with "content".
+std::string special_token_text(const Json& config, const std::string& field, const std::string& where) {
+  if (!config.contains(field) || config[field].is_null()) return "";
+  const Json& value = config[field];
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_object()) return require_string(value, "content", where + ": " + field);
+  throw_bad_input(where + ": field '" + field + "' must be a string or an object with \"content\"");
+}
+
+bool is_llama_family(const std::string& tokenizer_class) {
+  for (const char* name : {"LlamaTokenizer", "LlamaTokenizerFast", "CodeLlamaTokenizer", "CodeLlamaTokenizerFast",
+                           "GemmaTokenizer", "GemmaTokenizerFast"}) {
+    if (tokenizer_class == name) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+// transformers' Llama-family fast tokenizers rebuild their post-processor from the config's
+// add_bos_token/add_eos_token (update_post_processor), whatever tokenizer.json says; other
+// classes keep tokenizer.json's. No config file: tokenizer.json alone, as the Rust library does.
+template <typename Vocab>
+void apply_tokenizer_config(const std::filesystem::path& file, const std::map<std::string, int64_t>& added_tokens,
+                            const Vocab& vocab, std::vector<int64_t>& prefix, std::vector<int64_t>& suffix) {
+  if (!std::filesystem::exists(file)) return;
+  std::string where = file.string();
+  Json config = read_json_file(where);
+  if (!config.is_object()) throw_bad_input(where + ": expected a JSON object");
+  if (!is_llama_family(string_or(config, "tokenizer_class", "", where))) return;
+  auto id_of = [&](const std::string& field) {
+    std::string text = special_token_text(config, field, where);
+    if (text.empty()) throw_bad_input(where + ": '" + field + "' is needed (add_" + field + " is true) but missing");
+    auto added = added_tokens.find(text);
+    if (added != added_tokens.end()) return added->second;
+    auto in_vocab = vocab.find(text);
+    if (in_vocab == vocab.end()) throw_bad_input(where + ": " + field + " \"" + text + "\" is not in the vocabulary");
+    return in_vocab->second;
+  };
+  prefix.clear();
+  suffix.clear();
+  if (bool_or(config, "add_bos_token", true, where)) prefix.push_back(id_of("bos_token"));
+  if (bool_or(config, "add_eos_token", false, where)) suffix.push_back(id_of("eos_token"));
+}
+
 Tokenizer::Tokenizer() : impl_(std::make_unique<Impl>()) {}
 Tokenizer::~Tokenizer() = default;
 
@@ -386,21 +433,24 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path_or_dir) {
   if (!post.is_null()) {
     std::string post_type = require_string(post, "type", path + ": post_processor");
     if (post_type == "TemplateProcessing") {
-      t.has_template = true;
       const Json& specials = require_field(post, "special_tokens", path + ": post_processor");
+      bool after_sequence = false;
       for (const Json& item : require_field(post, "single", path + ": post_processor")) {
         if (item.contains("Sequence")) {
-          t.template_single.emplace_back();
-        } else {
-          std::string name = require_string(require_field(item, "SpecialToken", path), "id", path + ": post_processor");
-          t.template_single.push_back(require_field(require_field(specials, name, path + ": post_processor"), "ids", path)
-                                          .get<std::vector<int64_t>>());
+          after_sequence = true;
+          continue;
         }
+        std::string name = require_string(require_field(item, "SpecialToken", path), "id", path + ": post_processor");
+        auto ids = require_field(require_field(specials, name, path + ": post_processor"), "ids", path).get<std::vector<int64_t>>();
+        std::vector<int64_t>& side = after_sequence ? t.special_suffix : t.special_prefix;
+        side.insert(side.end(), ids.begin(), ids.end());
       }
     } else if (post_type != "ByteLevel") {
       throw_bad_input(path + ": post_processor type \"" + post_type + "\" is not supported (supported: TemplateProcessing, ByteLevel)");
     }
   }
+  apply_tokenizer_config(std::filesystem::path(path).parent_path() / "tokenizer_config.json", t.added, t.vocab,
+                         t.special_prefix, t.special_suffix);
   int64_t max_id = 0;
   for (const auto& [token, id] : t.vocab) max_id = std::max(max_id, id);
   t.id_to_token.assign(size_t(max_id + 1), "");
@@ -436,14 +486,14 @@ std::vector<int64_t> Tokenizer::encode(const std::string& text, bool add_special
     segment = at;
   }
   if (segment < text.size()) t.encode_segment(text.substr(segment), segment == 0, ids);
-  if (!add_special_tokens || !t.has_template) return ids;
-  std::vector<int64_t> framed;
-  for (const std::vector<int64_t>& part : t.template_single) {
-    if (part.empty()) framed.insert(framed.end(), ids.begin(), ids.end());
-    else framed.insert(framed.end(), part.begin(), part.end());
-  }
-  return framed;
+  if (!add_special_tokens) return ids;
+  ids.insert(ids.begin(), t.special_prefix.begin(), t.special_prefix.end());
+  ids.insert(ids.end(), t.special_suffix.begin(), t.special_suffix.end());
+  return ids;
 }
+
+const std::vector<int64_t>& Tokenizer::special_prefix() const { return impl_->special_prefix; }
+const std::vector<int64_t>& Tokenizer::special_suffix() const { return impl_->special_suffix; }
 
 std::string Tokenizer::decode(const std::vector<int64_t>& ids) const {
   const Impl& t = *impl_;

@@ -3,9 +3,12 @@
 //     Unicode-property regexes (PCRE2), ByteLevel, BPE over the byte alphabet;
 //   SentencePiece-style BPE (Llama-2 / DeepSeekMoE v1): Prepend/Replace normalisers or a
 //     Metaspace pre-tokenizer ("▁" for spaces), BPE over characters with byte fallback (<0xNN>).
-// Added tokens are matched first (leftmost-longest) and never split; a TemplateProcessing
-// post-processor adds its special tokens when add_special_tokens is true. Any other component
-// type is refused by name. Encoding is const and safe from several threads after loading
+// Added tokens are matched first (leftmost-longest) and never split. With add_special_tokens,
+// BOS/EOS are added as transformers' AutoTokenizer adds them: tokenizer_config.json beside
+// tokenizer.json decides for Llama-family classes (LlamaTokenizer[Fast], CodeLlama, Gemma:
+// add_bos_token, default true, and add_eos_token, default false, with bos_token/eos_token),
+// which rebuild their template from those flags; otherwise tokenizer.json's TemplateProcessing
+// post-processor does, if any. Any other component type is refused by name. Encoding is const and safe from several threads after loading
 // except for its word cache (guarded by a mutex).
 #pragma once
 
@@ -23,6 +26,9 @@ class Tokenizer {
   ~Tokenizer();
 
   std::vector<int64_t> encode(const std::string& text, bool add_special_tokens = false) const;
+  // What encode(text, true) puts before and after the text's own tokens.
+  const std::vector<int64_t>& special_prefix() const;
+  const std::vector<int64_t>& special_suffix() const;
   std::string decode(const std::vector<int64_t>& ids) const;
   int64_t vocab_size() const;
 

@@ -52,6 +52,7 @@ void write_demo_db(const std::string& path, const std::string& sweep_name = "dem
   failed.error = "CUDA out of memory, with, commas";
   results.push_back(failed);
   store.record_results(results);
+  store.record_routing(sweep, {{1, 0, 30, 0.4}, {1, 1, 10, 0.2}, {1, 2, 0, 0}, {2, 0, 20, 0.3}, {2, 1, 20, 0.3}}, 1);
 }
 
 void expect_usage_error(const CommandResult& r, const std::string& program, const std::string& text) {
@@ -151,7 +152,7 @@ TEST(Readme, QueriesRun) {
     EXPECT_GT(rows, 0) << statement;
     ++statements;
   }
-  EXPECT_EQ(statements, 4);
+  EXPECT_EQ(statements, 5);
 }
 
 TEST(DbCli, InitAndCheck) {

@@ -2,6 +2,7 @@
 // encode_pairs.js) and calibration data loading.
 #include "eval/text_data.h"
 
+#include <algorithm>
 #include <fstream>
 
 #include <ATen/ATen.h>
@@ -70,6 +71,23 @@ TEST(Calibration, LoadsSamplesTruncatesAndPacks) {
     total += tokenizer->encode("Document " + std::to_string(i) + " talks about experts, routers and condensed layers again and again.").size();
   }
   EXPECT_EQ(packed.sequences.size(), total / 64);
+
+  // With Llama-2's tokenizer (add_bos_token in its tokenizer_config.json) every document starts
+  // with BOS <s> = 1, and packing keeps each document's BOS.
+  auto llama = model::Tokenizer::load(kTokenizers + "/llama2");
+  options = CalibrationOptions{};
+  options.seq_len = 6;
+  CalibrationSet framed = load_calibration(jsonl, *llama, options);
+  ASSERT_EQ(framed.sequences.size(), 30u);
+  std::vector<int64_t> first = llama->encode("Document 0 talks about experts, routers and condensed layers again and again.");
+  first.insert(first.begin(), 1);
+  first.resize(6);
+  EXPECT_EQ(framed.sequences[0], first);
+  options.packed = true;
+  options.seq_len = 512;
+  CalibrationSet stream = load_calibration(jsonl, *llama, options);
+  ASSERT_FALSE(stream.sequences.empty());
+  EXPECT_GE(std::count(stream.sequences[0].begin(), stream.sequences[0].end(), int64_t(1)), 2);
   auto [ids, mask] = pad_batch({{1, 2, 3}, {4}});
   EXPECT_EQ(ids.sizes(), (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(mask.sum().item<int64_t>(), 4);

@@ -2,7 +2,9 @@
 // varied lines x 3 real tokenizer.json files (fetched by scripts/bootstrap), 100% identical.
 #include "model/tokenizer.h"
 
+#include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -25,6 +27,14 @@ std::vector<std::string> read_lines(const std::string& path) {
   return lines;
 }
 
+// What transformers' AutoTokenizer adds with add_special_tokens, by its tokenizer_config.json:
+// Llama-2 and DeepSeek-V3 name LlamaTokenizer[Fast] with add_bos_token true, whose post-processor
+// transformers rebuilds from those flags: BOS <s> = 1, <｜begin▁of▁sentence｜> = 0 (checked
+// below). DeepSeek-V3's tokenizer.json alone adds nothing, which is what the Rust library that
+// made the golden files reports, so its "ids_special" column is not transformers' answer.
+// Qwen3 (Qwen2Tokenizer) keeps tokenizer.json's post-processor: nothing.
+const std::map<std::string, std::vector<int64_t>> kBosOf = {{"qwen3", {}}, {"llama2", {1}}, {"deepseek_v3", {0}}};
+
 class TokenizerGolden : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TokenizerGolden, EncodesEveryLineAsHuggingFaceDoes) {
@@ -38,8 +48,11 @@ TEST_P(TokenizerGolden, EncodesEveryLineAsHuggingFaceDoes) {
     std::string text = Json::parse(lines[i]).get<std::string>();
     Json want = Json::parse(expected[i]);
     std::vector<int64_t> ids = tokenizer->encode(text, false);
-    bool same = ids == want["ids"].get<std::vector<int64_t>>() &&
-                tokenizer->encode(text, true) == want["ids_special"].get<std::vector<int64_t>>();
+    std::vector<int64_t> framed = kBosOf.at(GetParam());
+    framed.insert(framed.end(), ids.begin(), ids.end());
+    bool tokenizer_json_decides = GetParam() != "deepseek_v3";
+    bool same = ids == want["ids"].get<std::vector<int64_t>>() && tokenizer->encode(text, true) == framed &&
+                (!tokenizer_json_decides || framed == want["ids_special"].get<std::vector<int64_t>>());
     matched += same;
     if (!same && matched + 20 > int(i)) {
       ADD_FAILURE() << GetParam() << " line " << i + 1 << " " << lines[i] << "\n got  " << Json(ids).dump()
@@ -75,6 +88,53 @@ TEST(Tokenizer, MetaspacePreTokenizerAsHuggingFaceDoes) {
   }
   EXPECT_EQ(matched, int(lines.size()));
   EXPECT_EQ(tokenizer->decode(tokenizer->encode("Hello  world")), "Hello  world");
+}
+
+// tokenizer_config.json variants on Llama-2's tokenizer.json (whose own template adds <s>).
+TEST(Tokenizer, SpecialTokensFollowTokenizerConfig) {
+  auto deepseek = Tokenizer::load(kTokenizers + "/deepseek_v3");
+  EXPECT_EQ(deepseek->encode("<｜begin▁of▁sentence｜>"), std::vector<int64_t>{0});
+  EXPECT_EQ(deepseek->special_prefix(), std::vector<int64_t>{0});
+
+  testing::TempDir dir;
+  std::filesystem::copy_file(kTokenizers + "/llama2/tokenizer.json", dir.file("tokenizer.json"));
+  auto with_config = [&](const Json& config) {
+    testing::write_file(dir.file("tokenizer_config.json"), config.dump());
+    return Tokenizer::load(dir.path());
+  };
+  const std::vector<int64_t> hello = Tokenizer::load(kTokenizers + "/llama2")->encode("Hello");
+  auto framed = [&](std::vector<int64_t> before, std::vector<int64_t> after) {
+    before.insert(before.end(), hello.begin(), hello.end());
+    before.insert(before.end(), after.begin(), after.end());
+    return before;
+  };
+  Json llama = {{"tokenizer_class", "LlamaTokenizer"}, {"bos_token", "<s>"}, {"eos_token", "</s>"}};
+  EXPECT_EQ(with_config(llama)->encode("Hello", true), framed({1}, {})) << "add_bos_token defaults to true";
+  llama["add_eos_token"] = true;
+  EXPECT_EQ(with_config(llama)->encode("Hello", true), framed({1}, {2}));
+  llama["add_bos_token"] = false;
+  EXPECT_EQ(with_config(llama)->encode("Hello", true), framed({}, {2})) << "the config overrides tokenizer.json's <s>";
+  llama["eos_token"] = {{"__type", "AddedToken"}, {"content", "</s>"}, {"special", true}};
+  EXPECT_EQ(with_config(llama)->encode("Hello", true), framed({}, {2})) << "an AddedToken object";
+  EXPECT_EQ(with_config(llama)->encode("Hello", false), hello);
+  // Another class keeps tokenizer.json's template whatever the flags say (as transformers does).
+  EXPECT_EQ(with_config({{"tokenizer_class", "PreTrainedTokenizerFast"}, {"add_bos_token", false}})->encode("Hello", true),
+            framed({1}, {}));
+
+  auto refused = [&](const Json& config, const std::string& text) {
+    try {
+      with_config(config);
+      ADD_FAILURE() << "accepted " << config.dump();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.exit_code(), 2);
+      EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("tokenizer_config.json"), std::string::npos) << e.what();
+    }
+  };
+  refused({{"tokenizer_class", "LlamaTokenizerFast"}}, "'bos_token' is needed (add_bos_token is true) but missing");
+  refused({{"tokenizer_class", "LlamaTokenizerFast"}, {"bos_token", "<start>"}}, "bos_token \"<start>\" is not in the vocabulary");
+  refused({{"tokenizer_class", "LlamaTokenizerFast"}, {"bos_token", 7}}, "'bos_token' must be a string");
+  refused({{"tokenizer_class", "LlamaTokenizerFast"}, {"bos_token", "<s>"}, {"add_bos_token", "yes"}}, "add_bos_token");
 }
 
 TEST(Tokenizer, DecodesWhatItEncodes) {
