@@ -1,7 +1,7 @@
 // cdmoe-eval: evaluates a model (or an exported checkpoint) with a plan, as lm-evaluation-harness
 // would, and prints every metric as a table or JSON:
 //   cdmoe-eval --model DIR [--plan PLAN.json] [--tasks piqa,arc_easy,FILE.jsonl] [--ppl FILE]
-//              [--calib FILE --divergence js-logits] [--speed] [--limit N] [--json]
+//              [--calib FILE --divergence js-logits] [--speed] [--metrics NAMES] [--limit N] [--json]
 // and the debugging entry point that acceptance checks rely on (keep its interface):
 //   cdmoe-eval --model DIR [--plan PLAN.json] --ids IDS.json --dump-logits OUT.safetensors
 // IDS.json is a JSON array of equal-length arrays of token ids; OUT holds one F32 tensor
@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "eval/evaluation.h"
+#include "eval/metrics.h"
 #include "model/moe_model.h"
 #include "model/safetensors.h"
 
@@ -60,8 +61,22 @@ Plan plan_option(const po::variables_map& args, const model::MoeModel& model) {
   return plan;
 }
 
+std::string metrics_help() {
+  std::string help = "comma-separated registered metrics to compute (default: every one whose inputs are given):";
+  for (const eval::MetricDefinition& metric : eval::registered_metrics()) {
+    help += " " + metric.name + " (" + metric.produces + ");";
+  }
+  help.pop_back();
+  return help;
+}
+
 int metrics_mode(const po::variables_map& args) {
-  if (!args.count("tasks") && !args.count("ppl") && !args.count("calib")) {
+  std::vector<std::string> metric_names;
+  if (args.count("metrics")) {
+    metric_names = split_commas(args["metrics"].as<std::string>());
+    for (const std::string& name : metric_names) eval::find_metric(name);  // before anything is loaded
+  }
+  if (metric_names.empty() && !args.count("tasks") && !args.count("ppl") && !args.count("calib")) {
     throw_bad_input("nothing to evaluate: give --tasks, --ppl or --calib (or --ids with --dump-logits)");
   }
   if (args.count("speed") && !args.count("calib")) throw_bad_input("--speed times the plan on --calib; give --calib FILE");
@@ -80,6 +95,7 @@ int metrics_mode(const po::variables_map& args) {
   request.batch_size = std::max<int64_t>(1, args["batch-size"].as<int64_t>());
   request.speed = args.count("speed") > 0;
   request.progress = args.count("progress") > 0 || Progress::stderr_is_tty();
+  request.metrics = metric_names;
   int64_t seq_len = args["seq-len"].as<int64_t>();
   if (seq_len > model->shape().max_position_embeddings) {
     throw_bad_input("--seq-len " + std::to_string(seq_len) + " exceeds the model's max_position_embeddings " +
@@ -134,6 +150,7 @@ int eval_main(int argc, char** argv) {
       ("seed", po::value<uint64_t>()->default_value(0), "which documents, when a file has more")
       ("batch-size", po::value<int64_t>()->default_value(8), "sequences per forward")
       ("speed", "also time the plan against the original on --calib (A B A B)")
+      ("metrics", po::value<std::string>(), metrics_help().c_str())
       ("json", "print JSON instead of a table")
       ("progress", "show progress on stderr even when it is not a terminal");
   auto parsed = parse_options(argc, argv, options, /*with_command=*/false);

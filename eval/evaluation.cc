@@ -1,101 +1,11 @@
 #include "eval/evaluation.h"
 
-#include <algorithm>
-#include <chrono>
-#include <fstream>
-
-#include <ATen/ATen.h>
+#include <cctype>
 
 #include "core/error.h"
-#include "core/param_count.h"
-#include "core/progress.h"
-#include "eval/divergence.h"
-#include "eval/layer_cache.h"
-#include "eval/loglikelihood.h"
+#include "eval/metrics.h"
 
 namespace cdmoe::eval {
-namespace {
-
-long peak_rss_kib() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return 0;
-}
-
-void add_task_metrics(const model::MoeModel& model, const model::Tokenizer& tokenizer, const Plan& plan,
-                      const EvaluationRequest& request, std::vector<Metric>& out) {
-  double acc_sum = 0;
-  for (const Task& task : request.tasks) {
-    std::vector<ContinuationRequest> requests;
-    for (const TaskItem& item : task.items) {
-      for (const std::string& choice : item.choices) {
-        auto [context, continuation] = encode_pair(tokenizer, item.context, " " + choice);
-        requests.push_back({context, continuation});
-      }
-    }
-    Progress progress(task_metric_prefix(task.name) + " requests", int64_t(requests.size()), request.progress);
-    std::vector<ContinuationScore> scores = continuation_loglikelihoods(model, plan, requests, request.batch_size,
-                                                                        [&](int64_t done) { progress.update(done); });
-    std::vector<std::vector<double>> per_item;
-    size_t next = 0;
-    for (const TaskItem& item : task.items) {
-      std::vector<double> ll;
-      for (size_t c = 0; c < item.choices.size(); ++c) ll.push_back(scores[next++].loglikelihood);
-      per_item.push_back(std::move(ll));
-    }
-    TaskScores s = score_task(task, per_item);
-    std::string prefix = task_metric_prefix(task.name);
-    out.push_back({prefix + "_acc", s.acc, "ratio"});
-    out.push_back({prefix + "_acc_stderr", s.acc_stderr, "ratio"});
-    out.push_back({prefix + "_acc_norm", s.acc_norm, "ratio"});
-    out.push_back({prefix + "_acc_norm_stderr", s.acc_norm_stderr, "ratio"});
-    acc_sum += s.acc;
-  }
-  if (!request.tasks.empty()) out.push_back({"task_acc_mean", acc_sum / double(request.tasks.size()), "ratio"});
-}
-
-void add_perplexity(const model::MoeModel& model, const Plan& plan, const EvaluationRequest& request, std::vector<Metric>& out) {
-  NllSum total;
-  const auto& sequences = request.held_out->sequences;
-  for (size_t first = 0; first < sequences.size(); first += size_t(request.batch_size)) {
-    std::vector<std::vector<int64_t>> batch(sequences.begin() + long(first),
-                                            sequences.begin() + long(std::min(sequences.size(), first + size_t(request.batch_size))));
-    auto [ids, mask] = pad_batch(batch);
-    at::Tensor hidden = model.run_layers(model.embed(ids), mask, 0, int(model.shape().num_layers), plan);
-    NllSum part = next_token_nll(model.final_norm(hidden), model.lm_head_weight(), ids, mask);
-    total.nll += part.nll;
-    total.tokens += part.tokens;
-  }
-  if (total.tokens == 0) throw_bad_input("held-out text gives no token to predict (sequences of one token)");
-  out.push_back({"nll_per_token", total.nll / double(total.tokens), "nats"});
-  out.push_back({"perplexity", std::exp(total.nll / double(total.tokens)), ""});
-}
-
-void add_speed(const model::MoeModel& model, const Plan& plan, const EvaluationRequest& request, std::vector<Metric>& out) {
-  auto [ids, mask] = pad_batch(request.calibration->sequences);
-  auto timed = [&](const Plan& p) {
-    auto start = std::chrono::steady_clock::now();
-    model.logits(ids, mask, p);
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  };
-  timed(Plan());  // warm-up, and materialises the condensed layers before timing
-  timed(plan);
-  std::vector<double> original, candidate;
-  for (int r = 0; r < std::max(1, request.speed_repeats); ++r) {  // A B A B: drifts hit both alike
-    original.push_back(timed(Plan()));
-    candidate.push_back(timed(plan));
-  }
-  std::sort(original.begin(), original.end());
-  std::sort(candidate.begin(), candidate.end());
-  double t_original = original[original.size() / 2], t_candidate = candidate[candidate.size() / 2];
-  out.push_back({"tokens_per_s", double(mask.sum().item<int64_t>()) / t_candidate, "tokens_per_s"});
-  out.push_back({"speedup", t_original / t_candidate, "ratio"});
-}
-
-}  // namespace
 
 std::string task_metric_prefix(const std::string& task_name) {
   std::string base = task_name.substr(task_name.find_last_of('/') + 1);
@@ -109,25 +19,19 @@ std::string task_metric_prefix(const std::string& task_name) {
 std::vector<Metric> evaluate(const model::MoeModel& model, const model::Tokenizer& tokenizer, const Plan& plan,
                              const EvaluationRequest& request) {
   plan.validate(model.shape(), "plan");
-  std::vector<Metric> out;
-  add_task_metrics(model, tokenizer, plan, request, out);
-  if (request.held_out) add_perplexity(model, plan, request, out);
-  if (request.calibration) {
-    auto [ids, mask] = pad_batch(request.calibration->sequences);
-    LayerCache cache(model, ids, mask, Plan(), int64_t(1) << 32);
-    std::string name = request.divergence;
-    std::replace(name.begin(), name.end(), '-', '_');
-    out.push_back({name + "_model", measure_objective(cache, request.divergence, "model", plan), "nats"});
-    if (request.speed) add_speed(model, plan, request, out);
+  std::vector<const MetricDefinition*> chosen;
+  for (const std::string& name : request.metrics) {
+    const MetricDefinition& metric = find_metric(name);
+    if (!metric.applies(request)) throw_bad_input("metric \"" + name + "\" needs " + metric.needs + ", which was not given");
+    chosen.push_back(&metric);
   }
-  int64_t materialised = 0;
-  for (const auto& [name, tensor] : model.materialise(plan)) materialised += tensor.numel();
-  Plan held = model.fixed_plan();  // an exported checkpoint holds its own plan already
-  for (const auto& [layer, layer_plan] : plan.layers()) held.set_layer(layer, layer_plan);
-  out.push_back({"param_bytes", double(count_parameters(model.shape(), held).total() * 4), "bytes"});
-  out.push_back({"param_bytes_materialised", double(materialised * 4), "bytes"});
-  out.push_back({"param_ratio", parameter_ratio(model.shape(), held), "ratio"});
-  out.push_back({"peak_rss_bytes", double(peak_rss_kib()) * 1024, "bytes"});
+  if (request.metrics.empty()) {
+    for (const MetricDefinition& metric : registered_metrics()) {
+      if (metric.applies(request)) chosen.push_back(&metric);
+    }
+  }
+  std::vector<Metric> out;
+  for (const MetricDefinition* metric : chosen) metric->compute(MetricInputs{model, tokenizer, plan, request}, out);
   return out;
 }
 

@@ -1,5 +1,6 @@
 // One evaluation of (model, plan): every metric a worker records for a budget point, as named
-// values with units (core's Metric). Metric names:
+// values with units (core's Metric), computed by the registered metrics (eval/metrics.h) whose
+// inputs the request has, or those it names. Metric names:
 //   <task>_acc, <task>_acc_stderr, <task>_acc_norm, <task>_acc_norm_stderr, task_acc_mean (ratio)
 //   perplexity (""), nll_per_token (nats)                        on held-out text
 //   <divergence>_model, e.g. js_logits_model (nats)              vs the original, calibration text
@@ -29,6 +30,9 @@ struct EvaluationRequest {
   int speed_repeats = 3;
   int64_t batch_size = 8;
   bool progress = false;  // done/total, rate and ETA per task on stderr
+  // Registered metrics to compute (eval/metrics.h); empty: every one whose inputs are here.
+  // A named one whose inputs are missing is bad input.
+  std::vector<std::string> metrics;
 };
 
 std::vector<Metric> evaluate(const model::MoeModel& model, const model::Tokenizer& tokenizer, const Plan& plan,

@@ -1,4 +1,5 @@
 // End-to-end: the real cdmoe-eval binary's --ids/--dump-logits mode.
+#include <cctype>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -206,6 +207,37 @@ TEST(EvalCli, MetricsModeBadInput) {
   refused({"--calib", dir.file("missing.txt")}, "missing.txt");
   write_file(dir.file("bad.jsonl"), "{\"text\": \"fine\"}\n{\"txt\": 1}\n");
   refused({"--ppl", dir.file("bad.jsonl")}, "bad.jsonl:2: missing required field 'text'");
+  refused({"--metrics", "flops"}, "unknown metric \"flops\" (registered: tasks, perplexity, divergence, speed, memory)");
+  refused({"--metrics", "memory,perplexity", "--calib", dir.file("calib.txt")},
+          "metric \"perplexity\" needs held-out text, which was not given");
+}
+
+// The registry by name: --metrics picks registered metrics; each writes its own values only.
+TEST(EvalCli, MetricsAreChosenByRegisteredName) {
+  TempDir dir;
+  std::string model_dir = write_text_model(dir);
+  write_file(dir.file("calib.txt"), "some text to measure\nand another line\n");
+  CommandResult r = run_command({kEval, "--model", model_dir, "--metrics", "memory", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto got = metrics_of(r.out);
+  EXPECT_EQ(got.size(), 4u) << r.out;
+  EXPECT_EQ(got.count("param_bytes"), 1u);
+  EXPECT_EQ(got["param_ratio"], 1);
+  r = run_command({kEval, "--model", model_dir, "--calib", dir.file("calib.txt"), "--ppl", dir.file("calib.txt"),
+                   "--metrics", "perplexity,divergence", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  got = metrics_of(r.out);
+  EXPECT_EQ(got.size(), 3u) << r.out;
+  EXPECT_EQ(got.count("perplexity") + got.count("nll_per_token") + got.count("js_logits_model"), 3u) << r.out;
+  r = run_command({kEval, "--help"});
+  std::string help;  // the help text with its line wrapping undone
+  for (char c : r.out) {
+    if (!std::isspace(static_cast<unsigned char>(c))) help += c;
+    else if (!help.empty() && help.back() != ' ') help += ' ';
+  }
+  for (const char* name : {"tasks (", "perplexity (", "divergence (", "speed (", "memory ("}) {
+    EXPECT_NE(help.find(name), std::string::npos) << name << " in " << help;
+  }
 }
 
 }  // namespace
