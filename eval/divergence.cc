@@ -11,11 +11,17 @@ at::Tensor valid_rows(const at::Tensor& x, const at::Tensor& valid) {
   return valid.defined() ? x.index_select(0, valid.to(at::kBool).nonzero().squeeze(1)) : x;
 }
 
+// Rows [index * chunk, (index + 1) * chunk) of the LM head, the last chunk shorter.
+at::Tensor chunk_of(const at::Tensor& w, int64_t chunk, int64_t index) {
+  int64_t begin = index * chunk;
+  return w.narrow(0, begin, std::min(chunk, w.size(0) - begin));
+}
+
 // log Σ_v exp(x Wᵀ)_v per row, accumulated chunk by chunk (running max for stability).
 at::Tensor chunked_logsumexp(const at::Tensor& x, const at::Tensor& w, int64_t chunk) {
   at::Tensor running = at::full({x.size(0)}, -std::numeric_limits<double>::infinity(), x.options().dtype(at::kDouble));
-  for (int64_t begin = 0; begin < w.size(0); begin += chunk) {
-    at::Tensor logits = at::linear(x, w.narrow(0, begin, std::min(chunk, w.size(0) - begin))).to(at::kDouble);
+  for (int64_t index = 0; index * chunk < w.size(0); ++index) {
+    at::Tensor logits = at::linear(x, chunk_of(w, chunk, index)).to(at::kDouble);
     running = at::logaddexp(running, logits.logsumexp(1));
   }
   return running;
@@ -23,18 +29,15 @@ at::Tensor chunked_logsumexp(const at::Tensor& x, const at::Tensor& w, int64_t c
 
 enum class Kind { kJs, kKl };
 
-double vocabulary_divergence(Kind kind, const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Tensor& w,
-                             const at::Tensor& valid, int64_t chunk) {
-  if (chunk < 1) throw_runtime("vocab_chunk must be positive");
-  at::Tensor p_rows = valid_rows(x_ref, valid), q_rows = valid_rows(x_cand, valid);
-  if (p_rows.size(0) == 0) throw_bad_input("no valid calibration tokens to measure a divergence on");
-  at::Tensor lse_p = chunked_logsumexp(p_rows, w, chunk).unsqueeze(1);
+double vocabulary_divergence(Kind kind, const VocabularyReference& reference, const at::Tensor& q_rows) {
+  const at::Tensor& w = reference.head_weight();
+  int64_t chunk = reference.vocab_chunk();
+  if (q_rows.size(0) != reference.rows()) throw_runtime("divergence: candidate and reference rows differ");
   at::Tensor lse_q = chunked_logsumexp(q_rows, w, chunk).unsqueeze(1);
-  at::Tensor total = at::zeros({p_rows.size(0)}, at::kDouble);
-  for (int64_t begin = 0; begin < w.size(0); begin += chunk) {
-    at::Tensor wc = w.narrow(0, begin, std::min(chunk, w.size(0) - begin));
-    at::Tensor log_p = at::linear(p_rows, wc).to(at::kDouble) - lse_p;
-    at::Tensor log_q = at::linear(q_rows, wc).to(at::kDouble) - lse_q;
+  at::Tensor total = at::zeros({q_rows.size(0)}, at::kDouble);
+  for (int64_t index = 0; index * chunk < w.size(0); ++index) {
+    at::Tensor log_p = reference.log_probs(index);
+    at::Tensor log_q = at::linear(q_rows, chunk_of(w, chunk, index)).to(at::kDouble) - lse_q;
     at::Tensor p = log_p.exp(), q = log_q.exp();
     if (kind == Kind::kKl) {
       total += (p * (log_p - log_q)).sum(1);
@@ -46,7 +49,44 @@ double vocabulary_divergence(Kind kind, const at::Tensor& x_ref, const at::Tenso
   return total.mean().item<double>();
 }
 
+double vocabulary_divergence(Kind kind, const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Tensor& w,
+                             const at::Tensor& valid, int64_t chunk) {
+  return vocabulary_divergence(kind, VocabularyReference(valid_rows(x_ref, valid), w, chunk, 0), valid_rows(x_cand, valid));
+}
+
 }  // namespace
+
+VocabularyReference::VocabularyReference(at::Tensor x_rows, at::Tensor head_weight, int64_t vocab_chunk,
+                                         int64_t keep_bytes)
+    : x_(std::move(x_rows)), w_(std::move(head_weight)), chunk_(vocab_chunk) {
+  if (chunk_ < 1) throw_runtime("vocab_chunk must be positive");
+  if (x_.size(0) == 0) throw_bad_input("no valid calibration tokens to measure a divergence on");
+  lse_ = chunked_logsumexp(x_, w_, chunk_).unsqueeze(1);
+  if (x_.size(0) * w_.size(0) * int64_t(sizeof(double)) > keep_bytes) return;
+  for (int64_t index = 0; index * chunk_ < w_.size(0); ++index) kept_.push_back(compute_log_probs(index));
+}
+
+at::Tensor VocabularyReference::compute_log_probs(int64_t index) const {
+  return at::linear(x_, chunk_of(w_, chunk_, index)).to(at::kDouble) - lse_;
+}
+
+at::Tensor VocabularyReference::log_probs(int64_t index) const {
+  return kept_.empty() ? compute_log_probs(index) : kept_[size_t(index)];
+}
+
+int64_t VocabularyReference::kept_bytes() const {
+  int64_t bytes = 0;
+  for (const at::Tensor& t : kept_) bytes += int64_t(t.nbytes());
+  return bytes;
+}
+
+double js_logits(const VocabularyReference& reference, const at::Tensor& x_cand_rows) {
+  return vocabulary_divergence(Kind::kJs, reference, x_cand_rows);
+}
+
+double kl_logits(const VocabularyReference& reference, const at::Tensor& x_cand_rows) {
+  return vocabulary_divergence(Kind::kKl, reference, x_cand_rows);
+}
 
 double js_logits(const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Tensor& head_weight,
                  const at::Tensor& valid, int64_t vocab_chunk) {

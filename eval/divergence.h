@@ -8,17 +8,48 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 
 namespace cdmoe::eval {
 
+// LM-head rows per chunk: [N, 8192] float64 logits at a time, whatever the vocabulary size.
+constexpr int64_t kVocabularyChunk = 8192;
+
+// The reference side of a vocabulary divergence, which every candidate of a search shares:
+// the valid reference rows' log-sum-exp over the vocabulary and, when they fit in `keep_bytes`,
+// their log-probabilities chunk by chunk (float64, N x V x 8 bytes). What is not kept is
+// recomputed by the same operations, so values never depend on what was kept.
+class VocabularyReference {
+ public:
+  // x_rows [N, D]: the reference's valid final-norm rows; head_weight [V, D].
+  VocabularyReference(at::Tensor x_rows, at::Tensor head_weight, int64_t vocab_chunk, int64_t keep_bytes);
+  int64_t rows() const { return x_.size(0); }
+  const at::Tensor& head_weight() const { return w_; }
+  int64_t vocab_chunk() const { return chunk_; }
+  int64_t kept_bytes() const;
+  const at::Tensor& logsumexp() const { return lse_; }  // [N, 1]
+  at::Tensor log_probs(int64_t chunk_index) const;      // [N, chunk]
+
+ private:
+  at::Tensor compute_log_probs(int64_t chunk_index) const;
+  at::Tensor x_, w_, lse_;
+  int64_t chunk_;
+  std::vector<at::Tensor> kept_;
+};
+
+// js_logits / kl_logits against a prepared reference; x_cand_rows are the candidate's rows for
+// the same tokens [N, D].
+double js_logits(const VocabularyReference& reference, const at::Tensor& x_cand_rows);
+double kl_logits(const VocabularyReference& reference, const at::Tensor& x_cand_rows);
+
 // Mean over valid rows of JS(softmax(x_ref Wᵀ) ‖ softmax(x_cand Wᵀ)); x are final-norm outputs.
 double js_logits(const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Tensor& head_weight,
-                 const at::Tensor& valid, int64_t vocab_chunk = 8192);
+                 const at::Tensor& valid, int64_t vocab_chunk = kVocabularyChunk);
 // Mean over valid rows of KL(softmax(x_ref Wᵀ) ‖ softmax(x_cand Wᵀ)).
 double kl_logits(const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Tensor& head_weight,
-                 const at::Tensor& valid, int64_t vocab_chunk = 8192);
+                 const at::Tensor& valid, int64_t vocab_chunk = kVocabularyChunk);
 // The reference code's variant: JS between softmax over the hidden dimension of two hidden states.
 double js_hidden(const at::Tensor& h_ref, const at::Tensor& h_cand, const at::Tensor& valid);
 // Mean squared difference over valid rows and all D.
@@ -33,6 +64,6 @@ struct NllSum {
 // Next-token NLL of x [B, T, D] (final-norm outputs) predicting ids[:, 1:], counting a position
 // only when both it and its target are valid (mask [B, T]; undefined: all).
 NllSum next_token_nll(const at::Tensor& x, const at::Tensor& head_weight, const at::Tensor& ids,
-                      const at::Tensor& mask, int64_t vocab_chunk = 8192);
+                      const at::Tensor& mask, int64_t vocab_chunk = kVocabularyChunk);
 
 }  // namespace cdmoe::eval

@@ -35,6 +35,22 @@ void LayerCache::set_base(Plan base) {
     }
   }
   base_ = std::move(base);
+  if (keep_through < num_layers()) {  // the final output changed: so did every reference
+    for (const auto& [rows, reference] : references_) stats_.bytes -= reference->kept_bytes();
+    references_.clear();
+  }
+}
+
+const VocabularyReference& LayerCache::vocabulary_reference(int64_t rows) {
+  auto found = references_.find(rows);
+  if (found != references_.end()) return *found->second;
+  at::Tensor x = model_.final_norm(boundary(num_layers()).narrow(0, 0, rows));
+  at::Tensor valid = mask_.to(at::kBool).narrow(0, 0, rows).flatten().nonzero().squeeze(1);
+  at::Tensor x_rows = x.reshape({-1, x.size(-1)}).index_select(0, valid);
+  auto reference = std::make_unique<VocabularyReference>(x_rows, model_.lm_head_weight(), kVocabularyChunk,
+                                                         cap_bytes_ - stats_.bytes);
+  stats_.bytes += reference->kept_bytes();
+  return *references_.emplace(rows, std::move(reference)).first->second;
 }
 
 at::Tensor LayerCache::boundary(int layer) {
@@ -106,6 +122,12 @@ double measure_objective(LayerCache& cache, const std::string& divergence, const
   at::Tensor valid = cache.mask().to(at::kBool).narrow(0, 0, rows);
   const model::MoeModel& model = cache.model();
   bool vocabulary = divergence == "js-logits" || divergence == "kl";
+  if (vocabulary && scope == "model") {  // the reference is the same for every candidate: prepared once
+    const VocabularyReference& prepared = cache.vocabulary_reference(rows);
+    at::Tensor x = model.final_norm(candidate);
+    at::Tensor q_rows = x.reshape({-1, x.size(-1)}).index_select(0, valid.flatten().nonzero().squeeze(1));
+    return divergence == "js-logits" ? js_logits(prepared, q_rows) : kl_logits(prepared, q_rows);
+  }
   if (vocabulary || scope == "model") {  // next-token space, or the final-norm output
     reference = model.final_norm(reference);
     candidate = model.final_norm(candidate);

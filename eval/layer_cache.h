@@ -11,11 +11,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 #include <ATen/core/Tensor.h>
 
 #include "core/plan.h"
+#include "eval/divergence.h"
 #include "model/moe_model.h"
 
 namespace cdmoe::eval {
@@ -40,6 +42,10 @@ class LayerCache {
   at::Tensor layer_output(const Plan& plan, int layer, int64_t rows = -1);
   // First layer whose operation differs between the plans; num_layers() when none does.
   int first_difference(const Plan& a, const Plan& b) const;
+  // The base's final output as the reference of a vocabulary divergence over the first `rows`
+  // sequences (their valid tokens), built on first use and kept until the base changes; its
+  // log-probabilities are kept while they fit under the cap with the boundaries.
+  const VocabularyReference& vocabulary_reference(int64_t rows);
 
   struct Stats {
     int64_t hits = 0, computed = 0, bytes = 0;
@@ -52,6 +58,7 @@ class LayerCache {
   Plan base_;
   int64_t cap_bytes_;
   std::map<int, at::Tensor> boundaries_;
+  std::map<int64_t, std::unique_ptr<VocabularyReference>> references_;  // by leading rows
   Stats stats_;
 };
 

@@ -50,6 +50,25 @@ TEST(Divergence, MatchesTheReferenceForEveryChunkSize) {
   EXPECT_FALSE(near(js_logits(x_ref, x_cand, w, at::Tensor(), 8), in.expected["js_logits"]));
 }
 
+// A prepared reference (what a search reuses across candidates) gives exactly the one-shot
+// value, whether its log-probabilities are kept or recomputed.
+TEST(Divergence, APreparedReferenceGivesTheSameValue) {
+  Inputs in = load();
+  at::Tensor &x_ref = in.tensors["x_ref"], &x_cand = in.tensors["x_cand"], &w = in.tensors["w"];
+  at::Tensor valid = in.tensors["valid"].to(at::kBool);
+  at::Tensor rows = valid.nonzero().squeeze(1);
+  for (int64_t chunk : {7, 64}) {
+    for (int64_t keep : {int64_t(0), int64_t(1) << 30}) {
+      VocabularyReference reference(x_ref.index_select(0, rows), w, chunk, keep);
+      EXPECT_EQ(reference.kept_bytes() > 0, keep > 0);
+      at::Tensor q = x_cand.index_select(0, rows);
+      EXPECT_EQ(js_logits(reference, q), js_logits(x_ref, x_cand, w, valid, chunk)) << chunk << " " << keep;
+      EXPECT_EQ(kl_logits(reference, q), kl_logits(x_ref, x_cand, w, valid, chunk)) << chunk << " " << keep;
+      EXPECT_EQ(js_logits(reference, q), js_logits(reference, q)) << "reusable";
+    }
+  }
+}
+
 TEST(Divergence, PropertiesOnARealModel) {
   auto model = model::MoeModel::load(kFixtures + "/model/deepseek_gqa");
   at::Tensor ids = at::arange(14, at::kLong).view({2, 7}) * 13 % 96;
