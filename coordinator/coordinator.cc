@@ -52,15 +52,27 @@ class SweepLoop {
       admit({{kFullStage, "original", Plan(), std::nullopt, ""}}, {Task{0, options_.full_task, Plan(), Json::object(), 1}}, false);
     }
     pump_strategy();
+    // One commit per turn: the results that arrived, the candidates they make runnable and the
+    // dispatch marks of the tasks about to leave (committed before any of them is sent).
+    std::vector<comm::Message> messages;
     while (!finished()) {
-      if (int signal = stop_.load()) {
-        preempt(signal);
-        break;
+      std::vector<std::pair<int, Work>> sends;
+      {
+        db::Transaction turn(store_.connection());
+        handle(messages);
+        if (int signal = stop_.load()) {
+          preempt(signal);
+          turn.commit();
+          break;
+        }
+        pump_strategy();
+        sends = assign_work();
+        turn.commit();
       }
-      dispatch();
-      receive();
-      pump_strategy();
+      send(sends);
       show_progress();
+      if (finished()) break;
+      messages = collect();
     }
     if (!summary_.preempted) {
       for (int rank = 1; rank < transport_.size(); ++rank) transport_.send(rank, comm::Tag::kStop, "");
@@ -172,8 +184,9 @@ class SweepLoop {
     }
   }
 
-  // Fills every ready worker's free slots, least loaded first; one transaction marks them all.
-  void dispatch() {
+  // Fills every ready worker's free slots, least loaded first, and marks them dispatched (in
+  // the turn's transaction); send() sends them once that has committed.
+  std::vector<std::pair<int, Work>> assign_work() {
     std::vector<db::Store::Dispatch> marks;
     std::vector<std::pair<int, Work>> sends;
     std::set<int> no_work;  // workers for which nothing in the queue may run (retries avoiding them)
@@ -200,8 +213,11 @@ class SweepLoop {
       ++workers_[best].load;
       sends.emplace_back(best, std::move(work));
     }
-    if (marks.empty()) return;
-    store_.mark_dispatched(marks);  // committed before any task leaves
+    if (!marks.empty()) store_.mark_dispatched(marks);
+    return sends;
+  }
+
+  void send(std::vector<std::pair<int, Work>>& sends) {
     for (auto& [rank, work] : sends) {
       ++work.attempts;
       work.task.attempt = work.attempts;
@@ -211,7 +227,8 @@ class SweepLoop {
     }
   }
 
-  void receive() {
+  // Waits up to poll_s for a message, then takes whatever else has arrived (at most 1024).
+  std::vector<comm::Message> collect() {
     std::vector<comm::Message> messages;
     if (auto first = transport_.receive(options_.poll_s)) messages.push_back(std::move(*first));
     while (!messages.empty() && messages.size() < 1024) {
@@ -219,6 +236,11 @@ class SweepLoop {
       if (!more) break;
       messages.push_back(std::move(*more));
     }
+    return messages;
+  }
+
+  // Hellos register workers; results are recorded, retried or fed to the strategy.
+  void handle(std::vector<comm::Message>& messages) {
     std::vector<Result> final_results;
     std::vector<std::pair<Result, Work>> retries;
     std::vector<std::pair<Result, Work>> finished_work;

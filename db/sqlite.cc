@@ -143,16 +143,19 @@ Value Statement::column_value(int index) const {
   }
 }
 
-Transaction::Transaction(Connection& connection) : connection_(connection) {
-  connection_.exec("BEGIN IMMEDIATE");
+Transaction::Transaction(Connection& connection)
+    : connection_(connection), nested_(sqlite3_get_autocommit(connection.handle()) == 0) {
+  connection_.exec(nested_ ? "SAVEPOINT cdmoe_nested" : "BEGIN IMMEDIATE");
 }
 
 Transaction::~Transaction() {
-  if (!done_) sqlite3_exec(connection_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+  if (done_) return;
+  const char* undo = nested_ ? "ROLLBACK TO cdmoe_nested; RELEASE cdmoe_nested" : "ROLLBACK";
+  sqlite3_exec(connection_.handle(), undo, nullptr, nullptr, nullptr);
 }
 
 void Transaction::commit() {
-  connection_.exec("COMMIT");
+  connection_.exec(nested_ ? "RELEASE cdmoe_nested" : "COMMIT");
   done_ = true;
 }
 

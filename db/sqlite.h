@@ -92,7 +92,10 @@ class Statement {
 };
 
 // BEGIN IMMEDIATE on construction (takes the write lock at once, so a busy DB fails here and
-// not halfway through); ROLLBACK on destruction unless commit() returned.
+// not halfway through); ROLLBACK on destruction unless commit() returned. Inside another
+// transaction it is a SAVEPOINT instead: commit() releases it into the outer one (nothing is
+// durable until the outermost commits) and destruction without commit() undoes only its own
+// changes. That lets a caller group several whole-unit writes into one commit.
 class Transaction {
  public:
   explicit Transaction(Connection& connection);
@@ -103,6 +106,7 @@ class Transaction {
 
  private:
   Connection& connection_;
+  bool nested_ = false;
   bool done_ = false;
 };
 

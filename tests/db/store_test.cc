@@ -167,6 +167,35 @@ TEST(Store, ABadResultRollsBackTheWholeBatch) {
   EXPECT_EQ(scalar(c, "SELECT count(*) FROM results WHERE m1 IS NOT NULL"), 1);
 }
 
+// Whole-unit writes grouped into one commit (how the coordinator commits a loop turn): nothing
+// is visible or durable until the outer transaction commits; a failed inner write undoes only
+// itself; an outer rollback undoes them all.
+TEST(Store, WritesNestInsideAnOuterTransaction) {
+  TempDir dir;
+  Store store(dir.file("r.db"));
+  int64_t sweep = store.create_sweep(test_sweep("s"));
+  auto ids = store.add_candidates(sweep, numbered_candidates(0, 3));
+  Connection reader = open_database(dir.file("r.db"), OpenMode::kReadOnly);
+  {
+    Transaction turn(store.connection());
+    store.record_results({result_with_metrics(ids[0], 2)});  // stale (never dispatched): logged only
+    store.mark_dispatched({{ids[0], 1, "h"}, {ids[1], 1, "h"}});
+    store.record_results({result_with_metrics(ids[0], 2)});
+    Result bad = result_with_metrics(ids[1], 2);
+    bad.metrics.push_back({"state", 1.0, ""});
+    EXPECT_THROW(store.record_results({bad}), Error);  // undoes itself, not the turn
+    EXPECT_EQ(scalar(reader, "SELECT count(*) FROM candidates WHERE state = 'DONE'"), 0) << "not before the commit";
+    turn.commit();
+  }
+  EXPECT_EQ(scalar(reader, "SELECT count(*) FROM candidates WHERE state = 'DONE'"), 1);
+  EXPECT_EQ(scalar(reader, "SELECT count(*) FROM candidates WHERE state = 'RUNNING'"), 1);
+  {
+    Transaction abandoned(store.connection());
+    store.mark_dispatched({{ids[2], 1, "h"}});
+  }  // no commit: rolled back
+  EXPECT_EQ(scalar(reader, "SELECT attempts FROM candidates WHERE id = " + std::to_string(ids[2])), 0);
+}
+
 TEST(Store, DuplicateMetricInAResultIsRefused) {
   TempDir dir;
   Store store(dir.file("r.db"));
