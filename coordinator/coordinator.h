@@ -1,8 +1,10 @@
 // Coordinator: the sweep loop on rank 0 (DESIGN.md §1): strategy -> queue -> transport ->
 // workers -> results -> store (sole writer) -> strategy. Dispatch is dynamic: a worker with a
 // free slot gets the next runnable candidate at once, up to `in_flight_per_worker` each, so a
-// worker never idles while the next task travels. Result commits and dispatch marks are
-// batched into one transaction per loop turn (one per task would cap a sweep at ~3k tasks/s).
+// worker never idles while the next task travels. Each loop turn is one transaction: the
+// results that arrived, the candidates they make runnable and the dispatch marks of the tasks
+// about to leave, committed before they are sent (one per task would cap a sweep at ~3k
+// tasks/s). A failed turn rolls back whole and ends the sweep.
 // Resume is replay: candidates the database already has are not run again; their stored
 // results are fed to the strategy as if they had just arrived, which (strategies being
 // deterministic) leads it to the same next candidates as the interrupted run.
