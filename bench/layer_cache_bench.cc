@@ -15,26 +15,14 @@
 #include <nlohmann/json.hpp>
 
 #include "model/synthetic_checkpoint.h"
+#include "bench/median_time.h"
 #include "eval/divergence.h"
 #include "eval/layer_cache.h"
 #include "model/moe_model.h"
 
 using namespace cdmoe;
 
-namespace {
-
-double median_seconds(int runs, const std::function<void()>& work) {
-  std::vector<double> times;
-  for (int r = 0; r < runs; ++r) {
-    auto start = std::chrono::steady_clock::now();
-    work();
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
-}  // namespace
+using bench::median_seconds;
 
 int main(int argc, char** argv) {
   int threads = 2;

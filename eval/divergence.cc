@@ -1,6 +1,12 @@
 #include "eval/divergence.h"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include "core/error.h"
 
@@ -17,14 +23,54 @@ at::Tensor chunk_of(const at::Tensor& w, int64_t chunk, int64_t index) {
   return w.narrow(0, begin, std::min(chunk, w.size(0) - begin));
 }
 
-// log Σ_v exp(x Wᵀ)_v per row, accumulated chunk by chunk (running max for stability).
-at::Tensor chunked_logsumexp(const at::Tensor& x, const at::Tensor& w, int64_t chunk) {
-  at::Tensor running = at::full({x.size(0)}, -std::numeric_limits<double>::infinity(), x.options().dtype(at::kDouble));
+// The logits of one vocabulary chunk, [N, C] contiguous, float32 or float64 as computed.
+at::Tensor chunk_logits(const at::Tensor& x, const at::Tensor& w, int64_t chunk, int64_t index) {
+  at::Tensor logits = at::linear(x, chunk_of(w, chunk, index));
+  if (logits.scalar_type() != at::kFloat && logits.scalar_type() != at::kDouble) logits = logits.to(at::kFloat);
+  return logits.contiguous();
+}
+
+// Calls body(row, pointer to the row's C values) for every row, rows split across threads.
+// The vocabulary-sized loops below are fused by hand: one pass over memory per chunk, in
+// float64, instead of a dozen [N, C] float64 temporaries (they were most of a candidate's cost).
+template <typename Body>
+void for_each_row(const at::Tensor& logits, Body body) {
+  int64_t rows = logits.size(0), width = logits.size(1);
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      if (logits.scalar_type() == at::kFloat) body(r, logits.data_ptr<float>() + r * width);
+      else body(r, logits.data_ptr<double>() + r * width);
+    }
+  });
+}
+
+// A candidate's logits are needed twice (log-sum-exp, then the divergence): kept between the
+// two passes when they take at most this much, else computed again (the same values).
+constexpr int64_t kKeptLogitsBytes = int64_t(512) << 20;
+
+// log Σ_v exp(x Wᵀ)_v per row [N] (float64), accumulated chunk by chunk with a running maximum;
+// each chunk's logits appended to `keep` when given.
+at::Tensor chunked_logsumexp(const at::Tensor& x, const at::Tensor& w, int64_t chunk,
+                             std::vector<at::Tensor>* keep = nullptr) {
+  int64_t rows = x.size(0);
+  std::vector<double> max(size_t(rows), -std::numeric_limits<double>::infinity()), sum(size_t(rows), 0.0);
   for (int64_t index = 0; index * chunk < w.size(0); ++index) {
-    at::Tensor logits = at::linear(x, chunk_of(w, chunk, index)).to(at::kDouble);
-    running = at::logaddexp(running, logits.logsumexp(1));
+    at::Tensor logits = chunk_logits(x, w, chunk, index);
+    if (keep) keep->push_back(logits);
+    int64_t width = logits.size(1);
+    for_each_row(logits, [&](int64_t r, const auto* row) {
+      double top = max[size_t(r)];
+      for (int64_t c = 0; c < width; ++c) top = std::max(top, double(row[c]));
+      double total = std::isfinite(max[size_t(r)]) ? sum[size_t(r)] * std::exp(max[size_t(r)] - top) : 0.0;
+      for (int64_t c = 0; c < width; ++c) total += std::exp(double(row[c]) - top);
+      max[size_t(r)] = top;
+      sum[size_t(r)] = total;
+    });
   }
-  return running;
+  at::Tensor lse = at::empty({rows}, at::kDouble);
+  double* out = lse.data_ptr<double>();
+  for (int64_t r = 0; r < rows; ++r) out[r] = max[size_t(r)] + std::log(sum[size_t(r)]);
+  return lse;
 }
 
 enum class Kind { kJs, kKl };
@@ -33,20 +79,37 @@ double vocabulary_divergence(Kind kind, const VocabularyReference& reference, co
   const at::Tensor& w = reference.head_weight();
   int64_t chunk = reference.vocab_chunk();
   if (q_rows.size(0) != reference.rows()) throw_runtime("divergence: candidate and reference rows differ");
-  at::Tensor lse_q = chunked_logsumexp(q_rows, w, chunk).unsqueeze(1);
-  at::Tensor total = at::zeros({q_rows.size(0)}, at::kDouble);
+  std::vector<at::Tensor> kept_logits;
+  bool keep = q_rows.size(0) * w.size(0) * int64_t(sizeof(float)) <= kKeptLogitsBytes;
+  at::Tensor lse_q = chunked_logsumexp(q_rows, w, chunk, keep ? &kept_logits : nullptr);
+  const double* lse = lse_q.data_ptr<double>();
+  std::vector<double> total(size_t(q_rows.size(0)), 0.0);
+  const double log2 = std::log(2.0);
   for (int64_t index = 0; index * chunk < w.size(0); ++index) {
-    at::Tensor log_p = reference.log_probs(index);
-    at::Tensor log_q = at::linear(q_rows, chunk_of(w, chunk, index)).to(at::kDouble) - lse_q;
-    at::Tensor p = log_p.exp(), q = log_q.exp();
-    if (kind == Kind::kKl) {
-      total += (p * (log_p - log_q)).sum(1);
-    } else {
-      at::Tensor log_m = at::logaddexp(log_p, log_q) - std::log(2.0);
-      total += 0.5 * (p * (log_p - log_m)).sum(1) + 0.5 * (q * (log_q - log_m)).sum(1);
-    }
+    at::Tensor log_p = reference.log_probs(index).contiguous();
+    at::Tensor logits = keep ? kept_logits[size_t(index)] : chunk_logits(q_rows, w, chunk, index);
+    int64_t width = logits.size(1);
+    const double* lp_all = log_p.data_ptr<double>();
+    for_each_row(logits, [&](int64_t r, const auto* row) {
+      const double* lp_row = lp_all + r * width;
+      double acc = 0;
+      for (int64_t c = 0; c < width; ++c) {
+        double lp = lp_row[c], lq = double(row[c]) - lse[r];
+        double p = std::exp(lp);
+        if (kind == Kind::kKl) {
+          acc += p * (lp - lq);
+        } else {  // log m = log((p + q) / 2), from the log-probabilities (no underflow to log 0)
+          double hi = std::max(lp, lq), lo = std::min(lp, lq);
+          double log_m = hi + std::log1p(std::exp(lo - hi)) - log2;
+          acc += 0.5 * (p * (lp - log_m) + std::exp(lq) * (lq - log_m));
+        }
+      }
+      total[size_t(r)] += acc;
+    });
   }
-  return total.mean().item<double>();
+  double mean = 0;
+  for (double t : total) mean += t;
+  return mean / double(total.size());
 }
 
 double vocabulary_divergence(Kind kind, const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Tensor& w,

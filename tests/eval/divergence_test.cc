@@ -43,6 +43,9 @@ TEST(Divergence, MatchesTheReferenceForEveryChunkSize) {
     EXPECT_TRUE(near(nll.nll, in.expected["nll_sum"])) << chunk << ": " << nll.nll;
     EXPECT_EQ(nll.tokens, in.expected["nll_tokens"].get<int64_t>());
   }
+  // Float64 inputs take the same fused loops' other instantiation.
+  EXPECT_TRUE(near(js_logits(x_ref.to(at::kDouble), x_cand.to(at::kDouble), w.to(at::kDouble), valid, 7), in.expected["js_logits"]));
+  EXPECT_TRUE(near(kl_logits(x_ref.to(at::kDouble), x_cand.to(at::kDouble), w.to(at::kDouble), valid, 7), in.expected["kl_logits"]));
   EXPECT_TRUE(near(js_hidden(x_ref, x_cand, valid), in.expected["js_hidden"]));
   EXPECT_TRUE(near(mse(x_ref, x_cand, valid), in.expected["mse"]));
   EXPECT_TRUE(near(cosine_distance(x_ref, x_cand, valid), in.expected["cosine"]));
