@@ -78,4 +78,17 @@ Table pareto_table(Connection& connection, const std::string& sweep) {
   return table;
 }
 
+Table router_table(Connection& connection, const std::string& sweep) {
+  int64_t sweep_id = require_sweep_id(connection, sweep);
+  Statement s(connection, R"sql(
+    SELECT r.layer, r.expert, r.tokens,
+           CASE WHEN r.expert < 0 THEN NULL
+                ELSE r.tokens / (SELECT sum(tokens) FROM router_stats t
+                                 WHERE t.sweep_id = r.sweep_id AND t.layer = r.layer AND t.expert >= 0) END AS token_share,
+           r.average_weight
+    FROM router_stats r WHERE r.sweep_id = ? ORDER BY r.layer, r.expert < 0, r.expert)sql");
+  s.bind(1, sweep_id);
+  return run_query(s);
+}
+
 }  // namespace cdmoe::db

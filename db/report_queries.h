@@ -24,6 +24,11 @@ Table candidates_table(Connection& connection, const std::string& sweep, std::op
 // most accurate first.
 Table pareto_table(Connection& connection, const std::string& sweep);
 
+// The router statistics of the sweep's original model (`router_stats`), by layer then expert:
+// tokens routed to each expert, their share of the layer's routed tokens and the average gate
+// weight; expert -1 is a shared expert's gate.
+Table router_table(Connection& connection, const std::string& sweep);
+
 // The canonical plan JSON of a candidate; bad input when there is no such candidate.
 std::string candidate_plan_json(Connection& connection, int64_t candidate_id);
 

@@ -52,7 +52,7 @@ void write_demo_db(const std::string& path, const std::string& sweep_name = "dem
   failed.error = "CUDA out of memory, with, commas";
   results.push_back(failed);
   store.record_results(results);
-  store.record_routing(sweep, {{1, 0, 30, 0.4}, {1, 1, 10, 0.2}, {1, 2, 0, 0}, {2, 0, 20, 0.3}, {2, 1, 20, 0.3}}, 1);
+  store.record_routing(sweep, {{2, 1, 20, 0.3}, {1, 0, 30, 0.4}, {1, 1, 10, 0.2}, {1, 2, 0, 0}, {2, -1, 40, 0.9}, {2, 0, 20, 0.3}}, 1);
 }
 
 void expect_usage_error(const CommandResult& r, const std::string& program, const std::string& text) {
@@ -109,6 +109,25 @@ TEST(ReportCli, ParetoFront) {
   EXPECT_NE(r.out.find("(3 rows)"), std::string::npos);
 }
 
+TEST(ReportCli, RouterStatistics) {
+  TempDir dir;
+  write_demo_db(dir.file("r.db"));
+  CommandResult r = run_command({kReport, "--db", dir.file("r.db"), "router", "--sweep", "demo", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto rows = nlohmann::json::parse(r.out);
+  ASSERT_EQ(rows.size(), 6u) << r.out;
+  // By layer, routed experts in order, the shared gate (-1) last; shares of the layer's routed tokens.
+  EXPECT_EQ(rows[0]["layer"], 1);
+  EXPECT_EQ(rows[0]["expert"], 0);
+  EXPECT_DOUBLE_EQ(rows[0]["token_share"].get<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(rows[2]["token_share"].get<double>(), 0.0);
+  EXPECT_EQ(rows[3]["layer"], 2);
+  EXPECT_DOUBLE_EQ(rows[4]["token_share"].get<double>(), 0.5);
+  EXPECT_EQ(rows[5]["expert"], -1);
+  EXPECT_TRUE(rows[5]["token_share"].is_null());
+  EXPECT_DOUBLE_EQ(rows[5]["average_weight"].get<double>(), 0.9);
+}
+
 TEST(ReportCli, BadUsageIsOneLineAndExitTwo) {
   TempDir dir;
   std::string db = dir.file("r.db");
@@ -117,6 +136,7 @@ TEST(ReportCli, BadUsageIsOneLineAndExitTwo) {
   expect_usage_error(run_command({kReport, "--db", db}), "cdmoe-report", "a command is required");
   expect_usage_error(run_command({kReport, "--db", db, "frontier"}), "cdmoe-report", "unknown command 'frontier'");
   expect_usage_error(run_command({kReport, "--db", db, "pareto"}), "cdmoe-report", "'pareto' needs --sweep");
+  expect_usage_error(run_command({kReport, "--db", db, "router"}), "cdmoe-report", "'router' needs --sweep");
   expect_usage_error(run_command({kReport, "--db", db, "pareto", "--sweep", "nope"}), "cdmoe-report",
                      "has no sweep named 'nope' (sweeps: demo)");
   expect_usage_error(run_command({kReport, "--db", db, "candidates", "--sweep", "demo", "--state", "done"}),
