@@ -95,6 +95,14 @@ void print_pareto(db::Store& store, const std::string& sweep) {
   write_table(table, TableFormat::kAligned, std::cout);
 }
 
+// Loads a worker into `slot` and puts the router statistics it measured into its hello.
+worker::Starter worker_starter(const apps::SweepSettings& settings, int rank, std::unique_ptr<worker::Worker>& slot) {
+  return [&settings, rank, &slot](Hello& hello) {
+    slot = std::make_unique<worker::Worker>(apps::worker_options(settings), rank);
+    hello.routing = slot->routing();
+  };
+}
+
 // `transport` is asked for only once the inputs are valid (a one-rank sweep starts its
 // in-process worker, which loads the model, there).
 int run_coordinator(const apps::SweepSettings& settings, const std::function<comm::Transport&()>& transport) {
@@ -157,13 +165,8 @@ int sweep_main(int argc, char** argv) {
 
   if (rank != 0) {  // a worker: load once, serve until told to stop
     std::unique_ptr<worker::Worker> worker;
-    worker::serve(
-        mpi->transport(),
-        [&](Hello& hello) {
-          worker = std::make_unique<worker::Worker>(apps::worker_options(settings), rank);
-          hello.routing = worker->routing();
-        },
-        [&](const Task& task) { return worker->run(task); });
+    worker::serve(mpi->transport(), worker_starter(settings, rank, worker),
+                  [&](const Task& task) { return worker->run(task); });
     return 0;
   }
 
@@ -174,10 +177,7 @@ int sweep_main(int argc, char** argv) {
     if (!in_process) {
       in_process = comm::make_in_process_transport(
           [&] {
-            return worker::hello_message([&](Hello& hello) {
-              local_worker = std::make_unique<worker::Worker>(apps::worker_options(settings), 0);
-              hello.routing = local_worker->routing();
-            });
+            return worker::hello_message(worker_starter(settings, 0, local_worker));
           },
           worker::as_handler([&](const Task& task) { return local_worker->run(task); }));
     }
