@@ -168,6 +168,20 @@ TEST(EvalCli, MetricsModeMatchesTheLibrary) {
     EXPECT_NEAR(got[m.name], m.value, 1e-5 * std::max(1.0, std::abs(m.value))) << m.name;
   }
 
+  // Speed: the plan timed against the original; the original's speed-up is 1 by definition.
+  r = run_command({kEval, "--model", model_dir, "--plan", dir.file("plan.json"), "--calib", dir.file("calib.txt"),
+                   "--speed", "--json", "--metrics", "speed"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  got = metrics_of(r.out);
+  EXPECT_EQ(got.size(), 2u);
+  EXPECT_GT(got["tokens_per_s"], 0);
+  EXPECT_GT(got["speedup"], 0);
+  r = run_command({kEval, "--model", model_dir, "--calib", dir.file("calib.txt"), "--speed", "--json", "--metrics", "speed"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  got = metrics_of(r.out);
+  EXPECT_EQ(got["speedup"], 1.0);
+  EXPECT_GT(got["tokens_per_s"], 0);
+
   // The original model: no divergence from itself, all its parameters.
   r = run_command({kEval, "--model", model_dir, "--calib", dir.file("calib.txt"), "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
