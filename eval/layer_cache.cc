@@ -8,6 +8,16 @@
 #include "eval/divergence.h"
 
 namespace cdmoe::eval {
+namespace {
+
+// The final-norm outputs of hidden [B, T, D] at the tokens `mask` [B, T] marks valid, as rows
+// [N, D]: the rows a vocabulary divergence compares.
+at::Tensor valid_final_rows(const model::MoeModel& model, const at::Tensor& hidden, const at::Tensor& mask) {
+  at::Tensor x = model.final_norm(hidden);
+  return x.reshape({-1, x.size(-1)}).index_select(0, mask.to(at::kBool).flatten().nonzero().squeeze(1));
+}
+
+}  // namespace
 
 LayerCache::LayerCache(const model::MoeModel& model, at::Tensor ids, at::Tensor mask, Plan base, int64_t cap_bytes)
     : model_(model), ids_(std::move(ids)), mask_(std::move(mask)), base_(std::move(base)), cap_bytes_(cap_bytes) {
@@ -44,9 +54,7 @@ void LayerCache::set_base(Plan base) {
 const VocabularyReference& LayerCache::vocabulary_reference(int64_t rows) {
   auto found = references_.find(rows);
   if (found != references_.end()) return *found->second;
-  at::Tensor x = model_.final_norm(boundary(num_layers()).narrow(0, 0, rows));
-  at::Tensor valid = mask_.to(at::kBool).narrow(0, 0, rows).flatten().nonzero().squeeze(1);
-  at::Tensor x_rows = x.reshape({-1, x.size(-1)}).index_select(0, valid);
+  at::Tensor x_rows = valid_final_rows(model_, boundary(num_layers()).narrow(0, 0, rows), mask_.narrow(0, 0, rows));
   auto reference = std::make_unique<VocabularyReference>(x_rows, model_.lm_head_weight(), kVocabularyChunk,
                                                          cap_bytes_ - stats_.bytes);
   stats_.bytes += reference->kept_bytes();
@@ -124,8 +132,7 @@ double measure_objective(LayerCache& cache, const std::string& divergence, const
   bool vocabulary = divergence == "js-logits" || divergence == "kl";
   if (vocabulary && scope == "model") {  // the reference is the same for every candidate: prepared once
     const VocabularyReference& prepared = cache.vocabulary_reference(rows);
-    at::Tensor x = model.final_norm(candidate);
-    at::Tensor q_rows = x.reshape({-1, x.size(-1)}).index_select(0, valid.flatten().nonzero().squeeze(1));
+    at::Tensor q_rows = valid_final_rows(model, candidate, valid);
     return divergence == "js-logits" ? js_logits(prepared, q_rows) : kl_logits(prepared, q_rows);
   }
   if (vocabulary || scope == "model") {  // next-token space, or the final-norm output
