@@ -22,6 +22,7 @@
 #include "core/progress.h"
 #include "eval/evaluation.h"
 #include "eval/metrics.h"
+#include "model/device.h"
 #include "model/moe_model.h"
 #include "model/safetensors.h"
 
@@ -61,6 +62,11 @@ Plan plan_option(const po::variables_map& args, const model::MoeModel& model) {
   return plan;
 }
 
+// --device: where the model computes (model/device.h; one process, so the first visible GPU).
+at::Device device_option(const po::variables_map& args) {
+  return at::Device(model::device_for_this_process(args["device"].as<std::string>(), 0));
+}
+
 std::string metrics_help() {
   std::string help = "comma-separated registered metrics to compute (default: every one whose inputs are given):";
   for (const eval::MetricDefinition& metric : eval::registered_metrics()) {
@@ -87,7 +93,7 @@ int metrics_mode(const po::variables_map& args) {
   if (!divergence.empty()) throw_bad_input("--divergence \"" + divergence + "\" is not one of js-logits, kl, js-hidden, mse, cosine");
   std::string model_dir = args["model"].as<std::string>();
   // Every input is read and checked before the first forward.
-  auto model = model::MoeModel::load(model_dir);
+  auto model = model::MoeModel::load(model_dir, device_option(args));
   Plan plan = plan_option(args, *model);
   auto tokenizer = model::Tokenizer::load(args.count("tokenizer") ? args["tokenizer"].as<std::string>() : model_dir);
   eval::EvaluationRequest request;
@@ -117,7 +123,11 @@ int metrics_mode(const po::variables_map& args) {
 
   std::vector<Metric> metrics = eval::evaluate(*model, *tokenizer, plan, request);
   if (args.count("json")) {
-    Json out = {{"model", model_dir}, {"plan", plan.to_json()}, {"plan_hash", plan.hash()}, {"metrics", Json::array()}};
+    Json out = {{"model", model_dir},
+              {"plan", plan.to_json()},
+              {"plan_hash", plan.hash()},
+              {"device", model->device().str()},
+              {"metrics", Json::array()}};
     for (const Metric& m : metrics) out["metrics"].push_back({{"name", m.name}, {"value", m.value}, {"unit", m.unit}});
     std::cout << out.dump(2) << "\n";
     return 0;
@@ -138,6 +148,7 @@ int eval_main(int argc, char** argv) {
       ("mask", po::value<std::string>(), "optional JSON array like --ids: 1 token, 0 padding")
       ("dump-logits", po::value<std::string>(), "write the logits [batch, seq, vocab] here (safetensors, F32)")
       ("threads", po::value<int>()->default_value(0), "compute threads (0: all cores)")
+      ("device", po::value<std::string>()->default_value("auto"), "auto, cpu or cuda (auto: the first visible GPU, else the CPU)")
       ("tokenizer", po::value<std::string>(), "directory or file of tokenizer.json (default: --model)")
       ("tasks", po::value<std::string>(), "comma-separated: piqa, arc_easy, FILE.jsonl ({context, choices, gold})")
       ("benchmarks", po::value<std::string>(), "folder with piqa_valid.jsonl etc. (default: $CDMOE_BENCHMARKS_DIR)")
@@ -166,7 +177,7 @@ int eval_main(int argc, char** argv) {
   }
 
   // Every input is read and checked before any work and before anything is written.
-  auto model = model::MoeModel::load(args["model"].as<std::string>());
+  auto model = model::MoeModel::load(args["model"].as<std::string>(), device_option(args));
   Plan plan = plan_option(args, *model);
   at::Tensor ids = read_matrix(args["ids"].as<std::string>(), "token id");
   at::Tensor mask;
@@ -174,7 +185,7 @@ int eval_main(int argc, char** argv) {
     mask = read_matrix(args["mask"].as<std::string>(), "0/1");
     if (!mask.sizes().equals(ids.sizes())) throw_bad_input(args["mask"].as<std::string>() + ": shape differs from --ids");
   }
-  at::Tensor logits = model->logits(ids, mask, plan).contiguous();
+  at::Tensor logits = model->logits(ids, mask, plan).cpu().contiguous();
   model::write_safetensors(args["dump-logits"].as<std::string>(),
                            {{"logits", model::DType::kF32, logits.sizes().vec(), logits.data_ptr<float>()}});
   return 0;

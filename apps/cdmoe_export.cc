@@ -74,7 +74,7 @@ int export_main(int argc, char** argv) {
   std::vector<model::TensorToWrite> to_write;
   int64_t elements = 0;
   for (auto& [name, tensor] : tensors) {
-    tensor = tensor.contiguous();
+    tensor = tensor.cpu().contiguous();  // a no-op for the CPU model export loads
     to_write.push_back({name, model::DType::kF32, tensor.sizes().vec(), tensor.data_ptr<float>()});
     elements += tensor.numel();
   }

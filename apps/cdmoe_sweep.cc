@@ -96,10 +96,13 @@ void print_pareto(db::Store& store, const std::string& sweep) {
 }
 
 // Loads a worker into `slot` and puts the router statistics it measured into its hello.
-worker::Starter worker_starter(const apps::SweepSettings& settings, int rank, std::unique_ptr<worker::Worker>& slot) {
-  return [&settings, rank, &slot](Hello& hello) {
-    slot = std::make_unique<worker::Worker>(apps::worker_options(settings), rank);
+worker::Starter worker_starter(const apps::SweepSettings& settings, int rank, int local_rank,
+                               std::unique_ptr<worker::Worker>& slot) {
+  return [&settings, rank, local_rank, &slot](Hello& hello) {
+    slot = std::make_unique<worker::Worker>(apps::worker_options(settings, local_rank), rank);
     hello.routing = slot->routing();
+    hello.device = slot->device();
+    hello.threads = at::get_num_threads();
   };
 }
 
@@ -165,7 +168,7 @@ int sweep_main(int argc, char** argv) {
 
   if (rank != 0) {  // a worker: load once, serve until told to stop
     std::unique_ptr<worker::Worker> worker;
-    worker::serve(mpi->transport(), worker_starter(settings, rank, worker),
+    worker::serve(mpi->transport(), worker_starter(settings, rank, mpi->local_rank(), worker),
                   [&](const Task& task) { return worker->run(task); });
     return 0;
   }
@@ -177,7 +180,7 @@ int sweep_main(int argc, char** argv) {
     if (!in_process) {
       in_process = comm::make_in_process_transport(
           [&] {
-            return worker::hello_message(worker_starter(settings, 0, local_worker));
+            return worker::hello_message(worker_starter(settings, 0, mpi ? mpi->local_rank() : 0, local_worker));
           },
           worker::as_handler([&](const Task& task) { return local_worker->run(task); }));
     }

@@ -12,6 +12,7 @@
 #include "eval/tasks.h"
 #include "eval/text_data.h"
 #include "model/checkpoint.h"
+#include "model/device.h"
 #include "model/model_config.h"
 #include "model/tokenizer.h"
 #include "search/budget.h"
@@ -139,9 +140,10 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
 }
 
 ValidatedSweep validate_sweep(const SweepSettings& s) {
-  if (s.device == "cuda") {
-    throw_bad_input("--device cuda: this build has no CUDA (its libtorch is CPU-only); use --device cpu or auto");
-  }
+  // --device cuda where none is visible is refused here. The kind (cpu or cuda) is part of the
+  // stored config: timings and rounding differ between them, so a resume may not switch.
+  std::string device = model::device_for_this_process(s.device, 0);
+  std::string device_kind = device.substr(0, device.find(':'));
   ValidatedSweep sweep;
   model::Checkpoint checkpoint(s.model_dir);  // config.json and every weight file's header
   model::ModelConfig config = model::model_config_from_json(checkpoint.config(), checkpoint.config_path());
@@ -176,7 +178,7 @@ ValidatedSweep validate_sweep(const SweepSettings& s) {
               {"screen_fraction", s.screen_fraction}, {"tasks", s.tasks},
               {"task_limit", s.task_limit},         {"ppl", absolute(s.held_out_path)},
               {"plans", absolute(s.plans_file)},    {"seed", s.seed},
-              {"full_evaluation", s.full_evaluation}, {"device", "cpu"},
+              {"full_evaluation", s.full_evaluation}, {"device", device_kind},
               {"speed_repeats", s.speed_repeats}};
   sweep.spec.name = s.sweep_name;
   sweep.spec.strategy = s.strategy;
@@ -213,8 +215,9 @@ void print_dry_run(const SweepSettings& s, const ValidatedSweep& sweep, std::ost
   out << "\nestimated search compute: " << flops / 1e12 << " TFLOP (forward passes over the calibration tokens)\n";
 }
 
-worker::WorkerOptions worker_options(const SweepSettings& s) {
+worker::WorkerOptions worker_options(const SweepSettings& s, int local_rank) {
   worker::WorkerOptions w;
+  w.device = model::device_for_this_process(s.device, local_rank);
   w.model_dir = s.model_dir;
   w.tokenizer_dir = s.tokenizer_dir;
   w.calib_path = s.calib_path;

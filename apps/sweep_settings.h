@@ -49,6 +49,7 @@ struct ValidatedSweep {
 
 ValidatedSweep validate_sweep(const SweepSettings& settings);
 void print_dry_run(const SweepSettings& settings, const ValidatedSweep& sweep, std::ostream& out);
-worker::WorkerOptions worker_options(const SweepSettings& settings);
+// local_rank: this process among the job's processes on its node (picks its CUDA device).
+worker::WorkerOptions worker_options(const SweepSettings& settings, int local_rank);
 
 }  // namespace cdmoe::apps

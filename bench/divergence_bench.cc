@@ -1,6 +1,7 @@
 // Cost of one vocabulary divergence over calibration tokens (the hot spot of layer selection):
 // js_logits with the reference recomputed, and against a prepared VocabularyReference with its
-// log-probabilities kept or not. Random float32 rows and LM head; one JSON line.
+// log-probabilities kept or not; and the last case again with the tensor-operation kernel (what
+// a CUDA model takes) on the CPU. Random float32 rows and LM head; one JSON line.
 //   divergence_bench [--tokens N] [--vocab V] [--hidden D] [--threads T] [--repeats R]
 #include <algorithm>
 #include <chrono>
@@ -43,10 +44,14 @@ int main(int argc, char** argv) {
   double prepared = median_seconds(repeats, [&] { eval::js_logits(lse_only, x_cand); });
   eval::VocabularyReference kept(x_ref, w, eval::kVocabularyChunk, int64_t(1) << 40);
   double prepared_kept = median_seconds(repeats, [&] { eval::js_logits(kept, x_cand); });
+  eval::VocabularyReference kept_ops(x_ref, w, eval::kVocabularyChunk, int64_t(1) << 40, eval::VocabularyKernel::kTensorOps);
+  double ops_value = 0;
+  double prepared_kept_ops = median_seconds(repeats, [&] { ops_value = eval::js_logits(kept_ops, x_cand); });
   std::printf("%s\n", nlohmann::json{{"bench", "divergence"}, {"tokens", tokens}, {"vocab", vocab}, {"hidden", hidden},
                                      {"threads", threads}, {"js_logits", value}, {"one_shot_s", one_shot},
                                      {"prepared_lse_s", prepared}, {"prepared_kept_s", prepared_kept},
-                                     {"kept_bytes", kept.kept_bytes()}}
+                                     {"kept_bytes", kept.kept_bytes()}, {"prepared_kept_tensor_ops_s", prepared_kept_ops},
+                                     {"js_logits_tensor_ops", ops_value}}
                           .dump().c_str());
   return 0;
 }

@@ -67,12 +67,14 @@ struct ExpertRouting {
 };
 
 // A worker's first message: ready (its model and data are loaded) or not, and why; with the
-// router statistics it measured on starting.
+// router statistics it measured on starting, and where it computes (provenance of its timings).
 struct Hello {
   bool ok = true;
   std::string host;
   std::string error;
   std::vector<ExpertRouting> routing;
+  std::string device;  // "cpu" or "cuda:N"
+  int threads = 0;     // CPU compute threads
 };
 
 Json hello_to_json(const Hello& hello);

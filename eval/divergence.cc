@@ -48,10 +48,29 @@ void for_each_row(const at::Tensor& logits, Body body) {
 // two passes when they take at most this much, else computed again (the same values).
 constexpr int64_t kKeptLogitsBytes = int64_t(512) << 20;
 
-// log Σ_v exp(x Wᵀ)_v per row [N] (float64), accumulated chunk by chunk with a running maximum;
+VocabularyKernel resolve(VocabularyKernel kernel, const at::Tensor& x) {
+  if (kernel == VocabularyKernel::kAuto) return x.is_cpu() ? VocabularyKernel::kHostLoops : VocabularyKernel::kTensorOps;
+  if (kernel == VocabularyKernel::kHostLoops && !x.is_cpu()) {
+    throw_runtime("vocabulary divergence: host loops need CPU tensors, these are on " + x.device().str());
+  }
+  return kernel;
+}
+
+// log Σ_v exp(x Wᵀ)_v per row [N] (float64, on x's device), accumulated chunk by chunk (host
+// loops: with a running maximum; tensor operations: per-chunk logsumexp merged by logaddexp);
 // each chunk's logits appended to `keep` when given.
-at::Tensor chunked_logsumexp(const at::Tensor& x, const at::Tensor& w, int64_t chunk,
+at::Tensor chunked_logsumexp(const at::Tensor& x, const at::Tensor& w, int64_t chunk, VocabularyKernel kernel,
                              std::vector<at::Tensor>* keep = nullptr) {
+  if (kernel == VocabularyKernel::kTensorOps) {
+    at::Tensor lse;
+    for (int64_t index = 0; index * chunk < w.size(0); ++index) {
+      at::Tensor logits = chunk_logits(x, w, chunk, index);
+      if (keep) keep->push_back(logits);
+      at::Tensor part = at::logsumexp(logits.to(at::kDouble), 1);
+      lse = lse.defined() ? at::logaddexp(lse, part) : part;
+    }
+    return lse;
+  }
   int64_t rows = x.size(0);
   std::vector<double> max(size_t(rows), -std::numeric_limits<double>::infinity()), sum(size_t(rows), 0.0);
   for (int64_t index = 0; index * chunk < w.size(0); ++index) {
@@ -75,19 +94,41 @@ at::Tensor chunked_logsumexp(const at::Tensor& x, const at::Tensor& w, int64_t c
 
 enum class Kind { kJs, kKl };
 
+// The mean over rows of Σ_v of the divergence's terms, chunk by chunk, with ATen operations:
+// log_p(index) [N, C] the reference's log-probabilities, logits_q(index) the candidate's logits.
+template <typename LogProbs, typename Logits>
+double tensor_ops_divergence(Kind kind, int64_t chunks, const at::Tensor& lse_q, LogProbs log_p_of, Logits logits_q_of) {
+  at::Tensor total = at::zeros_like(lse_q);
+  for (int64_t index = 0; index < chunks; ++index) {
+    at::Tensor lp = log_p_of(index), lq = logits_q_of(index).to(at::kDouble) - lse_q.unsqueeze(1);
+    if (kind == Kind::kKl) {
+      total += (lp.exp() * (lp - lq)).sum(1);
+    } else {
+      at::Tensor log_m = at::logaddexp(lp, lq) - std::log(2.0);
+      total += 0.5 * (lp.exp() * (lp - log_m) + lq.exp() * (lq - log_m)).sum(1);
+    }
+  }
+  return total.mean().item<double>();
+}
+
 double vocabulary_divergence(Kind kind, const VocabularyReference& reference, const at::Tensor& q_rows) {
   const at::Tensor& w = reference.head_weight();
   int64_t chunk = reference.vocab_chunk();
   if (q_rows.size(0) != reference.rows()) throw_runtime("divergence: candidate and reference rows differ");
   std::vector<at::Tensor> kept_logits;
   bool keep = q_rows.size(0) * w.size(0) * int64_t(sizeof(float)) <= kKeptLogitsBytes;
-  at::Tensor lse_q = chunked_logsumexp(q_rows, w, chunk, keep ? &kept_logits : nullptr);
+  at::Tensor lse_q = chunked_logsumexp(q_rows, w, chunk, reference.kernel(), keep ? &kept_logits : nullptr);
+  auto logits_q_of = [&](int64_t index) { return keep ? kept_logits[size_t(index)] : chunk_logits(q_rows, w, chunk, index); };
+  int64_t chunks = (w.size(0) + chunk - 1) / chunk;
+  if (reference.kernel() == VocabularyKernel::kTensorOps) {
+    return tensor_ops_divergence(kind, chunks, lse_q, [&](int64_t index) { return reference.log_probs(index); }, logits_q_of);
+  }
   const double* lse = lse_q.data_ptr<double>();
   std::vector<double> total(size_t(q_rows.size(0)), 0.0);
   const double log2 = std::log(2.0);
-  for (int64_t index = 0; index * chunk < w.size(0); ++index) {
+  for (int64_t index = 0; index < chunks; ++index) {
     at::Tensor log_p = reference.log_probs(index).contiguous();
-    at::Tensor logits = keep ? kept_logits[size_t(index)] : chunk_logits(q_rows, w, chunk, index);
+    at::Tensor logits = logits_q_of(index);
     int64_t width = logits.size(1);
     const double* lp_all = log_p.data_ptr<double>();
     for_each_row(logits, [&](int64_t r, const auto* row) {
@@ -113,18 +154,19 @@ double vocabulary_divergence(Kind kind, const VocabularyReference& reference, co
 }
 
 double vocabulary_divergence(Kind kind, const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Tensor& w,
-                             const at::Tensor& valid, int64_t chunk) {
-  return vocabulary_divergence(kind, VocabularyReference(valid_rows(x_ref, valid), w, chunk, 0), valid_rows(x_cand, valid));
+                             const at::Tensor& valid, int64_t chunk, VocabularyKernel kernel) {
+  return vocabulary_divergence(kind, VocabularyReference(valid_rows(x_ref, valid), w, chunk, 0, kernel),
+                               valid_rows(x_cand, valid));
 }
 
 }  // namespace
 
 VocabularyReference::VocabularyReference(at::Tensor x_rows, at::Tensor head_weight, int64_t vocab_chunk,
-                                         int64_t keep_bytes)
-    : x_(std::move(x_rows)), w_(std::move(head_weight)), chunk_(vocab_chunk) {
+                                         int64_t keep_bytes, VocabularyKernel kernel)
+    : x_(std::move(x_rows)), w_(std::move(head_weight)), chunk_(vocab_chunk), kernel_(resolve(kernel, x_)) {
   if (chunk_ < 1) throw_runtime("vocab_chunk must be positive");
   if (x_.size(0) == 0) throw_bad_input("no valid calibration tokens to measure a divergence on");
-  lse_ = chunked_logsumexp(x_, w_, chunk_).unsqueeze(1);
+  lse_ = chunked_logsumexp(x_, w_, chunk_, kernel_).unsqueeze(1);
   if (x_.size(0) * w_.size(0) * int64_t(sizeof(double)) > keep_bytes) return;
   for (int64_t index = 0; index * chunk_ < w_.size(0); ++index) kept_.push_back(compute_log_probs(index));
 }
@@ -152,13 +194,13 @@ double kl_logits(const VocabularyReference& reference, const at::Tensor& x_cand_
 }
 
 double js_logits(const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Tensor& head_weight,
-                 const at::Tensor& valid, int64_t vocab_chunk) {
-  return vocabulary_divergence(Kind::kJs, x_ref, x_cand, head_weight, valid, vocab_chunk);
+                 const at::Tensor& valid, int64_t vocab_chunk, VocabularyKernel kernel) {
+  return vocabulary_divergence(Kind::kJs, x_ref, x_cand, head_weight, valid, vocab_chunk, kernel);
 }
 
 double kl_logits(const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Tensor& head_weight,
-                 const at::Tensor& valid, int64_t vocab_chunk) {
-  return vocabulary_divergence(Kind::kKl, x_ref, x_cand, head_weight, valid, vocab_chunk);
+                 const at::Tensor& valid, int64_t vocab_chunk, VocabularyKernel kernel) {
+  return vocabulary_divergence(Kind::kKl, x_ref, x_cand, head_weight, valid, vocab_chunk, kernel);
 }
 
 double js_hidden(const at::Tensor& h_ref, const at::Tensor& h_cand, const at::Tensor& valid) {
@@ -179,15 +221,16 @@ double cosine_distance(const at::Tensor& h_ref, const at::Tensor& h_cand, const 
 }
 
 NllSum next_token_nll(const at::Tensor& x, const at::Tensor& head_weight, const at::Tensor& ids,
-                      const at::Tensor& mask, int64_t vocab_chunk) {
+                      const at::Tensor& mask, int64_t vocab_chunk, VocabularyKernel kernel) {
   int64_t B = x.size(0), T = x.size(1);
   if (T < 2) return {};
-  at::Tensor valid = mask.defined() ? mask.to(at::kBool) : at::ones({B, T}, at::kBool);
+  at::Tensor valid = mask.defined() ? mask.to(x.device(), at::kBool)
+                                    : at::ones({B, T}, at::TensorOptions().dtype(at::kBool).device(x.device()));
   at::Tensor counted = (valid.narrow(1, 0, T - 1) & valid.narrow(1, 1, T - 1)).flatten();
   at::Tensor rows = valid_rows(x.narrow(1, 0, T - 1).reshape({-1, x.size(2)}), counted);
-  at::Tensor targets = valid_rows(ids.narrow(1, 1, T - 1).reshape({-1, 1}), counted).squeeze(1);
+  at::Tensor targets = valid_rows(ids.to(x.device()).narrow(1, 1, T - 1).reshape({-1, 1}), counted).squeeze(1);
   if (rows.size(0) == 0) return {};
-  at::Tensor lse = chunked_logsumexp(rows, head_weight, vocab_chunk);
+  at::Tensor lse = chunked_logsumexp(rows, head_weight, vocab_chunk, resolve(kernel, rows));
   at::Tensor target_logit = (rows * head_weight.index_select(0, targets)).sum(1).to(at::kDouble);
   return NllSum{(lse - target_logit).sum().item<double>(), rows.size(0)};
 }

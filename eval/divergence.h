@@ -17,39 +17,50 @@ namespace cdmoe::eval {
 // LM-head rows per chunk: [N, 8192] float64 logits at a time, whatever the vocabulary size.
 constexpr int64_t kVocabularyChunk = 8192;
 
+// How the vocabulary-sized reductions run. kHostLoops: hand-fused float64 loops over host
+// memory, one pass per chunk (CPU tensors only; the fastest there). kTensorOps: ATen operations,
+// which run wherever the tensors live (a CUDA device). kAuto: host loops for CPU tensors, tensor
+// operations otherwise. Both give the same values up to rounding (tested on CPU).
+enum class VocabularyKernel { kAuto, kHostLoops, kTensorOps };
+
 // The reference side of a vocabulary divergence, which every candidate of a search shares:
 // the valid reference rows' log-sum-exp over the vocabulary and, when they fit in `keep_bytes`,
 // their log-probabilities chunk by chunk (float64, N x V x 8 bytes). What is not kept is
 // recomputed by the same operations, so values never depend on what was kept.
 class VocabularyReference {
  public:
-  // x_rows [N, D]: the reference's valid final-norm rows; head_weight [V, D].
-  VocabularyReference(at::Tensor x_rows, at::Tensor head_weight, int64_t vocab_chunk, int64_t keep_bytes);
+  // x_rows [N, D]: the reference's valid final-norm rows; head_weight [V, D], on x_rows' device.
+  VocabularyReference(at::Tensor x_rows, at::Tensor head_weight, int64_t vocab_chunk, int64_t keep_bytes,
+                      VocabularyKernel kernel = VocabularyKernel::kAuto);
   int64_t rows() const { return x_.size(0); }
   const at::Tensor& head_weight() const { return w_; }
   int64_t vocab_chunk() const { return chunk_; }
+  VocabularyKernel kernel() const { return kernel_; }  // never kAuto: resolved by device
   int64_t kept_bytes() const;
-  const at::Tensor& logsumexp() const { return lse_; }  // [N, 1]
+  const at::Tensor& logsumexp() const { return lse_; }  // [N, 1] float64
   at::Tensor log_probs(int64_t chunk_index) const;      // [N, chunk]
 
  private:
   at::Tensor compute_log_probs(int64_t chunk_index) const;
   at::Tensor x_, w_, lse_;
   int64_t chunk_;
+  VocabularyKernel kernel_;
   std::vector<at::Tensor> kept_;
 };
 
-// js_logits / kl_logits against a prepared reference; x_cand_rows are the candidate's rows for
-// the same tokens [N, D].
+// js_logits / kl_logits against a prepared reference, with its kernel; x_cand_rows are the
+// candidate's rows for the same tokens [N, D].
 double js_logits(const VocabularyReference& reference, const at::Tensor& x_cand_rows);
 double kl_logits(const VocabularyReference& reference, const at::Tensor& x_cand_rows);
 
 // Mean over valid rows of JS(softmax(x_ref Wᵀ) ‖ softmax(x_cand Wᵀ)); x are final-norm outputs.
 double js_logits(const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Tensor& head_weight,
-                 const at::Tensor& valid, int64_t vocab_chunk = kVocabularyChunk);
+                 const at::Tensor& valid, int64_t vocab_chunk = kVocabularyChunk,
+                 VocabularyKernel kernel = VocabularyKernel::kAuto);
 // Mean over valid rows of KL(softmax(x_ref Wᵀ) ‖ softmax(x_cand Wᵀ)).
 double kl_logits(const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Tensor& head_weight,
-                 const at::Tensor& valid, int64_t vocab_chunk = kVocabularyChunk);
+                 const at::Tensor& valid, int64_t vocab_chunk = kVocabularyChunk,
+                 VocabularyKernel kernel = VocabularyKernel::kAuto);
 // The reference code's variant: JS between softmax over the hidden dimension of two hidden states.
 double js_hidden(const at::Tensor& h_ref, const at::Tensor& h_cand, const at::Tensor& valid);
 // Mean squared difference over valid rows and all D.
@@ -62,8 +73,10 @@ struct NllSum {
   int64_t tokens = 0;  // predicted tokens counted
 };
 // Next-token NLL of x [B, T, D] (final-norm outputs) predicting ids[:, 1:], counting a position
-// only when both it and its target are valid (mask [B, T]; undefined: all).
+// only when both it and its target are valid (mask [B, T]; undefined: all). ids and mask may
+// live on the host when x does not.
 NllSum next_token_nll(const at::Tensor& x, const at::Tensor& head_weight, const at::Tensor& ids,
-                      const at::Tensor& mask, int64_t vocab_chunk = kVocabularyChunk);
+                      const at::Tensor& mask, int64_t vocab_chunk = kVocabularyChunk,
+                      VocabularyKernel kernel = VocabularyKernel::kAuto);
 
 }  // namespace cdmoe::eval

@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "core/error.h"
+#include "eval/device_memory.h"
 #include "eval/metrics.h"
 
 namespace cdmoe::eval {
@@ -31,6 +32,7 @@ std::vector<Metric> evaluate(const model::MoeModel& model, const model::Tokenize
     }
   }
   std::vector<Metric> out;
+  reset_device_peak(model.device());  // a CUDA peak then covers this evaluation (device_memory.h)
   for (const MetricDefinition* metric : chosen) metric->compute(MetricInputs{model, tokenizer, plan, request}, out);
   return out;
 }

@@ -5,6 +5,7 @@
 //   perplexity (""), nll_per_token (nats)                        on held-out text
 //   <divergence>_model, e.g. js_logits_model (nats)              vs the original, calibration text
 //   param_bytes, param_bytes_materialised (bytes, fp32), param_ratio (ratio), peak_rss_bytes (bytes)
+//   peak_cuda_allocated_bytes (bytes)                            a model on CUDA, this evaluation
 //   tokens_per_s (tokens_per_s), speedup (ratio)                 A B A B against the original
 #pragma once
 

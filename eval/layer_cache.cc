@@ -22,6 +22,8 @@ at::Tensor valid_final_rows(const model::MoeModel& model, const at::Tensor& hidd
 LayerCache::LayerCache(const model::MoeModel& model, at::Tensor ids, at::Tensor mask, Plan base, int64_t cap_bytes)
     : model_(model), ids_(std::move(ids)), mask_(std::move(mask)), base_(std::move(base)), cap_bytes_(cap_bytes) {
   if (!mask_.defined()) mask_ = at::ones_like(ids_);
+  ids_ = ids_.to(model_.device());  // resident where the model computes
+  mask_ = mask_.to(model_.device());
   base_.validate(model_.shape(), "layer cache base plan");
 }
 

@@ -24,7 +24,8 @@ namespace cdmoe::eval {
 
 class LayerCache {
  public:
-  // ids/mask [B, T] of the calibration set; cap_bytes 0 turns caching off (--no-layer-cache).
+  // ids/mask [B, T] of the calibration set, kept on the model's device, as are the boundaries
+  // (cap_bytes counts that device's memory); cap_bytes 0 turns caching off (--no-layer-cache).
   LayerCache(const model::MoeModel& model, at::Tensor ids, at::Tensor mask, Plan base, int64_t cap_bytes);
 
   void set_base(Plan base);

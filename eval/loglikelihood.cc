@@ -36,7 +36,7 @@ std::vector<ContinuationScore> continuation_loglikelihoods(const model::MoeModel
       const ContinuationRequest& request = requests[r];
       int64_t start = int64_t(request.context.size()) - 1, count = int64_t(request.continuation.size());
       at::Tensor positions = log_probs[int64_t(r - first)].narrow(0, start, count);      // [count, V]
-      at::Tensor targets = at::tensor(request.continuation, at::kLong);
+      at::Tensor targets = at::tensor(request.continuation, at::kLong).to(positions.device());
       scores[r].loglikelihood = positions.gather(1, targets.unsqueeze(1)).sum().item<double>();
       scores[r].greedy = at::equal(positions.argmax(1), targets);
     }

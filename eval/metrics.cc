@@ -3,29 +3,20 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <fstream>
 
 #include <ATen/ATen.h>
+#include <torch/cuda.h>
 
 #include "core/error.h"
 #include "core/param_count.h"
 #include "core/progress.h"
+#include "eval/device_memory.h"
 #include "eval/divergence.h"
 #include "eval/layer_cache.h"
 #include "eval/loglikelihood.h"
 
 namespace cdmoe::eval {
 namespace {
-
-
-long peak_rss_kib() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return 0;
-}
 
 void task_metrics(const MetricInputs& in, std::vector<Metric>& out) {
   const auto& [model, tokenizer, plan, request] = in;
@@ -83,6 +74,7 @@ void speed(const MetricInputs& in, std::vector<Metric>& out) {
   auto timed = [&](const Plan& p) {
     auto start = std::chrono::steady_clock::now();
     model.logits(ids, mask, p);
+    if (model.device().is_cuda()) torch::cuda::synchronize(model.device().index());  // kernels run asynchronously
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
   auto median = [](std::vector<double> times) {
@@ -130,7 +122,8 @@ void memory(const MetricInputs& in, std::vector<Metric>& out) {
   out.push_back({"param_bytes", double(count_parameters(model.shape(), held).total() * 4), "bytes"});
   out.push_back({"param_bytes_materialised", double(materialised * 4), "bytes"});
   out.push_back({"param_ratio", parameter_ratio(model.shape(), held), "ratio"});
-  out.push_back({"peak_rss_bytes", double(peak_rss_kib()) * 1024, "bytes"});
+  out.push_back({"peak_rss_bytes", double(peak_rss_bytes()), "bytes"});
+  if (auto peak = peak_device_allocated_bytes(model.device())) out.push_back({"peak_cuda_allocated_bytes", double(*peak), "bytes"});
 }
 
 }  // namespace
@@ -145,7 +138,8 @@ const std::vector<MetricDefinition>& registered_metrics() {
        [](const EvaluationRequest& r) { return r.calibration.has_value(); }, divergence},
       {"speed", "tokens_per_s, speedup (A B A B against the original)", "calibration text and speed on",
        [](const EvaluationRequest& r) { return r.calibration.has_value() && r.speed; }, speed},
-      {"memory", "param_bytes, param_bytes_materialised, param_ratio, peak_rss_bytes", "nothing",
+      {"memory", "param_bytes, param_bytes_materialised, param_ratio, peak_rss_bytes (+ peak_cuda_allocated_bytes on CUDA)",
+       "nothing",
        [](const EvaluationRequest&) { return true; }, memory},
   };
   return metrics;

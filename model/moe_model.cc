@@ -43,10 +43,10 @@ struct Layer {
 // Loads checkpoint tensors as fp32 after checking names and shapes against the config.
 class WeightReader {
  public:
-  explicit WeightReader(const Checkpoint& checkpoint) : checkpoint_(checkpoint) {}
+  WeightReader(const Checkpoint& checkpoint, const at::Device& device) : checkpoint_(checkpoint), device_(device) {}
 
   at::Tensor read(const std::string& name, std::vector<int64_t> shape) {
-    at::Tensor out = at::empty(shape, at::kFloat);
+    at::Tensor out = at::empty(shape, at::TensorOptions().dtype(at::kFloat).device(device_));
     read_into(name, out);
     return out;
   }
@@ -82,6 +82,7 @@ class WeightReader {
     return text + "]";
   }
   const Checkpoint& checkpoint_;
+  at::Device device_;
   std::set<std::string> used_;
 };
 
@@ -106,6 +107,7 @@ double RouterStats::average_shared_gate(int layer) const {
 
 struct MoeModel::Impl {
   ModelConfig config;
+  at::Device device = at::kCPU;
   Plan fixed;  // an exported checkpoint's plan
   at::Tensor embed_tokens, final_norm, lm_head;
   std::vector<Layer> layers;
@@ -155,7 +157,7 @@ struct MoeModel::Impl {
     at::Tensor token_of = at::arange(N, x.options().dtype(at::kLong)).repeat_interleave(k).index_select(0, order);
     at::Tensor weight_of = top_weight.flatten().index_select(0, order);
     const int64_t experts = M.router.size(0);  // fewer than E in an exported pruned layer
-    at::Tensor counts = at::bincount(flat_expert, {}, experts);
+    at::Tensor counts = at::bincount(flat_expert, {}, experts).cpu();  // the loop bounds, on the host
     const int64_t* count = counts.data_ptr<int64_t>();
     at::Tensor out = at::zeros_like(x);
     int64_t offset = 0;
@@ -179,7 +181,8 @@ struct MoeModel::Impl {
     at::Tensor experts = top_index.masked_select(keep);
     at::Tensor weights = top_weight.masked_select(keep).to(at::kDouble);
     at::Tensor tokens = at::bincount(experts, {}, int64_t(E)).to(at::kDouble);
-    at::Tensor sums = at::zeros({int64_t(E)}, at::kDouble).index_add_(0, experts, weights);
+    at::Tensor sums = at::zeros({int64_t(E)}, weights.options()).index_add_(0, experts, weights).cpu();
+    tokens = tokens.cpu();
     for (size_t e = 0; e < E; ++e) {
       entry.tokens[e] += tokens[int64_t(e)].item<double>();
       entry.weight_sum[e] += sums[int64_t(e)].item<double>();
@@ -234,8 +237,9 @@ struct MoeModel::Impl {
     }
     Mlp fused;
     if (gates.empty()) {  // no shared expert and no kept expert: the block outputs zeros
-      fused = Mlp{at::zeros({0, config.shape.hidden_size}), at::zeros({0, config.shape.hidden_size}),
-                  at::zeros({config.shape.hidden_size, 0})};
+      at::TensorOptions on_device = at::TensorOptions().dtype(at::kFloat).device(device);
+      fused = Mlp{at::zeros({0, config.shape.hidden_size}, on_device), at::zeros({0, config.shape.hidden_size}, on_device),
+                  at::zeros({config.shape.hidden_size, 0}, on_device)};
     } else {
       fused = Mlp{at::cat(gates, 0), at::cat(ups, 0), at::cat(downs, 1)};
     }
@@ -252,7 +256,9 @@ struct MoeModel::Impl {
       out = condensed(M, layer, *lp)(flat);
     } else {
       at::Tensor candidates;
-      if (lp && lp->op == LayerOp::kPrune) candidates = at::tensor(std::vector<int64_t>(lp->experts.begin(), lp->experts.end()), at::kLong);
+      if (lp && lp->op == LayerOp::kPrune) {
+        candidates = at::tensor(std::vector<int64_t>(lp->experts.begin(), lp->experts.end()), at::kLong).to(device);
+      }
       bool record = collecting && !lp;
       out = routed(M, flat, candidates, layer, valid) + shared_part(M, flat, layer, valid, record);
     }
@@ -264,11 +270,13 @@ MoeModel::MoeModel() : impl_(std::make_unique<Impl>()) {}
 MoeModel::~MoeModel() = default;
 
 const ModelConfig& MoeModel::config() const { return impl_->config; }
+const at::Device& MoeModel::device() const { return impl_->device; }
 
-std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir) {
+std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Device& device) {
   Checkpoint checkpoint(dir);
   std::unique_ptr<MoeModel> model(new MoeModel());
   Impl& m = *model->impl_;
+  m.device = device;
   m.config = model_config_from_json(checkpoint.config(), checkpoint.config_path());
   const ModelShape& s = m.config.shape;
   const FamilyTraits& traits = m.config.traits;
@@ -277,7 +285,7 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir) {
     m.fixed = Plan::from_json(require_field(checkpoint.config()["cdmoe"], "plan", checkpoint.config_path() + ": cdmoe"), where);
     m.fixed.validate(s, where);
   }
-  WeightReader reader(checkpoint);
+  WeightReader reader(checkpoint, device);
   const int64_t D = s.hidden_size, V = s.vocab_size, q_dim = s.num_attention_heads * s.head_dim,
                 kv_dim = s.num_key_value_heads * s.head_dim, I = s.expert_intermediate_size;
   m.embed_tokens = reader.read("model.embed_tokens.weight", {V, D});
@@ -325,9 +333,10 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir) {
       Moe& M = L.moe;
       const int64_t E = fixed_op ? int64_t(fixed_op->experts.size()) : s.num_routed_experts;  // pruned: renumbered
       M.router = reader.read(p + "mlp.gate.weight", {E, D});
-      M.expert_gate = at::empty({E, I, D}, at::kFloat);
-      M.expert_up = at::empty({E, I, D}, at::kFloat);
-      M.expert_down = at::empty({E, D, I}, at::kFloat);
+      at::TensorOptions on_device = at::TensorOptions().dtype(at::kFloat).device(device);
+      M.expert_gate = at::empty({E, I, D}, on_device);
+      M.expert_up = at::empty({E, I, D}, on_device);
+      M.expert_down = at::empty({E, D, I}, on_device);
       for (int64_t e = 0; e < E; ++e) {
         std::string ep = p + "mlp.experts." + std::to_string(e) + ".";
         reader.read_into(ep + "gate_proj.weight", M.expert_gate[e]);
@@ -350,7 +359,8 @@ at::Tensor MoeModel::embed(const at::Tensor& ids) const {
   if (ids.numel() > 0 && (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= V)) {
     throw_bad_input("token ids must be in 0.." + std::to_string(V - 1) + " (the model's vocabulary)");
   }
-  return impl_->embed_tokens.index_select(0, ids.flatten()).view({ids.size(0), ids.size(1), shape().hidden_size});
+  at::Tensor rows = ids.flatten().to(impl_->device);
+  return impl_->embed_tokens.index_select(0, rows).view({ids.size(0), ids.size(1), shape().hidden_size});
 }
 
 at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const at::Tensor& mask, int from, int to, const Plan& plan) const {
@@ -365,21 +375,22 @@ at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const at::Tensor& mask
   }
   // Additive attention mask [B, 1, T, T]: 0 where a query may see a key, the lowest float
   // elsewhere (as transformers does, so a row with no visible key stays finite).
-  at::Tensor causal = at::ones({T, T}, at::kBool).tril();
-  at::Tensor valid = mask.defined() ? mask.to(at::kBool) : at::ones({B, T}, at::kBool);
+  const at::TensorOptions flags = at::TensorOptions().dtype(at::kBool).device(m.device);
+  const at::TensorOptions floats = at::TensorOptions().dtype(at::kFloat).device(m.device);
+  at::Tensor causal = at::ones({T, T}, flags).tril();
+  at::Tensor valid = mask.defined() ? mask.to(m.device, at::kBool) : at::ones({B, T}, flags);
   at::Tensor allowed = causal.view({1, 1, T, T}) & valid.view({B, 1, 1, T});
-  at::Tensor additive = at::where(allowed, at::zeros({}, at::kFloat),
-                                  at::full({}, std::numeric_limits<float>::lowest(), at::kFloat));
+  at::Tensor additive = at::where(allowed, at::zeros({}, floats), at::full({}, std::numeric_limits<float>::lowest(), floats));
   // RoPE tables [T, d] for positions 0..T-1 (divided by the linear scaling factor).
   int64_t d = s.head_dim;
-  at::Tensor inv_freq = 1.0 / at::pow(m.config.rope_theta, at::arange(0, d, 2, at::kFloat) / double(d));
-  at::Tensor positions = at::arange(T, at::kFloat) / m.config.rope_linear_factor;
+  at::Tensor inv_freq = 1.0 / at::pow(m.config.rope_theta, at::arange(0, d, 2, floats) / double(d));
+  at::Tensor positions = at::arange(T, floats) / m.config.rope_linear_factor;
   at::Tensor freqs = at::outer(positions, inv_freq);
   at::Tensor emb = at::cat({freqs, freqs}, -1);
   at::Tensor cos = emb.cos(), sin = emb.sin();
   at::Tensor flat_valid = valid.flatten();
 
-  at::Tensor h = hidden;
+  at::Tensor h = hidden.to(m.device);
   for (int layer = from; layer < to; ++layer) {
     const Layer& L = m.layers[size_t(layer)];
     auto it = plan.layers().find(layer);
@@ -451,7 +462,7 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::materialise(const Plan
     std::vector<int64_t> kept;
     if (lp) kept.assign(lp->experts.begin(), lp->experts.end());
     else for (int64_t e = 0; e < M.router.size(0); ++e) kept.push_back(e);
-    out.emplace_back(p + "mlp.gate.weight", M.router.index_select(0, at::tensor(kept, at::kLong)));
+    out.emplace_back(p + "mlp.gate.weight", M.router.index_select(0, at::tensor(kept, at::kLong).to(m.device)));
     for (size_t i = 0; i < kept.size(); ++i) {
       std::string ep = p + "mlp.experts." + std::to_string(i) + ".";
       out.emplace_back(ep + "gate_proj.weight", M.expert_gate[kept[i]]);

@@ -1,6 +1,8 @@
 // MoeModel: a decoder-only MoE transformer of a registered family, loaded once from a Hugging
 // Face directory and run as transformers runs it, with any Plan (DESIGN.md §7) applied.
-// Compute is fp32 on CPU. Shapes: B batch, T tokens, D hidden, V vocabulary.
+// Compute is fp32 on the device the model is loaded to (CPU, or a CUDA device in a build whose
+// libtorch has CUDA): inputs may live anywhere and are moved there; every output tensor lives
+// there. Shapes: B batch, T tokens, D hidden, V vocabulary.
 // Masks are [B, T] int/bool (1 = token, 0 = padding) or undefined (no padding); positions are
 // 0..T-1 as in a plain transformers forward call.
 // Not thread-safe (the condensed-layer cache and router statistics are mutable); one worker
@@ -40,12 +42,14 @@ struct RouterStats {
 
 class MoeModel {
  public:
-  // Reads config.json and the safetensors weights; checks every tensor's name and shape.
-  static std::unique_ptr<MoeModel> load(const std::string& dir);
+  // Reads config.json and the safetensors weights; checks every tensor's name and shape; copies
+  // each weight from the mapped file straight to `device` (converting bf16/f16 to fp32).
+  static std::unique_ptr<MoeModel> load(const std::string& dir, const at::Device& device = at::kCPU);
   ~MoeModel();
 
   const ModelConfig& config() const;
   const ModelShape& shape() const { return config().shape; }
+  const at::Device& device() const;
 
   at::Tensor embed(const at::Tensor& ids) const;  // [B, T] int64 -> [B, T, D]
   // Decoder layers [from, to) under `plan` (validated against the shape).
@@ -59,6 +63,7 @@ class MoeModel {
   // condensed layer as one dense MLP (mlp.{gate,up,down}_proj), a pruned layer's router rows
   // and experts renumbered 0..r-1, a dropped layer without MLP and post-attention norm. What
   // cdmoe-export writes; their element count equals core's count_parameters for the plan.
+  // They live on device(); a writer copies them to the host.
   std::vector<std::pair<std::string, at::Tensor>> materialise(const Plan& plan) const;
   // The plan an exported checkpoint was made with (its config.json "cdmoe" block): those
   // layers are fixed and a further plan may not touch them. Empty for an original checkpoint.

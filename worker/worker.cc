@@ -67,7 +67,7 @@ Worker::Worker(const WorkerOptions& options, int rank) : impl_(std::make_unique<
   Impl& w = *impl_;
   w.options = options;
   w.rank = rank;
-  w.model = model::MoeModel::load(options.model_dir);
+  w.model = model::MoeModel::load(options.model_dir, at::Device(options.device));
   w.tokenizer = model::Tokenizer::load(options.tokenizer_dir.empty() ? options.model_dir : options.tokenizer_dir);
   eval::CalibrationSet calibration = eval::load_calibration(options.calib_path, *w.tokenizer, options.calib);
   for (const std::string& spec : options.tasks) {
@@ -92,6 +92,8 @@ Worker::Worker(const WorkerOptions& options, int rank) : impl_(std::make_unique<
 }
 
 Worker::~Worker() = default;
+
+const std::string& Worker::device() const { return impl_->options.device; }
 
 std::vector<ExpertRouting> Worker::routing() const {
   std::vector<ExpertRouting> rows;

@@ -36,6 +36,7 @@ struct WorkerOptions {
   int64_t cache_bytes = int64_t(1) << 30;   // layer cache cap (0: --no-layer-cache)
   std::string full_divergence = "js-logits";  // the divergence reported by full evaluations
   int speed_repeats = 3;                    // A B pairs timed per full evaluation
+  std::string device = "cpu";               // where the model computes: "cpu" or "cuda:N" (model/device.h)
 };
 
 class Worker {
@@ -46,6 +47,7 @@ class Worker {
   Result run(const Task& task);
   // The router statistics measured on starting, by layer then expert (shared gates last).
   std::vector<ExpertRouting> routing() const;
+  const std::string& device() const;
 
  private:
   struct Impl;

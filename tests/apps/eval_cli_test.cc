@@ -11,7 +11,9 @@
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json_fields.h"
 #include "eval/evaluation.h"
+#include "model/device.h"
 #include "model/safetensors.h"
 #include "tests/test_util.h"
 
@@ -79,6 +81,10 @@ TEST(EvalCli, BadInputIsOneLineExitTwoAndWritesNothing) {
   expect_refused({"--model", kModel, "--ids", ids, "--plan", dir.file("badplan.json"), "--dump-logits", out},
                  "badplan.json: layer \"0\": expert 99 is out of range");
   expect_refused({"--model", kModel, "--ids", ids, "--dump-logits", out, "--threads", "-1"}, "--threads");
+  expect_refused({"--model", kModel, "--ids", ids, "--dump-logits", out, "--device", "tpu"}, "--device \"tpu\"");
+  if (model::visible_cuda_devices() == 0) {
+    expect_refused({"--model", kModel, "--ids", ids, "--dump-logits", out, "--device", "cuda"}, "--device cuda: this ");
+  }
 }
 
 // A small random deepseek model whose vocabulary is Llama-2's, beside its real tokenizer.json.
@@ -140,6 +146,8 @@ TEST(EvalCli, MetricsModeMatchesTheLibrary) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto got = metrics_of(r.out);
   ASSERT_GT(got.size(), 10u) << r.out << r.err;
+  EXPECT_EQ(Json::parse(r.out)["device"], model::visible_cuda_devices() > 0 ? "cuda:0" : "cpu") << r.out;
+  EXPECT_EQ(got.count("peak_cuda_allocated_bytes"), model::visible_cuda_devices() > 0 ? 1u : 0u);
   for (const char* name : {"piqa_acc", "piqa_acc_norm", "arc_easy_acc", "arc_easy_acc_norm_stderr", "task_acc_mean",
                            "perplexity", "nll_per_token", "js_logits_model", "param_bytes", "param_bytes_materialised",
                            "param_ratio", "peak_rss_bytes"}) {

@@ -17,6 +17,7 @@
 
 #include "db/database.h"
 #include "db/sqlite.h"
+#include "model/device.h"
 #include "tests/apps/sweep_fixture.h"
 
 namespace cdmoe {
@@ -95,6 +96,15 @@ TEST_F(SweepCli, OneRankAndThreeRanksChooseTheSamePlansAndMetrics) {
                                "OR tokens <> CAST(tokens AS INTEGER)"), 0);
     EXPECT_EQ(count_rows(path, "SELECT count(*) FROM events WHERE kind = 'router_stats'"), 1);
   }
+  // Each worker says where it computes (provenance of its timings): the in-process worker alone,
+  // or ranks 1 and 2; the CPU with its threads where no CUDA device is visible (as here).
+  std::string expected_kind = model::visible_cuda_devices() > 0 ? "cuda" : "cpu";
+  std::string ready = "SELECT count(*) FROM events WHERE kind = 'worker_ready' AND json_extract(detail, '$.threads') >= 1 "
+                      "AND substr(json_extract(detail, '$.device'), 1, " + std::to_string(expected_kind.size()) +
+                      ") = '" + expected_kind + "'";
+  EXPECT_EQ(count_rows(db1, ready), 1);
+  EXPECT_EQ(count_rows(db3, ready + " AND rank IN (1, 2)"), 2);
+  EXPECT_EQ(count_rows(db3, "SELECT count(*) FROM events WHERE kind = 'worker_ready'"), 2);
   EXPECT_EQ(count_rows(db3, "SELECT sum(tokens) % 2 FROM router_stats"), 0);
   EXPECT_EQ(count_rows(db1, "SELECT sum(tokens) FROM router_stats"), count_rows(db3, "SELECT sum(tokens) FROM router_stats"));
   EXPECT_EQ(count_rows(db1, "SELECT CAST(sum(average_weight * tokens) * 1e6 AS INTEGER) FROM router_stats"),
@@ -258,6 +268,7 @@ TEST_F(SweepCli, BadInputIsOneLineExitTwoAndWritesNothing) {
   refused(with("--budgets", "memory:0.01"), "cannot be met by cdmoe_s: the smallest it reaches is memory:0.98");
   refused(with("--budgets", "layers:9"), "layers:9");
   refused(with("--device", "tpu"), "--device \"tpu\"");
+  if (model::visible_cuda_devices() == 0) refused(with("--device", "cuda"), "--device cuda: this ");
   refused(with("--seq-len", "100000"), "max_position_embeddings");
   refused({"--model", model()}, "--calib is required");
 

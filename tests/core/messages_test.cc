@@ -51,10 +51,12 @@ TEST(Messages, ResultRoundTripKeepsNonFiniteAsNaN) {
 }
 
 TEST(Messages, HelloRoundTripCarriesRouting) {
-  Hello hello{true, "node3", "", {{1, 0, 120, 0.25}, {1, 5, 7, 0.5}, {2, -1, 64, 0.75}}};
+  Hello hello{true, "node3", "", {{1, 0, 120, 0.25}, {1, 5, 7, 0.5}, {2, -1, 64, 0.75}}, "cuda:1", 4};
   Hello back = hello_from_json(Json::parse(hello_to_json(hello).dump()), "wire");
   EXPECT_TRUE(back.ok);
   EXPECT_EQ(back.host, "node3");
+  EXPECT_EQ(back.device, "cuda:1");
+  EXPECT_EQ(back.threads, 4);
   ASSERT_EQ(back.routing.size(), 3u);
   EXPECT_EQ(back.routing[1].expert, 5);
   EXPECT_DOUBLE_EQ(back.routing[1].tokens, 7);
@@ -62,6 +64,7 @@ TEST(Messages, HelloRoundTripCarriesRouting) {
   EXPECT_DOUBLE_EQ(back.routing[2].average_weight, 0.75);
   // An older worker's hello has no routing; a malformed row is refused, naming the field.
   EXPECT_TRUE(hello_from_json(Json{{"ok", true}, {"host", "h"}}, "wire").routing.empty());
+  EXPECT_EQ(hello_from_json(Json{{"ok", true}, {"host", "h"}}, "wire").device, "");
   try {
     hello_from_json(Json{{"ok", true}, {"routing", Json::array({Json::array({1, 2, 3})})}}, "wire");
     ADD_FAILURE() << "a row of 3 values was accepted";

@@ -72,6 +72,40 @@ TEST(Divergence, APreparedReferenceGivesTheSameValue) {
   }
 }
 
+// The tensor-operation kernel (what a model on a CUDA device takes) run here on the CPU: the
+// same golden values for every chunk size, and the host loops' values up to rounding, for a
+// one-shot and a prepared reference alike.
+TEST(Divergence, TheTensorOpsKernelMatchesTheReferenceAndTheHostLoops) {
+  Inputs in = load();
+  at::Tensor &x_ref = in.tensors["x_ref"], &x_cand = in.tensors["x_cand"], &w = in.tensors["w"];
+  at::Tensor valid = in.tensors["valid"].to(at::kBool), ids = in.tensors["ids"].to(at::kLong);
+  auto near = [](double got, double want, double tolerance) {
+    return std::abs(got - want) <= tolerance * std::max(1.0, std::abs(want));
+  };
+  const auto ops = VocabularyKernel::kTensorOps, loops = VocabularyKernel::kHostLoops;
+  for (int64_t chunk : {1, 7, 50, 64}) {
+    double js = js_logits(x_ref, x_cand, w, valid, chunk, ops), kl = kl_logits(x_ref, x_cand, w, valid, chunk, ops);
+    EXPECT_TRUE(near(js, in.expected["js_logits"], 1e-6)) << chunk << ": " << js;
+    EXPECT_TRUE(near(kl, in.expected["kl_logits"], 1e-6)) << chunk << ": " << kl;
+    EXPECT_TRUE(near(js, js_logits(x_ref, x_cand, w, valid, chunk, loops), 1e-12)) << chunk;
+    EXPECT_TRUE(near(kl, kl_logits(x_ref, x_cand, w, valid, chunk, loops), 1e-12)) << chunk;
+    NllSum nll = next_token_nll(in.tensors["x_seq"], w, ids, in.tensors["mask"], chunk, ops);
+    EXPECT_TRUE(near(nll.nll, in.expected["nll_sum"], 1e-6)) << chunk << ": " << nll.nll;
+    EXPECT_TRUE(near(nll.nll, next_token_nll(in.tensors["x_seq"], w, ids, in.tensors["mask"], chunk, loops).nll, 1e-12));
+    EXPECT_EQ(nll.tokens, in.expected["nll_tokens"].get<int64_t>());
+  }
+  at::Tensor rows = valid.nonzero().squeeze(1);
+  for (int64_t keep : {int64_t(0), int64_t(1) << 30}) {
+    VocabularyReference reference(x_ref.index_select(0, rows), w, 7, keep, ops);
+    EXPECT_EQ(reference.kernel(), ops);
+    at::Tensor q = x_cand.index_select(0, rows);
+    EXPECT_EQ(js_logits(reference, q), js_logits(x_ref, x_cand, w, valid, 7, ops)) << keep;
+    EXPECT_EQ(kl_logits(reference, q), kl_logits(x_ref, x_cand, w, valid, 7, ops)) << keep;
+  }
+  // kAuto picks the host loops for CPU tensors.
+  EXPECT_EQ(VocabularyReference(x_ref.index_select(0, rows), w, 7, 0).kernel(), loops);
+}
+
 TEST(Divergence, PropertiesOnARealModel) {
   auto model = model::MoeModel::load(kFixtures + "/model/deepseek_gqa");
   at::Tensor ids = at::arange(14, at::kLong).view({2, 7}) * 13 % 96;

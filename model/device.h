@@ -1,0 +1,25 @@
+// Which device a process computes on: the --device option of cdmoe-sweep and cdmoe-eval.
+//   "cpu"   the CPU;
+//   "cuda"  cuda:(local_rank % gpus); bad input (exit 2) when this process sees no CUDA device;
+//   "auto"  as "cuda" when this process sees a CUDA device, else the CPU.
+// local_rank is the process's rank among the job's processes on its node (0 outside MPI);
+// gpus the CUDA devices it sees. Under Slurm's --gpus-per-task=1 a task sees only its own
+// GPU, so the modulo gives 0; under mpirun on a node of G GPUs the ranks take them in turn.
+// Stateless and thread-safe.
+#pragma once
+
+#include <string>
+
+namespace cdmoe::model {
+
+// The decision alone: "cpu" or "cuda:N" (N = local_rank % gpus). Names the option in errors.
+std::string choose_device(const std::string& requested, int local_rank, int gpus);
+
+// The CUDA devices this process sees (0 with a CPU-only libtorch, as Debian's).
+int visible_cuda_devices();
+
+// choose_device with this process's devices; a "cuda" request that cannot be met says whether
+// libtorch was built without CUDA or no device is visible.
+std::string device_for_this_process(const std::string& requested, int local_rank);
+
+}  // namespace cdmoe::model
