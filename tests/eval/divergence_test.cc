@@ -10,6 +10,7 @@
 #include "core/json_fields.h"
 #include "model/moe_model.h"
 #include "model/safetensors.h"
+#include "tests/test_device.h"
 
 namespace cdmoe::eval {
 namespace {
@@ -107,7 +108,7 @@ TEST(Divergence, TheTensorOpsKernelMatchesTheReferenceAndTheHostLoops) {
 }
 
 TEST(Divergence, PropertiesOnARealModel) {
-  auto model = model::MoeModel::load(kFixtures + "/model/deepseek_gqa");
+  auto model = model::MoeModel::load(kFixtures + "/model/deepseek_gqa", testing::test_device());
   at::Tensor ids = at::arange(14, at::kLong).view({2, 7}) * 13 % 96;
   auto final_hidden = [&](const Plan& plan) {
     at::Tensor h = model->run_layers(model->embed(ids), at::Tensor(), 0, 3, plan);

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "eval/divergence.h"
+#include "tests/test_device.h"
 
 namespace cdmoe::eval {
 namespace {
@@ -27,7 +28,7 @@ Calibration calibration(int64_t vocab) {
 class CacheExactness : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CacheExactness, EveryObjectiveEqualsTheUncachedOne) {
-  auto model = model::MoeModel::load(kModels + "/" + GetParam());
+  auto model = model::MoeModel::load(kModels + "/" + GetParam(), testing::test_device());
   Calibration c = calibration(model->shape().vocab_size);
   std::vector<int> moe = model->shape().moe_layers();
   int first = moe.front(), last = moe.back();
@@ -66,7 +67,7 @@ TEST_P(CacheExactness, EveryObjectiveEqualsTheUncachedOne) {
 INSTANTIATE_TEST_SUITE_P(Families, CacheExactness, ::testing::Values("deepseek_gqa", "qwen_sharded"));
 
 TEST(LayerCache, LocalObjectiveIsTheLayersOwnOutputAndScreensUseLeadingRows) {
-  auto model = model::MoeModel::load(kModels + "/deepseek_gqa");
+  auto model = model::MoeModel::load(kModels + "/deepseek_gqa", testing::test_device());
   Calibration c = calibration(96);
   LayerCache cache(*model, c.ids, c.mask, Plan(), int64_t(1) << 30);
   Plan plan = Plan::parse(R"({"layers":{"1":{"op":"condense","experts":[2],"weights":[0.5]}}})", "p");
@@ -74,7 +75,7 @@ TEST(LayerCache, LocalObjectiveIsTheLayersOwnOutputAndScreensUseLeadingRows) {
   at::Tensor input = model->run_layers(model->embed(c.ids), c.mask, 0, 1, Plan());
   at::Tensor original = model->run_layers(input, c.mask, 1, 2, Plan());
   at::Tensor condensed = model->run_layers(input, c.mask, 1, 2, plan);
-  at::Tensor valid = c.mask.to(at::kBool).flatten();
+  at::Tensor valid = c.mask.to(model->device(), at::kBool).flatten();
   double by_hand = js_hidden(original.reshape({-1, 32}), condensed.reshape({-1, 32}), valid);
   EXPECT_NEAR(measure_objective(cache, "js-hidden", "layer", plan), by_hand, 1e-12);
   // A screen on half the data equals the objective on a cache of the first two sequences (to
@@ -87,7 +88,7 @@ TEST(LayerCache, LocalObjectiveIsTheLayersOwnOutputAndScreensUseLeadingRows) {
 }
 
 TEST(LayerCache, ChangingTheBaseInvalidatesOnlyWhatFollows) {
-  auto model = model::MoeModel::load(kModels + "/deepseek_gqa");
+  auto model = model::MoeModel::load(kModels + "/deepseek_gqa", testing::test_device());
   Calibration c = calibration(96);
   LayerCache cache(*model, c.ids, c.mask, Plan(), int64_t(1) << 30);
   for (int layer = 0; layer <= 3; ++layer) cache.boundary(layer);

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/json_fields.h"
 #include "eval/loglikelihood.h"
+#include "tests/test_device.h"
 #include "tests/test_util.h"
 
 namespace cdmoe::eval {
@@ -75,7 +76,7 @@ TEST(Tasks, ScoringAsTheHarnessDoes) {
 
 TEST(Loglikelihood, MatchesTheReferenceInAnyBatching) {
   std::string dir = std::string(CDMOE_TEST_FIXTURES) + "/model/deepseek_gqa";
-  auto model = model::MoeModel::load(dir);
+  auto model = model::MoeModel::load(dir, testing::test_device());
   Json golden = read_json_file(dir + "/loglikelihood.json");
   std::vector<ContinuationRequest> requests;
   for (const Json& r : golden) requests.push_back({r["context"].get<std::vector<int64_t>>(), r["continuation"].get<std::vector<int64_t>>()});

@@ -3,6 +3,7 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <tuple>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -11,6 +12,7 @@
 #include "core/json_fields.h"
 #include "model/moe_model.h"
 #include "model/safetensors.h"
+#include "tests/test_device.h"
 
 namespace cdmoe::model {
 namespace {
@@ -45,11 +47,14 @@ at::Tensor read_golden(const std::string& path, const std::string& name) {
   return at::from_blob(const_cast<uint8_t*>(file.tensor_data(info)), info.shape, at::kFloat).clone();
 }
 
-class Golden : public ::testing::TestWithParam<std::string> {};
+// (model directory, device): "test" is testing::test_device() (a GPU where there is one),
+// "lazy" the lazy tensor device, where a tensor left on the CPU stops the process.
+class Golden : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 TEST_P(Golden, LogitsMatchTheReferenceUnderEveryPlan) {
-  std::string dir = kModels + "/" + GetParam();
-  auto model = MoeModel::load(dir);
+  auto [family, device] = GetParam();
+  std::string dir = kModels + "/" + family;
+  auto model = MoeModel::load(dir, device == "lazy" ? testing::lazy_device() : testing::test_device());
   at::Tensor ids = read_matrix(dir + "/ids.json");
   at::Tensor mask = read_matrix(dir + "/mask.json");
   std::vector<std::string> plans = list(dir + "/plans", ".json");
@@ -57,14 +62,14 @@ TEST_P(Golden, LogitsMatchTheReferenceUnderEveryPlan) {
   for (const std::string& name : plans) {
     Plan plan = Plan::read_file(dir + "/plans/" + name + ".json");
     std::string golden = dir + "/golden/" + name + ".safetensors";
-    at::Tensor plain = model->logits(ids, at::Tensor(), plan);
-    at::Tensor masked = model->logits(ids, mask, plan);
+    at::Tensor plain = model->logits(ids, at::Tensor(), plan).cpu();
+    at::Tensor masked = model->logits(ids, mask, plan).cpu();
     at::Tensor expected = read_golden(golden, "logits"), expected_masked = read_golden(golden, "logits_masked");
     ASSERT_EQ(plain.sizes(), expected.sizes());
     double diff = (plain - expected).abs().max().item<double>();
     double diff_masked = (masked - expected_masked).abs().max().item<double>();
-    EXPECT_LE(diff, 1e-4) << GetParam() << " plan " << name;
-    EXPECT_LE(diff_masked, 1e-4) << GetParam() << " plan " << name << " (padded)";
+    EXPECT_LE(diff, 1e-4) << family << " on " << device << " plan " << name;
+    EXPECT_LE(diff_masked, 1e-4) << family << " on " << device << " plan " << name << " (padded)";
     if (name != "original") {
       at::Tensor original = read_golden(dir + "/golden/original.safetensors", "logits");
       EXPECT_GT((expected - original).abs().max().item<double>(), 1e-3) << "plan " << name << " changes nothing";
@@ -73,7 +78,10 @@ TEST_P(Golden, LogitsMatchTheReferenceUnderEveryPlan) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, Golden,
-                         ::testing::Values("deepseek_gqa", "deepseek_tied_bf16", "qwen_sharded", "qwen_tied_f16"));
+                         ::testing::Combine(::testing::Values("deepseek_gqa", "deepseek_tied_bf16", "qwen_sharded",
+                                                              "qwen_tied_f16"),
+                                            ::testing::Values("test", "lazy")),
+                         [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param); });
 
 }  // namespace
 }  // namespace cdmoe::model

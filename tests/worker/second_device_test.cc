@@ -1,0 +1,110 @@
+// The device plumbing, checked on a device other than the CPU on a machine without a GPU.
+// libtorch's lazy tensor backend (TorchScript, computing on the CPU) provides the device "lazy";
+// a CPU tensor meeting one of its tensors in an operation stops the process (a CHECK failure),
+// where next to a CUDA tensor it would raise. A whole Worker on that device (load, calibration,
+// layer cache, router statistics, search objectives, full evaluation) must measure what a CPU
+// Worker measures. What this cannot check: CUDA kernels, timing that waits for the device, the
+// caching allocator's peak (README, "On GPUs").
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "model/synthetic_checkpoint.h"
+#include "tests/test_device.h"
+#include "tests/test_util.h"
+#include "worker/worker.h"
+
+namespace cdmoe::worker {
+namespace {
+
+const std::string kSource = CDMOE_SOURCE_DIR;
+
+class SecondDevice : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    model::SyntheticShape shape;
+    shape.hidden = 32, shape.heads = 4, shape.layers = 3, shape.experts = 6, shape.expert_inner = 16;
+    shape.shared = 1, shape.top_k = 2, shape.dense_inner = 48, shape.bf16 = true, shape.seed = 3;
+    shape.tokenizer = kSource + "/third_party/tokenizers/llama2/tokenizer.json";
+    write_synthetic_checkpoint(dir_->file("model"), shape);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  static WorkerOptions options(const std::string& device) {
+    WorkerOptions o;
+    o.model_dir = dir_->file("model");
+    o.calib_path = kSource + "/examples/calibration.jsonl";
+    o.calib = eval::CalibrationOptions{6, 24, false, 0};
+    o.held_out_path = o.calib_path;
+    o.tasks = {kSource + "/examples/tiny_task.jsonl"};
+    o.batch_size = 2;
+    o.speed_repeats = 1;
+    o.device = device;
+    return o;
+  }
+
+  static testing::TempDir* dir_;
+};
+
+testing::TempDir* SecondDevice::dir_ = nullptr;
+
+std::map<std::string, double> metrics_of(const Result& result) {
+  EXPECT_TRUE(result.ok) << result.error;
+  std::map<std::string, double> out;
+  for (const Metric& m : result.metrics) out[m.name] = m.value;
+  return out;
+}
+
+bool near(double got, double want) { return std::abs(got - want) <= 1e-6 * std::max(1e-9, std::abs(want)); }
+
+TEST_F(SecondDevice, AWorkerThereMeasuresWhatACpuWorkerMeasures) {
+  Worker cpu(options("cpu"), 1), lazy(options(testing::lazy_device().str()), 1);
+  ASSERT_EQ(lazy.device(), "lazy");
+
+  // Router statistics from the start-up forward (they feed condense ops without weights).
+  std::vector<ExpertRouting> a = cpu.routing(), b = lazy.routing();
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_FALSE(a.empty());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].tokens, b[i].tokens) << i;
+    EXPECT_TRUE(near(b[i].average_weight, a[i].average_weight)) << i;
+  }
+
+  std::vector<Plan> plans = {
+      Plan::parse(R"({"layers":{"1":{"op":"condense","experts":[0,4]}}})", "p"),  // weights from the router statistics
+      Plan::parse(R"({"layers":{"2":{"op":"prune","experts":[1,2,5]}}})", "p"),
+      Plan::parse(R"({"layers":{"2":{"op":"drop"}}})", "p")};
+  int64_t id = 0;
+  for (const Plan& plan : plans) {
+    for (const char* divergence : {"js-logits", "kl", "js-hidden", "mse", "cosine"}) {
+      for (const char* scope : {"layer", "model"}) {
+        for (double fraction : {1.0, 0.5}) {
+          Task task{++id, "search", plan, {{"divergence", divergence}, {"scope", scope}, {"calib_fraction", fraction},
+                                           {"metric", "objective"}}, 1};
+          double want = metrics_of(cpu.run(task)).at("objective"), got = metrics_of(lazy.run(task)).at("objective");
+          EXPECT_GT(want, 0) << divergence << " " << scope << " " << plan.canonical();
+          EXPECT_TRUE(near(got, want)) << divergence << " " << scope << " " << fraction << " " << plan.canonical()
+                                       << ": " << got << " vs " << want;
+        }
+      }
+    }
+    // The full evaluation: the task, perplexity, divergence from the original, memory, speed.
+    Task full{++id, "full_eval", plan, Json::object(), 1};
+    std::map<std::string, double> want = metrics_of(cpu.run(full)), got = metrics_of(lazy.run(full));
+    ASSERT_TRUE(want.count("perplexity") && want.count("js_logits_model") && want.count("tokens_per_s") &&
+                want.count("tiny_task_acc"));
+    for (const auto& [name, value] : want) {
+      ASSERT_TRUE(got.count(name)) << name;
+      if (name == "tokens_per_s" || name == "speedup" || name == "peak_rss_bytes") continue;  // timings, the process
+      EXPECT_TRUE(near(got[name], value)) << name << ": " << got[name] << " vs " << value;
+    }
+    EXPECT_EQ(got.size(), want.size());  // no CUDA peak: the lazy device is not CUDA
+  }
+}
+
+}  // namespace
+}  // namespace cdmoe::worker
