@@ -62,9 +62,12 @@ Plan plan_option(const po::variables_map& args, const model::MoeModel& model) {
   return plan;
 }
 
-// --device: where the model computes (model/device.h; one process, so the first visible GPU).
-at::Device device_option(const po::variables_map& args) {
-  return at::Device(model::device_for_this_process(args["device"].as<std::string>(), 0));
+// --device and --dtype: where and in what the model computes (model/device.h; one process, so
+// the first visible GPU).
+std::unique_ptr<model::MoeModel> load_model(const po::variables_map& args) {
+  std::string device = model::device_for_this_process(args["device"].as<std::string>(), 0);
+  std::string dtype = model::compute_dtype_for(args["dtype"].as<std::string>(), device);
+  return model::MoeModel::load(args["model"].as<std::string>(), at::Device(device), model::compute_dtype_named(dtype));
 }
 
 std::string metrics_help() {
@@ -93,7 +96,7 @@ int metrics_mode(const po::variables_map& args) {
   if (!divergence.empty()) throw_bad_input("--divergence \"" + divergence + "\" is not one of js-logits, kl, js-hidden, mse, cosine");
   std::string model_dir = args["model"].as<std::string>();
   // Every input is read and checked before the first forward.
-  auto model = model::MoeModel::load(model_dir, device_option(args));
+  auto model = load_model(args);
   Plan plan = plan_option(args, *model);
   auto tokenizer = model::Tokenizer::load(args.count("tokenizer") ? args["tokenizer"].as<std::string>() : model_dir);
   eval::EvaluationRequest request;
@@ -127,6 +130,7 @@ int metrics_mode(const po::variables_map& args) {
               {"plan", plan.to_json()},
               {"plan_hash", plan.hash()},
               {"device", model->device().str()},
+              {"dtype", model::compute_dtype_name(model->dtype())},
               {"metrics", Json::array()}};
     for (const Metric& m : metrics) out["metrics"].push_back({{"name", m.name}, {"value", m.value}, {"unit", m.unit}});
     std::cout << out.dump(2) << "\n";
@@ -149,6 +153,7 @@ int eval_main(int argc, char** argv) {
       ("dump-logits", po::value<std::string>(), "write the logits [batch, seq, vocab] here (safetensors, F32)")
       ("threads", po::value<int>()->default_value(0), "compute threads (0: all cores)")
       ("device", po::value<std::string>()->default_value("auto"), "auto, cpu or cuda (auto: the first visible GPU, else the CPU)")
+      ("dtype", po::value<std::string>()->default_value("auto"), "compute dtype: auto (bfloat16 on CUDA, float32 on the CPU), float32 or bfloat16")
       ("tokenizer", po::value<std::string>(), "directory or file of tokenizer.json (default: --model)")
       ("tasks", po::value<std::string>(), "comma-separated: piqa, arc_easy, FILE.jsonl ({context, choices, gold})")
       ("benchmarks", po::value<std::string>(), "folder with piqa_valid.jsonl etc. (default: $CDMOE_BENCHMARKS_DIR)")
@@ -177,7 +182,7 @@ int eval_main(int argc, char** argv) {
   }
 
   // Every input is read and checked before any work and before anything is written.
-  auto model = model::MoeModel::load(args["model"].as<std::string>(), device_option(args));
+  auto model = load_model(args);
   Plan plan = plan_option(args, *model);
   at::Tensor ids = read_matrix(args["ids"].as<std::string>(), "token id");
   at::Tensor mask;

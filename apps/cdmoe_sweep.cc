@@ -102,6 +102,7 @@ worker::Starter worker_starter(const apps::SweepSettings& settings, int rank, in
     slot = std::make_unique<worker::Worker>(apps::worker_options(settings, local_rank), rank);
     hello.routing = slot->routing();
     hello.device = slot->device();
+    hello.dtype = slot->dtype();
     hello.threads = at::get_num_threads();
   };
 }

@@ -98,6 +98,7 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
       ("ppl", po::value(&s.held_out_path), "held-out text for perplexity in full evaluations (default: none)")
       ("plans", po::value(&s.plans_file), "JSONL of plans for --strategy plans")
       ("device", po::value(&s.device)->default_value(s.device), "auto, cpu or cuda (cuda:local_rank % gpus)")
+      ("dtype", po::value(&s.dtype)->default_value(s.dtype), "compute dtype: auto (bfloat16 on CUDA, float32 on the CPU), float32 or bfloat16")
       ("threads", po::value(&s.threads)->default_value(s.threads), "compute threads per worker (0: cores / ranks on the node)")
       ("seed", po::value(&s.seed)->default_value(s.seed), "seed of every random choice (data sampling, random baseline)")
       ("max-attempts", po::value(&s.max_attempts)->default_value(s.max_attempts), "dispatches of a candidate before it is FAILED")
@@ -144,6 +145,7 @@ ValidatedSweep validate_sweep(const SweepSettings& s) {
   // stored config: timings and rounding differ between them, so a resume may not switch.
   std::string device = model::device_for_this_process(s.device, 0);
   std::string device_kind = device.substr(0, device.find(':'));
+  std::string dtype = model::compute_dtype_for(s.dtype, device);
   ValidatedSweep sweep;
   model::Checkpoint checkpoint(s.model_dir);  // config.json and every weight file's header
   model::ModelConfig config = model::model_config_from_json(checkpoint.config(), checkpoint.config_path());
@@ -178,7 +180,7 @@ ValidatedSweep validate_sweep(const SweepSettings& s) {
               {"screen_fraction", s.screen_fraction}, {"tasks", s.tasks},
               {"task_limit", s.task_limit},         {"ppl", absolute(s.held_out_path)},
               {"plans", absolute(s.plans_file)},    {"seed", s.seed},
-              {"full_evaluation", s.full_evaluation}, {"device", device_kind},
+              {"full_evaluation", s.full_evaluation}, {"device", device_kind}, {"dtype", dtype},
               {"speed_repeats", s.speed_repeats}};
   sweep.spec.name = s.sweep_name;
   sweep.spec.strategy = s.strategy;
@@ -218,6 +220,7 @@ void print_dry_run(const SweepSettings& s, const ValidatedSweep& sweep, std::ost
 worker::WorkerOptions worker_options(const SweepSettings& s, int local_rank) {
   worker::WorkerOptions w;
   w.device = model::device_for_this_process(s.device, local_rank);
+  w.dtype = model::compute_dtype_for(s.dtype, w.device);
   w.model_dir = s.model_dir;
   w.tokenizer_dir = s.tokenizer_dir;
   w.calib_path = s.calib_path;

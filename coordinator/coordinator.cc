@@ -254,7 +254,8 @@ class SweepLoop {
         }
         workers_[message.source] = WorkerSlot{hello.host, 0};
         store_.log_event(sweep_id_, std::nullopt, "worker_ready", message.source,
-                         Json{{"host", hello.host}, {"device", hello.device}, {"threads", hello.threads}});
+                         Json{{"host", hello.host}, {"device", hello.device}, {"dtype", hello.dtype},
+                              {"threads", hello.threads}});
         if (!routing_stored_) routing_stored_ = store_.record_routing(sweep_id_, hello.routing, message.source);
         continue;
       }

@@ -50,12 +50,17 @@ Json hello_to_json(const Hello& hello) {
   Json routing = Json::array();  // [layer, expert, tokens, average_weight] rows: compact on the wire
   for (const ExpertRouting& r : hello.routing) routing.push_back(Json::array({r.layer, r.expert, r.tokens, r.average_weight}));
   return Json{{"ok", hello.ok},         {"host", hello.host},       {"error", hello.error},
-              {"routing", routing},      {"device", hello.device},   {"threads", hello.threads}};
+              {"routing", routing},      {"device", hello.device},   {"threads", hello.threads},
+              {"dtype", hello.dtype}};
 }
 
 Hello hello_from_json(const Json& json, const std::string& where) {
-  Hello hello{bool_or(json, "ok", false, where), string_or(json, "host", "", where), string_or(json, "error", "", where), {}};
+  Hello hello;
+  hello.ok = bool_or(json, "ok", false, where);
+  hello.host = string_or(json, "host", "", where);
+  hello.error = string_or(json, "error", "", where);
   hello.device = string_or(json, "device", "", where);
+  hello.dtype = string_or(json, "dtype", "", where);
   hello.threads = int(int_or(json, "threads", 0, where));
   if (!json.contains("routing")) return hello;
   const Json& rows = json["routing"];

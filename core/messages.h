@@ -74,6 +74,7 @@ struct Hello {
   std::string error;
   std::vector<ExpertRouting> routing;
   std::string device;  // "cpu" or "cuda:N"
+  std::string dtype;   // compute dtype: "float32" or "bfloat16"
   int threads = 0;     // CPU compute threads
 };
 

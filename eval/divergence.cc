@@ -23,11 +23,16 @@ at::Tensor chunk_of(const at::Tensor& w, int64_t chunk, int64_t index) {
   return w.narrow(0, begin, std::min(chunk, w.size(0) - begin));
 }
 
-// The logits of one vocabulary chunk, [N, C] contiguous, float32 or float64 as computed.
+// At least float32: a bfloat16 model's rows and LM head are widened before the product, so its
+// logits carry no more rounding than its hidden states do (bfloat16 logits would blur the small
+// divergences a search ranks candidates by).
+at::Tensor widened(const at::Tensor& t) {
+  return t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble ? t : t.to(at::kFloat);
+}
+
+// The logits of one vocabulary chunk, [N, C] contiguous, float32 or float64 as the inputs.
 at::Tensor chunk_logits(const at::Tensor& x, const at::Tensor& w, int64_t chunk, int64_t index) {
-  at::Tensor logits = at::linear(x, chunk_of(w, chunk, index));
-  if (logits.scalar_type() != at::kFloat && logits.scalar_type() != at::kDouble) logits = logits.to(at::kFloat);
-  return logits.contiguous();
+  return at::linear(widened(x), widened(chunk_of(w, chunk, index))).contiguous();
 }
 
 // Calls body(row, pointer to the row's C values) for every row, rows split across threads.
@@ -172,7 +177,7 @@ VocabularyReference::VocabularyReference(at::Tensor x_rows, at::Tensor head_weig
 }
 
 at::Tensor VocabularyReference::compute_log_probs(int64_t index) const {
-  return at::linear(x_, chunk_of(w_, chunk_, index)).to(at::kDouble) - lse_;
+  return chunk_logits(x_, w_, chunk_, index).to(at::kDouble) - lse_;
 }
 
 at::Tensor VocabularyReference::log_probs(int64_t index) const {
@@ -231,7 +236,7 @@ NllSum next_token_nll(const at::Tensor& x, const at::Tensor& head_weight, const 
   at::Tensor targets = valid_rows(ids.to(x.device()).narrow(1, 1, T - 1).reshape({-1, 1}), counted).squeeze(1);
   if (rows.size(0) == 0) return {};
   at::Tensor lse = chunked_logsumexp(rows, head_weight, vocab_chunk, resolve(kernel, rows));
-  at::Tensor target_logit = (rows * head_weight.index_select(0, targets)).sum(1).to(at::kDouble);
+  at::Tensor target_logit = (widened(rows) * widened(head_weight.index_select(0, targets))).sum(1).to(at::kDouble);
   return NllSum{(lse - target_logit).sum().item<double>(), rows.size(0)};
 }
 

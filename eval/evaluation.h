@@ -4,7 +4,8 @@
 //   <task>_acc, <task>_acc_stderr, <task>_acc_norm, <task>_acc_norm_stderr, task_acc_mean (ratio)
 //   perplexity (""), nll_per_token (nats)                        on held-out text
 //   <divergence>_model, e.g. js_logits_model (nats)              vs the original, calibration text
-//   param_bytes, param_bytes_materialised (bytes, fp32), param_ratio (ratio), peak_rss_bytes (bytes)
+//   param_bytes, param_bytes_materialised (bytes, in the compute dtype), param_ratio (ratio),
+//   peak_rss_bytes (bytes)
 //   peak_cuda_allocated_bytes (bytes)                            a model on CUDA, this evaluation
 //   tokens_per_s (tokens_per_s), speedup (ratio)                 A B A B against the original
 #pragma once

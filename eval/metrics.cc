@@ -119,8 +119,9 @@ void memory(const MetricInputs& in, std::vector<Metric>& out) {
   for (const auto& [name, tensor] : model.materialise(plan)) materialised += tensor.numel();
   Plan held = model.fixed_plan();  // an exported checkpoint holds its own plan already
   for (const auto& [layer, layer_plan] : plan.layers()) held.set_layer(layer, layer_plan);
-  out.push_back({"param_bytes", double(count_parameters(model.shape(), held).total() * 4), "bytes"});
-  out.push_back({"param_bytes_materialised", double(materialised * 4), "bytes"});
+  const int64_t element = int64_t(c10::elementSize(model.dtype()));  // the compute dtype's, as held
+  out.push_back({"param_bytes", double(count_parameters(model.shape(), held).total() * element), "bytes"});
+  out.push_back({"param_bytes_materialised", double(materialised * element), "bytes"});
   out.push_back({"param_ratio", parameter_ratio(model.shape(), held), "ratio"});
   out.push_back({"peak_rss_bytes", double(peak_rss_bytes()), "bytes"});
   if (auto peak = peak_device_allocated_bytes(model.device())) out.push_back({"peak_cuda_allocated_bytes", double(*peak), "bytes"});

@@ -30,4 +30,10 @@ std::string device_for_this_process(const std::string& requested, int local_rank
   return choose_device(requested, local_rank, gpus);
 }
 
+std::string compute_dtype_for(const std::string& requested, const std::string& device) {
+  if (requested == "float32" || requested == "bfloat16") return requested;
+  if (requested != "auto") throw_bad_input("--dtype \"" + requested + "\" is not one of auto, float32, bfloat16");
+  return device.rfind("cuda", 0) == 0 ? "bfloat16" : "float32";
+}
+
 }  // namespace cdmoe::model

@@ -22,4 +22,8 @@ int visible_cuda_devices();
 // libtorch was built without CUDA or no device is visible.
 std::string device_for_this_process(const std::string& requested, int local_rank);
 
+// The compute dtype (the --dtype option): "float32" or "bfloat16" as asked; "auto" is bfloat16
+// on a CUDA device and float32 on the CPU (where bfloat16 kernels are slow). Names the option.
+std::string compute_dtype_for(const std::string& requested, const std::string& device);
+
 }  // namespace cdmoe::model

@@ -43,10 +43,10 @@ struct Layer {
 // Loads checkpoint tensors as fp32 after checking names and shapes against the config.
 class WeightReader {
  public:
-  WeightReader(const Checkpoint& checkpoint, const at::Device& device) : checkpoint_(checkpoint), device_(device) {}
+  WeightReader(const Checkpoint& checkpoint, at::TensorOptions options) : checkpoint_(checkpoint), options_(options) {}
 
   at::Tensor read(const std::string& name, std::vector<int64_t> shape) {
-    at::Tensor out = at::empty(shape, at::TensorOptions().dtype(at::kFloat).device(device_));
+    at::Tensor out = at::empty(shape, options_);
     read_into(name, out);
     return out;
   }
@@ -82,7 +82,7 @@ class WeightReader {
     return text + "]";
   }
   const Checkpoint& checkpoint_;
-  at::Device device_;
+  at::TensorOptions options_;  // the compute dtype, on the model's device
   std::set<std::string> used_;
 };
 
@@ -108,6 +108,8 @@ double RouterStats::average_shared_gate(int layer) const {
 struct MoeModel::Impl {
   ModelConfig config;
   at::Device device = at::kCPU;
+  at::ScalarType dtype = at::kFloat;  // weights and activations
+  at::TensorOptions weight_options() const { return at::TensorOptions().dtype(dtype).device(device); }
   Plan fixed;  // an exported checkpoint's plan
   at::Tensor embed_tokens, final_norm, lm_head;
   std::vector<Layer> layers;
@@ -116,8 +118,10 @@ struct MoeModel::Impl {
   mutable RouterStats stats;
   MoeModel::LayerHook hook;
 
+  // In float32 whatever the compute dtype, then back to it before the weight (as transformers).
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
-    return weight * (x * at::rsqrt(x.pow(2).mean(-1, true) + config.rms_norm_eps));
+    at::Tensor wide = x.to(at::kFloat);
+    return weight * (wide * at::rsqrt(wide.pow(2).mean(-1, true) + config.rms_norm_eps)).to(x.scalar_type());
   }
 
   at::Tensor attention(const Layer& L, const at::Tensor& x, const at::Tensor& mask, const at::Tensor& cos,
@@ -134,7 +138,8 @@ struct MoeModel::Impl {
       v = v.repeat_interleave(H / KV, 1);
     }
     at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt(double(d)) + mask;  // [B, H, T, T]
-    at::Tensor out = at::matmul(at::softmax(scores, -1), v);                               // [B, H, T, d]
+    at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(scores.scalar_type());      // float32 softmax
+    at::Tensor out = at::matmul(probs, v);                                                 // [B, H, T, d]
     return at::linear(out.transpose(1, 2).reshape({B, T, H * d}), L.o, L.o_bias);
   }
 
@@ -144,7 +149,9 @@ struct MoeModel::Impl {
                     const at::Tensor& valid) const {
     const ModelShape& s = config.shape;
     at::Tensor router = candidates.defined() ? M.router.index_select(0, candidates) : M.router;
-    at::Tensor probs = at::softmax(at::linear(x, router), -1);                  // [N, E']
+    // The router in float32 whatever the compute dtype (DeepSeek's gate does; Qwen2-MoE's
+    // computes its logits in the model dtype and only the softmax in float32).
+    at::Tensor probs = at::softmax(at::linear(x.to(at::kFloat), router.to(at::kFloat)), -1);  // [N, E']
     int64_t k = std::min<int64_t>(s.experts_per_token, probs.size(1));
     auto [top_weight, top_index] = probs.topk(k, -1);                            // [N, k]
     if (s.norm_topk_prob && k > 1) top_weight = top_weight / (top_weight.sum(-1, true) + config.traits.topk_norm_epsilon);
@@ -155,7 +162,7 @@ struct MoeModel::Impl {
     at::Tensor flat_expert = top_index.flatten();                                // [N·k]
     at::Tensor order = flat_expert.argsort();
     at::Tensor token_of = at::arange(N, x.options().dtype(at::kLong)).repeat_interleave(k).index_select(0, order);
-    at::Tensor weight_of = top_weight.flatten().index_select(0, order);
+    at::Tensor weight_of = top_weight.flatten().index_select(0, order).to(x.scalar_type());
     const int64_t experts = M.router.size(0);  // fewer than E in an exported pruned layer
     at::Tensor counts = at::bincount(flat_expert, {}, experts).cpu();  // the loop bounds, on the host
     const int64_t* count = counts.data_ptr<int64_t>();
@@ -196,7 +203,7 @@ struct MoeModel::Impl {
     at::Tensor gate = at::sigmoid(at::linear(x, M.shared_gate));                // [N, 1]
     if (record) {
       RouterStats::Layer& entry = stats.layers[layer];
-      entry.shared_gate_sum += gate.squeeze(1).masked_select(valid).sum().item<double>();
+      entry.shared_gate_sum += gate.squeeze(1).masked_select(valid).to(at::kDouble).sum().item<double>();
       entry.token_count += double(valid.sum().item<int64_t>());
     }
     return gate * y;
@@ -237,9 +244,8 @@ struct MoeModel::Impl {
     }
     Mlp fused;
     if (gates.empty()) {  // no shared expert and no kept expert: the block outputs zeros
-      at::TensorOptions on_device = at::TensorOptions().dtype(at::kFloat).device(device);
-      fused = Mlp{at::zeros({0, config.shape.hidden_size}, on_device), at::zeros({0, config.shape.hidden_size}, on_device),
-                  at::zeros({config.shape.hidden_size, 0}, on_device)};
+      fused = Mlp{at::zeros({0, config.shape.hidden_size}, weight_options()), at::zeros({0, config.shape.hidden_size}, weight_options()),
+                  at::zeros({config.shape.hidden_size, 0}, weight_options())};
     } else {
       fused = Mlp{at::cat(gates, 0), at::cat(ups, 0), at::cat(downs, 1)};
     }
@@ -271,12 +277,23 @@ MoeModel::~MoeModel() = default;
 
 const ModelConfig& MoeModel::config() const { return impl_->config; }
 const at::Device& MoeModel::device() const { return impl_->device; }
+at::ScalarType MoeModel::dtype() const { return impl_->dtype; }
 
-std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Device& device) {
+at::ScalarType compute_dtype_named(const std::string& name) {
+  if (name == "float32") return at::kFloat;
+  if (name == "bfloat16") return at::kBFloat16;
+  throw_bad_input("--dtype \"" + name + "\" is not one of float32, bfloat16");
+}
+
+std::string compute_dtype_name(at::ScalarType dtype) { return dtype == at::kBFloat16 ? "bfloat16" : "float32"; }
+
+std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Device& device, at::ScalarType dtype) {
+  if (dtype != at::kFloat && dtype != at::kBFloat16) throw_runtime("MoeModel::load: compute dtype must be float32 or bfloat16");
   Checkpoint checkpoint(dir);
   std::unique_ptr<MoeModel> model(new MoeModel());
   Impl& m = *model->impl_;
   m.device = device;
+  m.dtype = dtype;
   m.config = model_config_from_json(checkpoint.config(), checkpoint.config_path());
   const ModelShape& s = m.config.shape;
   const FamilyTraits& traits = m.config.traits;
@@ -285,7 +302,7 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
     m.fixed = Plan::from_json(require_field(checkpoint.config()["cdmoe"], "plan", checkpoint.config_path() + ": cdmoe"), where);
     m.fixed.validate(s, where);
   }
-  WeightReader reader(checkpoint, device);
+  WeightReader reader(checkpoint, m.weight_options());
   const int64_t D = s.hidden_size, V = s.vocab_size, q_dim = s.num_attention_heads * s.head_dim,
                 kv_dim = s.num_key_value_heads * s.head_dim, I = s.expert_intermediate_size;
   m.embed_tokens = reader.read("model.embed_tokens.weight", {V, D});
@@ -333,10 +350,9 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
       Moe& M = L.moe;
       const int64_t E = fixed_op ? int64_t(fixed_op->experts.size()) : s.num_routed_experts;  // pruned: renumbered
       M.router = reader.read(p + "mlp.gate.weight", {E, D});
-      at::TensorOptions on_device = at::TensorOptions().dtype(at::kFloat).device(device);
-      M.expert_gate = at::empty({E, I, D}, on_device);
-      M.expert_up = at::empty({E, I, D}, on_device);
-      M.expert_down = at::empty({E, D, I}, on_device);
+      M.expert_gate = at::empty({E, I, D}, m.weight_options());
+      M.expert_up = at::empty({E, I, D}, m.weight_options());
+      M.expert_down = at::empty({E, D, I}, m.weight_options());
       for (int64_t e = 0; e < E; ++e) {
         std::string ep = p + "mlp.experts." + std::to_string(e) + ".";
         reader.read_into(ep + "gate_proj.weight", M.expert_gate[e]);
@@ -380,17 +396,20 @@ at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const at::Tensor& mask
   at::Tensor causal = at::ones({T, T}, flags).tril();
   at::Tensor valid = mask.defined() ? mask.to(m.device, at::kBool) : at::ones({B, T}, flags);
   at::Tensor allowed = causal.view({1, 1, T, T}) & valid.view({B, 1, 1, T});
-  at::Tensor additive = at::where(allowed, at::zeros({}, floats), at::full({}, std::numeric_limits<float>::lowest(), floats));
-  // RoPE tables [T, d] for positions 0..T-1 (divided by the linear scaling factor).
+  double lowest = m.dtype == at::kBFloat16 ? double(std::numeric_limits<c10::BFloat16>::lowest())
+                                           : double(std::numeric_limits<float>::lowest());
+  at::Tensor additive = at::where(allowed, at::zeros({}, m.weight_options()), at::full({}, lowest, m.weight_options()));
+  // RoPE tables [T, d] for positions 0..T-1 (divided by the linear scaling factor), computed in
+  // float32 and then cast to the compute dtype (as transformers).
   int64_t d = s.head_dim;
   at::Tensor inv_freq = 1.0 / at::pow(m.config.rope_theta, at::arange(0, d, 2, floats) / double(d));
   at::Tensor positions = at::arange(T, floats) / m.config.rope_linear_factor;
   at::Tensor freqs = at::outer(positions, inv_freq);
   at::Tensor emb = at::cat({freqs, freqs}, -1);
-  at::Tensor cos = emb.cos(), sin = emb.sin();
+  at::Tensor cos = emb.cos().to(m.dtype), sin = emb.sin().to(m.dtype);
   at::Tensor flat_valid = valid.flatten();
 
-  at::Tensor h = hidden.to(m.device);
+  at::Tensor h = hidden.to(m.device, m.dtype);
   for (int layer = from; layer < to; ++layer) {
     const Layer& L = m.layers[size_t(layer)];
     auto it = plan.layers().find(layer);
@@ -410,7 +429,7 @@ at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const at::Tensor& mask
 }
 
 at::Tensor MoeModel::head(const at::Tensor& hidden) const {
-  return at::linear(impl_->rms_norm(hidden, impl_->final_norm), impl_->lm_head);
+  return at::linear(impl_->rms_norm(hidden, impl_->final_norm), impl_->lm_head).to(at::kFloat);
 }
 
 at::Tensor MoeModel::final_norm(const at::Tensor& hidden) const { return impl_->rms_norm(hidden, impl_->final_norm); }

@@ -1,7 +1,9 @@
 // MoeModel: a decoder-only MoE transformer of a registered family, loaded once from a Hugging
 // Face directory and run as transformers runs it, with any Plan (DESIGN.md §7) applied.
-// Compute is fp32 on the device the model is loaded to (CPU, or a CUDA device in a build whose
-// libtorch has CUDA): inputs may live anywhere and are moved there; every output tensor lives
+// Compute is on the device the model is loaded to (CPU, or a CUDA device in a build whose libtorch
+// has CUDA), in its compute dtype: float32, or bfloat16 (weights and activations; norms,
+// softmaxes, RoPE tables and the router in float32, as transformers does; logits() and head()
+// return float32). Inputs may live anywhere and are moved there; every output tensor lives
 // there. Shapes: B batch, T tokens, D hidden, V vocabulary.
 // Masks are [B, T] int/bool (1 = token, 0 = padding) or undefined (no padding); positions are
 // 0..T-1 as in a plain transformers forward call.
@@ -43,13 +45,15 @@ struct RouterStats {
 class MoeModel {
  public:
   // Reads config.json and the safetensors weights; checks every tensor's name and shape; copies
-  // each weight from the mapped file straight to `device` (converting bf16/f16 to fp32).
-  static std::unique_ptr<MoeModel> load(const std::string& dir, const at::Device& device = at::kCPU);
+  // each weight from the mapped file straight to `device`, converted to the compute dtype.
+  static std::unique_ptr<MoeModel> load(const std::string& dir, const at::Device& device = at::kCPU,
+                                        at::ScalarType dtype = at::kFloat);
   ~MoeModel();
 
   const ModelConfig& config() const;
   const ModelShape& shape() const { return config().shape; }
   const at::Device& device() const;
+  at::ScalarType dtype() const;  // the compute dtype
 
   at::Tensor embed(const at::Tensor& ids) const;  // [B, T] int64 -> [B, T, D]
   // Decoder layers [from, to) under `plan` (validated against the shape).
@@ -85,5 +89,9 @@ class MoeModel {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// "float32" or "bfloat16" (the --dtype names); anything else is bad input.
+at::ScalarType compute_dtype_named(const std::string& name);
+std::string compute_dtype_name(at::ScalarType dtype);  // the inverse
 
 }  // namespace cdmoe::model

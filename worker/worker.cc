@@ -67,7 +67,7 @@ Worker::Worker(const WorkerOptions& options, int rank) : impl_(std::make_unique<
   Impl& w = *impl_;
   w.options = options;
   w.rank = rank;
-  w.model = model::MoeModel::load(options.model_dir, at::Device(options.device));
+  w.model = model::MoeModel::load(options.model_dir, at::Device(options.device), model::compute_dtype_named(options.dtype));
   w.tokenizer = model::Tokenizer::load(options.tokenizer_dir.empty() ? options.model_dir : options.tokenizer_dir);
   eval::CalibrationSet calibration = eval::load_calibration(options.calib_path, *w.tokenizer, options.calib);
   for (const std::string& spec : options.tasks) {
@@ -94,6 +94,7 @@ Worker::Worker(const WorkerOptions& options, int rank) : impl_(std::make_unique<
 Worker::~Worker() = default;
 
 const std::string& Worker::device() const { return impl_->options.device; }
+const std::string& Worker::dtype() const { return impl_->options.dtype; }
 
 std::vector<ExpertRouting> Worker::routing() const {
   std::vector<ExpertRouting> rows;

@@ -37,6 +37,7 @@ struct WorkerOptions {
   std::string full_divergence = "js-logits";  // the divergence reported by full evaluations
   int speed_repeats = 3;                    // A B pairs timed per full evaluation
   std::string device = "cpu";               // where the model computes: "cpu" or "cuda:N" (model/device.h)
+  std::string dtype = "float32";            // its compute dtype: "float32" or "bfloat16"
 };
 
 class Worker {
@@ -48,6 +49,7 @@ class Worker {
   // The router statistics measured on starting, by layer then expert (shared gates last).
   std::vector<ExpertRouting> routing() const;
   const std::string& device() const;
+  const std::string& dtype() const;
 
  private:
   struct Impl;

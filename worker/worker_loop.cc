@@ -24,7 +24,8 @@ comm::MessageHandler as_handler(TaskRunner run) {
 }
 
 comm::Message hello_message(const Starter& start) {
-  Hello hello{true, comm::host_name(), "", {}};
+  Hello hello;
+  hello.host = comm::host_name();
   try {
     start(hello);
   } catch (const std::exception& e) {

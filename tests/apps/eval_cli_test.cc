@@ -82,6 +82,7 @@ TEST(EvalCli, BadInputIsOneLineExitTwoAndWritesNothing) {
                  "badplan.json: layer \"0\": expert 99 is out of range");
   expect_refused({"--model", kModel, "--ids", ids, "--dump-logits", out, "--threads", "-1"}, "--threads");
   expect_refused({"--model", kModel, "--ids", ids, "--dump-logits", out, "--device", "tpu"}, "--device \"tpu\"");
+  expect_refused({"--model", kModel, "--ids", ids, "--dump-logits", out, "--dtype", "fp8"}, "--dtype \"fp8\"");
   if (model::visible_cuda_devices() == 0) {
     expect_refused({"--model", kModel, "--ids", ids, "--dump-logits", out, "--device", "cuda"}, "--device cuda: this ");
   }
@@ -148,6 +149,7 @@ TEST(EvalCli, MetricsModeMatchesTheLibrary) {
   ASSERT_GT(got.size(), 10u) << r.out << r.err;
   EXPECT_EQ(Json::parse(r.out)["device"], model::visible_cuda_devices() > 0 ? "cuda:0" : "cpu") << r.out;
   EXPECT_EQ(got.count("peak_cuda_allocated_bytes"), model::visible_cuda_devices() > 0 ? 1u : 0u);
+  EXPECT_EQ(Json::parse(r.out)["dtype"], model::visible_cuda_devices() > 0 ? "bfloat16" : "float32") << r.out;
   for (const char* name : {"piqa_acc", "piqa_acc_norm", "arc_easy_acc", "arc_easy_acc_norm_stderr", "task_acc_mean",
                            "perplexity", "nll_per_token", "js_logits_model", "param_bytes", "param_bytes_materialised",
                            "param_ratio", "peak_rss_bytes"}) {
@@ -196,6 +198,15 @@ TEST(EvalCli, MetricsModeMatchesTheLibrary) {
   got = metrics_of(r.out);
   EXPECT_NEAR(got["js_logits_model"], 0, 1e-9);
   EXPECT_EQ(got["param_ratio"], 1);
+  // In bfloat16 (--dtype; the default on CUDA): the same original, its parameters at 2 bytes
+  // each, still no divergence from itself.
+  CommandResult half = run_command({kEval, "--model", model_dir, "--calib", dir.file("calib.txt"), "--json", "--device",
+                                    "cpu", "--dtype", "bfloat16"});
+  ASSERT_EQ(half.exit_code, 0) << half.err;
+  EXPECT_EQ(Json::parse(half.out)["dtype"], "bfloat16");
+  std::map<std::string, double> in_bf16 = metrics_of(half.out);
+  EXPECT_EQ(in_bf16["param_bytes"] * 2, got["param_bytes"] * (Json::parse(r.out)["dtype"] == "bfloat16" ? 2 : 1));
+  EXPECT_NEAR(in_bf16["js_logits_model"], 0, 1e-9);
   r = run_command({kEval, "--model", model_dir, "--calib", dir.file("calib.txt")});
   EXPECT_NE(r.out.find("js_logits_model"), std::string::npos) << "a table by default";
   // Progress: quiet when stderr is not a terminal, shown with --progress.

@@ -268,6 +268,7 @@ TEST_F(SweepCli, BadInputIsOneLineExitTwoAndWritesNothing) {
   refused(with("--budgets", "memory:0.01"), "cannot be met by cdmoe_s: the smallest it reaches is memory:0.98");
   refused(with("--budgets", "layers:9"), "layers:9");
   refused(with("--device", "tpu"), "--device \"tpu\"");
+  refused(with("--dtype", "fp8"), "--dtype \"fp8\"");
   if (model::visible_cuda_devices() == 0) refused(with("--device", "cuda"), "--device cuda: this ");
   refused(with("--seq-len", "100000"), "max_position_embeddings");
   refused({"--model", model()}, "--calib is required");

@@ -51,12 +51,13 @@ TEST(Messages, ResultRoundTripKeepsNonFiniteAsNaN) {
 }
 
 TEST(Messages, HelloRoundTripCarriesRouting) {
-  Hello hello{true, "node3", "", {{1, 0, 120, 0.25}, {1, 5, 7, 0.5}, {2, -1, 64, 0.75}}, "cuda:1", 4};
+  Hello hello{true, "node3", "", {{1, 0, 120, 0.25}, {1, 5, 7, 0.5}, {2, -1, 64, 0.75}}, "cuda:1", "bfloat16", 4};
   Hello back = hello_from_json(Json::parse(hello_to_json(hello).dump()), "wire");
   EXPECT_TRUE(back.ok);
   EXPECT_EQ(back.host, "node3");
   EXPECT_EQ(back.device, "cuda:1");
   EXPECT_EQ(back.threads, 4);
+  EXPECT_EQ(back.dtype, "bfloat16");
   ASSERT_EQ(back.routing.size(), 3u);
   EXPECT_EQ(back.routing[1].expert, 5);
   EXPECT_DOUBLE_EQ(back.routing[1].tokens, 7);

@@ -41,6 +41,16 @@ TEST(DeviceTest, BadRequestsAreBadInput) {
   EXPECT_NE(message.find("\"gpu\""), std::string::npos) << message;
 }
 
+TEST(DeviceTest, ComputeDtypeIsBfloat16OnCudaAndFloat32OnTheCpuUnlessAsked) {
+  EXPECT_EQ(compute_dtype_for("auto", "cuda:1"), "bfloat16");
+  EXPECT_EQ(compute_dtype_for("auto", "cpu"), "float32");
+  EXPECT_EQ(compute_dtype_for("float32", "cuda:0"), "float32");
+  EXPECT_EQ(compute_dtype_for("bfloat16", "cpu"), "bfloat16");
+  std::string message;
+  EXPECT_EQ(exit_code_of([] { compute_dtype_for("fp8", "cpu"); }, &message), 2);
+  EXPECT_NE(message.find("--dtype \"fp8\""), std::string::npos) << message;
+}
+
 TEST(DeviceTest, ThisProcessFollowsWhatLibtorchSees) {
   int gpus = visible_cuda_devices();
   EXPECT_EQ(device_for_this_process("auto", 1), gpus > 0 ? "cuda:" + std::to_string(1 % gpus) : "cpu");
