@@ -40,7 +40,7 @@ struct Layer {
   Moe moe;
 };
 
-// Loads checkpoint tensors as fp32 after checking names and shapes against the config.
+// Loads checkpoint tensors in the compute dtype after checking names and shapes against the config.
 class WeightReader {
  public:
   WeightReader(const Checkpoint& checkpoint, at::TensorOptions options) : checkpoint_(checkpoint), options_(options) {}
@@ -244,8 +244,8 @@ struct MoeModel::Impl {
     }
     Mlp fused;
     if (gates.empty()) {  // no shared expert and no kept expert: the block outputs zeros
-      fused = Mlp{at::zeros({0, config.shape.hidden_size}, weight_options()), at::zeros({0, config.shape.hidden_size}, weight_options()),
-                  at::zeros({config.shape.hidden_size, 0}, weight_options())};
+      const int64_t D = config.shape.hidden_size;
+      fused = Mlp{at::zeros({0, D}, weight_options()), at::zeros({0, D}, weight_options()), at::zeros({D, 0}, weight_options())};
     } else {
       fused = Mlp{at::cat(gates, 0), at::cat(ups, 0), at::cat(downs, 1)};
     }
@@ -389,8 +389,8 @@ at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const at::Tensor& mask
     throw_bad_input("sequence of " + std::to_string(T) + " tokens exceeds max_position_embeddings " +
                     std::to_string(s.max_position_embeddings));
   }
-  // Additive attention mask [B, 1, T, T]: 0 where a query may see a key, the lowest float
-  // elsewhere (as transformers does, so a row with no visible key stays finite).
+  // Additive attention mask [B, 1, T, T]: 0 where a query may see a key, the compute dtype's
+  // lowest finite value elsewhere (as transformers does, so a row with no visible key stays finite).
   const at::TensorOptions flags = at::TensorOptions().dtype(at::kBool).device(m.device);
   const at::TensorOptions floats = at::TensorOptions().dtype(at::kFloat).device(m.device);
   at::Tensor causal = at::ones({T, T}, flags).tril();
