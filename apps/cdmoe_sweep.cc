@@ -103,6 +103,7 @@ worker::Starter worker_starter(const apps::SweepSettings& settings, int rank, in
     hello.routing = slot->routing();
     hello.device = slot->device();
     hello.dtype = slot->dtype();
+    hello.rank = rank;
     hello.threads = at::get_num_threads();
   };
 }

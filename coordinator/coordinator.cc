@@ -253,10 +253,11 @@ class SweepLoop {
                         " failed to start: " + hello.error);
         }
         workers_[message.source] = WorkerSlot{hello.host, 0};
-        store_.log_event(sweep_id_, std::nullopt, "worker_ready", message.source,
+        int worker_rank = hello.rank >= 0 ? hello.rank : message.source;  // the in-process worker is rank 0
+        store_.log_event(sweep_id_, std::nullopt, "worker_ready", worker_rank,
                          Json{{"host", hello.host}, {"device", hello.device}, {"dtype", hello.dtype},
                               {"threads", hello.threads}});
-        if (!routing_stored_) routing_stored_ = store_.record_routing(sweep_id_, hello.routing, message.source);
+        if (!routing_stored_) routing_stored_ = store_.record_routing(sweep_id_, hello.routing, worker_rank);
         continue;
       }
       if (message.tag != comm::Tag::kResult) throw_runtime(where + " has an unexpected tag");

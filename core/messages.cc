@@ -51,7 +51,7 @@ Json hello_to_json(const Hello& hello) {
   for (const ExpertRouting& r : hello.routing) routing.push_back(Json::array({r.layer, r.expert, r.tokens, r.average_weight}));
   return Json{{"ok", hello.ok},         {"host", hello.host},       {"error", hello.error},
               {"routing", routing},      {"device", hello.device},   {"threads", hello.threads},
-              {"dtype", hello.dtype}};
+              {"dtype", hello.dtype},    {"rank", hello.rank}};
 }
 
 Hello hello_from_json(const Json& json, const std::string& where) {
@@ -61,6 +61,7 @@ Hello hello_from_json(const Json& json, const std::string& where) {
   hello.error = string_or(json, "error", "", where);
   hello.device = string_or(json, "device", "", where);
   hello.dtype = string_or(json, "dtype", "", where);
+  hello.rank = int(int_or(json, "rank", -1, where));
   hello.threads = int(int_or(json, "threads", 0, where));
   if (!json.contains("routing")) return hello;
   const Json& rows = json["routing"];

@@ -76,6 +76,7 @@ struct Hello {
   std::string device;  // "cpu" or "cuda:N"
   std::string dtype;   // compute dtype: "float32" or "bfloat16"
   int threads = 0;     // CPU compute threads
+  int rank = -1;       // the worker's own rank (0 for a one-rank sweep's in-process worker); -1: unknown
 };
 
 Json hello_to_json(const Hello& hello);

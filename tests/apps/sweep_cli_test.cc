@@ -102,7 +102,7 @@ TEST_F(SweepCli, OneRankAndThreeRanksChooseTheSamePlansAndMetrics) {
   std::string ready = "SELECT count(*) FROM events WHERE kind = 'worker_ready' AND json_extract(detail, '$.threads') >= 1 "
                       "AND substr(json_extract(detail, '$.device'), 1, " + std::to_string(expected_kind.size()) +
                       ") = '" + expected_kind + "'";
-  EXPECT_EQ(count_rows(db1, ready), 1);
+  EXPECT_EQ(count_rows(db1, ready + " AND rank = 0"), 1);  // as its candidates' worker_rank
   EXPECT_EQ(count_rows(db3, ready + " AND rank IN (1, 2)"), 2);
   EXPECT_EQ(count_rows(db3, "SELECT count(*) FROM events WHERE kind = 'worker_ready'"), 2);
   EXPECT_EQ(count_rows(db3, "SELECT sum(tokens) % 2 FROM router_stats"), 0);

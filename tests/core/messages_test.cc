@@ -58,6 +58,7 @@ TEST(Messages, HelloRoundTripCarriesRouting) {
   EXPECT_EQ(back.device, "cuda:1");
   EXPECT_EQ(back.threads, 4);
   EXPECT_EQ(back.dtype, "bfloat16");
+  EXPECT_EQ(back.rank, -1);
   ASSERT_EQ(back.routing.size(), 3u);
   EXPECT_EQ(back.routing[1].expert, 5);
   EXPECT_DOUBLE_EQ(back.routing[1].tokens, 7);
@@ -66,6 +67,9 @@ TEST(Messages, HelloRoundTripCarriesRouting) {
   // An older worker's hello has no routing; a malformed row is refused, naming the field.
   EXPECT_TRUE(hello_from_json(Json{{"ok", true}, {"host", "h"}}, "wire").routing.empty());
   EXPECT_EQ(hello_from_json(Json{{"ok", true}, {"host", "h"}}, "wire").device, "");
+  Hello ranked;
+  ranked.rank = 2;
+  EXPECT_EQ(hello_from_json(hello_to_json(ranked), "wire").rank, 2);
   try {
     hello_from_json(Json{{"ok", true}, {"routing", Json::array({Json::array({1, 2, 3})})}}, "wire");
     ADD_FAILURE() << "a row of 3 values was accepted";
