@@ -22,10 +22,21 @@ std::string describe_config_difference(const Json& stored, const Json& now) {
   return text;
 }
 
+namespace {
+
+// Config keys added after sweeps were first stored, with the value every earlier binary used:
+// a sweep stored without the key resumes under a config that gives that value.
+const std::pair<const char*, const char*> kKeysAddedLater[] = {{"dtype", "float32"}};
+
+}  // namespace
+
 SweepStart start_or_resume_sweep(db::Store& store, const db::SweepSpec& spec) {
   std::optional<db::SweepRow> existing = store.find_sweep(spec.name);
   if (!existing) return SweepStart{store.create_sweep(spec), false, ""};
   Json stored = parse_json_text(existing->config_json, "sweep \"" + spec.name + "\" config");
+  for (const auto& [key, earlier_value] : kKeysAddedLater) {
+    if (stored.is_object() && !stored.contains(key)) stored[key] = earlier_value;
+  }
   if (stored != spec.config) {
     throw_bad_input("sweep \"" + spec.name + "\" exists with a different config (" +
                     describe_config_difference(stored, spec.config) + "); use another --sweep name to start anew");
