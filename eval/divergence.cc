@@ -99,13 +99,14 @@ at::Tensor chunked_logsumexp(const at::Tensor& x, const at::Tensor& w, int64_t c
 
 enum class Kind { kJs, kKl };
 
-// The mean over rows of Σ_v of the divergence's terms, chunk by chunk, with ATen operations:
-// log_p(index) [N, C] the reference's log-probabilities, logits_q(index) the candidate's logits.
-template <typename LogProbs, typename Logits>
-double tensor_ops_divergence(Kind kind, int64_t chunks, const at::Tensor& lse_q, LogProbs log_p_of, Logits logits_q_of) {
+// The mean over rows of Σ_v of the divergence's terms, chunk by chunk, with ATen operations;
+// logits_q_of(index) gives the candidate's logits [N, C] of a chunk.
+template <typename Logits>
+double tensor_ops_divergence(Kind kind, const VocabularyReference& reference, int64_t chunks, const at::Tensor& lse_q,
+                             Logits logits_q_of) {
   at::Tensor total = at::zeros_like(lse_q);
   for (int64_t index = 0; index < chunks; ++index) {
-    at::Tensor lp = log_p_of(index), lq = logits_q_of(index).to(at::kDouble) - lse_q.unsqueeze(1);
+    at::Tensor lp = reference.log_probs(index), lq = logits_q_of(index).to(at::kDouble) - lse_q.unsqueeze(1);
     if (kind == Kind::kKl) {
       total += (lp.exp() * (lp - lq)).sum(1);
     } else {
@@ -126,7 +127,7 @@ double vocabulary_divergence(Kind kind, const VocabularyReference& reference, co
   auto logits_q_of = [&](int64_t index) { return keep ? kept_logits[size_t(index)] : chunk_logits(q_rows, w, chunk, index); };
   int64_t chunks = (w.size(0) + chunk - 1) / chunk;
   if (reference.kernel() == VocabularyKernel::kTensorOps) {
-    return tensor_ops_divergence(kind, chunks, lse_q, [&](int64_t index) { return reference.log_probs(index); }, logits_q_of);
+    return tensor_ops_divergence(kind, reference, chunks, lse_q, logits_q_of);
   }
   const double* lse = lse_q.data_ptr<double>();
   std::vector<double> total(size_t(q_rows.size(0)), 0.0);

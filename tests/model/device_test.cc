@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "model/device.h"
+#include "model/moe_model.h"
 
 namespace cdmoe::model {
 namespace {
@@ -49,6 +50,17 @@ TEST(DeviceTest, ComputeDtypeIsBfloat16OnCudaAndFloat32OnTheCpuUnlessAsked) {
   std::string message;
   EXPECT_EQ(exit_code_of([] { compute_dtype_for("fp8", "cpu"); }, &message), 2);
   EXPECT_NE(message.find("--dtype \"fp8\""), std::string::npos) << message;
+}
+
+TEST(DeviceTest, OnlyFloat32AndBfloat16AreComputeDtypes) {
+  EXPECT_EQ(compute_dtype_named("bfloat16"), at::kBFloat16);
+  EXPECT_EQ(compute_dtype_name(compute_dtype_named("float32")), "float32");
+  std::string message;
+  EXPECT_EQ(exit_code_of([] { compute_dtype_named("half"); }, &message), 2);
+  EXPECT_NE(message.find("--dtype \"half\""), std::string::npos) << message;
+  const std::string model = std::string(CDMOE_TEST_FIXTURES) + "/model/deepseek_gqa";
+  EXPECT_EQ(exit_code_of([&] { MoeModel::load(model, at::kCPU, at::kHalf); }, &message), 1);
+  EXPECT_NE(message.find("float32 or bfloat16"), std::string::npos) << message;
 }
 
 TEST(DeviceTest, ThisProcessFollowsWhatLibtorchSees) {

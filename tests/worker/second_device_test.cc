@@ -12,7 +12,9 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "core/error.h"
 #include "core/param_count.h"
+#include "eval/divergence.h"
 #include "model/checkpoint.h"
 #include "model/model_config.h"
 #include "model/synthetic_checkpoint.h"
@@ -120,6 +122,20 @@ TEST_P(SecondDevice, AWorkerThereMeasuresWhatACpuWorkerMeasures) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, SecondDevice, ::testing::Values("float32", "bfloat16"));
+
+// The host loops need host memory: asked for on device tensors, they refuse (a runtime error,
+// exit 1) instead of reading device pointers; kAuto picks the tensor operations there.
+TEST(SecondDeviceKernels, HostLoopsRefuseDeviceTensorsAndAutoAvoidsThem) {
+  at::Tensor x = at::randn({3, 4}).to(testing::lazy_device()), w = at::randn({10, 4}).to(testing::lazy_device());
+  try {
+    eval::VocabularyReference(x, w, 4, 0, eval::VocabularyKernel::kHostLoops);
+    ADD_FAILURE() << "host loops accepted lazy tensors";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 1);
+    EXPECT_NE(std::string(e.what()).find("host loops need CPU tensors"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(eval::VocabularyReference(x, w, 4, 0).kernel(), eval::VocabularyKernel::kTensorOps);
+}
 
 }  // namespace
 }  // namespace cdmoe::worker
