@@ -6,6 +6,7 @@
 //   cdmoe-eval --model DIR [--plan PLAN.json] --ids IDS.json --dump-logits OUT.safetensors
 // IDS.json is a JSON array of equal-length arrays of token ids; OUT holds one F32 tensor
 // `logits` [batch, seq, vocab]. --mask MASK.json (same shape, 1 token / 0 padding) is optional.
+#include <cmath>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -19,6 +20,7 @@
 #include "apps/cli.h"
 #include "apps/table_format.h"
 #include "core/error.h"
+#include "core/objectives.h"
 #include "core/progress.h"
 #include "eval/evaluation.h"
 #include "eval/metrics.h"
@@ -89,22 +91,24 @@ int metrics_mode(const po::variables_map& args) {
     throw_bad_input("nothing to evaluate: give --tasks, --ppl or --calib (or --ids with --dump-logits)");
   }
   if (args.count("speed") && !args.count("calib")) throw_bad_input("--speed times the plan on --calib; give --calib FILE");
-  std::string divergence = args["divergence"].as<std::string>();
-  for (const char* known : {"js-logits", "kl", "js-hidden", "mse", "cosine"}) {
-    if (divergence == known) divergence = "";
-  }
-  if (!divergence.empty()) throw_bad_input("--divergence \"" + divergence + "\" is not one of js-logits, kl, js-hidden, mse, cosine");
+  find_divergence(args["divergence"].as<std::string>(), "--divergence");
   std::string model_dir = args["model"].as<std::string>();
   // Every input is read and checked before the first forward.
   auto model = load_model(args);
   Plan plan = plan_option(args, *model);
-  auto tokenizer = model::Tokenizer::load(args.count("tokenizer") ? args["tokenizer"].as<std::string>() : model_dir);
+  std::string tokenizer_source = args.count("tokenizer") ? args["tokenizer"].as<std::string>() : model_dir;
+  auto tokenizer = model::Tokenizer::load(tokenizer_source);
+  model::check_tokenizer_fits(*tokenizer, model->shape().vocab_size, "tokenizer of " + tokenizer_source);
   eval::EvaluationRequest request;
   request.divergence = args["divergence"].as<std::string>();
   request.batch_size = std::max<int64_t>(1, args["batch-size"].as<int64_t>());
   request.speed = args.count("speed") > 0;
   request.progress = args.count("progress") > 0 || Progress::stderr_is_tty();
   request.metrics = metric_names;
+  if (args["limit"].as<int64_t>() < 0) throw_bad_input("--limit must be 0 (all items) or positive");
+  if (args["calib-samples"].as<int64_t>() < 1) throw_bad_input("--calib-samples must be at least 1");
+  if (args["cache-mb"].as<int64_t>() < 0) throw_bad_input("--cache-mb must be 0 or positive");
+  request.cache_bytes = args["cache-mb"].as<int64_t>() << 20;
   int64_t seq_len = args["seq-len"].as<int64_t>();
   if (seq_len > model->shape().max_position_embeddings) {
     throw_bad_input("--seq-len " + std::to_string(seq_len) + " exceeds the model's max_position_embeddings " +
@@ -125,6 +129,11 @@ int metrics_mode(const po::variables_map& args) {
   if (args.count("calib")) request.calibration = eval::load_calibration(args["calib"].as<std::string>(), *tokenizer, text_options);
 
   std::vector<Metric> metrics = eval::evaluate(*model, *tokenizer, plan, request);
+  for (const Metric& m : metrics) {  // an overflowing plan gives NaN logits, and every score from them is noise
+    if (!std::isfinite(m.value)) {
+      throw_runtime("metric " + m.name + " is not finite: the model's logits under this plan are not finite");
+    }
+  }
   if (args.count("json")) {
     Json out = {{"model", model_dir},
               {"plan", plan.to_json()},
@@ -147,7 +156,7 @@ int eval_main(int argc, char** argv) {
   options.add_options()
       ("help,h", "print this help")
       ("model", po::value<std::string>(), "Hugging Face model directory (config.json + safetensors)")
-      ("plan", po::value<std::string>(), "plan JSON (DESIGN.md §7); default: the original model")
+      ("plan", po::value<std::string>(), "plan JSON (ARCHITECTURE.md §7); default: the original model")
       ("ids", po::value<std::string>(), "JSON array of equal-length arrays of token ids")
       ("mask", po::value<std::string>(), "optional JSON array like --ids: 1 token, 0 padding")
       ("dump-logits", po::value<std::string>(), "write the logits [batch, seq, vocab] here (safetensors, F32)")
@@ -160,7 +169,8 @@ int eval_main(int argc, char** argv) {
       ("limit", po::value<int64_t>()->default_value(0), "first N items of each task (0: all)")
       ("ppl", po::value<std::string>(), "held-out text (JSONL {\"text\"} or plain) for perplexity")
       ("calib", po::value<std::string>(), "calibration text for the divergence from the original (and --speed)")
-      ("divergence", po::value<std::string>()->default_value("js-logits"), "js-logits, kl, js-hidden, mse or cosine")
+      ("divergence", po::value<std::string>()->default_value("js-logits"), divergence_names().c_str())
+      ("cache-mb", po::value<int64_t>()->default_value(4096), "layer cache cap for the divergence, MiB")
       ("calib-samples", po::value<int64_t>()->default_value(100), "documents of --calib / --ppl used")
       ("seq-len", po::value<int64_t>()->default_value(256), "tokens per document (longer ones are truncated)")
       ("seed", po::value<uint64_t>()->default_value(0), "which documents, when a file has more")
@@ -184,13 +194,28 @@ int eval_main(int argc, char** argv) {
   // Every input is read and checked before any work and before anything is written.
   auto model = load_model(args);
   Plan plan = plan_option(args, *model);
-  at::Tensor ids = read_matrix(args["ids"].as<std::string>(), "token id");
+  const std::string ids_path = args["ids"].as<std::string>();
+  at::Tensor ids = read_matrix(ids_path, "token id");
+  const int64_t vocab = model->shape().vocab_size;
+  for (int64_t r = 0; r < ids.size(0); ++r) {
+    for (int64_t t = 0; t < ids.size(1); ++t) {
+      int64_t id = ids[r][t].item<int64_t>();
+      if (id < 0 || id >= vocab) {
+        throw_bad_input(ids_path + ": row " + std::to_string(r) + ", position " + std::to_string(t) + ": token id " +
+                        std::to_string(id) + " is outside the model's vocabulary 0.." + std::to_string(vocab - 1));
+      }
+    }
+  }
   at::Tensor mask;
   if (args.count("mask")) {
     mask = read_matrix(args["mask"].as<std::string>(), "0/1");
     if (!mask.sizes().equals(ids.sizes())) throw_bad_input(args["mask"].as<std::string>() + ": shape differs from --ids");
   }
   at::Tensor logits = model->logits(ids, mask, plan).cpu().contiguous();
+  if (!logits.isfinite().all().item<bool>()) {
+    throw_runtime("the logits under this plan are not finite (inf or NaN); nothing written to " +
+                  args["dump-logits"].as<std::string>());
+  }
   model::write_safetensors(args["dump-logits"].as<std::string>(),
                            {{"logits", model::DType::kF32, logits.sizes().vec(), logits.data_ptr<float>()}});
   return 0;

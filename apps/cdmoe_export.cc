@@ -38,7 +38,7 @@ int export_main(int argc, char** argv) {
   options.add_options()
       ("help,h", "print this help")
       ("model", po::value<std::string>(), "Hugging Face model directory to condense")
-      ("plan", po::value<std::string>(), "plan JSON (DESIGN.md §7); condense ops need explicit weights here")
+      ("plan", po::value<std::string>(), "plan JSON (ARCHITECTURE.md §7); condense ops need explicit weights here")
       ("db", po::value<std::string>(), "results database to take the plan from (with --candidate)")
       ("candidate", po::value<int64_t>(), "candidate id in --db whose plan to export")
       ("out", po::value<std::string>(), "new directory to write (must not exist)");
@@ -53,6 +53,7 @@ int export_main(int argc, char** argv) {
   if (fs::exists(out)) throw_bad_input("--out '" + out + "' exists; refusing to overwrite it");
   fs::path parent = fs::absolute(out).parent_path();
   if (!fs::is_directory(parent)) throw_bad_input("--out '" + out + "': directory '" + parent.string() + "' does not exist");
+  if (access(parent.c_str(), W_OK) != 0) throw_bad_input("--out '" + out + "': directory '" + parent.string() + "' is not writable");
 
   auto model = model::MoeModel::load(model_dir);
   Plan plan;
@@ -65,6 +66,9 @@ int export_main(int argc, char** argv) {
     int64_t id = args["candidate"].as<int64_t>();
     plan_source = args["db"].as<std::string>() + " candidate " + std::to_string(id);
     plan = Plan::parse(db::candidate_plan_json(connection, id), plan_source);
+    // CD-MoE-SR plans keep their weights implicit: the sweep's measured average routing weights.
+    model->set_router_stats(model::RouterStats::from_rows(db::candidate_sweep_routing(connection, id), model->shape(),
+                                                          plan_source));
   }
   plan.validate(model->shape(), plan_source);
   if (!model->fixed_plan().is_original()) throw_bad_input(model_dir + " is an exported checkpoint already; export from the original");
@@ -84,7 +88,10 @@ int export_main(int argc, char** argv) {
                      {"format", 1}};
 
   std::string staging = out + ".tmp-" + std::to_string(getpid());
-  fs::create_directory(staging);
+  std::error_code cannot;
+  if (!fs::create_directory(staging, cannot)) {
+    throw_bad_input("--out '" + out + "': cannot create a directory there (" + cannot.message() + ")");
+  }
   try {
     model::write_safetensors(staging + "/model.safetensors", to_write, {{"format", "pt"}});
     std::ofstream(staging + "/config.json") << config.dump(2) << "\n";

@@ -1,4 +1,4 @@
-// cdmoe-sweep: the product (DESIGN.md §1). Under `mpirun -np N` or `srun --mpi=pmix`, rank 0
+// cdmoe-sweep: the product (ARCHITECTURE.md §1). Under `mpirun -np N` or `srun --mpi=pmix`, rank 0
 // coordinates and ranks 1..N-1 are workers; run plainly (or with one rank) the coordinator
 // drives an in-process worker thread through the same messages.
 //   cdmoe-sweep --model DIR --calib FILE --db FILE --sweep NAME [--strategy cdmoe[,drop,...]]
@@ -31,6 +31,8 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "db/report_queries.h"
+#include "db/store.h"
+#include "db/sweep_lease.h"
 #include "worker/worker.h"
 #include "worker/worker_loop.h"
 
@@ -82,7 +84,7 @@ int usable_cores() {
   return int(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-// --threads, or the node's cores shared among its ranks (never oversubscribe, ENVIRONMENT.md).
+// --threads, or the node's cores shared among its ranks (never oversubscribe, ARCHITECTURE.md §8).
 void set_compute_threads(const apps::SweepSettings& settings, int ranks_on_node) {
   int threads = settings.threads > 0 ? settings.threads : std::max(1, usable_cores() / std::max(1, ranks_on_node));
   at::set_num_threads(threads);
@@ -116,7 +118,12 @@ int run_coordinator(const apps::SweepSettings& settings, const std::function<com
     apps::print_dry_run(settings, sweep, std::cout);
     return 0;
   }
+  if (g_stop.load()) {  // a signal while the inputs were read: stop before anything is written
+    std::cerr << "cdmoe-sweep: stopped by signal " << g_stop.load() << " before the sweep started; nothing was written\n";
+    return kPreemptedExitCode;
+  }
   db::Store store(settings.db_path);
+  db::SweepLease lease(store.connection(), settings.sweep_name);  // before anything of the sweep is touched
   coordinator::SweepStart start = coordinator::start_or_resume_sweep(store, sweep.spec);
   if (start.resumed) {
     std::cerr << "cdmoe-sweep: resuming sweep \"" << settings.sweep_name << "\" (was " << start.previous_state
@@ -127,12 +134,13 @@ int run_coordinator(const apps::SweepSettings& settings, const std::function<com
   options.in_flight_per_worker = settings.in_flight;
   options.progress = settings.progress || Progress::stderr_is_tty();
   options.full_evaluation = settings.full_evaluation;
+  options.on_turn = [&lease] { lease.heartbeat(); };
   coordinator::SweepSummary summary;
   double cpu_before = process_cpu_seconds();
   try {
     summary = coordinator::run_sweep(transport(), store, start.sweep_id, *sweep.strategy, options, g_stop);
   } catch (...) {
-    store.set_sweep_state(start.sweep_id, "FAILED");
+    if (!lease.lost()) store.set_sweep_state(start.sweep_id, "FAILED");
     throw;
   }
   if (summary.preempted) {

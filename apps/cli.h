@@ -1,4 +1,4 @@
-// What every cdmoe main() shares: one-line errors and exit codes (DESIGN.md §6).
+// What every cdmoe main() shares: one-line errors and exit codes (ARCHITECTURE.md §6).
 // run_cli calls `body`; a cdmoe::Error prints "PROGRAM: error: MESSAGE" and exits with its
 // kind's code (2 bad input, 1 runtime), a command-line parsing error exits 2, anything else 1.
 #pragma once

@@ -15,12 +15,23 @@
 #include "model/device.h"
 #include "model/model_config.h"
 #include "model/tokenizer.h"
+#include "model/weight_names.h"
 #include "search/budget.h"
 
 namespace po = boost::program_options;
 
 namespace cdmoe::apps {
 namespace {
+
+// A sweep name is a key users type into SQL and reports: printable, no surrounding blanks.
+void check_sweep_name(const std::string& name) {
+  if (name.empty()) throw_bad_input("--sweep must not be empty");
+  if (name.size() > 200) throw_bad_input("--sweep is " + std::to_string(name.size()) + " bytes long; at most 200");
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f) throw_bad_input("--sweep must not hold control characters (a newline or tab)");
+  }
+  if (name.front() == ' ' || name.back() == ' ') throw_bad_input("--sweep \"" + name + "\" starts or ends with a space");
+}
 
 std::vector<int> parse_experts_kept(const std::string& text) {
   std::vector<int> ks;
@@ -128,6 +139,9 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
     if (env) s.benchmarks_dir = env;
   }
   if (s.threads < 0) throw_bad_input("--threads must be 0 or positive");
+  if (s.calib_samples < 1) throw_bad_input("--calib-samples must be at least 1, got " + std::to_string(s.calib_samples));
+  if (s.task_limit < 0) throw_bad_input("--task-limit must be 0 (all items) or positive, got " + std::to_string(s.task_limit));
+  check_sweep_name(s.sweep_name);
   if (s.max_attempts < 1) throw_bad_input("--max-attempts must be at least 1");
   if (s.in_flight < 1) throw_bad_input("--in-flight must be at least 1");
   if (s.cache_mb < 0) throw_bad_input("--cache-mb must be 0 or positive");
@@ -149,12 +163,17 @@ ValidatedSweep validate_sweep(const SweepSettings& s) {
   ValidatedSweep sweep;
   model::Checkpoint checkpoint(s.model_dir);  // config.json and every weight file's header
   model::ModelConfig config = model::model_config_from_json(checkpoint.config(), checkpoint.config_path());
+  // The weights against config.json (names, shapes, dtypes) from the headers alone, here on rank
+  // 0 before anything is written, rather than in a worker after the sweep row exists.
+  model::check_checkpoint_tensors(checkpoint, config, model::fixed_plan_of(checkpoint, config.shape));
   sweep.shape = config.shape;
   if (s.seq_len > sweep.shape.max_position_embeddings) {
     throw_bad_input("--seq-len " + std::to_string(s.seq_len) + " exceeds the model's max_position_embeddings " +
                     std::to_string(sweep.shape.max_position_embeddings));
   }
-  auto tokenizer = model::Tokenizer::load(s.tokenizer_dir.empty() ? s.model_dir : s.tokenizer_dir);
+  std::string tokenizer_source = s.tokenizer_dir.empty() ? s.model_dir : s.tokenizer_dir;
+  auto tokenizer = model::Tokenizer::load(tokenizer_source);
+  model::check_tokenizer_fits(*tokenizer, sweep.shape.vocab_size, "tokenizer of " + tokenizer_source);
   eval::CalibrationOptions text{s.calib_samples, s.seq_len, s.packed, s.seed};
   eval::CalibrationSet calibration = eval::load_calibration(s.calib_path, *tokenizer, text);
   for (const auto& sequence : calibration.sequences) sweep.calibration_tokens += int64_t(sequence.size());

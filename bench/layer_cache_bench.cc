@@ -44,13 +44,11 @@ int main(int argc, char** argv) {
 
   int layer = 4;
   Plan expert_candidate = Plan::parse("{\"layers\":{\"4\":{\"op\":\"condense\",\"experts\":[7],\"weights\":[0.3]}}}", "p");
-  // The reference's way: a full forward per candidate, the layer's output taken by a hook.
+  // The reference's way: a full forward per candidate, the layer's output taken on the way.
   at::Tensor original_output = cache.boundary(layer + 1);
   double full = median_seconds(3, [&] {
-    at::Tensor captured;
-    model->set_layer_hook([&](int l, const at::Tensor&, const at::Tensor& out) { if (l == layer) captured = out; });
-    model->logits(ids, mask, expert_candidate);
-    model->set_layer_hook({});
+    at::Tensor captured = model->run_layers(model->embed(ids), mask, 0, layer + 1, expert_candidate);
+    model->head(model->run_layers(captured, mask, layer + 1, shape.layers, expert_candidate));
     eval::js_hidden(original_output.reshape({-1, shape.hidden}), captured.reshape({-1, shape.hidden}), mask.flatten());
   });
   double cached = median_seconds(5, [&] { eval::measure_objective(cache, "js-hidden", "layer", expert_candidate); });

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/model_shape.h"
+#include "model/family.h"
 #include "core/sha256.h"
 #include "search/strategy.h"
 
@@ -65,7 +66,7 @@ nlohmann::json run(const ModelShape& shape, const std::string& name, SearchConfi
 
 int main(int argc, char** argv) {
   std::string config_path = argc > 1 ? argv[1] : std::string(CDMOE_SOURCE_DIR) + "/tests/fixtures/configs/deepseek-moe-16b";
-  ModelShape shape = read_model_shape(config_path);
+  ModelShape shape = model::read_model_shape(config_path);
   SearchConfig config;
   config.experts_kept = {0, 6};
   config.budgets = parse_budgets("layers:1-27", "budgets");

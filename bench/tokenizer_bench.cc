@@ -14,7 +14,7 @@ using namespace cdmoe;
 
 int main(int argc, char** argv) {
   std::string tokenizers = argc > 1 ? argv[1] : std::string(CDMOE_SOURCE_DIR) + "/third_party/tokenizers";
-  std::string benchmarks = argc > 2 ? argv[2] : std::string(CDMOE_SOURCE_DIR) + "/../shared/benchmarks";
+  std::string benchmarks = argc > 2 ? argv[2] : std::string(CDMOE_SOURCE_DIR) + "/data/benchmarks";
   std::vector<std::string> texts;
   size_t bytes = 0;
   for (const char* file : {"piqa_valid.jsonl", "arc_easy_test.jsonl"}) {

@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 
+#include <climits>
 #include <chrono>
 #include <list>
 #include <thread>
@@ -32,6 +33,9 @@ class MpiTransport : public Transport {
 
   void send(int destination, Tag tag, std::string payload) override {
     reap_sends(false);
+    if (payload.size() > size_t(INT_MAX)) {
+      throw_runtime("MPI message of " + std::to_string(payload.size()) + " bytes exceeds MPI's int count");
+    }
     // The buffer must outlive the nonblocking send: it lives in `sends_` until completion.
     sends_.push_back({std::move(payload), MPI_REQUEST_NULL});
     Pending& pending = sends_.back();
@@ -96,18 +100,18 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   int provided = 0;
   check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
   // Errors come back as codes (and become exceptions) instead of aborting inside MPI.
-  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  check(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
   MPI_Comm node;
   check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
-  MPI_Comm_rank(node, &local_rank_);
-  MPI_Comm_size(node, &local_size_);
-  MPI_Comm_free(&node);
+  check(MPI_Comm_rank(node, &local_rank_), "MPI_Comm_rank (node)");
+  check(MPI_Comm_size(node, &local_size_), "MPI_Comm_size (node)");
+  check(MPI_Comm_free(&node), "MPI_Comm_free");
   transport_ = std::make_unique<MpiTransport>();
 }
 
 MpiSession::~MpiSession() {
   transport_.reset();
-  MPI_Finalize();
+  MPI_Finalize();  // its code is not checked: a destructor cannot report it, and the job is ending
 }
 
 void MpiSession::abort_job(int exit_code) {

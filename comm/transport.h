@@ -1,5 +1,5 @@
 // Transport: point-to-point messages between the coordinator (rank 0) and the workers
-// (DESIGN.md §3). Payloads are opaque strings (core/messages.h's JSON); a tag says what a
+// (ARCHITECTURE.md §3). Payloads are opaque strings (core/messages.h's JSON); a tag says what a
 // payload is. Two implementations: MPI (one rank per process, mpirun/srun) and in-process
 // (one rank: the coordinator drives a worker thread through the same messages).
 // Contract: messages between a pair of ranks arrive in the order sent; send() never waits for

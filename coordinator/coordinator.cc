@@ -59,6 +59,7 @@ class SweepLoop {
       std::vector<std::pair<int, Work>> sends;
       {
         db::Transaction turn(store_.connection());
+        if (options_.on_turn) options_.on_turn();
         handle(messages);
         if (int signal = stop_.load()) {
           preempt(signal);

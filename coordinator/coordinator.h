@@ -1,4 +1,4 @@
-// Coordinator: the sweep loop on rank 0 (DESIGN.md §1): strategy -> queue -> transport ->
+// Coordinator: the sweep loop on rank 0 (ARCHITECTURE.md §1): strategy -> queue -> transport ->
 // workers -> results -> store (sole writer) -> strategy. Dispatch is dynamic: a worker with a
 // free slot gets the next runnable candidate at once, up to `in_flight_per_worker` each, so a
 // worker never idles while the next task travels. Each loop turn is one transaction: the
@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <string>
 
@@ -29,6 +30,7 @@ struct CoordinatorOptions {
   std::string full_task = "full_eval";  // Task.kind of budget points and the original model
   bool full_evaluation = true;     // after the search, evaluate the original and every budget point in full
   double poll_s = 0.1;             // longest wait for a message before checking for a stop signal
+  std::function<void()> on_turn;   // called inside every loop turn's transaction (the lease's heartbeat)
 };
 
 struct SweepSummary {

@@ -1,4 +1,4 @@
-// The one exception type of cdmoe (DESIGN.md §6). Its message names the file/field/value at
+// The one exception type of cdmoe (ARCHITECTURE.md §6). Its message names the file/field/value at
 // fault and reads as a complete sentence after "cdmoe-X: error: ". main() maps the kind to the
 // process exit code: 2 for bad input or usage, 1 for a failure at run time.
 #pragma once

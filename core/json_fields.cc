@@ -105,6 +105,23 @@ std::string string_or(const Json& object, const std::string& key, const std::str
   return it->get<std::string>();
 }
 
+void rethrow_json_error(const std::string& where, const std::exception& e) {
+  if (!dynamic_cast<const Json::exception*>(&e)) throw;
+  // nlohmann's text is "[json.exception.type_error.302] (/json/path) message" with
+  // JSON_DIAGNOSTICS (set for the whole project in CMakeLists.txt): keep the path and message.
+  std::string text = e.what();
+  if (size_t bracket = text.find("] "); text.rfind("[json.exception.", 0) == 0 && bracket != std::string::npos) {
+    text = text.substr(bracket + 2);
+  }
+  if (text.size() > 1 && text[0] == '(') {
+    if (size_t close = text.find(") "); close != std::string::npos) {
+      std::string path = text.substr(1, close - 1);
+      text = "at " + (path.empty() ? std::string("/") : path) + ": " + text.substr(close + 2);
+    }
+  }
+  throw_bad_input(where + ": " + text);
+}
+
 std::string describe_json(const Json& value) {
   std::string text = value.dump();
   if (text.size() > 60) text = text.substr(0, 57) + "...";

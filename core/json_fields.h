@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <string_view>
 
@@ -32,6 +33,21 @@ double number_or(const Json& object, const std::string& key, double fallback, co
 bool bool_or(const Json& object, const std::string& key, bool fallback, const std::string& where);
 std::string string_or(const Json& object, const std::string& key, const std::string& fallback,
                       const std::string& where);
+
+// Inside a catch handler of `e`: bad input as above when `e` is a JSON access error, else rethrows.
+[[noreturn]] void rethrow_json_error(const std::string& where, const std::exception& e);
+// Runs `read` (code that walks a parsed document of `where`), turning a JSON access error that
+// escapes it (a value of the wrong type or a missing key where the reader did not check first)
+// into bad input naming `where` and the value's JSON path, e.g. "tokenizer.json: at
+// /model/vocab/a: type must be number, but is string". Other exceptions pass unchanged.
+template <class Read>
+auto with_json_errors(const std::string& where, Read&& read) -> decltype(read()) {
+  try {
+    return read();
+  } catch (const std::exception& e) {
+    rethrow_json_error(where, e);
+  }
+}
 
 // Short human rendering of a JSON value for error messages (truncated to ~60 characters).
 std::string describe_json(const Json& value);

@@ -57,7 +57,7 @@ struct Result {
 
 // How one MoE layer's router used one routed expert over the calibration text, original model,
 // padding excluded: tokens sent to it (top-k) and their average gate weight, the w̄ a condense op
-// uses when a plan gives no weights (DESIGN.md §2). expert -1 is the shared expert's gate
+// uses when a plan gives no weights (ARCHITECTURE.md §2). expert -1 is the shared expert's gate
 // (qwen2_moe): tokens is every token of the layer, average_weight the mean sigmoid(gate).
 struct ExpertRouting {
   int layer = 0;

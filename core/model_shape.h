@@ -1,14 +1,13 @@
 // ModelShape: the torch-free facts of a Hugging Face MoE checkpoint that search and the
-// parameter count need (layers, which are MoE, expert sizes), read from its config.json.
-// Each supported `model_type` has one reader in model_shape.cc's table; missing optional keys
-// take the defaults of the family's transformers config class, missing required keys are errors.
+// parameter count need (layers, which are MoE, expert sizes). A plain value: it is read from
+// config.json by the model family's reader (model/family.h), and search/, db/ and the
+// coordinator receive it ready-made.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "core/json_fields.h"
 
 namespace cdmoe {
 
@@ -39,12 +38,5 @@ struct ModelShape {
   bool is_moe_layer(int64_t layer) const;
   std::vector<int> moe_layers() const;  // ascending decoder-layer indices
 };
-
-// Reads a config.json already parsed; `where` names it in errors.
-ModelShape model_shape_from_config(const Json& config, const std::string& where);
-// Accepts a model directory (reads DIR/config.json) or the path of a config.json.
-ModelShape read_model_shape(const std::string& model_dir_or_config);
-// The model_type values that have a reader, comma-separated, for error messages.
-std::string supported_model_types();
 
 }  // namespace cdmoe

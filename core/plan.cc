@@ -34,6 +34,18 @@ double finite_number(const Json& value, const std::string& where) {
   return number == 0.0 ? 0.0 : number;  // -0 and 0 hash the same
 }
 
+// A condense weight scales an expert's output: routing weights lie in [0, 1], and one far
+// outside any sensible scale (1e308 would overflow every activation to inf) is a mistake.
+constexpr double kMaxAbsWeight = 1000;
+
+double condense_weight(const Json& value, const std::string& where) {
+  double number = finite_number(value, where);
+  if (std::abs(number) > kMaxAbsWeight) {
+    throw_bad_input(where + " is " + describe_json(value) + "; condense weights must lie within [-1000, 1000]");
+  }
+  return number;
+}
+
 std::vector<int> parse_experts(const Json& list, const std::string& where) {
   if (!list.is_array()) throw_bad_input(where + ": 'experts' must be an array of expert indices");
   std::vector<int> experts;
@@ -86,11 +98,11 @@ LayerPlan parse_layer(const Json& entry, const std::string& where) {
                       std::to_string(layer.experts.size()) + " experts");
     }
     for (size_t i = 0; i < weights.size(); ++i) {
-      layer.weights.push_back(finite_number(weights[i], where + ": weights[" + std::to_string(i) + "]"));
+      layer.weights.push_back(condense_weight(weights[i], where + ": weights[" + std::to_string(i) + "]"));
     }
   }
   if (entry.contains("shared_weight") && !entry["shared_weight"].is_null()) {
-    layer.shared_weight = finite_number(entry["shared_weight"], where + ": 'shared_weight'");
+    layer.shared_weight = condense_weight(entry["shared_weight"], where + ": 'shared_weight'");
   }
   return layer;
 }

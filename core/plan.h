@@ -1,4 +1,4 @@
-// Plan: what a candidate does to each decoder layer (DESIGN.md §7). A value type; parsing checks
+// Plan: what a candidate does to each decoder layer (ARCHITECTURE.md §7). A value type; parsing checks
 // structure (ops, keys, duplicates, counts), validate() checks it against a model's shape.
 // canonical() is the hashed form: sorted keys, experts ascending with their weights, no spaces.
 #pragma once

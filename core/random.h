@@ -1,6 +1,6 @@
 // Portable seeded randomness: the same seed gives the same draws with every compiler and
 // standard library (std::uniform_int_distribution does not promise that; std::mt19937_64's raw
-// output does). Used wherever a choice is recorded by its seed (DESIGN.md §6).
+// output does). Used wherever a choice is recorded by its seed (ARCHITECTURE.md §6).
 #pragma once
 
 #include <cstdint>

@@ -38,6 +38,18 @@ std::string candidate_plan_json(Connection& connection, int64_t candidate_id) {
   return find.column_text(0);
 }
 
+std::vector<ExpertRouting> candidate_sweep_routing(Connection& connection, int64_t candidate_id) {
+  Statement rows(connection, R"sql(
+    SELECT r.layer, r.expert, r.tokens, r.average_weight FROM router_stats r
+    JOIN candidates c ON c.sweep_id = r.sweep_id WHERE c.id = ? ORDER BY r.layer, r.expert)sql");
+  rows.bind(1, candidate_id);
+  std::vector<ExpertRouting> out;
+  while (rows.step()) {
+    out.push_back({int(rows.column_int(0)), int(rows.column_int(1)), rows.column_double(2), rows.column_double(3)});
+  }
+  return out;
+}
+
 Table sweeps_table(Connection& connection) {
   Statement s(connection, R"sql(
     SELECT w.name AS sweep, w.state, w.strategy,

@@ -29,6 +29,10 @@ Table pareto_table(Connection& connection, const std::string& sweep);
 // weight; expert -1 is a shared expert's gate.
 Table router_table(Connection& connection, const std::string& sweep);
 
+// The router statistics stored for the sweep that candidate `candidate_id` belongs to (what its
+// condense ops without explicit weights were measured with); empty when it has none.
+std::vector<ExpertRouting> candidate_sweep_routing(Connection& connection, int64_t candidate_id);
+
 // The canonical plan JSON of a candidate; bad input when there is no such candidate.
 std::string candidate_plan_json(Connection& connection, int64_t candidate_id);
 

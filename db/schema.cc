@@ -31,7 +31,7 @@ CREATE TABLE candidates (
   sweep_id    INTEGER NOT NULL REFERENCES sweeps(id),
   stage       TEXT NOT NULL,     -- e.g. expert_select, layer_select, final
   method      TEXT NOT NULL,     -- e.g. cdmoe_sr, cdmoe_s, drop, prune, original
-  plan_json   TEXT NOT NULL,     -- canonical plan (DESIGN.md §7)
+  plan_json   TEXT NOT NULL,     -- canonical plan (ARCHITECTURE.md §7)
   plan_hash   TEXT NOT NULL,     -- sha256 of plan_json
   parent_id   INTEGER REFERENCES candidates(id),
   budget      TEXT,              -- the budget point this candidate stands for, if any
@@ -123,12 +123,27 @@ CREATE TABLE router_stats (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 3: who runs a sweep. One row per sweep being run: the coordinator's host and pid and
+// its last heartbeat (Unix seconds). Taken in a write transaction before anything of the sweep
+// is touched, renewed while it runs, removed when it ends; a second coordinator on the same
+// sweep is refused while the owner lives (db/sweep_lease.h).
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE sweep_leases (
+  sweep        TEXT PRIMARY KEY,  -- sweeps.name (the lease is taken before a new sweep's row exists)
+  host         TEXT NOT NULL,
+  pid          INTEGER NOT NULL,
+  heartbeat    REAL NOT NULL,     -- Unix time, seconds
+  acquired_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 const std::vector<std::string>& migrations() {
   static const std::vector<std::string> steps = {
       std::string(kSchemaV1) + results_view_sql({}),
       kSchemaV2,
+      kSchemaV3,
   };
   return steps;
 }

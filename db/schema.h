@@ -1,6 +1,6 @@
 // The schema of a cdmoe results database: numbered forward migrations (migration i takes
 // PRAGMA user_version from i to i+1) and the generated `results` view. The one place SQL DDL
-// lives; see DESIGN.md §5 and README.md for what each table holds.
+// lives; see ARCHITECTURE.md §5 and README.md for what each table holds.
 #pragma once
 
 #include <string>

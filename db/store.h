@@ -1,4 +1,4 @@
-// Store: the results database as the coordinator writes it (the only writer, DESIGN.md §5).
+// Store: the results database as the coordinator writes it (the only writer, ARCHITECTURE.md §5).
 // Every public write is one transaction: a result and all its metrics, steps and its event
 // commit together or not at all, so a reader never sees half a result. Not thread-safe: one
 // thread owns a Store; readers open their own connection (open_database, kReadOnly).

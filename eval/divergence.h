@@ -1,4 +1,4 @@
-// Divergences between the original model and a candidate on calibration tokens (DESIGN.md §2),
+// Divergences between the original model and a candidate on calibration tokens (ARCHITECTURE.md §2),
 // and next-token negative log-likelihood, averaged over the valid (non-padding) tokens, in
 // nats. Rows are tokens: hidden states [N, D], a validity mask [N] (bool; undefined: all).
 // The vocabulary-sized ones never hold an [N, V] tensor: the LM head W [V, D] is applied in

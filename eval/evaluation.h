@@ -3,7 +3,7 @@
 // inputs the request has, or those it names. Metric names:
 //   <task>_acc, <task>_acc_stderr, <task>_acc_norm, <task>_acc_norm_stderr, task_acc_mean (ratio)
 //   perplexity (""), nll_per_token (nats)                        on held-out text
-//   <divergence>_model, e.g. js_logits_model (nats)              vs the original, calibration text
+//   <divergence>_model, e.g. js_logits_model (unit: core/objectives.h) vs the original, calibration text
 //   param_bytes, param_bytes_materialised (bytes, in the compute dtype), param_ratio (ratio),
 //   peak_rss_bytes (bytes)
 //   peak_cuda_allocated_bytes (bytes)                            a model on CUDA, this evaluation
@@ -23,11 +23,18 @@
 
 namespace cdmoe::eval {
 
+class LayerCache;
+
 struct EvaluationRequest {
   std::vector<Task> tasks;
   std::optional<CalibrationSet> held_out;     // perplexity
   std::optional<CalibrationSet> calibration;  // divergence and speed
-  std::string divergence = "js-logits";
+  std::string divergence = "js-logits";  // a name of core/objectives.h
+  // The divergence runs through this cache when it is given (it must hold `calibration` under
+  // the original model, as a worker's does; not owned); otherwise through a cache of its own
+  // under cache_bytes (--cache-mb).
+  LayerCache* calibration_cache = nullptr;
+  int64_t cache_bytes = int64_t(1) << 32;
   bool speed = false;
   int speed_repeats = 3;
   int64_t batch_size = 8;

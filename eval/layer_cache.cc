@@ -113,42 +113,48 @@ at::Tensor LayerCache::layer_output(const Plan& plan, int layer, int64_t rows) {
   return model_.run_layers(leading(boundary(layer), rows), leading(mask_, rows), layer, layer + 1, plan);
 }
 
-double measure_objective(LayerCache& cache, const std::string& divergence, const std::string& scope, const Plan& plan,
-                         double calib_fraction) {
+double measure_objective(LayerCache& cache, const DivergenceInfo& divergence, const std::string& scope,
+                         const Plan& plan, double calib_fraction) {
   int64_t sequences = cache.mask().size(0);
   int64_t rows = calib_fraction < 1 ? std::max<int64_t>(1, int64_t(std::lround(calib_fraction * double(sequences)))) : sequences;
+  validate_objective_scope(scope, "objective");
   at::Tensor reference, candidate;
   if (scope == "layer") {
     int layer = cache.first_difference(cache.base(), plan);
     if (layer == cache.num_layers()) throw_bad_input("a layer-scope objective needs a plan that changes one layer");
     reference = cache.boundary(layer + 1).narrow(0, 0, rows);
     candidate = cache.layer_output(plan, layer, rows);
-  } else if (scope == "model") {
+  } else {
     reference = cache.boundary(cache.num_layers()).narrow(0, 0, rows);
     candidate = cache.final_hidden(plan, rows);
-  } else {
-    throw_bad_input("objective scope \"" + scope + "\" is not one of layer, model");
   }
   at::Tensor valid = cache.mask().to(at::kBool).narrow(0, 0, rows);
   const model::MoeModel& model = cache.model();
-  bool vocabulary = divergence == "js-logits" || divergence == "kl";
-  if (vocabulary && scope == "model") {  // the reference is the same for every candidate: prepared once
+  const DivergenceKind kind = divergence.kind;
+  if (divergence.vocabulary && scope == "model") {  // the reference is the same for every candidate: prepared once
     const VocabularyReference& prepared = cache.vocabulary_reference(rows);
     at::Tensor q_rows = valid_final_rows(model, candidate, valid);
-    return divergence == "js-logits" ? js_logits(prepared, q_rows) : kl_logits(prepared, q_rows);
+    return kind == DivergenceKind::kJsLogits ? js_logits(prepared, q_rows) : kl_logits(prepared, q_rows);
   }
-  if (vocabulary || scope == "model") {  // next-token space, or the final-norm output
+  if (divergence.vocabulary || scope == "model") {  // next-token space, or the final-norm output
     reference = model.final_norm(reference);
     candidate = model.final_norm(candidate);
   }
   int64_t D = reference.size(-1);
   at::Tensor ref = reference.reshape({-1, D}), cand = candidate.reshape({-1, D}), flat_valid = valid.flatten();
-  if (divergence == "js-logits") return js_logits(ref, cand, model.lm_head_weight(), flat_valid);
-  if (divergence == "kl") return kl_logits(ref, cand, model.lm_head_weight(), flat_valid);
-  if (divergence == "js-hidden") return js_hidden(ref, cand, flat_valid);
-  if (divergence == "mse") return mse(ref, cand, flat_valid);
-  if (divergence == "cosine") return cosine_distance(ref, cand, flat_valid);
-  throw_bad_input("objective \"" + divergence + "\" is not one of js-hidden, js-logits, kl, mse, cosine");
+  switch (kind) {
+    case DivergenceKind::kJsLogits: return js_logits(ref, cand, model.lm_head_weight(), flat_valid);
+    case DivergenceKind::kKl: return kl_logits(ref, cand, model.lm_head_weight(), flat_valid);
+    case DivergenceKind::kJsHidden: return js_hidden(ref, cand, flat_valid);
+    case DivergenceKind::kMse: return mse(ref, cand, flat_valid);
+    case DivergenceKind::kCosine: return cosine_distance(ref, cand, flat_valid);
+  }
+  throw_runtime("measure_objective: a divergence kind without a kernel");
+}
+
+double measure_objective(LayerCache& cache, const std::string& divergence, const std::string& scope, const Plan& plan,
+                         double calib_fraction) {
+  return measure_objective(cache, find_divergence(divergence, "objective"), scope, plan, calib_fraction);
 }
 
 }  // namespace cdmoe::eval

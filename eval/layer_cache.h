@@ -1,7 +1,7 @@
 // LayerCache: the calibration set's hidden states at layer boundaries under a base plan, kept
 // per worker so a candidate that differs from the base only from layer l on runs from l
 // (layer selection: l..L; expert selection, whose objective is local: layer l alone) instead
-// of from the embeddings (DESIGN.md §2). Boundaries are computed on first use from the
+// of from the embeddings (ARCHITECTURE.md §2). Boundaries are computed on first use from the
 // nearest earlier cached one and kept while they fit under the memory cap; past it they are
 // recomputed (never evicted, so results do not depend on access order). Changing the base
 // invalidates every boundary after the first layer whose operation changed.
@@ -16,6 +16,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "core/objectives.h"
 #include "core/plan.h"
 #include "eval/divergence.h"
 #include "model/moe_model.h"
@@ -68,6 +69,9 @@ class LayerCache {
 //   divergence js-logits / kl: next-token distributions (final norm + LM head, in vocabulary
 //   chunks); js-hidden / mse / cosine: hidden states (final-norm outputs at model scope).
 // calib_fraction < 1 uses that leading fraction of the calibration sequences.
+double measure_objective(LayerCache& cache, const DivergenceInfo& divergence, const std::string& scope,
+                         const Plan& plan, double calib_fraction = 1.0);
+// The same, the divergence by name (core/objectives.h; bad input when unknown).
 double measure_objective(LayerCache& cache, const std::string& divergence, const std::string& scope, const Plan& plan,
                          double calib_fraction = 1.0);
 

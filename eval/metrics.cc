@@ -8,6 +8,7 @@
 #include <torch/cuda.h>
 
 #include "core/error.h"
+#include "core/objectives.h"
 #include "core/param_count.h"
 #include "core/progress.h"
 #include "eval/device_memory.h"
@@ -106,11 +107,17 @@ void speed(const MetricInputs& in, std::vector<Metric>& out) {
 
 void divergence(const MetricInputs& in, std::vector<Metric>& out) {
   const auto& [model, tokenizer, plan, request] = in;
-  auto [ids, mask] = pad_batch(request.calibration->sequences);
-  LayerCache cache(model, ids, mask, Plan(), int64_t(1) << 32);
-  std::string name = request.divergence;
-  std::replace(name.begin(), name.end(), '-', '_');
-  out.push_back({name + "_model", measure_objective(cache, request.divergence, "model", plan), "nats"});
+  const DivergenceInfo& info = find_divergence(request.divergence, "divergence");
+  double value = 0;
+  LayerCache* shared_cache = request.calibration_cache;
+  if (shared_cache && shared_cache->base().layers().empty()) {  // the worker's cache of the original's boundaries
+    value = measure_objective(*shared_cache, info, "model", plan);
+  } else {
+    auto [ids, mask] = pad_batch(request.calibration->sequences);
+    LayerCache cache(model, ids, mask, Plan(), request.cache_bytes);
+    value = measure_objective(cache, info, "model", plan);
+  }
+  out.push_back({divergence_metric_name(info, "model"), value, info.unit});
 }
 
 void memory(const MetricInputs& in, std::vector<Metric>& out) {

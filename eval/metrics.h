@@ -1,4 +1,4 @@
-// The metrics a full evaluation computes, registered by name (DESIGN.md §4). A metric is one
+// The metrics a full evaluation computes, registered by name (ARCHITECTURE.md §4). A metric is one
 // function from (model, plan, the request's data) to named values with units; adding one is
 // one function and one row in metrics.cc. Its values are stored as `metrics` rows and appear as
 // columns of the `results` view with no schema change. evaluate() runs them in registry order.

@@ -35,7 +35,11 @@ void check_item(const TaskItem& item, const std::string& where) {
                     std::to_string(item.choices.size()) + " choices");
   }
   count_code_points(item.context, where + ": context");
-  for (const std::string& choice : item.choices) count_code_points(choice, where + ": choice");
+  for (size_t c = 0; c < item.choices.size(); ++c) {
+    // An empty continuation has no token to score: its log-likelihood 0 would beat every real one.
+    if (item.choices[c].empty()) throw_bad_input(where + ": choice " + std::to_string(c) + " is empty");
+    count_code_points(item.choices[c], where + ": choice");
+  }
 }
 
 Task load_piqa(const std::string& dir, int64_t limit) {
@@ -135,6 +139,7 @@ int64_t count_code_points(const std::string& utf8, const std::string& where) {
 }
 
 Task load_task(const std::string& spec, const std::string& benchmarks_dir, int64_t limit) {
+  if (limit < 0) throw_bad_input("task item limit must be 0 (all) or positive, got " + std::to_string(limit));
   if (spec == "piqa") return load_piqa(benchmarks_dir, limit);
   if (spec == "arc_easy") return load_arc_easy(benchmarks_dir, limit);
   if (spec.size() > 6 && spec.compare(spec.size() - 6, 6, ".jsonl") == 0) return load_jsonl(spec, limit);

@@ -1,4 +1,4 @@
-// Zero-shot multiple-choice tasks as lm-evaluation-harness poses them (shared/benchmarks/
+// Zero-shot multiple-choice tasks as lm-evaluation-harness poses them (data/benchmarks/
 // README.md): a context and continuations, one of which is gold. Loaders refuse bad lines with
 // the file and line number. Torch-free.
 //   piqa:       "Question: {goal}\nAnswer:" + " {sol1}" / " {sol2}"; gold from the .lst file

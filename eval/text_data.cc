@@ -27,6 +27,39 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> encode_pair(const model::T
   return {context_ids, continuation_ids};
 }
 
+namespace {
+
+// Byte offset <= at that does not split a UTF-8 character of text.
+size_t utf8_boundary(const std::string& text, size_t at) {
+  if (at >= text.size()) return text.size();
+  while (at > 0 && (static_cast<unsigned char>(text[at]) & 0xC0) == 0x80) --at;
+  return at;
+}
+
+// The first max_tokens tokens of document (encoded with special tokens), tokenising only a
+// leading part of a long document: a prefix's tokens are kept when a prefix twice as long
+// gives the same first max_tokens (tokens can only change near the cut), else the prefix
+// grows. A 5 MB line costs what its first few KiB cost.
+std::vector<int64_t> encode_leading(const model::Tokenizer& tokenizer, const std::string& document, int64_t max_tokens) {
+  const size_t wanted = size_t(max_tokens);
+  const size_t suffix = tokenizer.special_suffix().size();
+  for (size_t bytes = std::max<size_t>(4096, wanted * 32); bytes < document.size(); bytes *= 4) {
+    size_t cut = utf8_boundary(document, bytes);
+    std::vector<int64_t> prefix = tokenizer.encode(document.substr(0, cut), /*add_special_tokens=*/true);
+    if (prefix.size() < wanted + suffix + 1) continue;  // the cut is too near: longer prefix
+    std::vector<int64_t> longer = tokenizer.encode(document.substr(0, utf8_boundary(document, 2 * cut)), true);
+    if (longer.size() >= wanted && std::equal(prefix.begin(), prefix.begin() + long(wanted), longer.begin())) {
+      prefix.resize(wanted);
+      return prefix;
+    }
+  }
+  std::vector<int64_t> ids = tokenizer.encode(document, /*add_special_tokens=*/true);
+  if (ids.size() > wanted) ids.resize(wanted);
+  return ids;
+}
+
+}  // namespace
+
 CalibrationSet load_calibration(const std::string& path, const model::Tokenizer& tokenizer,
                                 const CalibrationOptions& options) {
   if (options.seq_len < 1) throw_bad_input("--seq-len must be at least 1");
@@ -77,8 +110,7 @@ CalibrationSet load_calibration(const std::string& path, const model::Tokenizer&
     std::sort(chosen.begin(), chosen.end());
   }
   for (size_t index : chosen) {
-    std::vector<int64_t> ids = tokenizer.encode(documents[index], /*add_special_tokens=*/true);
-    if (int64_t(ids.size()) > options.seq_len) ids.resize(size_t(options.seq_len));
+    std::vector<int64_t> ids = encode_leading(tokenizer, documents[index], options.seq_len);
     if (!ids.empty()) set.sequences.push_back(std::move(ids));
   }
   return set;

@@ -1,5 +1,5 @@
 // Text into token sequences for evaluation: lm-evaluation-harness's context/continuation split,
-// and calibration / held-out data (DESIGN.md §2: e.g. 100 C4 documents of <= 256 tokens).
+// and calibration / held-out data (ARCHITECTURE.md §2: e.g. 100 C4 documents of <= 256 tokens).
 #pragma once
 
 #include <cstdint>

@@ -3,36 +3,30 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "model/families/families.h"
 
 namespace cdmoe::model {
 
-const FamilyTraits& family_traits(const std::string& model_type) {
-  // One line per family (DESIGN.md §4); core/model_shape.cc has the matching config reader.
-  static const FamilyTraits* const kFamilies[] = {&kDeepseekTraits, &kQwen2MoeTraits};
-  for (const FamilyTraits* traits : kFamilies) {
-    if (model_type == traits->model_type) return *traits;
-  }
-  throw_bad_input("model_type \"" + model_type + "\" is not supported (supported: " + supported_model_types() + ")");
-}
-
 ModelConfig model_config_from_json(const Json& config, const std::string& where) {
-  ModelConfig result{model_shape_from_config(config, where), family_traits(require_string(config, "model_type", where))};
-  result.rms_norm_eps = number_or(config, "rms_norm_eps", 1e-6, where);
-  result.rope_theta = number_or(config, "rope_theta", 10000, where);
-  std::string act = string_or(config, "hidden_act", "silu", where);
-  if (act != "silu") throw_bad_input(where + ": hidden_act \"" + act + "\" is not supported (supported: silu)");
-  if (config.contains("rope_scaling") && !config["rope_scaling"].is_null()) {
-    const Json& scaling = config["rope_scaling"];
-    std::string type = string_or(scaling, "type", string_or(scaling, "rope_type", "", where + ": rope_scaling"),
-                                 where + ": rope_scaling");
-    if (type != "linear") {
-      throw_bad_input(where + ": rope_scaling type \"" + type + "\" is not supported (supported: none, linear)");
+  ModelConfig result;
+  result.shape = model_shape_from_config(config, where);
+  result.family = &find_family(result.shape.model_type, where);
+  return with_json_errors(where, [&] {
+    result.rms_norm_eps = number_or(config, "rms_norm_eps", 1e-6, where);
+    result.rope_theta = number_or(config, "rope_theta", 10000, where);
+    std::string act = string_or(config, "hidden_act", "silu", where);
+    if (act != "silu") throw_bad_input(where + ": hidden_act \"" + act + "\" is not supported (supported: silu)");
+    if (config.contains("rope_scaling") && !config["rope_scaling"].is_null()) {
+      const Json& scaling = config["rope_scaling"];
+      std::string type = string_or(scaling, "type", string_or(scaling, "rope_type", "", where + ": rope_scaling"),
+                                   where + ": rope_scaling");
+      if (type != "linear") {
+        throw_bad_input(where + ": rope_scaling type \"" + type + "\" is not supported (supported: none, linear)");
+      }
+      result.rope_linear_factor = require_number(scaling, "factor", where + ": rope_scaling");
+      if (!(result.rope_linear_factor > 0)) throw_bad_input(where + ": rope_scaling factor must be positive");
     }
-    result.rope_linear_factor = require_number(scaling, "factor", where + ": rope_scaling");
-    if (!(result.rope_linear_factor > 0)) throw_bad_input(where + ": rope_scaling factor must be positive");
-  }
-  return result;
+    return result;
+  });
 }
 
 }  // namespace cdmoe::model

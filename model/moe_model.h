@@ -1,5 +1,5 @@
 // MoeModel: a decoder-only MoE transformer of a registered family, loaded once from a Hugging
-// Face directory and run as transformers runs it, with any Plan (DESIGN.md §7) applied.
+// Face directory and run as transformers runs it, with any Plan (ARCHITECTURE.md §7) applied.
 // Compute is on the device the model is loaded to (CPU, or a CUDA device in a build whose libtorch
 // has CUDA), in its compute dtype: float32, or bfloat16 (weights and activations; norms,
 // softmaxes, RoPE tables and the router in float32, as transformers does; logits() and head()
@@ -12,7 +12,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <utility>
 #include <memory>
@@ -21,6 +20,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "core/messages.h"
 #include "core/plan.h"
 #include "model/model_config.h"
 
@@ -40,6 +40,12 @@ struct RouterStats {
 
   double average_weight(int layer, int expert) const;  // 0 for an expert never routed to
   double average_shared_gate(int layer) const;         // 1 when not measured (deepseek)
+
+  // As rows (core/messages.h; a sweep's router_stats table): per layer every routed expert,
+  // then expert -1 (the shared gate's mean over token_count tokens) where it was measured.
+  std::vector<ExpertRouting> to_rows() const;
+  // The inverse; `where` names the source in errors (an expert index past the model's).
+  static RouterStats from_rows(const std::vector<ExpertRouting>& rows, const ModelShape& shape, const std::string& where);
 };
 
 class MoeModel {
@@ -73,13 +79,9 @@ class MoeModel {
   // layers are fixed and a further plan may not touch them. Empty for an original checkpoint.
   const Plan& fixed_plan() const;
 
-  // Called by run_layers after every decoder layer with (layer, its input, its output), e.g.
-  // to fill a layer cache; an empty function removes the hook.
-  using LayerHook = std::function<void(int layer, const at::Tensor& input, const at::Tensor& output)>;
-  void set_layer_hook(LayerHook hook);
-
-  // Router statistics: collected by forwards of original MoE layers while on; condense ops
-  // without weights (or without shared_weight for qwen2_moe) take their defaults from them.
+  // Router statistics: collected by forwards of original MoE layers while on, or set from
+  // stored ones (a sweep's router_stats table, for cdmoe-export); condense ops without weights
+  // (or without shared_weight for qwen2_moe) take their defaults from them.
   void collect_router_stats(bool on);
   const RouterStats& router_stats() const;
   void set_router_stats(RouterStats stats);

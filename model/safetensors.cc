@@ -46,7 +46,14 @@ const char* dtype_name(DType dtype) {
   return "?";
 }
 
-size_t dtype_size(DType dtype) { return dtype == DType::kF32 ? 4 : 2; }
+size_t dtype_size(DType dtype) {
+  switch (dtype) {
+    case DType::kF32: return 4;
+    case DType::kF16:
+    case DType::kBF16: return 2;
+  }
+  throw_runtime("a safetensors dtype without a size");
+}
 
 int64_t TensorInfo::elements() const {
   int64_t count = 1;

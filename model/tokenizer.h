@@ -34,8 +34,14 @@ class Tokenizer {
 
  private:
   Tokenizer();
+  static std::unique_ptr<Tokenizer> load_file(const std::string& path);  // load() without the JSON error wrapper
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Bad input when the tokenizer can produce ids past the model's vocabulary (ids 0..vocab_size-1),
+// naming `where` (the tokenizer's file); a tokenizer smaller than the vocabulary is fine (models
+// pad their embeddings).
+void check_tokenizer_fits(const Tokenizer& tokenizer, int64_t vocab_size, const std::string& where);
 
 }  // namespace cdmoe::model

@@ -1,4 +1,4 @@
-// The baselines users compare CD-MoE against (DESIGN.md §2): layer drop (greedy layer
+// The baselines users compare CD-MoE against (ARCHITECTURE.md §2): layer drop (greedy layer
 // selection dropping MoE blocks) and expert pruning (per layer, greedy backward elimination
 // of experts with the router kept, NAEE-style; every MoE layer pruned to the same count).
 #include <algorithm>

@@ -92,6 +92,12 @@ std::vector<Budget> parse_budgets(const std::string& spec, const std::string& wh
       } else if (kind == "memory") {
         double value = parse_bytes(item, at);
         if (value <= 0) throw_bad_input(at + ": memory must be positive");
+        // Up to 1 a fraction of the original; above it bytes, which come whole and with a size
+        // no model has below 1 KiB: "1.5" or "900" is a mistyped fraction, not bytes.
+        if (value > 1 && (value != std::floor(value) || value < 1024)) {
+          throw_bad_input(at + ": memory:" + item + " is neither a fraction in (0, 1] nor a size in bytes "
+                          "(whole, at least 1024, or with a unit: 20GiB)");
+        }
         budgets.push_back({Budget::Kind::kMemory, value, "memory:" + item});
       } else if (kind == "speed") {
         double value = parse_number(item, at);

@@ -1,6 +1,6 @@
 // What a search strategy hands the coordinator: a candidate is a plan plus the objective a
 // worker must measure on it; a budget point is a plan chosen for full evaluation.
-// Torch-free value types (DESIGN.md §3: search/ never sees a tensor).
+// Torch-free value types (ARCHITECTURE.md §3: search/ never sees a tensor).
 #pragma once
 
 #include <optional>
@@ -12,7 +12,7 @@
 
 namespace cdmoe::search {
 
-// A divergence of a candidate from the original model on calibration data (DESIGN.md §2).
+// A divergence of a candidate from the original model on calibration data (ARCHITECTURE.md §2).
 struct Objective {
   std::string divergence = "js-hidden";  // js-hidden | js-logits | kl | mse | cosine
   std::string scope = "layer";           // layer: the changed layer's own output; model: the final output
@@ -24,10 +24,8 @@ struct Objective {
   bool operator==(const Objective& other) const;
 };
 
-// Checks divergence and scope names; bad input naming `where` otherwise.
+// Checks divergence and scope names (core/objectives.h); bad input naming `where` otherwise.
 void validate_objective(const Objective& objective, const std::string& where);
-// The divergence names a worker can compute, comma-separated.
-std::string divergence_names();
 
 // A candidate named by stage and plan: unique within a sweep (the database's key).
 struct CandidateRef {

@@ -1,4 +1,4 @@
-// The CD-MoE search (DESIGN.md §2): greedy expert selection in every MoE layer at once, then
+// The CD-MoE search (ARCHITECTURE.md §2): greedy expert selection in every MoE layer at once, then
 // greedy (beam) layer selection for each k in experts_kept, whose curve gives the budget points.
 #include <algorithm>
 #include <map>

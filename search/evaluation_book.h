@@ -55,7 +55,7 @@ class EvaluationBook {
   std::vector<Queued> queued_;
 };
 
-// Successive halving inside a round (DESIGN.md's early stopping): every candidate is first
+// Successive halving inside a round (ARCHITECTURE.md's early stopping): every candidate is first
 // measured on a leading fraction of the calibration data; only those within `margin`
 // (relative) of the best screen are measured in full. Off when fraction is 0.
 struct Screening {

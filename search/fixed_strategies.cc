@@ -73,6 +73,7 @@ std::vector<BudgetPoint> plans_from_file(const ModelShape& shape, const SearchCo
   if (config.plans_file.empty()) throw_bad_input("the plans strategy needs --plans FILE.jsonl");
   std::istringstream lines(read_text_file(config.plans_file));
   std::vector<BudgetPoint> points;
+  std::vector<int> lines_of;  // the file line of each point
   std::string line;
   for (int number = 1; std::getline(lines, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -84,7 +85,17 @@ std::vector<BudgetPoint> plans_from_file(const ModelShape& shape, const SearchCo
     plan.validate(shape, where);
     std::string name = wrapped ? string_or(entry, "name", "line:" + std::to_string(number), where)
                                : "line:" + std::to_string(number);
+    for (size_t i = 0; i < points.size(); ++i) {  // merged silently, two lines would look like one result
+      if (points[i].budget == name) {
+        throw_bad_input(where + ": plan name \"" + name + "\" is used again (first on line " + std::to_string(lines_of[i]) + ")");
+      }
+      if (points[i].plan == plan) {
+        throw_bad_input(where + ": plan \"" + name + "\" is the same plan as \"" + points[i].budget + "\" on line " +
+                        std::to_string(lines_of[i]));
+      }
+    }
     points.push_back(BudgetPoint{"plans", name, plan, std::numeric_limits<double>::quiet_NaN()});
+    lines_of.push_back(number);
   }
   if (points.empty()) throw_bad_input(config.plans_file + ": holds no plans");
   return points;

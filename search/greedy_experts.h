@@ -1,4 +1,4 @@
-// Greedy expert selection for one MoE layer (DESIGN.md §2). Forward (CD-MoE): round r adds to
+// Greedy expert selection for one MoE layer (ARCHITECTURE.md §2). Forward (CD-MoE): round r adds to
 // the chosen set the expert whose condensed layer diverges least. Backward (the pruning
 // baseline): round r removes from the kept set the expert whose removal hurts least.
 // Each round's candidates wait in the evaluation book; advance() steps through finished rounds.

@@ -1,4 +1,4 @@
-// Greedy layer selection with a beam (DESIGN.md §2): step t offers every remaining layer
+// Greedy layer selection with a beam (ARCHITECTURE.md §2): step t offers every remaining layer
 // changed on top of each of the b best plans of step t-1 and keeps the b best of step t.
 // The best plan of each step is the budget curve (1, 2, ... layers). What "changing a layer"
 // means (condense with its chosen experts, drop) is the caller's `layer_plan`.

@@ -9,7 +9,7 @@ struct Registered {
   std::unique_ptr<Strategy> (*make)(const ModelShape&, const SearchConfig&);
 };
 
-// One line per strategy (DESIGN.md §4).
+// One line per strategy (ARCHITECTURE.md §4).
 constexpr Registered kStrategies[] = {
     {"cdmoe", make_cdmoe_strategy},   {"drop", make_drop_strategy},   {"prune", make_prune_strategy},
     {"random", make_random_strategy}, {"plans", make_plans_strategy},

@@ -1,4 +1,4 @@
-// Strategy: the brain of a sweep (DESIGN.md §4). It turns results into the next candidates.
+// Strategy: the brain of a sweep (ARCHITECTURE.md §4). It turns results into the next candidates.
 // Contract:
 // - next() returns the candidates runnable now that it has not returned before, in a
 //   deterministic order; an empty answer while !finished() means "wait for results".

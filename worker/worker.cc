@@ -8,6 +8,7 @@
 
 #include "comm/transport.h"
 #include "core/error.h"
+#include "core/objectives.h"
 #include "eval/evaluation.h"
 #include "eval/layer_cache.h"
 #include "model/moe_model.h"
@@ -30,10 +31,6 @@ bool hook_names(const char* variable, int64_t candidate_id, int rank) {
   return false;
 }
 
-std::string divergence_unit(const std::string& divergence) {
-  return divergence == "js-logits" || divergence == "js-hidden" || divergence == "kl" ? "nats" : "";
-}
-
 }  // namespace
 
 struct Worker::Impl {
@@ -49,10 +46,11 @@ struct Worker::Impl {
     std::string divergence = require_string(task.params, "divergence", where);
     std::string scope = require_string(task.params, "scope", where);
     double fraction = number_or(task.params, "calib_fraction", 1.0, where);
+    const DivergenceInfo& info = find_divergence(divergence, where);
     std::string metric = require_string(task.params, "metric", where);
-    double value = eval::measure_objective(*cache, divergence, scope, task.plan, fraction);
+    double value = eval::measure_objective(*cache, info, scope, task.plan, fraction);
     Result result;
-    result.metrics.push_back(Metric{metric, value, divergence_unit(divergence)});
+    result.metrics.push_back(Metric{metric, value, info.unit});
     return result;
   }
 
@@ -84,8 +82,10 @@ Worker::Worker(const WorkerOptions& options, int rank) : impl_(std::make_unique<
 
   auto [ids, mask] = eval::pad_batch(calibration.sequences);
   w.cache = std::make_unique<eval::LayerCache>(*w.model, ids, mask, Plan(), options.cache_bytes);
+  w.full.calibration_cache = w.cache.get();  // full evaluations' divergence reuses the original's boundaries
+  w.full.cache_bytes = options.cache_bytes;
   // One forward of the original model fills the cache's boundaries and measures the average
-  // routing weights that condense ops without explicit weights use (DESIGN.md §2).
+  // routing weights that condense ops without explicit weights use (ARCHITECTURE.md §2).
   w.model->collect_router_stats(true);
   w.cache->boundary(w.cache->num_layers());
   w.model->collect_router_stats(false);
@@ -96,19 +96,7 @@ Worker::~Worker() = default;
 const std::string& Worker::device() const { return impl_->options.device; }
 const std::string& Worker::dtype() const { return impl_->options.dtype; }
 
-std::vector<ExpertRouting> Worker::routing() const {
-  std::vector<ExpertRouting> rows;
-  const model::RouterStats& stats = impl_->model->router_stats();
-  for (const auto& [layer, usage] : stats.layers) {
-    for (size_t e = 0; e < usage.tokens.size(); ++e) {
-      rows.push_back({layer, int(e), usage.tokens[e], stats.average_weight(layer, int(e))});
-    }
-  }
-  for (const auto& [layer, usage] : stats.layers) {
-    if (usage.token_count > 0) rows.push_back({layer, -1, usage.token_count, stats.average_shared_gate(layer)});
-  }
-  return rows;
-}
+std::vector<ExpertRouting> Worker::routing() const { return impl_->model->router_stats().to_rows(); }
 
 Result Worker::run(const Task& task) {
   auto start = std::chrono::steady_clock::now();

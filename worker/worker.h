@@ -1,6 +1,6 @@
 // Worker: what a worker rank holds resident for a whole sweep (the model, tokenizer,
 // calibration set with its layer cache and router statistics, task data) and how it runs one
-// Task (DESIGN.md §1). Task kinds:
+// Task (ARCHITECTURE.md §1). Task kinds:
 //   "search"     params {divergence, scope, calib_fraction, metric}: one objective value
 //                (eval::measure_objective through the layer cache) as metric `metric`;
 //   "full_eval"  every metric of eval::evaluate: tasks, perplexity, divergence from the

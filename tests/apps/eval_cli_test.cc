@@ -73,7 +73,8 @@ TEST(EvalCli, BadInputIsOneLineExitTwoAndWritesNothing) {
   expect_refused({"--model", dir.file("none"), "--ids", ids, "--dump-logits", out}, "does not exist");
   expect_refused({"--model", kModel, "--ids", dir.file("ragged.json"), "--dump-logits", out}, "row 1 has 2 entries, row 0 has 3");
   expect_refused({"--model", kModel, "--ids", dir.file("text.json"), "--dump-logits", out}, "holds \"two\", not an integer");
-  expect_refused({"--model", kModel, "--ids", dir.file("big.json"), "--dump-logits", out}, "token ids must be in 0..95");
+  expect_refused({"--model", kModel, "--ids", dir.file("big.json"), "--dump-logits", out},
+                 "big.json: row 0, position 2: token id 96 is outside the model's vocabulary 0..95");
   expect_refused({"--model", kModel, "--ids", dir.file("long.json"), "--dump-logits", out},
                  "sequence of 65 tokens exceeds max_position_embeddings 64");
   expect_refused({"--model", kModel, "--ids", ids, "--plan", dir.file("plan.json"), "--dump-logits", out},
@@ -137,7 +138,7 @@ std::map<std::string, double> metrics_of(const std::string& json_text) {
 TEST(EvalCli, MetricsModeMatchesTheLibrary) {
   TempDir dir;
   std::string model_dir = write_text_model(dir);
-  std::string benchmarks = std::string(CDMOE_SOURCE_DIR) + "/../shared/benchmarks";
+  std::string benchmarks = std::string(CDMOE_SOURCE_DIR) + "/data/benchmarks";
   write_file(dir.file("calib.txt"), "Experts are condensed into one dense layer.\nThe router is gone after condensation.\n"
                                     "Calibration text keeps the distribution close.\nShared experts stay on for every token.\n");
   write_file(dir.file("plan.json"), R"({"layers":{"1":{"op":"condense","experts":[0,1],"weights":[0.5,0.5]}}})");
@@ -235,7 +236,7 @@ TEST(EvalCli, MetricsModeBadInput) {
   unsetenv("CDMOE_BENCHMARKS_DIR");
   refused({"--tasks", "piqa"}, "task piqa needs --benchmarks DIR");
   refused({"--calib", dir.file("calib.txt"), "--seq-len", "1000"}, "--seq-len 1000 exceeds the model's max_position_embeddings 512");
-  refused({"--calib", dir.file("calib.txt"), "--divergence", "wasserstein"}, "--divergence \"wasserstein\" is not one of");
+  refused({"--calib", dir.file("calib.txt"), "--divergence", "wasserstein"}, "--divergence: objective \"wasserstein\" is not one of");
   refused({"--speed", "--ppl", dir.file("calib.txt")}, "--speed times the plan on --calib");
   refused({"--calib", dir.file("missing.txt")}, "missing.txt");
   write_file(dir.file("bad.jsonl"), "{\"text\": \"fine\"}\n{\"txt\": 1}\n");

@@ -95,12 +95,47 @@ TEST(ExportCli, FromADatabaseCandidateAndBadInput) {
   testing::write_file(dir.file("noweights.json"), R"({"layers":{"1":{"op":"condense","experts":[1]}}})");
   refused({"--model", source, "--plan", dir.file("noweights.json"), "--out", dir.file("d")}, "needs router statistics");
   refused({"--model", dir.file("a"), "--plan", source + "/plans/drop.json", "--out", dir.file("e")}, "is an exported checkpoint already");
+  refused({"--model", source, "--plan", source + "/plans/drop.json", "--out", "/proc/cdmoe-x"}, "--out '/proc/cdmoe-x'");
+  refused({"--model", source, "--plan", source + "/plans/drop.json", "--out", dir.file("none/x")}, "does not exist");
   // Nothing half-written was left behind.
   for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
     EXPECT_TRUE(entry.path().filename() == "a" || entry.path().filename() == "r.db" ||
                 entry.path().extension() == ".json" || entry.path().string().find("r.db-") != std::string::npos)
         << entry.path();
   }
+}
+
+// A CD-MoE-SR result keeps its weights implicit (the sweep's average routing weights): export
+// takes them from the sweep's router_stats, and the exported checkpoint computes what the
+// source computes under the plan with those weights written out.
+TEST(ExportCli, ACondensePlanWithoutWeightsTakesTheSweepsRouterStatistics) {
+  TempDir dir;
+  std::string source = kModels + "/deepseek_gqa";
+  auto original = model::MoeModel::load(source);
+  const int layer = original->shape().moe_layers()[0];
+  const int experts = int(original->shape().num_routed_experts);
+  std::vector<ExpertRouting> routing;
+  for (int e = 0; e < experts; ++e) routing.push_back({layer, e, double(10 + e), 0.05 * (e + 1)});
+  std::string db_path = dir.file("r.db");
+  int64_t id;
+  std::string plan_text = "{\"layers\":{\"" + std::to_string(layer) + "\":{\"op\":\"condense\",\"experts\":[1,3]}}}";
+  {
+    db::Store store(db_path);
+    int64_t sweep = store.create_sweep(testing::test_sweep("s"));
+    id = store.add_candidates(sweep, {{"final", "cdmoe_sr_k2", Plan::parse(plan_text, "p"), {}, "layers:1"}})[0];
+    ASSERT_TRUE(store.record_routing(sweep, routing, 1));
+  }
+  auto r = run_command({kExport, "--model", source, "--db", db_path, "--candidate", std::to_string(id), "--out", dir.file("sr")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto exported = model::MoeModel::load(dir.file("sr"));
+  Plan weighted = Plan::parse("{\"layers\":{\"" + std::to_string(layer) +
+                              "\":{\"op\":\"condense\",\"experts\":[1,3],\"weights\":[0.1,0.2]}}}", "w");
+  at::Tensor ids = at::arange(10, at::kLong).view({2, 5});
+  at::Tensor expected = original->logits(ids, at::Tensor(), weighted);
+  EXPECT_TRUE(at::allclose(exported->logits(ids, at::Tensor(), Plan()), expected, 1e-5, 1e-5));
+  Plan other = Plan::parse("{\"layers\":{\"" + std::to_string(layer) +
+                           "\":{\"op\":\"condense\",\"experts\":[1,3],\"weights\":[0.2,0.1]}}}", "o");
+  EXPECT_FALSE(at::allclose(original->logits(ids, at::Tensor(), other), expected, 1e-5, 1e-5)) << "the weights matter";
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/model_shape.h"
+#include "model/family.h"
 #include "core/plan.h"
 
 namespace cdmoe {
@@ -14,7 +15,7 @@ namespace {
 const std::string kFixtures = CDMOE_TEST_FIXTURES;
 
 TEST(ModelShape, ReadsDeepSeekMoE16B) {
-  ModelShape s = read_model_shape(kFixtures + "/configs/deepseek-moe-16b");
+  ModelShape s = model::read_model_shape(kFixtures + "/configs/deepseek-moe-16b");
   EXPECT_EQ(s.model_type, "deepseek");
   EXPECT_EQ(s.num_layers, 28);
   EXPECT_FALSE(s.is_moe_layer(0));  // first_k_dense_replace = 1
@@ -29,7 +30,7 @@ TEST(ModelShape, ReadsDeepSeekMoE16B) {
 }
 
 TEST(ModelShape, ReadsQwen15MoE) {
-  ModelShape s = read_model_shape(kFixtures + "/configs/qwen1.5-moe-a2.7b/config.json");
+  ModelShape s = model::read_model_shape(kFixtures + "/configs/qwen1.5-moe-a2.7b/config.json");
   EXPECT_EQ(s.model_type, "qwen2_moe");
   EXPECT_EQ(s.num_layers, 24);
   EXPECT_EQ(s.moe_layers().size(), 24u);
@@ -46,16 +47,16 @@ TEST(ModelShape, LayerPatterns) {
                    {"num_attention_heads", 2}, {"intermediate_size", 16}, {"moe_intermediate_size", 4},
                    {"n_routed_experts", 4}, {"num_experts_per_tok", 2}, {"first_k_dense_replace", 1},
                    {"moe_layer_freq", 2}};
-  EXPECT_EQ(model_shape_from_config(deepseek, "c").moe_layers(), (std::vector<int>{2, 4}));
+  EXPECT_EQ(model::model_shape_from_config(deepseek, "c").moe_layers(), (std::vector<int>{2, 4}));
   Json qwen = {{"model_type", "qwen2_moe"}, {"num_hidden_layers", 6}, {"hidden_size", 8}, {"vocab_size", 10},
                {"num_attention_heads", 2}, {"num_experts", 4}, {"num_experts_per_tok", 2},
                {"decoder_sparse_step", 2}, {"mlp_only_layers", {3}}};
-  EXPECT_EQ(model_shape_from_config(qwen, "c").moe_layers(), (std::vector<int>{1, 5}));
+  EXPECT_EQ(model::model_shape_from_config(qwen, "c").moe_layers(), (std::vector<int>{1, 5}));
 }
 
 void expect_bad_config(const Json& config, const std::string& expected) {
   try {
-    model_shape_from_config(config, "config.json");
+    model::model_shape_from_config(config, "config.json");
     ADD_FAILURE() << "accepted " << config.dump();
   } catch (const Error& e) {
     EXPECT_EQ(e.exit_code(), 2);
@@ -87,7 +88,7 @@ TEST(ModelShape, RejectsBadConfigs) {
 // Hand count for DeepSeekMoE-16B: D = 2048, V = 102400, 28 layers (layer 0 dense), 64 experts of
 // 1408, shared 2 × 1408, no biases, untied head.
 TEST(ParamCount, DeepSeekMoE16BByHand) {
-  ModelShape s = read_model_shape(kFixtures + "/configs/deepseek-moe-16b");
+  ModelShape s = model::read_model_shape(kFixtures + "/configs/deepseek-moe-16b");
   const int64_t d = 2048, vocab = 102400;
   const int64_t attention = 4 * d * d, norms = 2 * d;
   const int64_t dense_mlp = 3 * d * 10944;
@@ -116,7 +117,7 @@ TEST(ParamCount, DeepSeekMoE16BByHand) {
 // Hand count for Qwen1.5-MoE-A2.7B: D = 2048, V = 151936, 24 MoE layers of 60 experts of 1408,
 // one shared expert of 5632 behind a [1, D] gate, q/k/v biases.
 TEST(ParamCount, Qwen15MoEByHand) {
-  ModelShape s = read_model_shape(kFixtures + "/configs/qwen1.5-moe-a2.7b");
+  ModelShape s = model::read_model_shape(kFixtures + "/configs/qwen1.5-moe-a2.7b");
   const int64_t d = 2048, vocab = 151936;
   const int64_t attention = 4 * d * d + 3 * d, norms = 2 * d;
   const int64_t moe = 60 * d + 60 * 3 * d * 1408 + 3 * d * 5632 + d;
@@ -143,7 +144,7 @@ TEST(ParamCount, TiedEmbeddingsHaveNoHead) {
                  {"num_attention_heads", 2}, {"num_experts", 4}, {"num_experts_per_tok", 2},
                  {"moe_intermediate_size", 4}, {"shared_expert_intermediate_size", 6},
                  {"tie_word_embeddings", true}};
-  ModelShape s = model_shape_from_config(config, "c");
+  ModelShape s = model::model_shape_from_config(config, "c");
   ParameterCount count = count_parameters(s, Plan());
   EXPECT_EQ(count.lm_head, 0);
   EXPECT_EQ(count.total(), 10 * 8 + 8 + (4 * 64 + 3 * 8) + 16 + (4 * 8 + 4 * 3 * 8 * 4 + 3 * 8 * 6 + 8));

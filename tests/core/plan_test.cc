@@ -8,11 +8,12 @@
 
 #include "core/error.h"
 #include "core/model_shape.h"
+#include "model/family.h"
 
 namespace cdmoe {
 namespace {
 
-// The example of DESIGN.md §7 with experts out of order.
+// The example of ARCHITECTURE.md §7 with experts out of order.
 constexpr const char* kDesignExample = R"({"layers": {
     "3": {"op": "condense", "experts": [5, 17, 2], "weights": [0.12, 0.09, 0.08]},
     "5": {"op": "drop"},
@@ -24,7 +25,7 @@ ModelShape small_shape() {
                  {"vocab_size", 100},        {"num_attention_heads", 4}, {"intermediate_size", 128},
                  {"moe_intermediate_size", 32}, {"n_routed_experts", 16}, {"n_shared_experts", 2},
                  {"num_experts_per_tok", 4}, {"first_k_dense_replace", 1}};
-  return model_shape_from_config(config, "test config");
+  return model::model_shape_from_config(config, "test config");
 }
 
 std::string bad_input_message(const std::string& text, bool validate = false) {

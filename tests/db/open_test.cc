@@ -107,7 +107,7 @@ TEST(OpenDatabase, MigratesAVersionOneDatabaseKeepingItsRows) {
   TempDir dir;
   std::string path = dir.file("v1.db");
   make_store_with_rows(path, 3);
-  raw_sql(path, "DROP TABLE router_stats; PRAGMA user_version = 1");  // what version 1 wrote
+  raw_sql(path, "DROP TABLE router_stats; DROP TABLE sweep_leases; PRAGMA user_version = 1");  // what version 1 wrote
   std::string before = read_file(path);
   EXPECT_NE(open_error(path, OpenMode::kReadOnly).find("init"), std::string::npos) << "a reader never migrates";
   EXPECT_EQ(read_file(path), before);
@@ -119,11 +119,14 @@ TEST(OpenDatabase, MigratesAVersionOneDatabaseKeepingItsRows) {
     Statement routing(store.connection(), "SELECT count(*) FROM router_stats");
     ASSERT_TRUE(routing.step());
     EXPECT_EQ(routing.column_int(0), 0);
+    Statement leases(store.connection(), "SELECT count(*) FROM sweep_leases");
+    ASSERT_TRUE(leases.step());
+    EXPECT_EQ(leases.column_int(0), 0);
   }
   Connection c = open_database(path, OpenMode::kReadOnly);
   Statement version(c, "PRAGMA user_version");
   ASSERT_TRUE(version.step());
-  EXPECT_EQ(version.column_int(0), 2);
+  EXPECT_EQ(version.column_int(0), 3);
 }
 
 TEST(OpenDatabase, RefusesCorruptFileUntouched) {

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/model_shape.h"
+#include "model/family.h"
 #include "core/param_count.h"
 #include "core/plan.h"
 #include "search/book_strategy.h"
@@ -54,7 +55,7 @@ int resolve(const ModelShape& shape, const std::string& budget, int k) {
 }
 
 TEST(Budgets, MemoryOnDeepSeekMoE16B) {
-  ModelShape s = read_model_shape(kFixtures + "/configs/deepseek-moe-16b");
+  ModelShape s = model::read_model_shape(kFixtures + "/configs/deepseek-moe-16b");
   // Each SR (k = 6) layer saves 501,874,688 of 16,375,728,128 parameters: 8 layers reach
   // 0.7548, 9 reach 0.7242 (the paper's 72.5% point).
   EXPECT_EQ(resolve(s, "memory:0.725", 6), 9);
@@ -74,7 +75,7 @@ TEST(Budgets, MemoryOnDeepSeekMoE16B) {
 }
 
 TEST(Budgets, MemoryOnQwen15MoE) {
-  ModelShape s = read_model_shape(kFixtures + "/configs/qwen1.5-moe-a2.7b");
+  ModelShape s = model::read_model_shape(kFixtures + "/configs/qwen1.5-moe-a2.7b");
   // A k = 4 layer keeps 3·2048·(5632 + 4·1408) of 553,773,056 MoE parameters, saving
   // 484,567,040 of 14,315,784,192: half the memory needs 14.77 -> 15 layers.
   EXPECT_EQ(resolve(s, "memory:0.5", 4), 15);
@@ -82,7 +83,7 @@ TEST(Budgets, MemoryOnQwen15MoE) {
 }
 
 TEST(Budgets, SpeedIsMonotoneAndMapsToTheFirstPointThatMeetsIt) {
-  ModelShape s = read_model_shape(kFixtures + "/configs/deepseek-moe-16b");
+  ModelShape s = model::read_model_shape(kFixtures + "/configs/deepseek-moe-16b");
   CostModel cost;
   double previous = 1;
   for (int n = 1; n <= 27; ++n) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/model_shape.h"
+#include "model/family.h"
 #include "search/strategy.h"
 
 namespace cdmoe::search::testing {
@@ -66,7 +67,7 @@ inline ModelShape synthetic_shape(int layers, int experts, int dense_first = 0, 
                            {"moe_intermediate_size", 32}, {"n_routed_experts", experts},
                            {"n_shared_experts", 1},      {"num_experts_per_tok", top_k},
                            {"first_k_dense_replace", dense_first}};
-  return model_shape_from_config(config, "synthetic config");
+  return model::model_shape_from_config(config, "synthetic config");
 }
 
 inline std::string plan_text(const Plan& plan) { return plan.canonical(); }

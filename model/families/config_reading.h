@@ -1,0 +1,21 @@
+// Helpers the families' config.json readers share: positive sizes, and the keys every
+// decoder-only family spells the same way. Errors name `where` and the key.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/json_fields.h"
+#include "core/model_shape.h"
+
+namespace cdmoe::model {
+
+int64_t require_positive(const Json& config, const std::string& key, const std::string& where);
+int64_t positive_or(const Json& config, const std::string& key, int64_t fallback, const std::string& where);
+int64_t non_negative_or(const Json& config, const std::string& key, int64_t fallback, const std::string& where);
+// num_hidden_layers, hidden_size, vocab_size, heads, torch_dtype, tie_word_embeddings.
+void read_common_shape(const Json& config, const std::string& where, ModelShape& shape);
+// num_experts_per_tok must not exceed the routed experts.
+void check_top_k(const ModelShape& shape, const std::string& where);
+
+}  // namespace cdmoe::model

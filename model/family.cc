@@ -1,0 +1,48 @@
+#include "model/family.h"
+
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "model/families/families.h"
+
+namespace cdmoe::model {
+namespace {
+
+// The one table of families (ARCHITECTURE.md §4).
+const Family* const kFamilies[] = {&kDeepseekFamily, &kQwen2MoeFamily};
+
+}  // namespace
+
+std::string supported_model_types() {
+  std::string names;
+  for (const Family* family : kFamilies) names += (names.empty() ? "" : ", ") + std::string(family->model_type);
+  return names;
+}
+
+const Family& find_family(const std::string& model_type, const std::string& where) {
+  for (const Family* family : kFamilies) {
+    if (model_type == family->model_type) return *family;
+  }
+  throw_bad_input(where + ": model_type \"" + model_type + "\" is not supported (supported: " + supported_model_types() + ")");
+}
+
+ModelShape model_shape_from_config(const Json& config, const std::string& where) {
+  return with_json_errors(where, [&] {
+    const Family& family = find_family(require_string(config, "model_type", where), where);
+    ModelShape shape = family.read_shape(config, where);
+    shape.model_type = family.model_type;
+    shape.shared_expert_gate = family.shared_expert_gate;
+    return shape;
+  });
+}
+
+ModelShape read_model_shape(const std::string& model_dir_or_config) {
+  std::string path = model_dir_or_config;
+  struct stat info {};
+  if (stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) path += "/config.json";
+  return model_shape_from_config(read_json_file(path), path);
+}
+
+}  // namespace cdmoe::model

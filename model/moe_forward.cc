@@ -1,0 +1,199 @@
+// The forward pass, top-down: decoder layers -> attention -> MoE feed-forward -> experts. A
+// layer's forward is two lines: h = x + attn(norm(x)); out = h + ffn(norm(h)). What differs
+// between families comes from model/family.h; plan ops from plan_ops.cc.
+#include <cmath>
+#include <limits>
+
+#include <ATen/ATen.h>
+
+#include "core/error.h"
+#include "model/moe_model_impl.h"
+
+namespace cdmoe::model {
+namespace {
+
+at::Tensor rotate_half(const at::Tensor& x) {
+  int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+}  // namespace
+
+// In float32 whatever the compute dtype, then back to it before the weight (as transformers).
+at::Tensor MoeModel::Impl::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
+  at::Tensor wide = x.to(at::kFloat);
+  return weight * (wide * at::rsqrt(wide.pow(2).mean(-1, true) + config.rms_norm_eps)).to(x.scalar_type());
+}
+
+at::Tensor MoeModel::Impl::attention(const Layer& L, const at::Tensor& x, const at::Tensor& mask, const at::Tensor& cos,
+                     const at::Tensor& sin) const {
+  const ModelShape& s = config.shape;
+  int64_t B = x.size(0), T = x.size(1), H = s.num_attention_heads, KV = s.num_key_value_heads, d = s.head_dim;
+  at::Tensor q = at::linear(x, L.q, L.q_bias).view({B, T, H, d}).transpose(1, 2);    // [B, H, T, d]
+  at::Tensor k = at::linear(x, L.k, L.k_bias).view({B, T, KV, d}).transpose(1, 2);   // [B, KV, T, d]
+  at::Tensor v = at::linear(x, L.v, L.v_bias).view({B, T, KV, d}).transpose(1, 2);
+  q = q * cos + rotate_half(q) * sin;
+  k = k * cos + rotate_half(k) * sin;
+  if (KV != H) {
+    k = k.repeat_interleave(H / KV, 1);
+    v = v.repeat_interleave(H / KV, 1);
+  }
+  at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt(double(d)) + mask;  // [B, H, T, T]
+  at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(scores.scalar_type());      // float32 softmax
+  at::Tensor out = at::matmul(probs, v);                                                 // [B, H, T, d]
+  return at::linear(out.transpose(1, 2).reshape({B, T, H * d}), L.o, L.o_bias);
+}
+
+// Routed experts for the tokens of x [N, D]: the top-k among `candidates` (all experts, or
+// a pruned set), grouped by expert so each expert runs one GEMM over its tokens.
+at::Tensor MoeModel::Impl::routed(const Moe& M, const at::Tensor& x, const at::Tensor& candidates, int layer,
+                  const at::Tensor& valid) const {
+  const ModelShape& s = config.shape;
+  at::Tensor router = candidates.defined() ? M.router.index_select(0, candidates) : M.router;
+  // The router in float32 whatever the compute dtype (DeepSeek's gate does; Qwen2-MoE's
+  // computes its logits in the model dtype and only the softmax in float32).
+  at::Tensor probs = at::softmax(at::linear(x.to(at::kFloat), router.to(at::kFloat)), -1);  // [N, E']
+  int64_t k = std::min<int64_t>(s.experts_per_token, probs.size(1));
+  auto [top_weight, top_index] = probs.topk(k, -1);                            // [N, k]
+  if (s.norm_topk_prob && k > 1) top_weight = top_weight / (top_weight.sum(-1, true) + family().topk_norm_epsilon);
+  if (candidates.defined()) top_index = candidates.index_select(0, top_index.flatten()).view(top_index.sizes());
+  if (collecting && !candidates.defined()) record_routing(layer, top_index, top_weight, valid);
+
+  int64_t N = x.size(0);
+  at::Tensor flat_expert = top_index.flatten();                                // [N·k]
+  at::Tensor order = flat_expert.argsort();
+  at::Tensor token_of = at::arange(N, x.options().dtype(at::kLong)).repeat_interleave(k).index_select(0, order);
+  at::Tensor weight_of = top_weight.flatten().index_select(0, order).to(x.scalar_type());
+  const int64_t experts = M.router.size(0);  // fewer than E in an exported pruned layer
+  at::Tensor counts = at::bincount(flat_expert, {}, experts).cpu();  // the loop bounds, on the host
+  const int64_t* count = counts.data_ptr<int64_t>();
+  at::Tensor out = at::zeros_like(x);
+  int64_t offset = 0;
+  for (int64_t e = 0; e < experts; ++e) {
+    if (count[e] == 0) continue;
+    at::Tensor tokens = token_of.narrow(0, offset, count[e]);
+    at::Tensor xe = x.index_select(0, tokens);                                 // [n_e, D]
+    at::Tensor h = at::silu(at::linear(xe, M.expert_gate[e])) * at::linear(xe, M.expert_up[e]);
+    at::Tensor ye = at::linear(h, M.expert_down[e]) * weight_of.narrow(0, offset, count[e]).unsqueeze(1);
+    out.index_add_(0, tokens, ye);
+    offset += count[e];
+  }
+  return out;
+}
+
+void MoeModel::Impl::record_routing(int layer, const at::Tensor& top_index, const at::Tensor& top_weight, const at::Tensor& valid) const {
+  RouterStats::Layer& entry = stats.layers[layer];
+  size_t E = size_t(layers[size_t(layer)].moe.router.size(0));
+  if (entry.tokens.empty()) entry.tokens.assign(E, 0), entry.weight_sum.assign(E, 0);
+  at::Tensor keep = valid.unsqueeze(1).expand_as(top_index);
+  at::Tensor experts = top_index.masked_select(keep);
+  at::Tensor weights = top_weight.masked_select(keep).to(at::kDouble);
+  at::Tensor tokens = at::bincount(experts, {}, int64_t(E)).to(at::kDouble);
+  at::Tensor sums = at::zeros({int64_t(E)}, weights.options()).index_add_(0, experts, weights).cpu();
+  tokens = tokens.cpu();
+  for (size_t e = 0; e < E; ++e) {
+    entry.tokens[e] += tokens[int64_t(e)].item<double>();
+    entry.weight_sum[e] += sums[int64_t(e)].item<double>();
+  }
+}
+
+at::Tensor MoeModel::Impl::shared_part(const Moe& M, const at::Tensor& x, int layer, const at::Tensor& valid, bool record) const {
+  if (!M.shared.defined()) return at::zeros_like(x);
+  at::Tensor y = M.shared(x);
+  if (!family().shared_expert_gate) return y;
+  at::Tensor gate = at::sigmoid(at::linear(x, M.shared_gate));                // [N, 1]
+  if (record) {
+    RouterStats::Layer& entry = stats.layers[layer];
+    entry.shared_gate_sum += gate.squeeze(1).masked_select(valid).to(at::kDouble).sum().item<double>();
+    entry.token_count += double(valid.sum().item<int64_t>());
+  }
+  return gate * y;
+}
+
+at::Tensor MoeModel::Impl::feed_forward(const Layer& L, int layer, const at::Tensor& x, const LayerPlan* lp,
+                        const at::Tensor& valid) const {
+  if (!L.is_moe) return L.dense(x);
+  const Moe& M = L.moe;
+  at::Tensor flat = x.reshape({-1, x.size(-1)});                               // [N, D]
+  at::Tensor out;
+  if (lp && lp->op == LayerOp::kCondense) {
+    out = condensed(M, layer, *lp)(flat);
+  } else {
+    at::Tensor candidates;
+    if (lp && lp->op == LayerOp::kPrune) {
+      candidates = at::tensor(std::vector<int64_t>(lp->experts.begin(), lp->experts.end()), at::kLong).to(device);
+    }
+    bool record = collecting && !lp;
+    out = routed(M, flat, candidates, layer, valid) + shared_part(M, flat, layer, valid, record);
+  }
+  return out.view(x.sizes());
+}
+
+at::Tensor MoeModel::embed(const at::Tensor& ids) const {
+  int64_t V = shape().vocab_size;
+  if (ids.numel() > 0 && (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= V)) {
+    throw_bad_input("token ids must be in 0.." + std::to_string(V - 1) + " (the model's vocabulary)");
+  }
+  at::Tensor rows = ids.flatten().to(impl_->device);
+  return impl_->embed_tokens.index_select(0, rows).view({ids.size(0), ids.size(1), shape().hidden_size});
+}
+
+at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const at::Tensor& mask, int from, int to, const Plan& plan) const {
+  const Impl& m = *impl_;
+  const ModelShape& s = shape();
+  plan.validate(s, "plan");
+  if (from < 0 || to > s.num_layers || from > to) throw_runtime("run_layers: bad layer range");
+  int64_t B = hidden.size(0), T = hidden.size(1);
+  if (T > s.max_position_embeddings) {
+    throw_bad_input("sequence of " + std::to_string(T) + " tokens exceeds max_position_embeddings " +
+                    std::to_string(s.max_position_embeddings));
+  }
+  // Additive attention mask [B, 1, T, T]: 0 where a query may see a key, the compute dtype's
+  // lowest finite value elsewhere (as transformers does, so a row with no visible key stays finite).
+  const at::TensorOptions flags = at::TensorOptions().dtype(at::kBool).device(m.device);
+  const at::TensorOptions floats = at::TensorOptions().dtype(at::kFloat).device(m.device);
+  at::Tensor causal = at::ones({T, T}, flags).tril();
+  at::Tensor valid = mask.defined() ? mask.to(m.device, at::kBool) : at::ones({B, T}, flags);
+  at::Tensor allowed = causal.view({1, 1, T, T}) & valid.view({B, 1, 1, T});
+  double lowest = m.dtype == at::kBFloat16 ? double(std::numeric_limits<c10::BFloat16>::lowest())
+                                           : double(std::numeric_limits<float>::lowest());
+  at::Tensor additive = at::where(allowed, at::zeros({}, m.weight_options()), at::full({}, lowest, m.weight_options()));
+  // RoPE tables [T, d] for positions 0..T-1 (divided by the linear scaling factor), computed in
+  // float32 and then cast to the compute dtype (as transformers).
+  int64_t d = s.head_dim;
+  at::Tensor inv_freq = 1.0 / at::pow(m.config.rope_theta, at::arange(0, d, 2, floats) / double(d));
+  at::Tensor positions = at::arange(T, floats) / m.config.rope_linear_factor;
+  at::Tensor freqs = at::outer(positions, inv_freq);
+  at::Tensor emb = at::cat({freqs, freqs}, -1);
+  at::Tensor cos = emb.cos().to(m.dtype), sin = emb.sin().to(m.dtype);
+  at::Tensor flat_valid = valid.flatten();
+
+  at::Tensor h = hidden.to(m.device, m.dtype);
+  for (int layer = from; layer < to; ++layer) {
+    const Layer& L = m.layers[size_t(layer)];
+    auto it = plan.layers().find(layer);
+    const LayerPlan* lp = it == plan.layers().end() ? nullptr : &it->second;
+    if (lp && m.fixed.layers().count(layer)) {
+      throw_bad_input("plan layer \"" + std::to_string(layer) + "\": this exported checkpoint has the layer " +
+                      layer_op_name(m.fixed.layers().at(layer).op) + "d already");
+    }
+    h = h + m.attention(L, m.rms_norm(h, L.input_norm), additive, cos, sin);
+    if (!L.dropped && !(lp && lp->op == LayerOp::kDrop)) {
+      h = h + m.feed_forward(L, layer, m.rms_norm(h, L.post_norm), lp, flat_valid);
+    }
+  }
+  return h;
+}
+
+at::Tensor MoeModel::head(const at::Tensor& hidden) const {
+  return at::linear(impl_->rms_norm(hidden, impl_->final_norm), impl_->lm_head).to(at::kFloat);
+}
+
+at::Tensor MoeModel::final_norm(const at::Tensor& hidden) const { return impl_->rms_norm(hidden, impl_->final_norm); }
+const at::Tensor& MoeModel::lm_head_weight() const { return impl_->lm_head; }
+
+at::Tensor MoeModel::logits(const at::Tensor& ids, const at::Tensor& mask, const Plan& plan) const {
+  return head(run_layers(embed(ids), mask, 0, int(shape().num_layers), plan));
+}
+
+}  // namespace cdmoe::model

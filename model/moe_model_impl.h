@@ -1,0 +1,71 @@
+// MoeModel's private state, shared by the files that implement it along its seams:
+//   moe_model.cc   accessors, dtypes, router statistics
+//   moe_weights.cc loading the weights by the family's names (model/weight_names.h)
+//   moe_forward.cc the forward: attention, router, experts, layers
+//   plan_ops.cc    plan operations on an MoE block: the condensed (fused dense) MLP
+//   moe_export.cc  the tensors of a materialised plan, by the same names
+// Included by those files only. Shapes: B batch, T tokens, N = B·T flattened tokens, D hidden,
+// H/KV heads, d head dim, E routed experts, k router top-k, I expert inner size.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "model/moe_model.h"
+
+namespace cdmoe::model {
+
+struct Mlp {  // SwiGLU: down(silu(gate x) * up x)
+  at::Tensor gate, up, down;
+  bool defined() const { return gate.defined(); }
+  at::Tensor operator()(const at::Tensor& x) const {
+    return at::linear(at::silu(at::linear(x, gate)) * at::linear(x, up), down);
+  }
+};
+
+struct Moe {
+  at::Tensor router;                                // [E, D]
+  at::Tensor expert_gate, expert_up, expert_down;   // [E, I, D], [E, I, D], [E, D, I]
+  Mlp shared;                                       // undefined when the family/config has none
+  at::Tensor shared_gate;                           // [1, D], families with a shared-expert gate
+};
+
+struct Layer {
+  at::Tensor input_norm, post_norm;
+  at::Tensor q, k, v, o, q_bias, k_bias, v_bias, o_bias;
+  bool is_moe = false;
+  bool dropped = false;  // an exported checkpoint's dropped layer: attention only
+  Mlp dense;
+  Moe moe;
+};
+
+struct MoeModel::Impl {
+  ModelConfig config;
+  at::Device device = at::kCPU;
+  at::ScalarType dtype = at::kFloat;  // weights and activations
+  at::TensorOptions weight_options() const { return at::TensorOptions().dtype(dtype).device(device); }
+  const Family& family() const { return *config.family; }
+  Plan fixed;  // an exported checkpoint's plan
+  at::Tensor embed_tokens, final_norm, lm_head;
+  std::vector<Layer> layers;
+  mutable std::map<std::string, Mlp> condensed_cache;  // key: layer + canonical layer plan with weights
+  bool collecting = false;
+  mutable RouterStats stats;
+
+  // moe_forward.cc
+  at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+  at::Tensor attention(const Layer& L, const at::Tensor& x, const at::Tensor& mask, const at::Tensor& cos,
+                       const at::Tensor& sin) const;
+  at::Tensor routed(const Moe& M, const at::Tensor& x, const at::Tensor& candidates, int layer,
+                    const at::Tensor& valid) const;
+  void record_routing(int layer, const at::Tensor& top_index, const at::Tensor& top_weight, const at::Tensor& valid) const;
+  at::Tensor shared_part(const Moe& M, const at::Tensor& x, int layer, const at::Tensor& valid, bool record) const;
+  at::Tensor feed_forward(const Layer& L, int layer, const at::Tensor& x, const LayerPlan* lp, const at::Tensor& valid) const;
+  // plan_ops.cc
+  const Mlp& condensed(const Moe& M, int layer, const LayerPlan& lp) const;
+};
+
+}  // namespace cdmoe::model

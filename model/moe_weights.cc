@@ -1,0 +1,121 @@
+// Loading a checkpoint into MoeModel: the header is checked against the family's weight-name
+// table first (model/weight_names.h), so nothing is allocated for a checkpoint that disagrees
+// with its config.json; then each weight is copied from the mapped file straight to the device
+// in the compute dtype.
+#include <ATen/ATen.h>
+
+#include "core/error.h"
+#include "model/checkpoint.h"
+#include "model/moe_model_impl.h"
+#include "model/weight_names.h"
+
+namespace cdmoe::model {
+namespace {
+
+at::ScalarType torch_dtype_of(DType dtype) {
+  switch (dtype) {
+    case DType::kF32: return at::kFloat;
+    case DType::kF16: return at::kHalf;
+    case DType::kBF16: return at::kBFloat16;
+  }
+  throw_runtime("a safetensors dtype without a torch dtype");
+}
+
+// Reads tensors by name into the compute dtype; names and shapes were checked up front.
+class WeightReader {
+ public:
+  WeightReader(const Checkpoint& checkpoint, at::TensorOptions options) : checkpoint_(checkpoint), options_(options) {}
+
+  at::Tensor read(const std::string& name, std::vector<int64_t> shape) {
+    at::Tensor out = at::empty(shape, options_);
+    read_into(name, out);
+    return out;
+  }
+  void read_into(const std::string& name, at::Tensor out) {
+    Checkpoint::Located found = checkpoint_.find(name);
+    if (!found.info || found.info->shape != out.sizes().vec()) {  // check_checkpoint_tensors ran first
+      throw_runtime(checkpoint_.dir() + ": tensor '" + name + "' is not as the header check found it");
+    }
+    void* data = const_cast<uint8_t*>(found.file->tensor_data(*found.info));
+    out.copy_(at::from_blob(data, out.sizes(), at::TensorOptions().dtype(torch_dtype_of(found.info->dtype))));
+    found.file->release(*found.info);
+  }
+  Mlp read_mlp(const MlpNames& names, int64_t inner, int64_t D) {
+    return Mlp{read(names.gate, {inner, D}), read(names.up, {inner, D}), read(names.down, {D, inner})};
+  }
+
+ private:
+  const Checkpoint& checkpoint_;
+  at::TensorOptions options_;  // the compute dtype, on the model's device
+};
+
+}  // namespace
+
+std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Device& device, at::ScalarType dtype) {
+  if (dtype != at::kFloat && dtype != at::kBFloat16) throw_runtime("MoeModel::load: compute dtype must be float32 or bfloat16");
+  Checkpoint checkpoint(dir);
+  std::unique_ptr<MoeModel> model(new MoeModel());
+  Impl& m = *model->impl_;
+  m.device = device;
+  m.dtype = dtype;
+  m.config = model_config_from_json(checkpoint.config(), checkpoint.config_path());
+  const ModelShape& s = m.config.shape;
+  m.fixed = fixed_plan_of(checkpoint, s);
+  check_checkpoint_tensors(checkpoint, m.config, m.fixed);
+
+  WeightReader reader(checkpoint, m.weight_options());
+  const int64_t D = s.hidden_size, V = s.vocab_size, q_dim = s.num_attention_heads * s.head_dim,
+                kv_dim = s.num_key_value_heads * s.head_dim, I = s.expert_intermediate_size;
+  m.embed_tokens = reader.read(kEmbedTokensName, {V, D});
+  m.final_norm = reader.read(kFinalNormName, {D});
+  m.lm_head = s.tie_word_embeddings ? m.embed_tokens : reader.read(kLmHeadName, {V, D});
+  for (int layer = 0; layer < s.num_layers; ++layer) {
+    const LayerNames n = layer_names(m.family(), layer);
+    auto fixed = m.fixed.layers().find(layer);
+    const LayerPlan* fixed_op = fixed == m.fixed.layers().end() ? nullptr : &fixed->second;
+    Layer L;
+    L.input_norm = reader.read(n.input_norm, {D});
+    L.q = reader.read(n.q, {q_dim, D});
+    L.k = reader.read(n.k, {kv_dim, D});
+    L.v = reader.read(n.v, {kv_dim, D});
+    L.o = reader.read(n.o, {D, q_dim});
+    if (s.attention_qkv_bias) {
+      L.q_bias = reader.read(n.q_bias, {q_dim});
+      L.k_bias = reader.read(n.k_bias, {kv_dim});
+      L.v_bias = reader.read(n.v_bias, {kv_dim});
+    }
+    if (s.attention_output_bias) L.o_bias = reader.read(n.o_bias, {D});
+    if (fixed_op && fixed_op->op == LayerOp::kDrop) {
+      L.dropped = true;
+      m.layers.push_back(std::move(L));
+      continue;
+    }
+    L.post_norm = reader.read(n.post_norm, {D});
+    L.is_moe = s.is_moe_layer(layer);
+    if (!L.is_moe) {
+      L.dense = reader.read_mlp(n.mlp, s.dense_intermediate_size, D);
+    } else if (fixed_op && fixed_op->op == LayerOp::kCondense) {
+      L.is_moe = false;  // exported as its fused dense MLP
+      L.dense = reader.read_mlp(n.mlp, s.shared_intermediate_size + int64_t(fixed_op->experts.size()) * I, D);
+    } else {
+      Moe& M = L.moe;
+      const int64_t E = fixed_op ? int64_t(fixed_op->experts.size()) : s.num_routed_experts;  // pruned: renumbered
+      M.router = reader.read(n.router, {E, D});
+      M.expert_gate = at::empty({E, I, D}, m.weight_options());
+      M.expert_up = at::empty({E, I, D}, m.weight_options());
+      M.expert_down = at::empty({E, D, I}, m.weight_options());
+      for (int64_t e = 0; e < E; ++e) {
+        const MlpNames expert = n.expert(e);
+        reader.read_into(expert.gate, M.expert_gate[e]);
+        reader.read_into(expert.up, M.expert_up[e]);
+        reader.read_into(expert.down, M.expert_down[e]);
+      }
+      if (s.shared_intermediate_size > 0) M.shared = reader.read_mlp(n.shared, s.shared_intermediate_size, D);
+      if (m.family().shared_expert_gate) M.shared_gate = reader.read(n.shared_gate, {1, D});
+    }
+    m.layers.push_back(std::move(L));
+  }
+  return model;
+}
+
+}  // namespace cdmoe::model

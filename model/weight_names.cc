@@ -1,0 +1,125 @@
+#include "model/weight_names.h"
+
+#include <set>
+
+#include "core/error.h"
+
+namespace cdmoe::model {
+
+MlpNames mlp_names(const std::string& prefix) {
+  return {prefix + "gate_proj.weight", prefix + "up_proj.weight", prefix + "down_proj.weight"};
+}
+
+MlpNames LayerNames::expert(int64_t e) const { return mlp_names(experts_prefix + std::to_string(e) + "."); }
+
+LayerNames layer_names(const Family& family, int layer) {
+  const std::string p = "model.layers." + std::to_string(layer) + ".";
+  const std::string attn = p + "self_attn.", mlp = p + "mlp.";
+  LayerNames n;
+  n.input_norm = p + "input_layernorm.weight";
+  n.post_norm = p + "post_attention_layernorm.weight";
+  n.q = attn + "q_proj.weight", n.k = attn + "k_proj.weight", n.v = attn + "v_proj.weight", n.o = attn + "o_proj.weight";
+  n.q_bias = attn + "q_proj.bias", n.k_bias = attn + "k_proj.bias", n.v_bias = attn + "v_proj.bias";
+  n.o_bias = attn + "o_proj.bias";
+  n.mlp = mlp_names(mlp);
+  n.router = mlp + family.names.router;
+  n.shared = mlp_names(mlp + family.names.shared_mlp);
+  if (*family.names.shared_gate) n.shared_gate = mlp + family.names.shared_gate;
+  n.experts_prefix = mlp + family.names.experts;
+  return n;
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+std::vector<TensorSpec> expected_tensors(const ModelConfig& config, const Plan& fixed) {
+  const ModelShape& s = config.shape;
+  const int64_t D = s.hidden_size, V = s.vocab_size, q_dim = s.num_attention_heads * s.head_dim,
+                kv_dim = s.num_key_value_heads * s.head_dim, I = s.expert_intermediate_size;
+  std::vector<TensorSpec> out = {{kEmbedTokensName, {V, D}}, {kFinalNormName, {D}}};
+  if (!s.tie_word_embeddings) out.push_back({kLmHeadName, {V, D}});
+  auto add_mlp = [&](const MlpNames& names, int64_t inner) {
+    out.push_back({names.gate, {inner, D}});
+    out.push_back({names.up, {inner, D}});
+    out.push_back({names.down, {D, inner}});
+  };
+  for (int layer = 0; layer < s.num_layers; ++layer) {
+    const LayerNames n = layer_names(*config.family, layer);
+    auto it = fixed.layers().find(layer);
+    const LayerPlan* fixed_op = it == fixed.layers().end() ? nullptr : &it->second;
+    out.push_back({n.input_norm, {D}});
+    out.push_back({n.q, {q_dim, D}});
+    out.push_back({n.k, {kv_dim, D}});
+    out.push_back({n.v, {kv_dim, D}});
+    out.push_back({n.o, {D, q_dim}});
+    if (s.attention_qkv_bias) {
+      out.push_back({n.q_bias, {q_dim}});
+      out.push_back({n.k_bias, {kv_dim}});
+      out.push_back({n.v_bias, {kv_dim}});
+    }
+    if (s.attention_output_bias) out.push_back({n.o_bias, {D}});
+    if (fixed_op && fixed_op->op == LayerOp::kDrop) continue;  // attention only
+    out.push_back({n.post_norm, {D}});
+    if (!s.is_moe_layer(layer)) {
+      add_mlp(n.mlp, s.dense_intermediate_size);
+    } else if (fixed_op && fixed_op->op == LayerOp::kCondense) {
+      add_mlp(n.mlp, s.shared_intermediate_size + int64_t(fixed_op->experts.size()) * I);  // the fused dense MLP
+    } else {
+      const int64_t E = fixed_op ? int64_t(fixed_op->experts.size()) : s.num_routed_experts;  // pruned: renumbered
+      out.push_back({n.router, {E, D}});
+      for (int64_t e = 0; e < E; ++e) add_mlp(n.expert(e), I);
+      if (s.shared_intermediate_size > 0) add_mlp(n.shared, s.shared_intermediate_size);
+      if (config.family->shared_expert_gate) out.push_back({n.shared_gate, {1, D}});
+    }
+  }
+  return out;
+}
+
+void check_checkpoint_tensors(const Checkpoint& checkpoint, const ModelConfig& config, const Plan& fixed) {
+  const std::vector<std::string> present = checkpoint.tensor_names();
+  // A config that implies more tensors than the files hold is wrong before any name is built
+  // (n_routed_experts 2^24 would otherwise enumerate 50 million names).
+  const ModelShape& s = config.shape;
+  int64_t implied = 0;
+  for (int layer = 0; layer < s.num_layers; ++layer) {
+    if (fixed.layers().count(layer)) implied += 5;  // at least its attention
+    else implied += 6 + (s.is_moe_layer(layer) ? 3 * s.num_routed_experts : 3);
+    if (implied > int64_t(present.size()) + 1) {
+      throw_bad_input(checkpoint.config_path() + ": config.json implies at least " + std::to_string(implied) +
+                      " tensors by layer " + std::to_string(layer) + ", the checkpoint holds " +
+                      std::to_string(present.size()) + " (num_hidden_layers or the expert count disagrees with the weights)");
+    }
+  }
+  std::set<std::string> expected_names;
+  for (const TensorSpec& spec : expected_tensors(config, fixed)) {
+    expected_names.insert(spec.name);
+    Checkpoint::Located found = checkpoint.find(spec.name);
+    if (!found.info) {
+      throw_bad_input(checkpoint.dir() + ": missing tensor '" + spec.name + "' (config.json implies it)");
+    }
+    if (found.info->shape != spec.shape) {
+      throw_bad_input(found.file->path() + ": tensor '" + spec.name + "' has shape " + shape_text(found.info->shape) +
+                      ", config.json implies " + shape_text(spec.shape));
+    }
+  }
+  for (const std::string& name : present) {
+    if (expected_names.count(name) || (s.tie_word_embeddings && name == kLmHeadName)) continue;
+    throw_bad_input(checkpoint.find(name).file->path() + ": unexpected tensor '" + name + "' (not part of a " +
+                    s.model_type + " model with this config.json)");
+  }
+}
+
+Plan fixed_plan_of(const Checkpoint& checkpoint, const ModelShape& shape) {
+  if (!checkpoint.config().contains("cdmoe")) return Plan();
+  std::string where = checkpoint.config_path() + ": cdmoe.plan";
+  return with_json_errors(checkpoint.config_path(), [&] {
+    Plan fixed = Plan::from_json(require_field(checkpoint.config()["cdmoe"], "plan", checkpoint.config_path() + ": cdmoe"), where);
+    fixed.validate(shape, where);
+    return fixed;
+  });
+}
+
+}  // namespace cdmoe::model

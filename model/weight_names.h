@@ -1,0 +1,60 @@
+// The Hugging Face tensor names and shapes of a checkpoint, built from its family's weight-name
+// table (model/family.h). Load reads by them, export writes by them, and the checkpoint's
+// header is checked against them before anything is allocated: a tensor missing, extra, of
+// another shape or of a dtype the project cannot read is bad input naming the file and tensor.
+// Torch-free.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/plan.h"
+#include "model/checkpoint.h"
+#include "model/model_config.h"
+
+namespace cdmoe::model {
+
+// A SwiGLU MLP's three projections under `prefix`: prefix + "gate_proj.weight", ...
+struct MlpNames {
+  std::string gate, up, down;
+};
+MlpNames mlp_names(const std::string& prefix);
+
+struct LayerNames {
+  std::string input_norm, post_norm;
+  std::string q, k, v, o, q_bias, k_bias, v_bias, o_bias;
+  MlpNames mlp;             // a dense layer's MLP, or an exported condensed layer's fused one
+  std::string router;       // [E, D]
+  MlpNames shared;          // the shared expert(s) as one MLP
+  std::string shared_gate;  // [1, D]; empty when the family has none
+  std::string experts_prefix;
+  MlpNames expert(int64_t e) const;  // routed expert e (renumbered 0..r-1 in an exported pruned layer)
+};
+LayerNames layer_names(const Family& family, int layer);
+
+inline constexpr const char* kEmbedTokensName = "model.embed_tokens.weight";
+inline constexpr const char* kFinalNormName = "model.norm.weight";
+inline constexpr const char* kLmHeadName = "lm_head.weight";
+
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+// Every tensor a checkpoint of `config` holds, in load order; `fixed` is an exported
+// checkpoint's own plan (its config.json "cdmoe" block; empty for an original checkpoint).
+// lm_head.weight is left out when the embeddings are tied (a checkpoint may still carry it).
+std::vector<TensorSpec> expected_tensors(const ModelConfig& config, const Plan& fixed);
+
+// The header check: every expected tensor present with its shape and a readable dtype, and no
+// tensor that the config does not imply. Reads headers only.
+void check_checkpoint_tensors(const Checkpoint& checkpoint, const ModelConfig& config, const Plan& fixed);
+
+// The plan an exported checkpoint carries in config.json ("cdmoe": {"plan": ...}), validated
+// against the shape; empty when it has none.
+Plan fixed_plan_of(const Checkpoint& checkpoint, const ModelShape& shape);
+
+std::string shape_text(const std::vector<int64_t>& shape);  // "[2, 3]"
+
+}  // namespace cdmoe::model
