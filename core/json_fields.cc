@@ -76,6 +76,13 @@ std::string require_string(const Json& object, const std::string& key, const std
   return value.get<std::string>();
 }
 
+const Json& optional_field(const Json& object, const std::string& key, const std::string& where) {
+  static const Json kNull;
+  require_object(object, where);
+  auto it = object.find(key);
+  return it == object.end() ? kNull : *it;
+}
+
 int64_t int_or(const Json& object, const std::string& key, int64_t fallback, const std::string& where) {
   require_object(object, where);
   auto it = object.find(key);

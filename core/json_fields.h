@@ -27,6 +27,10 @@ int64_t require_int(const Json& object, const std::string& key, const std::strin
 double require_number(const Json& object, const std::string& key, const std::string& where);
 std::string require_string(const Json& object, const std::string& key, const std::string& where);
 
+// The member `key` of `object` (checked to be an object), or a null value when it is absent. A
+// reference into the document, so JSON paths in later errors stay whole (unlike a copy).
+const Json& optional_field(const Json& object, const std::string& key, const std::string& where);
+
 // Optional fields: the default when absent or null; a present value of the wrong type is an error.
 int64_t int_or(const Json& object, const std::string& key, int64_t fallback, const std::string& where);
 double number_or(const Json& object, const std::string& key, double fallback, const std::string& where);

@@ -464,8 +464,8 @@ std::unique_ptr<Tokenizer> Tokenizer::load_file(const std::string& path) {
       std::sort(contents.begin(), contents.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
     }
   }
-  collect_normalizers(config.value("normalizer", Json()), t.normalizers, path + ": normalizer");
-  collect_pre_tokenizers(config.value("pre_tokenizer", Json()), t.pre_tokenizers, path + ": pre_tokenizer");
+  collect_normalizers(optional_field(config, "normalizer", path), t.normalizers, path + ": normalizer");
+  collect_pre_tokenizers(optional_field(config, "pre_tokenizer", path), t.pre_tokenizers, path + ": pre_tokenizer");
   t.byte_level = std::any_of(t.pre_tokenizers.begin(), t.pre_tokenizers.end(),
                              [](const PreTokenizerStep& s) { return s.kind == PreTokenizerStep::Kind::kByteLevel; });
   t.decoder = t.byte_level ? Impl::Decoder::kByteLevel : Impl::Decoder::kMetaspace;  // "▁" for spaces either way
@@ -475,7 +475,7 @@ std::unique_ptr<Tokenizer> Tokenizer::load_file(const std::string& path) {
     t.byte_to_char[b] = encode_utf8(printable ? uint32_t(b) : uint32_t(256 + n++));
     t.char_to_byte[t.byte_to_char[b]] = static_cast<unsigned char>(b);
   }
-  const Json& post = config.value("post_processor", Json());
+  const Json& post = optional_field(config, "post_processor", path);
   if (!post.is_null()) {
     std::string post_type = require_string(post, "type", path + ": post_processor");
     if (post_type == "TemplateProcessing") {

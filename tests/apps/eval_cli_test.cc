@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <limits>
 #include <map>
 
 #include <ATen/ATen.h>
@@ -89,9 +90,10 @@ TEST(EvalCli, BadInputIsOneLineExitTwoAndWritesNothing) {
   }
 }
 
-// A small random deepseek model whose vocabulary is Llama-2's, beside its real tokenizer.json.
-std::string write_text_model(const TempDir& dir) {
-  std::string out = dir.file("textmodel");
+// A small random deepseek model whose vocabulary is Llama-2's, beside its real tokenizer.json;
+// with `infinite_norm` its final norm's weights are +inf (every logit then is inf or NaN).
+std::string write_text_model(const TempDir& dir, bool infinite_norm = false) {
+  std::string out = dir.file(infinite_norm ? "poisoned" : "textmodel");
   std::filesystem::create_directories(out);
   nlohmann::json config = {{"model_type", "deepseek"}, {"hidden_size", 32}, {"num_attention_heads", 4},
                            {"num_hidden_layers", 2}, {"vocab_size", 32000}, {"intermediate_size", 48},
@@ -121,11 +123,35 @@ std::string write_text_model(const TempDir& dir) {
     for (int e = 0; e < 4; ++e) mlp(p + "mlp.experts." + std::to_string(e) + ".", 16);
     mlp(p + "mlp.shared_experts.", 16);
   }
+  if (infinite_norm) {
+    for (auto& [name, t] : tensors) {
+      if (name == "model.norm.weight") t.fill_(std::numeric_limits<float>::infinity());
+    }
+  }
   std::vector<model::TensorToWrite> files;
   for (auto& [name, t] : tensors) files.push_back({name, model::DType::kF32, t.sizes().vec(), t.data_ptr<float>()});
   model::write_safetensors(out + "/model.safetensors", files);
   std::filesystem::copy_file(std::string(CDMOE_SOURCE_DIR) + "/third_party/tokenizers/llama2/tokenizer.json", out + "/tokenizer.json");
   return out;
+}
+
+// Logits that are not finite (an overflowing plan, a broken checkpoint) make every score noise:
+// cdmoe-eval fails (exit 1, one line) instead of reporting it, and writes nothing.
+TEST(EvalCli, NonFiniteLogitsFailInsteadOfScoring) {
+  TempDir dir;
+  std::string model_dir = write_text_model(dir, /*infinite_norm=*/true);
+  write_file(dir.file("ids.json"), "[[1, 2, 3]]");
+  std::string out = dir.file("logits.safetensors");
+  CommandResult dump = run_command({kEval, "--model", model_dir, "--ids", dir.file("ids.json"), "--dump-logits", out});
+  EXPECT_EQ(dump.exit_code, 1) << dump.err;
+  EXPECT_EQ(testing::count_lines(dump.err), 1) << dump.err;
+  EXPECT_NE(dump.err.find("the logits under this plan are not finite"), std::string::npos) << dump.err;
+  EXPECT_FALSE(std::filesystem::exists(out));
+  write_file(dir.file("calib.txt"), "Experts are condensed into one dense layer.\nThe router is gone.\n");
+  CommandResult metrics = run_command({kEval, "--model", model_dir, "--ppl", dir.file("calib.txt"), "--json"});
+  EXPECT_EQ(metrics.exit_code, 1) << metrics.err;
+  EXPECT_NE(metrics.err.find("is not finite"), std::string::npos) << metrics.err;
+  EXPECT_EQ(metrics.out, "") << "no partial report";
 }
 
 std::map<std::string, double> metrics_of(const std::string& json_text) {

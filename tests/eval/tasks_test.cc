@@ -17,7 +17,7 @@ namespace {
 
 const std::string kBenchmarks = CDMOE_BENCHMARKS_DIR;
 
-TEST(Tasks, LoadsTheSharedBenchmarks) {
+TEST(Tasks, LoadsTheBenchmarksTheProjectCarries) {
   Task piqa = load_task("piqa", kBenchmarks, 0);
   EXPECT_EQ(piqa.items.size(), 1838u);
   EXPECT_EQ(piqa.items[0].context, "Question: How do I ready a guinea pig cage for it's new occupants?\nAnswer:");
@@ -55,6 +55,9 @@ TEST(Tasks, BadGenericTasksNameTheLine) {
   EXPECT_EQ(task_error(R"({"context": "x", "choices": ["a", "b"], "gold": 2})"),
             "task.jsonl:1: gold 2 is out of range for 2 choices");
   EXPECT_EQ(task_error(R"({"context": "x", "choices": ["a"], "gold": 0})"), "task.jsonl:1: needs at least 2 choices, has 1");
+  // An empty continuation scores 0, more than any real one: it would always win.
+  EXPECT_EQ(task_error(good + R"({"context": "x", "choices": ["a", ""], "gold": 0})"), "task.jsonl:2: choice 1 is empty");
+  EXPECT_THROW(load_task("piqa", kBenchmarks, -1), Error) << "a negative item limit";
   // Non-UTF-8 text: the JSON parser itself rejects the bytes, naming the line.
   EXPECT_EQ(task_error("{\"context\": \"\xff\xfe\", \"choices\": [\"a\", \"b\"], \"gold\": 0}").rfind("task.jsonl:1: not valid JSON", 0), 0u);
   EXPECT_EQ(task_error(""), "task.jsonl: holds no items");

@@ -93,6 +93,34 @@ TEST(Calibration, LoadsSamplesTruncatesAndPacks) {
   EXPECT_EQ(mask.sum().item<int64_t>(), 4);
 }
 
+// A long document is tokenised only as far as its leading tokens need: the sequence equals the
+// whole document's encoding cut to seq_len, for documents of every length around the cut.
+TEST(Calibration, ALongDocumentGivesTheSameLeadingTokensAsTheWholeOfIt) {
+  auto tokenizer = model::Tokenizer::load(kTokenizers + "/llama2");
+  testing::TempDir dir;
+  std::vector<std::string> documents;
+  std::string words;
+  for (int i = 0; i < 6000; ++i) words += (i % 7 ? "routed " : "condensed-experts, ") + std::to_string(i % 13) + " ";
+  documents.push_back(words);                            // ~60 KB of many words
+  documents.push_back(std::string(300000, 'a'));          // one 300 KB word
+  documents.push_back(std::string(5000, 'x') + " tail");  // a word across the first cut
+  std::string text;
+  for (const std::string& d : documents) text += Json{{"text", d}}.dump() + "\n";
+  testing::write_file(dir.file("long.jsonl"), text);
+  for (int64_t seq_len : {1, 7, 64, 200}) {
+    CalibrationOptions options;
+    options.samples = 0;
+    options.seq_len = seq_len;
+    CalibrationSet set = load_calibration(dir.file("long.jsonl"), *tokenizer, options);
+    ASSERT_EQ(set.sequences.size(), documents.size());
+    for (size_t i = 0; i < documents.size(); ++i) {
+      std::vector<int64_t> whole = tokenizer->encode(documents[i], /*add_special_tokens=*/true);
+      whole.resize(std::min(whole.size(), size_t(seq_len)));
+      EXPECT_EQ(set.sequences[i], whole) << "document " << i << ", seq_len " << seq_len;
+    }
+  }
+}
+
 TEST(Calibration, BadFilesNameTheLine) {
   auto tokenizer = model::Tokenizer::load(kTokenizers + "/llama2");
   testing::TempDir dir;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -162,6 +163,91 @@ TEST(Tokenizer, RefusesWhatItDoesNotSupport) {
   testing::write_file(dir.file("tokenizer.json"), config.dump());
   EXPECT_THROW(Tokenizer::load(dir.path()), Error);
   EXPECT_THROW(Tokenizer::load(dir.file("none")), Error);
+}
+
+// The plain BPE of the Hugging Face library's description, written independently: repeatedly
+// merge the lowest-ranked adjacent pair, the leftmost on ties, until none applies.
+std::vector<std::string> plain_bpe(const std::string& word, const std::vector<std::pair<std::string, std::string>>& merges) {
+  std::vector<std::string> symbols;
+  for (char c : word) symbols.push_back(std::string(1, c));
+  for (;;) {
+    size_t best_rank = merges.size(), best = 0;
+    for (size_t i = 0; i + 1 < symbols.size(); ++i) {
+      for (size_t r = 0; r < best_rank; ++r) {
+        if (merges[r].first == symbols[i] && merges[r].second == symbols[i + 1]) {
+          best_rank = r, best = i;
+          break;
+        }
+      }
+    }
+    if (best_rank == merges.size()) return symbols;
+    symbols[best] += symbols[best + 1];
+    symbols.erase(symbols.begin() + long(best) + 1);
+  }
+}
+
+// The merge loop runs on a priority queue (O(n log n), so a 5 MB word takes seconds, not
+// hours); it must merge in exactly the plain loop's order, ties and overlaps included.
+TEST(Tokenizer, PriorityQueueMergesEqualThePlainLoop) {
+  const std::vector<std::pair<std::string, std::string>> merges = {
+      {"a", "a"}, {"a", "b"}, {"b", "a"}, {"aa", "b"}, {"ab", "ab"}, {"b", "b"}, {"ba", "a"}, {"aa", "aa"},
+      {"aab", "a"}, {"bb", "bb"}, {"abab", "aa"}, {"c", "a"}, {"ca", "b"}};
+  Json vocab = Json::object();
+  auto add = [&](const std::string& token) {
+    if (!vocab.contains(token)) vocab[token] = int64_t(vocab.size());
+  };
+  for (const char* c : {"a", "b", "c"}) add(c);
+  Json merge_list = Json::array();
+  for (const auto& [left, right] : merges) {
+    add(left + right);
+    merge_list.push_back(left + " " + right);
+  }
+  testing::TempDir dir;
+  Json config = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merge_list}}}};
+  testing::write_file(dir.file("tokenizer.json"), config.dump());
+  auto tokenizer = Tokenizer::load(dir.path());
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string word;
+    size_t length = 1 + rng() % (trial < 200 ? 40 : 600);
+    for (size_t i = 0; i < length; ++i) word += "aabbc"[rng() % (trial % 3 == 0 ? 2 : 5)];
+    std::vector<int64_t> expected;
+    for (const std::string& symbol : plain_bpe(word, merges)) expected.push_back(vocab.at(symbol).get<int64_t>());
+    ASSERT_EQ(tokenizer->encode(word), expected) << word;
+  }
+}
+
+// Malformed tokenizer.json values: one bad-input line naming the file and where in it.
+TEST(Tokenizer, WrongTypesAndHugeIdsNameTheFileAndThePath) {
+  testing::TempDir dir;
+  auto error_of = [&](const Json& config) {
+    testing::write_file(dir.file("tokenizer.json"), config.dump());
+    try {
+      Tokenizer::load(dir.path());
+    } catch (const Error& e) {
+      EXPECT_EQ(e.exit_code(), 2) << e.what();
+      return std::string(e.what());
+    }
+    return std::string("loaded");
+  };
+  Json base = {{"model", {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}}}, {"merges", {"a b"}}}}};
+  EXPECT_EQ(error_of(base), "loaded");
+  Json merges_of_numbers = base;
+  merges_of_numbers["model"]["merges"] = Json::array({Json::array({1, 2})});
+  EXPECT_EQ(error_of(merges_of_numbers),
+            dir.file("tokenizer.json") + ": at /model/merges/0/0: type must be string, but is number");
+  Json huge = base;
+  huge["model"]["vocab"]["ab"] = int64_t(1) << 40;
+  EXPECT_EQ(error_of(huge), dir.file("tokenizer.json") + ": model.vocab.ab must be a token id in [0, 2^24), got 1099511627776");
+  Json negative = base;
+  negative["added_tokens"] = Json::array({{{"content", "<s>"}, {"id", -1}}});
+  EXPECT_NE(error_of(negative).find("added_tokens[].id must be a token id"), std::string::npos);
+  Json bad_template = base;
+  bad_template["post_processor"] = {{"type", "TemplateProcessing"},
+                                    {"single", Json::array({{{"SpecialToken", {{"id", "<s>"}}}}})},
+                                    {"special_tokens", {{"<s>", {{"ids", Json::array({"zero"})}}}}}};
+  EXPECT_EQ(error_of(bad_template),
+            dir.file("tokenizer.json") + ": at /post_processor/special_tokens/<s>/ids/0: type must be number, but is string");
 }
 
 }  // namespace
