@@ -1,5 +1,9 @@
 #include "apps/cli.h"
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -54,6 +58,29 @@ std::optional<boost::program_options::variables_map> parse_options(
     return std::nullopt;
   }
   return args;
+}
+
+void write_file_atomically(const std::string& path, const std::string& contents, const std::string& option) {
+  namespace fs = std::filesystem;
+  fs::path target = fs::absolute(path);
+  if (fs::is_directory(target)) throw_bad_input(option + " '" + path + "' is a directory");
+  fs::path parent = target.parent_path();
+  if (!fs::is_directory(parent)) throw_bad_input(option + " '" + path + "': directory '" + parent.string() + "' does not exist");
+  std::string temporary = target.string() + ".tmp-" + std::to_string(getpid());
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    if (!out) throw_bad_input(option + " '" + path + "': cannot write in '" + parent.string() + "'");
+    out.write(contents.data(), std::streamsize(contents.size()));
+    out.close();
+    if (!out) {
+      std::remove(temporary.c_str());
+      throw_runtime(option + " '" + path + "': writing failed (disk full?)");
+    }
+  }
+  if (std::rename(temporary.c_str(), target.c_str()) != 0) {
+    std::remove(temporary.c_str());
+    throw_bad_input(option + " '" + path + "': cannot replace it");
+  }
 }
 
 std::vector<std::string> split_commas(const std::string& text) {

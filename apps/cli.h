@@ -21,6 +21,11 @@ int run_cli(const char* program, const std::function<int()>& body);
 std::optional<boost::program_options::variables_map> parse_options(
     int argc, char** argv, const boost::program_options::options_description& options, bool with_command);
 
+// Writes `contents` to `path` through a temporary file beside it renamed into place, so the
+// file is complete or absent. A directory that is missing or unwritable is bad input naming
+// `option` (e.g. "--out") and the path.
+void write_file_atomically(const std::string& path, const std::string& contents, const std::string& option);
+
 // "a,b,,c" -> {"a", "b", "c"}.
 std::vector<std::string> split_commas(const std::string& text);
 
