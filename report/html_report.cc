@@ -105,17 +105,23 @@ void budget_section(Element& body, const std::vector<db::SweepSnapshot>& sweeps,
   row.add(figure(render_chart(metric_chart(sweeps, styles, kCondensedLayers, objective_metric(sweeps.front()), false))));
 }
 
+// A table of class `css_class` under `parent` with one header row; rows are added to it.
+Element& table_with_header(Element& parent, const char* css_class, const std::vector<std::string>& columns) {
+  Element& table = parent.child("table");
+  table.attr("class", css_class);
+  Element& head = table.child("tr");
+  for (const std::string& column : columns) head.child("th").text(column);
+  return table;
+}
+
 void search_section(Element& body, const db::SweepSnapshot& s) {
   body.child("h3").text("Sweep " + s.name);
   std::string expert_metric = "objective";
   auto orders = expert_orders(s, &expert_metric);
   if (!orders.empty()) {
     body.add(figure(render_chart(expert_order_chart(s))));
-    Element& table = body.child("table");
-    table.attr("class", "expert-order");
-    Element& head = table.child("tr");
-    head.child("th").text("MoE layer");
-    head.child("th").text("experts in the order greedy selection added them (" + expert_metric + " after each round)");
+    Element& table = table_with_header(body, "expert-order", {"MoE layer", "experts in the order greedy selection added "
+                                                                          "them (" + expert_metric + " after each round)"});
     for (const auto& [layer, rounds] : orders) {
       Element& tr = table.child("tr");
       tr.child("td").attr("class", "number").text(std::to_string(layer));
@@ -131,11 +137,8 @@ void search_section(Element& body, const db::SweepSnapshot& s) {
   std::string layer_metric = "objective";
   auto layer_steps = layer_orders(s, &layer_metric);
   if (!layer_steps.empty()) {
-    Element& table = body.child("table");
-    table.attr("class", "layer-order");
-    Element& head = table.child("tr");
-    head.child("th").text("stage");
-    head.child("th").text("layers changed at each step t = 1, 2, ... (" + layer_metric + " of the step's best plan)");
+    Element& table = table_with_header(body, "layer-order", {"stage", "layers changed at each step t = 1, 2, ... (" +
+                                                                          layer_metric + " of the step's best plan)"});
     for (const auto& [stage, steps] : layer_steps) {
       Element& tr = table.child("tr");
       tr.child("td").text(stage);
@@ -156,12 +159,8 @@ void search_section(Element& body, const db::SweepSnapshot& s) {
 
 void pareto_section(Element& body, const std::vector<db::SweepSnapshot>& sweeps) {
   body.child("h2").text("The Pareto front");
-  Element& table = body.child("table");
-  table.attr("class", "pareto");
-  Element& head = table.child("tr");
-  for (const char* column : {"sweep", "candidate", "method", "budget", "accuracy", "param_ratio", "speedup", "plan"}) {
-    head.child("th").text(column);
-  }
+  Element& table = table_with_header(body, "pareto", {"sweep", "candidate", "method", "budget", "accuracy", "param_ratio",
+                                                      "speedup", "plan"});
   size_t rows = 0;
   for (const db::SweepSnapshot& s : sweeps) {
     std::vector<const db::SnapshotCandidate*> front;

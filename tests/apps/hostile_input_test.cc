@@ -117,6 +117,23 @@ TEST_F(SweepCli, ASecondCoordinatorOnARunningSweepIsRefusedAndChangesNothing) {
   EXPECT_EQ(count_rows(db, "SELECT count(*) FROM sweep_leases"), 0);
 }
 
+// Two sweeps of different names on one database at once: each has its own lease, the writers
+// take turns on SQLite's lock, and both finish with everything recorded.
+TEST_F(SweepCli, TwoSweepsOfDifferentNamesShareADatabase) {
+  std::string db = file("shared.db");
+  BackgroundCommand a(mpi(2, sweep_args(db, "a")));
+  CommandResult b = run_command(local(sweep_args(db, "b")));
+  CommandResult first = a.wait();
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM sweeps WHERE state = 'DONE'"), 2);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE state <> 'DONE'"), 0);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates c JOIN sweeps w ON w.id = c.sweep_id WHERE w.name = 'a'"),
+            count_rows(db, "SELECT count(*) FROM candidates c JOIN sweeps w ON w.id = c.sweep_id WHERE w.name = 'b'"))
+      << "the same config gives the same candidates";
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM sweep_leases"), 0) << "both released";
+}
+
 TEST_F(SweepCli, ConfigAndWeightsThatDisagreeAreRefusedBeforeTheDatabase) {
   std::string db = file("disagree.db");
   auto refused_model = [&](const std::function<void(Json&)>& edit, const std::string& text) {

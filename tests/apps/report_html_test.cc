@@ -2,13 +2,13 @@
 // the page rendered by a real headless browser (Debian's chromium) from its file, its points
 // counted and mapped back to the database's values, a screenshot kept as a test artifact;
 // escaping of names from the database; unfinished sweeps; bad input.
-#include <regex>
 #include <filesystem>
 
 #include "db/database.h"
 #include "db/store.h"
 #include "tests/apps/sweep_fixture.h"
 #include "tests/db/db_test_util.h"
+#include "tests/report/svg_points.h"
 
 namespace cdmoe {
 namespace {
@@ -39,33 +39,6 @@ std::vector<std::string> charts_of(const std::string& document) {
     size_t end = document.find("</svg>", at);
     std::string svg = document.substr(at, end - at);
     if (svg.find("class=\"chart\"") != std::string::npos) out.push_back(svg);
-  }
-  return out;
-}
-
-struct Point {
-  std::string series;
-  int64_t candidate;
-  double x, y, px, py;
-};
-
-// Every point of a chart, and the largest distance (as a fraction of the axis) between where it
-// is drawn and where its values say it should be.
-std::vector<Point> points_of(const std::string& svg, double* worst_misplacement) {
-  std::smatch m;
-  std::regex plot("data-plot=\"([^ ]+) ([^ ]+) ([^ ]+) ([^\"]+)\" data-x-domain=\"([^ ]+) ([^\"]+)\" data-y-domain=\"([^ ]+) ([^\"]+)\"");
-  EXPECT_TRUE(std::regex_search(svg, m, plot));
-  double left = std::stod(m[1]), top = std::stod(m[2]), width = std::stod(m[3]), height = std::stod(m[4]);
-  double x0 = std::stod(m[5]), x1 = std::stod(m[6]), y0 = std::stod(m[7]), y1 = std::stod(m[8]);
-  std::regex point("class=\"point[^\"]*\" data-series=\"([^\"]*)\" data-candidate=\"([^\"]*)\" data-x=\"([^\"]+)\" "
-                   "data-y=\"([^\"]+)\" transform=\"translate\\(([^,]+),([^)]+)\\)\"");
-  std::vector<Point> out;
-  *worst_misplacement = 0;
-  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), point); it != std::sregex_iterator(); ++it) {
-    Point p{(*it)[1], std::stoll((*it)[2]), std::stod((*it)[3]), std::stod((*it)[4]), std::stod((*it)[5]), std::stod((*it)[6])};
-    double x = x0 + (p.px - left) / width * (x1 - x0), y = y0 + (top + height - p.py) / height * (y1 - y0);
-    *worst_misplacement = std::max({*worst_misplacement, std::abs(x - p.x) / (x1 - x0), std::abs(y - p.y) / (y1 - y0)});
-    out.push_back(p);
   }
   return out;
 }
@@ -101,10 +74,10 @@ TEST_F(SweepCli, TheHtmlReportRendersInABrowserWithEveryCandidateWhereItsValuesS
 
   // Chart 1: accuracy against parameters; one point per DONE full evaluation, per method.
   double misplaced = 1;
-  std::vector<Point> points = points_of(charts[0], &misplaced);
+  std::vector<testing::SvgPoint> points = testing::read_svg_points(charts[0], &misplaced);
   EXPECT_LT(misplaced, 0.002) << "drawn within a pixel of where the values say";
   std::map<std::string, int64_t> drawn;
-  for (const Point& p : points) {
+  for (const testing::SvgPoint& p : points) {
     ++drawn[p.series];
     EXPECT_DOUBLE_EQ(p.x, metric(db, p.candidate, "param_ratio")) << p.candidate;
     EXPECT_DOUBLE_EQ(p.y, metric(db, p.candidate, "task_acc_mean")) << p.candidate;
@@ -139,7 +112,7 @@ TEST_F(SweepCli, TheHtmlReportRendersInABrowserWithEveryCandidateWhereItsValuesS
   CommandResult svg = run_command({kReport, "--db", db, "plot", "--sweep", "s", "--x", "param_ratio", "--y", "task_acc_mean"});
   ASSERT_EQ(svg.exit_code, 0) << svg.err;
   EXPECT_EQ(svg.out.rfind("<?xml", 0), 0u);
-  EXPECT_EQ(points_of(svg.out, &misplaced).size(), points.size());
+  EXPECT_EQ(testing::read_svg_points(svg.out, &misplaced).size(), points.size());
 }
 
 TEST_F(SweepCli, NamesFromTheDatabaseAreEscapedAndUnfinishedSweepsSaySo) {

@@ -1,11 +1,10 @@
 // The report's building blocks: escaping, ticks, and chart positions that map back to values.
 #include "report/chart.h"
 
-#include <regex>
-
 #include <gtest/gtest.h>
 
 #include "report/markup.h"
+#include "tests/report/svg_points.h"
 
 namespace cdmoe::report {
 namespace {
@@ -34,34 +33,6 @@ TEST(Ticks, RoundStepsCoveringTheRange) {
   EXPECT_EQ(nice_ticks(3, 3), (std::vector<double>{3})) << "an empty range";
 }
 
-// Reads back every point: its data values and its pixel position, mapped through the chart's
-// published plot box and domains.
-struct ReadPoint {
-  std::string series;
-  double x, y, px, py;
-};
-
-std::vector<ReadPoint> read_points(const std::string& svg, double* mapped_x_error, double* mapped_y_error) {
-  std::smatch m;
-  std::regex plot("data-plot=\"([^ ]+) ([^ ]+) ([^ ]+) ([^\"]+)\" data-x-domain=\"([^ ]+) ([^\"]+)\" data-y-domain=\"([^ ]+) ([^\"]+)\"");
-  EXPECT_TRUE(std::regex_search(svg, m, plot));
-  double left = std::stod(m[1]), top = std::stod(m[2]), width = std::stod(m[3]), height = std::stod(m[4]);
-  double x0 = std::stod(m[5]), x1 = std::stod(m[6]), y0 = std::stod(m[7]), y1 = std::stod(m[8]);
-  std::regex point("class=\"point[^\"]*\" data-series=\"([^\"]*)\" data-candidate=\"[^\"]*\" data-x=\"([^\"]+)\" "
-                   "data-y=\"([^\"]+)\" transform=\"translate\\(([^,]+),([^)]+)\\)\"");
-  std::vector<ReadPoint> out;
-  *mapped_x_error = *mapped_y_error = 0;
-  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), point); it != std::sregex_iterator(); ++it) {
-    ReadPoint p{(*it)[1], std::stod((*it)[2]), std::stod((*it)[3]), std::stod((*it)[4]), std::stod((*it)[5])};
-    double x = x0 + (p.px - left) / width * (x1 - x0);
-    double y = y0 + (top + height - p.py) / height * (y1 - y0);
-    *mapped_x_error = std::max(*mapped_x_error, std::abs(x - p.x) / (x1 - x0));
-    *mapped_y_error = std::max(*mapped_y_error, std::abs(y - p.y) / (y1 - y0));
-    out.push_back(p);
-  }
-  return out;
-}
-
 TEST(Chart, EveryPointIsDrawnWhereItsValuesSay) {
   ChartSpec spec;
   spec.title = "t";
@@ -76,11 +47,10 @@ TEST(Chart, EveryPointIsDrawnWhereItsValuesSay) {
   spec.series = {a, b};
   spec.highlight_label = "front";
   std::string svg = render_chart(spec).str();
-  double dx = 1, dy = 1;
-  std::vector<ReadPoint> points = read_points(svg, &dx, &dy);
+  double misplaced = 1;
+  std::vector<testing::SvgPoint> points = testing::read_svg_points(svg, &misplaced);
   ASSERT_EQ(points.size(), 10u);
-  EXPECT_LT(dx, 0.001) << "within a pixel of a 400 px axis";
-  EXPECT_LT(dy, 0.001);
+  EXPECT_LT(misplaced, 0.001) << "within a pixel of a 400 px axis";
   EXPECT_EQ(points[0].x, 0.7);
   EXPECT_EQ(points[9].series, "drop &lt;b&gt;") << "series names are escaped";
   EXPECT_NE(svg.find("class=\"point highlighted\""), std::string::npos);
