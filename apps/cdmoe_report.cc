@@ -70,7 +70,8 @@ int report_main(int argc, char** argv) {
   std::string command = args["command"].as<std::string>();
   std::vector<std::string> sweeps = args.count("sweep") ? args["sweep"].as<std::vector<std::string>>() : std::vector<std::string>{};
   auto require_sweep = [&]() {
-    if (sweeps.size() != 1) throw_bad_input("'" + command + "' needs one --sweep NAME");
+    if (sweeps.empty()) throw_bad_input("'" + command + "' needs --sweep NAME");
+    if (sweeps.size() > 1) throw_bad_input("'" + command + "' takes one --sweep NAME (html takes several)");
     return sweeps.front();
   };
   // Validate the whole command line before touching the database.

@@ -158,7 +158,7 @@ TEST_F(SweepCli, ReportBadInputIsOneLineExitTwoAndWritesNothing) {
   refused({"html", "--sweep", "s", "--out", file("missing/x.html")}, "--out '" + file("missing/x.html") + "': directory");
   refused({"html", "--sweep", "s", "--out", file("")}, "is a directory");
   refused({"plot", "--sweep", "s", "--format", "png"}, "--format \"png\" is not supported");
-  refused({"pareto", "--sweep", "s", "--sweep", "t"}, "'pareto' needs one --sweep NAME");
+  refused({"pareto", "--sweep", "s", "--sweep", "t"}, "'pareto' takes one --sweep NAME");
   EXPECT_FALSE(fs::exists(file("x.html")));
   for (const auto& entry : fs::directory_iterator(dir_->path())) {
     EXPECT_EQ(entry.path().string().find(".tmp-"), std::string::npos) << "a partial file was left: " << entry.path();
