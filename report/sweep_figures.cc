@@ -118,7 +118,9 @@ ChartSpec metric_chart(const std::vector<db::SweepSnapshot>& sweeps, const std::
   spec.x.label = metric_label(x, sweeps);
   spec.x.integer = x == kCondensedLayers;
   spec.y.label = metric_label(y, sweeps);
-  spec.empty_message = "no full evaluation with " + x + " and " + y + " yet";
+  bool running = std::any_of(sweeps.begin(), sweeps.end(), [](const db::SweepSnapshot& s) { return !s.finished(); });
+  spec.empty_message = "no full evaluation with " + x + " and " + y + (running ? " yet" : "");
+  if (y == "perplexity" && !running) spec.empty_message += " (cdmoe-sweep --ppl FILE measures it)";
   bool any_ring = false;
   for (const db::SweepSnapshot& s : sweeps) {
     std::set<int64_t> front(s.pareto_ids.begin(), s.pareto_ids.end());
