@@ -51,14 +51,15 @@ SweepSnapshot read_sweep_snapshot(Connection& connection, const std::string& swe
     JOIN metrics m ON m.candidate_id = c.id JOIN metric_names n ON n.name = m.name
     WHERE c.sweep_id = ? AND m.value IS NOT NULL ORDER BY m.candidate_id)sql");
   metrics.bind(1, sweep_id);
-  SnapshotCandidate* current = nullptr;
+  // Both are in id order: walk them together.
+  size_t next = 0;
   while (metrics.step()) {
     int64_t id = metrics.column_int(0);
-    if (!current || current->id != id) current = const_cast<SnapshotCandidate*>(s.find(id));
+    while (next < s.candidates.size() && s.candidates[next].id < id) ++next;
     double value = metrics.column_double(2);
-    if (!current || !std::isfinite(value)) continue;
+    if (next == s.candidates.size() || s.candidates[next].id != id || !std::isfinite(value)) continue;
     std::string name = metrics.column_text(1);
-    current->metrics[name] = value;
+    s.candidates[next].metrics[name] = value;
     s.units.emplace(name, metrics.column_text(3));
   }
   Statement pareto(connection, "SELECT candidate_id FROM pareto WHERE sweep = ? ORDER BY candidate_id");
