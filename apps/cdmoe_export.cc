@@ -8,10 +8,8 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
-#include <ATen/ATen.h>
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
 
@@ -21,16 +19,13 @@
 #include "db/database.h"
 #include "db/report_queries.h"
 #include "model/moe_model.h"
-#include "model/safetensors.h"
+#include "model/hf_export.h"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
 using namespace cdmoe;
 
 namespace {
-
-constexpr const char* kTokenizerFiles[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                                           "tokenizer.model", "generation_config.json"};
 
 int export_main(int argc, char** argv) {
   po::options_description options(
@@ -74,30 +69,15 @@ int export_main(int argc, char** argv) {
   if (!model->fixed_plan().is_original()) throw_bad_input(model_dir + " is an exported checkpoint already; export from the original");
 
   // Everything that can fail on the inputs happens before the first byte is written.
-  std::vector<std::pair<std::string, at::Tensor>> tensors = model->materialise(plan);
-  std::vector<model::TensorToWrite> to_write;
-  int64_t elements = 0;
-  for (auto& [name, tensor] : tensors) {
-    tensor = tensor.cpu().contiguous();  // a no-op for the CPU model export loads
-    to_write.push_back({name, model::DType::kF32, tensor.sizes().vec(), tensor.data_ptr<float>()});
-    elements += tensor.numel();
-  }
-  Json config = read_json_file(model_dir + "/config.json");
-  config["torch_dtype"] = "float32";
-  config["cdmoe"] = {{"plan", plan.to_json()}, {"plan_hash", plan.hash()}, {"source", fs::absolute(model_dir).string()},
-                     {"format", 1}};
-
+  (void)model->materialise(plan);
   std::string staging = out + ".tmp-" + std::to_string(getpid());
   std::error_code cannot;
   if (!fs::create_directory(staging, cannot)) {
     throw_bad_input("--out '" + out + "': cannot create a directory there (" + cannot.message() + ")");
   }
+  int64_t elements = 0;
   try {
-    model::write_safetensors(staging + "/model.safetensors", to_write, {{"format", "pt"}});
-    std::ofstream(staging + "/config.json") << config.dump(2) << "\n";
-    for (const char* name : kTokenizerFiles) {
-      if (fs::exists(model_dir + "/" + name)) fs::copy_file(model_dir + "/" + name, staging + "/" + name);
-    }
+    elements = model::write_hf_files(*model, plan, model_dir, staging);
     fs::rename(staging, out);
   } catch (...) {
     fs::remove_all(staging);

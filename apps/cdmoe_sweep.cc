@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/cli.h"
+#include "apps/launch.h"
 #include "apps/sweep_settings.h"
 #include "apps/table_format.h"
 #include "comm/mpi_transport.h"
@@ -68,20 +69,6 @@ void install_stop_handlers(bool coordinator) {
     install_handler(signal, coordinator ? on_stop_signal : on_worker_stop_signal);
   }
   if (!coordinator) install_handler(SIGALRM, on_worker_grace_over);
-}
-
-// Launched by mpirun or srun --mpi=pmix (otherwise MPI is not initialised at all).
-bool launched_by_mpi() {
-  for (const char* variable : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"}) {
-    if (std::getenv(variable)) return true;
-  }
-  return false;
-}
-
-int usable_cores() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
-  return int(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 // --threads, or the node's cores shared among its ranks (never oversubscribe, ARCHITECTURE.md §8).

@@ -1,6 +1,6 @@
 #include "comm/mpi_transport.h"
 
-#include <mpi.h>
+#include "comm/mpi_check.h"
 
 #include <climits>
 #include <chrono>
@@ -12,19 +12,12 @@
 namespace cdmoe::comm {
 namespace {
 
-void check(int code, const char* call) {
-  if (code == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING] = {};
-  int length = 0;
-  MPI_Error_string(code, text, &length);
-  throw_runtime(std::string(call) + " failed: " + std::string(text, size_t(length)));
-}
 
 class MpiTransport : public Transport {
  public:
   MpiTransport() {
-    check(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");
-    check(MPI_Comm_size(MPI_COMM_WORLD, &size_), "MPI_Comm_size");
+    check_mpi(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");
+    check_mpi(MPI_Comm_size(MPI_COMM_WORLD, &size_), "MPI_Comm_size");
   }
   ~MpiTransport() override { wait_for_sends(); }
 
@@ -39,7 +32,7 @@ class MpiTransport : public Transport {
     // The buffer must outlive the nonblocking send: it lives in `sends_` until completion.
     sends_.push_back({std::move(payload), MPI_REQUEST_NULL});
     Pending& pending = sends_.back();
-    check(MPI_Isend(pending.payload.data(), int(pending.payload.size()), MPI_CHAR, destination, int(tag),
+    check_mpi(MPI_Isend(pending.payload.data(), int(pending.payload.size()), MPI_CHAR, destination, int(tag),
                     MPI_COMM_WORLD, &pending.request),
           "MPI_Isend");
   }
@@ -52,12 +45,12 @@ class MpiTransport : public Transport {
       reap_sends(false);
       int flag = 0;
       MPI_Status status;
-      check(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &status), "MPI_Iprobe");
+      check_mpi(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &status), "MPI_Iprobe");
       if (flag) {
         int count = 0;
-        check(MPI_Get_count(&status, MPI_CHAR, &count), "MPI_Get_count");
+        check_mpi(MPI_Get_count(&status, MPI_CHAR, &count), "MPI_Get_count");
         Message message{status.MPI_SOURCE, Tag(status.MPI_TAG), std::string(size_t(count), '\0')};
-        check(MPI_Recv(message.payload.data(), count, MPI_CHAR, status.MPI_SOURCE, status.MPI_TAG, MPI_COMM_WORLD,
+        check_mpi(MPI_Recv(message.payload.data(), count, MPI_CHAR, status.MPI_SOURCE, status.MPI_TAG, MPI_COMM_WORLD,
                        MPI_STATUS_IGNORE),
               "MPI_Recv");
         return message;
@@ -81,10 +74,10 @@ class MpiTransport : public Transport {
     for (auto it = sends_.begin(); it != sends_.end();) {
       int done = 0;
       if (wait) {
-        check(MPI_Wait(&it->request, MPI_STATUS_IGNORE), "MPI_Wait");
+        check_mpi(MPI_Wait(&it->request, MPI_STATUS_IGNORE), "MPI_Wait");
         done = 1;
       } else {
-        check(MPI_Test(&it->request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+        check_mpi(MPI_Test(&it->request, &done, MPI_STATUS_IGNORE), "MPI_Test");
       }
       it = done ? sends_.erase(it) : std::next(it);
     }
@@ -98,14 +91,14 @@ class MpiTransport : public Transport {
 
 MpiSession::MpiSession(int* argc, char*** argv) {
   int provided = 0;
-  check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+  check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
   // Errors come back as codes (and become exceptions) instead of aborting inside MPI.
-  check(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+  check_mpi(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
   MPI_Comm node;
-  check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
-  check(MPI_Comm_rank(node, &local_rank_), "MPI_Comm_rank (node)");
-  check(MPI_Comm_size(node, &local_size_), "MPI_Comm_size (node)");
-  check(MPI_Comm_free(&node), "MPI_Comm_free");
+  check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
+  check_mpi(MPI_Comm_rank(node, &local_rank_), "MPI_Comm_rank (node)");
+  check_mpi(MPI_Comm_size(node, &local_size_), "MPI_Comm_size (node)");
+  check_mpi(MPI_Comm_free(&node), "MPI_Comm_free");
   transport_ = std::make_unique<MpiTransport>();
 }
 

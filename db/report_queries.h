@@ -36,6 +36,14 @@ std::vector<ExpertRouting> candidate_sweep_routing(Connection& connection, int64
 // The canonical plan JSON of a candidate; bad input when there is no such candidate.
 std::string candidate_plan_json(Connection& connection, int64_t candidate_id);
 
+// Where a candidate comes from: its sweep (id and name), method, stage and budget; bad input
+// when there is no such candidate.
+struct CandidateOrigin {
+  int64_t sweep_id = 0;
+  std::string sweep, method, stage, budget;
+};
+CandidateOrigin candidate_origin(Connection& connection, int64_t candidate_id);
+
 // Id of the named sweep; bad input listing the sweeps there are when it does not exist.
 int64_t require_sweep_id(Connection& connection, const std::string& sweep);
 

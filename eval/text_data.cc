@@ -60,13 +60,11 @@ std::vector<int64_t> encode_leading(const model::Tokenizer& tokenizer, const std
 
 }  // namespace
 
-CalibrationSet load_calibration(const std::string& path, const model::Tokenizer& tokenizer,
-                                const CalibrationOptions& options) {
-  if (options.seq_len < 1) throw_bad_input("--seq-len must be at least 1");
+Documents read_documents(const std::string& path) {
   std::string text = read_text_file(path);
   if (text.empty()) throw_bad_input(path + ": is empty");
   bool jsonl = path.size() > 6 && path.compare(path.size() - 6, 6, ".jsonl") == 0;
-  std::vector<std::string> documents;
+  Documents documents{{}, sha256_hex(text)};
   std::istringstream lines(text);
   std::string line;
   for (int number = 1; std::getline(lines, line); ++number) {
@@ -80,11 +78,18 @@ CalibrationSet load_calibration(const std::string& path, const model::Tokenizer&
       if (document.empty()) throw_bad_input(where + ": \"text\" is empty");
     }
     count_code_points(document, where);  // refuses invalid UTF-8, naming the line
-    documents.push_back(std::move(document));
+    documents.texts.push_back(std::move(document));
   }
-  if (documents.empty()) throw_bad_input(path + ": holds no documents");
+  if (documents.texts.empty()) throw_bad_input(path + ": holds no documents");
+  return documents;
+}
 
-  CalibrationSet set{{}, sha256_hex(text)};
+CalibrationSet load_calibration(const std::string& path, const model::Tokenizer& tokenizer,
+                                const CalibrationOptions& options) {
+  if (options.seq_len < 1) throw_bad_input("--seq-len must be at least 1");
+  Documents read = read_documents(path);
+  const std::vector<std::string>& documents = read.texts;
+  CalibrationSet set{{}, read.content_hash};
   if (options.packed) {
     std::vector<int64_t> stream;
     for (const std::string& document : documents) {

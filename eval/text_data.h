@@ -31,6 +31,16 @@ struct CalibrationSet {
   std::string content_hash;  // sha256 of the file
 };
 
+struct Documents {
+  std::vector<std::string> texts;
+  std::string content_hash;  // sha256 of the file
+};
+
+// The documents of a JSONL file ({"text": ...} a line; the name ends in .jsonl) or of plain
+// text (a document a non-empty line). Bad input names the file and line: missing or empty
+// file, not an object, no "text", empty text, invalid UTF-8, no document at all.
+Documents read_documents(const std::string& path);
+
 // Reads JSONL ({"text": ...} a line) or plain text (a document a non-empty line). Each document
 // is encoded with the tokenizer's special tokens (BOS as tokenizer_config.json says, like
 // `tokenizer(text)` in transformers and the CD-MoE reference code) and truncated to seq_len;

@@ -58,6 +58,7 @@ at::Tensor MoeModel::Impl::routed(const Moe& M, const at::Tensor& x, const at::T
   if (s.norm_topk_prob && k > 1) top_weight = top_weight / (top_weight.sum(-1, true) + family().topk_norm_epsilon);
   if (candidates.defined()) top_index = candidates.index_select(0, top_index.flatten()).view(top_index.sizes());
   if (collecting && !candidates.defined()) record_routing(layer, top_index, top_weight, valid);
+  if (balancing && !candidates.defined()) add_balance_loss(probs, top_index, valid);
 
   int64_t N = x.size(0);
   at::Tensor flat_expert = top_index.flatten();                                // [N·k]
@@ -79,6 +80,17 @@ at::Tensor MoeModel::Impl::routed(const Moe& M, const at::Tensor& x, const at::T
     offset += count[e];
   }
   return out;
+}
+
+void MoeModel::Impl::add_balance_loss(const at::Tensor& probs, const at::Tensor& top_index, const at::Tensor& valid) const {
+  const int64_t E = probs.size(1), k = top_index.size(1);
+  at::Tensor kept = valid.nonzero().squeeze(1);
+  if (kept.numel() == 0) return;
+  at::Tensor mean_probability = probs.index_select(0, kept).mean(0);                            // P_e
+  at::Tensor routed_to = at::bincount(top_index.index_select(0, kept).flatten(), {}, E).to(at::kFloat);
+  at::Tensor fraction = routed_to * (double(E) / double(k * kept.numel()));                    // f_e
+  at::Tensor term = (fraction.detach() * mean_probability).sum();
+  balance_loss = balance_loss.defined() ? balance_loss + term : term;
 }
 
 void MoeModel::Impl::record_routing(int layer, const at::Tensor& top_index, const at::Tensor& top_weight, const at::Tensor& valid) const {

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "model/moe_model_impl.h"
+#include "model/weight_names.h"
 
 namespace cdmoe::model {
 
@@ -74,6 +75,47 @@ const RouterStats& MoeModel::router_stats() const { return impl_->stats; }
 void MoeModel::set_router_stats(RouterStats stats) {
   impl_->stats = std::move(stats);
   impl_->condensed_cache.clear();  // defaults of cached condensed layers may have changed
+}
+
+void MoeModel::collect_balance_loss(bool on) {
+  impl_->balancing = on;
+  impl_->balance_loss = at::Tensor();
+}
+
+at::Tensor MoeModel::take_balance_loss() {
+  at::Tensor loss = impl_->balance_loss.defined() ? impl_->balance_loss : at::zeros({}, at::TensorOptions().device(impl_->device));
+  impl_->balance_loss = at::Tensor();
+  return loss;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> MoeModel::parameters() const {
+  const Impl& m = *impl_;
+  std::vector<std::pair<std::string, at::Tensor>> out = {{kEmbedTokensName, m.embed_tokens}, {kFinalNormName, m.final_norm}};
+  if (!shape().tie_word_embeddings) out.emplace_back(kLmHeadName, m.lm_head);
+  auto add = [&](const std::string& name, const at::Tensor& tensor) {
+    if (tensor.defined()) out.emplace_back(name, tensor);
+  };
+  auto add_mlp = [&](const MlpNames& names, const Mlp& mlp) {
+    add(names.gate, mlp.gate);
+    add(names.up, mlp.up);
+    add(names.down, mlp.down);
+  };
+  for (int layer = 0; layer < shape().num_layers; ++layer) {
+    const Layer& L = m.layers[size_t(layer)];
+    const LayerNames n = layer_names(m.family(), layer);
+    for (const auto& [name, tensor] : {std::pair{&n.input_norm, &L.input_norm}, {&n.post_norm, &L.post_norm}, {&n.q, &L.q},
+                                       {&n.k, &L.k}, {&n.v, &L.v}, {&n.o, &L.o}, {&n.q_bias, &L.q_bias},
+                                       {&n.k_bias, &L.k_bias}, {&n.v_bias, &L.v_bias}, {&n.o_bias, &L.o_bias}}) {
+      add(*name, *tensor);
+    }
+    add_mlp(n.mlp, L.dense);
+    if (!L.is_moe) continue;
+    add(n.router, L.moe.router);
+    add_mlp(mlp_names(n.experts_prefix), Mlp{L.moe.expert_gate, L.moe.expert_up, L.moe.expert_down});
+    add_mlp(n.shared, L.moe.shared);
+    add(n.shared_gate, L.moe.shared_gate);
+  }
+  return out;
 }
 
 }  // namespace cdmoe::model

@@ -79,6 +79,26 @@ class MoeModel {
   // layers are fixed and a further plan may not touch them. Empty for an original checkpoint.
   const Plan& fixed_plan() const;
 
+  // Training access (finetune/). The handles share storage with the model: setting
+  // requires_grad on them, or updating them in place, changes what every later forward computes.
+  // Names are the Hugging Face names materialise() writes; stacked routed experts appear as
+  // "model.layers.L.mlp.experts.{gate,up,down}_proj.weight" ([E, ...], one tensor per kind).
+  // parameters(): every tensor of the model as held (a tied embedding once).
+  std::vector<std::pair<std::string, at::Tensor>> parameters() const;
+  // The fused dense MLP of each condensed layer of `plan` (built now if not cached): what
+  // condensed-only fine-tuning trains. Its frozen sources (the experts) are not touched.
+  std::vector<std::pair<std::string, at::Tensor>> condensed_parameters(const Plan& plan) const;
+  // Drops the cached fused MLPs of `plan`'s condensed layers: the next forward rebuilds them
+  // from the original experts (how a worker forgets a fine-tune it has evaluated).
+  void forget_condensed(const Plan& plan);
+
+  // DeepSeekMoE's expert-level balance loss, Σ_layers Σ_e f_e·P_e (f_e: the fraction of valid
+  // tokens routed to e times E/k, without gradient; P_e: the mean router probability), summed
+  // over the original MoE layers of every forward while on. take_balance_loss() returns the sum
+  // since the last take (a 0-dim float32 tensor with the graph, zero when nothing was routed).
+  void collect_balance_loss(bool on);
+  at::Tensor take_balance_loss();
+
   // Router statistics: collected by forwards of original MoE layers while on, or set from
   // stored ones (a sweep's router_stats table, for cdmoe-export); condense ops without weights
   // (or without shared_weight for qwen2_moe) take their defaults from them.

@@ -54,6 +54,8 @@ struct MoeModel::Impl {
   mutable std::map<std::string, Mlp> condensed_cache;  // key: layer + canonical layer plan with weights
   bool collecting = false;
   mutable RouterStats stats;
+  bool balancing = false;
+  mutable at::Tensor balance_loss;  // undefined until a routed forward adds to it
 
   // moe_forward.cc
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
@@ -61,11 +63,18 @@ struct MoeModel::Impl {
                        const at::Tensor& sin) const;
   at::Tensor routed(const Moe& M, const at::Tensor& x, const at::Tensor& candidates, int layer,
                     const at::Tensor& valid) const;
+  void add_balance_loss(const at::Tensor& probs, const at::Tensor& top_index, const at::Tensor& valid) const;
   void record_routing(int layer, const at::Tensor& top_index, const at::Tensor& top_weight, const at::Tensor& valid) const;
   at::Tensor shared_part(const Moe& M, const at::Tensor& x, int layer, const at::Tensor& valid, bool record) const;
   at::Tensor feed_forward(const Layer& L, int layer, const at::Tensor& x, const LayerPlan* lp, const at::Tensor& valid) const;
   // plan_ops.cc
   const Mlp& condensed(const Moe& M, int layer, const LayerPlan& lp) const;
+  struct ResolvedCondense {
+    std::string key;
+    std::vector<double> weights;
+    double shared_weight = 1;
+  };
+  ResolvedCondense resolve_condense(int layer, const LayerPlan& lp) const;  // needs router stats for implicit weights
 };
 
 }  // namespace cdmoe::model

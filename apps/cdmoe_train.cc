@@ -1,0 +1,369 @@
+// cdmoe-train: fine-tunes a condensed model's condensed layers (or, with --train all, every
+// parameter of a model), on one process or data-parallel on every rank of mpirun / srun.
+//   cdmoe-train --model DIR (--plan PLAN.json | --db FILE --candidate ID) --data FILE --out DIR2
+//               (--steps N | --epochs E) [--sft FILE] [--eval-data FILE] [...]
+// DIR2 is the run's directory: train_run.json (what the run is), trainer_state.safetensors
+// (the latest checkpoint), train_log.jsonl (a line per step and per held-out evaluation) and,
+// when the run is complete, a Hugging Face checkpoint that cdmoe-eval loads (model.safetensors,
+// tokenizer files, and config.json written last). Running the same command again resumes from
+// the checkpoint (after a kill, SIGTERM/SIGINT/SIGUSR2 (exit 75), or a crash); a DIR2 of another
+// run is refused naming what differs. With --db, the fine-tuned model is recorded as a new
+// candidate of the candidate's sweep (method + "_ft", parent = the candidate) with its loss curve
+// in finetune_steps, in one transaction at the end.
+// Exit codes: 0 done, 2 bad input, 1 failure, 75 stopped by a signal (checkpointed).
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include <ATen/Parallel.h>
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+
+#include "apps/cli.h"
+#include "apps/launch.h"
+#include "comm/collective.h"
+#include "comm/mpi_transport.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "db/database.h"
+#include "db/report_queries.h"
+#include "db/store.h"
+#include "db/sweep_lease.h"
+#include "finetune/training_run.h"
+#include "model/checkpoint.h"
+#include "model/device.h"
+#include "model/hf_export.h"
+#include "model/moe_model.h"
+#include "model/tokenizer.h"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+using namespace cdmoe;
+
+namespace {
+
+constexpr int kStoppedExitCode = 75;  // EX_TEMPFAIL: run the same command again to resume
+std::atomic<int> g_stop{0};
+
+po::options_description train_options() {
+  po::options_description options(
+      "usage: cdmoe-train --model DIR (--plan PLAN.json | --db FILE --candidate ID) --data FILE --out DIR2 "
+      "(--steps N | --epochs E) [options]\n\noptions");
+  options.add_options()
+      ("help,h", "print this help")
+      ("model", po::value<std::string>(), "Hugging Face model directory (the original model)")
+      ("plan", po::value<std::string>(), "plan JSON whose condensed layers to train (condense ops need weights here)")
+      ("db", po::value<std::string>(), "results database: take the plan of --candidate from it and record the fine-tuned model there")
+      ("candidate", po::value<int64_t>(), "candidate id in --db")
+      ("data", po::value<std::string>(), "training text: JSONL {\"text\"} (name ends in .jsonl) or a document a line")
+      ("sft", po::value<std::string>(), "SFT JSONL {\"prompt\", \"response\"}, trained after --data (only responses in the loss)")
+      ("out", po::value<std::string>(), "run directory: checkpoints, log, and the fine-tuned model")
+      ("train", po::value<std::string>()->default_value("condensed"), "what trains: condensed (the plan's condensed layers) or all")
+      ("steps", po::value<int64_t>(), "optimizer steps on --data")
+      ("epochs", po::value<double>(), "passes over --data instead of --steps")
+      ("sft-epochs", po::value<double>()->default_value(1.0), "passes over --sft")
+      ("lr", po::value<double>()->default_value(1e-5), "peak learning rate")
+      ("warmup", po::value<int64_t>()->default_value(0), "linear warmup steps")
+      ("decay", po::value<std::string>()->default_value("cosine"), "after warmup: cosine, linear or constant")
+      ("lr-floor", po::value<double>()->default_value(0.0), "fraction of --lr the decay ends at")
+      ("weight-decay", po::value<double>()->default_value(0.01), "AdamW weight decay (matrices only)")
+      ("clip", po::value<double>()->default_value(1.0), "gradient-norm clip (0: none)")
+      ("balance-coef", po::value<double>()->default_value(0.001), "--train all: weight of the router balance loss")
+      ("batch-size", po::value<int64_t>()->default_value(8), "sequences per micro-batch per rank")
+      ("grad-accum", po::value<int64_t>()->default_value(1), "micro-batches per optimizer step")
+      ("seq-len", po::value<int64_t>()->default_value(256), "tokens per sequence")
+      ("eval-data", po::value<std::string>(), "held-out text for loss and perplexity")
+      ("eval-every", po::value<int64_t>()->default_value(0), "held-out evaluation every N steps (0: at the end only)")
+      ("checkpoint-every", po::value<int64_t>()->default_value(50), "checkpoint every N steps (0: only when stopped and at the end)")
+      ("seed", po::value<uint64_t>()->default_value(0), "data order seed")
+      ("device", po::value<std::string>()->default_value("auto"), "auto, cpu or cuda")
+      ("dtype", po::value<std::string>()->default_value("auto"), "compute dtype: auto, float32 or bfloat16")
+      ("collective", po::value<std::string>()->default_value("auto"), "gradient averaging across ranks: auto (nccl on CUDA when built, else mpi), mpi or nccl")
+      ("threads", po::value<int>()->default_value(0), "compute threads (0: the node's cores shared among its ranks)")
+      ("progress", "show progress on stderr even when it is not a terminal");
+  return options;
+}
+
+template <typename T>
+T positive(const po::variables_map& args, const char* name) {
+  T value = args[name].as<T>();
+  if (!(value > 0)) throw_bad_input(std::string("--") + name + " must be positive");
+  return value;
+}
+
+int64_t non_negative(const po::variables_map& args, const char* name) {
+  int64_t value = args[name].as<int64_t>();
+  if (value < 0) throw_bad_input(std::string("--") + name + " must be 0 or positive");
+  return value;
+}
+
+std::string file_option(const po::variables_map& args, const char* name) {
+  std::string path = args[name].as<std::string>();
+  if (!fs::is_regular_file(path)) throw_bad_input(std::string("--") + name + " '" + path + "': no such file");
+  return path;
+}
+
+// The run's directory and what is in it.
+struct RunFiles {
+  std::string dir;
+  std::string run() const { return dir + "/train_run.json"; }
+  std::string state() const { return dir + "/trainer_state.safetensors"; }
+  std::string log() const { return dir + "/train_log.jsonl"; }
+  std::string config() const { return dir + "/config.json"; }
+};
+
+// Keeps the log lines of steps before `step` (a killed run may have logged past its checkpoint).
+void trim_log(const RunFiles& files, int64_t step) {
+  std::ifstream in(files.log());
+  if (!in) return;
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    Json entry = Json::parse(line, nullptr, false);
+    if (entry.is_discarded() || !entry.contains("step")) continue;  // a line torn by the kill
+    if (entry["step"].get<int64_t>() < step || (entry.contains("eval_loss") && entry["step"].get<int64_t>() <= step)) {
+      kept += line + "\n";
+    }
+  }
+  write_file_atomically(files.log(), kept, "--out");
+}
+
+std::vector<FinetuneStep> logged_steps(const RunFiles& files) {
+  std::vector<FinetuneStep> steps;
+  std::ifstream in(files.log());
+  std::string line;
+  while (std::getline(in, line)) {
+    Json entry = Json::parse(line, nullptr, false);
+    if (entry.is_discarded() || !entry.contains("loss")) continue;
+    steps.push_back({entry["step"].get<int64_t>(), entry["loss"].get<double>(), entry["lr"].get<double>(),
+                     entry["tokens"].get<int64_t>()});
+  }
+  return steps;
+}
+
+std::string format_rate(double value) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(value < 100 ? 1 : 0) << value;
+  return out.str();
+}
+
+int train_main(int argc, char** argv, comm::MpiSession* mpi) {
+  auto parsed = parse_options(argc, argv, train_options(), /*with_command=*/false);
+  if (!parsed) return 0;
+  const po::variables_map& args = *parsed;
+  for (const char* required : {"model", "data", "out"}) {
+    if (!args.count(required)) throw_bad_input(std::string("--") + required + " is required (see --help)");
+  }
+  if (args.count("steps") == args.count("epochs")) throw_bad_input("give either --steps or --epochs");
+  if (args.count("db") != args.count("candidate")) throw_bad_input("--db and --candidate go together");
+  if (args.count("plan") && args.count("db")) throw_bad_input("give either --plan or --db with --candidate, not both");
+  const finetune::TrainMode mode = finetune::train_mode_named(args["train"].as<std::string>());
+  if (mode == finetune::TrainMode::kCondensed && !args.count("plan") && !args.count("db")) {
+    throw_bad_input("--train condensed needs the plan to train: --plan, or --db with --candidate");
+  }
+  const std::string model_dir = args["model"].as<std::string>();
+  const std::string data_path = file_option(args, "data");
+  const int64_t seq_len = positive<int64_t>(args, "seq-len");
+  const int64_t batch_size = positive<int64_t>(args, "batch-size");
+  const int64_t grad_accum = positive<int64_t>(args, "grad-accum");
+  const double lr = positive<double>(args, "lr");
+  if (args.count("steps") && args["steps"].as<int64_t>() <= 0) throw_bad_input("--steps must be positive");
+  if (args.count("epochs") && !(args["epochs"].as<double>() > 0)) throw_bad_input("--epochs must be positive");
+  const double lr_floor = args["lr-floor"].as<double>();
+  if (!(lr_floor >= 0 && lr_floor <= 1)) throw_bad_input("--lr-floor must lie in [0, 1]");
+  const double weight_decay = args["weight-decay"].as<double>();
+  if (!(weight_decay >= 0 && weight_decay < 1)) throw_bad_input("--weight-decay must lie in [0, 1)");
+  const double clip = args["clip"].as<double>();
+  if (!(clip >= 0)) throw_bad_input("--clip must be 0 or positive");
+  const int threads = args["threads"].as<int>();
+  if (threads < 0) throw_bad_input("--threads must be 0 or positive");
+
+  std::unique_ptr<comm::Collective> collective;
+  const int local_rank = mpi ? mpi->local_rank() : 0;
+  at::set_num_threads(threads > 0 ? threads : std::max(1, usable_cores() / (mpi ? mpi->local_size() : 1)));
+
+  // The model, its plan and the data: everything that can be wrong is found before a byte is written.
+  const std::string device = model::device_for_this_process(args["device"].as<std::string>(), local_rank);
+  const std::string dtype = model::compute_dtype_for(args["dtype"].as<std::string>(), device);
+  std::string collective_name = args["collective"].as<std::string>();
+  if (collective_name == "auto") collective_name = !mpi ? "single" : device != "cpu" && comm::nccl_available() ? "nccl" : "mpi";
+  if (collective_name != "single" && collective_name != "mpi" && collective_name != "nccl") {
+    throw_bad_input("--collective: \"" + collective_name + "\" is not one of auto, mpi, nccl");
+  }
+  if (!mpi || mpi->transport().size() == 1) collective = comm::make_single_collective();
+  else if (collective_name == "nccl") collective = comm::make_nccl_collective(at::Device(device).index());
+  else collective = comm::make_mpi_collective();
+  if (collective->backend() == "mpi" && device != "cpu") {
+    throw_bad_input("--collective mpi averages host memory; with --device cuda use nccl (or --device cpu)");
+  }
+  const bool leader = collective->rank() == 0;
+
+  model::Checkpoint checkpoint(model_dir);
+  auto model = model::MoeModel::load(model_dir, at::Device(device), model::compute_dtype_named(dtype));
+  Plan plan;
+  std::string plan_source = "no plan";
+  std::optional<db::CandidateOrigin> parent;
+  int64_t parent_id = 0;
+  if (args.count("plan")) {
+    plan_source = args["plan"].as<std::string>();
+    plan = Plan::read_file(plan_source);
+  } else if (args.count("db")) {
+    const std::string db_path = file_option(args, "db");
+    db::Connection connection = db::open_database(db_path, db::OpenMode::kReadOnly);
+    parent_id = args["candidate"].as<int64_t>();
+    plan_source = db_path + " candidate " + std::to_string(parent_id);
+    parent = db::candidate_origin(connection, parent_id);
+    plan = Plan::parse(db::candidate_plan_json(connection, parent_id), plan_source);
+    model->set_router_stats(
+        model::RouterStats::from_rows(db::candidate_sweep_routing(connection, parent_id), model->shape(), plan_source));
+  }
+  plan.validate(model->shape(), plan_source);
+  if (!model->fixed_plan().is_original()) throw_bad_input(model_dir + " is an exported checkpoint; train from the original model");
+
+  auto tokenizer = model::Tokenizer::load(model_dir);
+  model::check_tokenizer_fits(*tokenizer, model->shape().vocab_size, model_dir + "/tokenizer.json");
+  finetune::TokenRows lm = finetune::read_lm_rows(data_path, *tokenizer, seq_len);
+  std::optional<finetune::TokenRows> sft, held_out;
+  if (args.count("sft")) sft = finetune::read_sft_rows(file_option(args, "sft"), *tokenizer, seq_len);
+  if (args.count("eval-data")) held_out = finetune::read_lm_rows(file_option(args, "eval-data"), *tokenizer, seq_len);
+
+  finetune::RunOptions run;
+  run.batch_size = batch_size;
+  run.grad_accum = grad_accum;
+  run.seed = args["seed"].as<uint64_t>();
+  run.eval_every = non_negative(args, "eval-every");
+  run.checkpoint_every = non_negative(args, "checkpoint-every");
+  const int64_t G = finetune::global_batch(run, collective->size());
+  run.lm_steps = args.count("steps") ? args["steps"].as<int64_t>()
+                                     : finetune::steps_for_epochs(args["epochs"].as<double>(), int64_t(lm.rows.size()), G);
+  if (sft) run.sft_steps = finetune::steps_for_epochs(positive<double>(args, "sft-epochs"), int64_t(sft->rows.size()), G);
+
+  finetune::TrainerOptions trainer_options;
+  trainer_options.mode = mode;
+  trainer_options.schedule = {lr, non_negative(args, "warmup"), finetune::decay_named(args["decay"].as<std::string>()), lr_floor,
+                              run.lm_steps + run.sft_steps};
+  trainer_options.adamw.weight_decay = weight_decay;
+  trainer_options.clip_norm = clip;
+  trainer_options.balance_coefficient = args["balance-coef"].as<double>();
+  if (!(trainer_options.balance_coefficient >= 0)) throw_bad_input("--balance-coef must be 0 or positive");
+  finetune::Trainer trainer(*model, plan, trainer_options, *collective);  // refuses a plan with nothing to train
+
+  // What the run is: a checkpoint or directory made with anything else is not resumed.
+  run.identity = {{"model", checkpoint.fingerprint()}, {"plan_hash", plan.hash()}, {"train", finetune::train_mode_name(mode)},
+                  {"data", lm.content_hash}, {"sft", sft ? sft->content_hash : ""}, {"seq_len", seq_len},
+                  {"global_batch", G}, {"lm_steps", run.lm_steps}, {"sft_steps", run.sft_steps}, {"lr", lr},
+                  {"warmup", trainer_options.schedule.warmup_steps}, {"decay", args["decay"].as<std::string>()},
+                  {"lr_floor", lr_floor}, {"weight_decay", weight_decay}, {"clip", clip},
+                  {"balance_coef", trainer_options.balance_coefficient}, {"seed", run.seed}, {"dtype", dtype}};
+  RunFiles files{args["out"].as<std::string>()};
+  run.state_path = files.state();
+
+  // The run directory: new, or this run's (resume). Rank 0 decides; the others follow.
+  double complete = 0;
+  if (leader) {
+    if (fs::exists(files.dir)) {
+      if (!fs::is_regular_file(files.run())) {
+        throw_bad_input("--out '" + files.dir + "' exists and is not a cdmoe-train run directory; refusing to touch it");
+      }
+      finetune::check_same_run(read_json_file(files.run()), run.identity, "--out '" + files.dir + "'");
+      complete = fs::exists(files.config()) ? 1 : 0;
+    } else {
+      fs::path parent_dir = fs::absolute(files.dir).parent_path();
+      if (!fs::is_directory(parent_dir)) throw_bad_input("--out '" + files.dir + "': directory '" + parent_dir.string() + "' does not exist");
+      if (access(parent_dir.c_str(), W_OK) != 0) throw_bad_input("--out '" + files.dir + "': directory '" + parent_dir.string() + "' is not writable");
+    }
+  }
+  trainer.sum_over_ranks(&complete, 1);
+  if (complete > 0) {
+    if (leader) std::cerr << "cdmoe-train: " << files.dir << " holds the finished run already; nothing to do\n";
+    return 0;
+  }
+  std::optional<db::Store> store;
+  if (parent && leader) store.emplace(args["db"].as<std::string>());  // opened (and migrated) before training
+  if (leader && !fs::exists(files.dir)) {
+    fs::create_directory(files.dir);
+    write_file_atomically(files.run(), run.identity.dump(2) + "\n", "--out");
+  }
+  if (leader) {
+    auto stored = finetune::stored_train_position(files.state());
+    trim_log(files, stored ? stored->step : 0);
+  }
+
+  install_stop_flag(g_stop);
+  const bool show = args.count("progress") > 0 || Progress::stderr_is_tty();
+  const int64_t total = run.lm_steps + run.sft_steps;
+  Progress progress("cdmoe-train", total, leader && show);
+  std::ofstream log;
+  if (leader) log.open(files.log(), std::ios::app);
+  auto started = std::chrono::steady_clock::now();
+  int64_t tokens_this_process = 0;
+  finetune::RunCallbacks callbacks;
+  callbacks.on_step = [&](int64_t step, const finetune::StepStats& stats) {
+    tokens_this_process += stats.tokens;
+    if (!leader) return;
+    log << Json{{"step", step}, {"loss", stats.loss}, {"lr", stats.lr}, {"tokens", stats.tokens},
+                {"grad_norm", stats.grad_norm}, {"balance_loss", stats.balance_loss}, {"forward_s", stats.forward_s},
+                {"backward_s", stats.backward_s}, {"reduce_s", stats.reduce_s}, {"optimizer_s", stats.optimizer_s}}
+               .dump()
+        << "\n"
+        << std::flush;
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    progress.update(step + 1, total,
+                    "loss " + format_rate(stats.loss) + ", " + format_rate(double(tokens_this_process) / std::max(elapsed, 1e-9)) + " tok/s");
+  };
+  callbacks.on_eval = [&](int64_t step, double loss, int64_t tokens) {
+    if (!leader) return;
+    log << Json{{"step", step}, {"eval_loss", loss}, {"eval_ppl", std::exp(loss)}, {"eval_tokens", tokens}}.dump() << "\n" << std::flush;
+    std::cerr << "cdmoe-train: step " << step << ": held-out loss " << loss << " nats, perplexity " << std::exp(loss) << "\n";
+  };
+  finetune::RunData data{&lm, sft ? &*sft : nullptr, held_out ? &*held_out : nullptr};
+  finetune::RunOutcome outcome = finetune::run_training(trainer, data, run, callbacks, g_stop);
+  log.close();
+  if (outcome.stopped) {
+    if (leader) {
+      std::cerr << "cdmoe-train: stopped by signal " << g_stop.load() << " after step " << outcome.position.step
+                << "; checkpointed in " << files.state() << ". Run the same command to resume.\n";
+    }
+    return kStoppedExitCode;
+  }
+  if (!leader) return 0;
+
+  // The fine-tuned model: weights and tokenizer first, config.json last (the completion mark).
+  Json extra = {{"finetune", {{"train", finetune::train_mode_name(mode)}, {"steps", outcome.position.step},
+                              {"tokens", outcome.position.tokens}, {"data", lm.content_hash}}}};
+  int64_t elements = model::write_hf_files(*model, plan, model_dir, files.dir, extra);
+  if (store) {
+    db::SweepLease lease(store->connection(), parent->sweep);  // refused while a sweep coordinator writes
+    db::CandidateSpec spec{"finetune", parent->method + "_ft", plan, parent_id, parent->budget};
+    int64_t id = store->add_candidates(parent->sweep_id, {spec}).front();
+    store->mark_dispatched(id, 0, comm::host_name());
+    Result result;
+    result.candidate_id = id;
+    result.worker_host = comm::host_name();
+    result.finetune_steps = logged_steps(files);
+    result.metrics.push_back({"finetune_loss", result.finetune_steps.empty() ? NAN : result.finetune_steps.back().loss, "nats"});
+    result.metrics.push_back({"finetune_tokens", double(outcome.position.tokens), "tokens"});
+    store->record_result(result);
+    std::cout << "recorded candidate " << id << " (" << spec.method << ", parent " << parent_id << ")\n";
+  }
+  std::cout << "wrote " << files.dir << ": " << outcome.position.step << " steps, " << outcome.position.tokens
+            << " target tokens, " << trainer.trainable_elements() << " trained of " << elements << " parameters\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::unique_ptr<comm::MpiSession> mpi;
+  return run_cli("cdmoe-train", [&] {
+    if (launched_by_mpi()) mpi = std::make_unique<comm::MpiSession>(&argc, &argv);
+    return train_main(argc, argv, mpi.get());
+  });
+}

@@ -1,0 +1,41 @@
+#include "apps/launch.h"
+
+#include <sched.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <thread>
+
+namespace cdmoe {
+namespace {
+
+std::atomic<int>* g_flag = nullptr;
+void on_stop_signal(int signal) { g_flag->store(signal); }
+
+}  // namespace
+
+bool launched_by_mpi() {
+  for (const char* variable : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"}) {
+    if (std::getenv(variable)) return true;
+  }
+  return false;
+}
+
+int usable_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
+  return int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+void install_stop_flag(std::atomic<int>& flag) {
+  g_flag = &flag;
+  for (int signal : {SIGTERM, SIGINT, SIGUSR2}) {
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    sigaction(signal, &action, nullptr);
+  }
+}
+
+}  // namespace cdmoe

@@ -1,0 +1,37 @@
+// A fine-tuning checkpoint: one safetensors file holding the optimizer's state (float32 master
+// weights of the trainable tensors, both Adam moments) and, in its metadata, the run's identity
+// and position {identity, step, tokens}. Written atomically (a temporary beside it, renamed),
+// so a kill at any instant leaves the previous checkpoint or the new one, never a torn file.
+// The data position and the schedule are functions of the step (finetune/train_data.h,
+// finetune/schedule.h) and the run has no other randomness, so this is all a resume needs.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/json_fields.h"
+#include "finetune/adamw.h"
+
+namespace cdmoe::finetune {
+
+struct TrainPosition {
+  int64_t step = 0;    // optimizer steps done
+  int64_t tokens = 0;  // target tokens trained on, all ranks
+};
+
+void save_train_state(const std::string& path, const AdamW& optimizer, const Json& identity, const TrainPosition& position);
+
+// Restores `optimizer` from `path` and returns the position; nullopt when there is no file. A
+// checkpoint of another run (its identity differs from `identity`) is bad input naming the
+// first field that differs and both values.
+std::optional<TrainPosition> load_train_state(const std::string& path, AdamW& optimizer, const Json& identity);
+
+// The position a checkpoint file holds, without loading it (nullopt when there is no file).
+std::optional<TrainPosition> stored_train_position(const std::string& path);
+
+// Bad input when `stored` differs from `expected`, naming `what`, the first differing field and
+// both values.
+void check_same_run(const Json& stored, const Json& expected, const std::string& what);
+
+}  // namespace cdmoe::finetune

@@ -1,0 +1,65 @@
+// A whole fine-tuning run on every rank of a Collective: the data order, the micro-batches of
+// each rank, held-out evaluation, checkpoints and resume, and stopping on request. Used by
+// cdmoe-train; every rank calls run_training with the same arguments.
+//  - Data: optimizer step s of phase P (language-model rows, then SFT rows when given) trains
+//    on positions s·G .. s·G+G-1 of P's stream (G = batch_size · grad_accum · ranks), position
+//    p being row epoch_order(n, seed, p / n)[p % n]; rank r's micro-batch m holds positions
+//    s·G + (m·ranks + r)·batch_size + i. One rank with batch 2b therefore sees exactly what two
+//    ranks with b see, and a resumed run continues where the checkpoint's step says.
+//  - Checkpoints (rank 0 writes; every rank holds the same weights): every checkpoint_every
+//    steps, when a stop is requested (the ranks agree on the step), and at the end.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/json_fields.h"
+#include "finetune/train_state.h"
+#include "finetune/trainer.h"
+
+namespace cdmoe::finetune {
+
+struct RunOptions {
+  int64_t batch_size = 8;  // rows per micro-batch per rank
+  int64_t grad_accum = 1;  // micro-batches per optimizer step
+  int64_t lm_steps = 0;    // optimizer steps on the language-model rows
+  int64_t sft_steps = 0;   // then on the SFT rows
+  uint64_t seed = 0;
+  int64_t eval_every = 0;        // held-out loss every N steps (and at the end); 0: only at the end
+  int64_t checkpoint_every = 0;  // 0: only when stopped and at the end
+  std::string state_path;        // the checkpoint file
+  Json identity;                 // what a checkpoint must match to be resumed
+};
+
+struct RunData {
+  const TokenRows* lm = nullptr;
+  const TokenRows* sft = nullptr;   // optional
+  const TokenRows* eval = nullptr;  // optional held-out rows
+};
+
+struct RunCallbacks {
+  std::function<void(int64_t step, const StepStats&)> on_step;
+  std::function<void(int64_t step, double loss, int64_t tokens)> on_eval;  // mean nats per token
+  std::function<void(int64_t step)> on_checkpoint;
+};
+
+struct RunOutcome {
+  TrainPosition position;
+  int64_t resumed_from = 0;  // the step a checkpoint put the run at
+  bool stopped = false;      // by `stop` before the last step (checkpointed)
+};
+
+// Global batch rows of one optimizer step.
+inline int64_t global_batch(const RunOptions& options, int ranks) { return options.batch_size * options.grad_accum * ranks; }
+// Optimizer steps for `epochs` passes over `rows` rows (at least one).
+int64_t steps_for_epochs(double epochs, int64_t rows, int64_t global_batch_rows);
+
+// `stop` (set by a signal handler) is polled after every step.
+RunOutcome run_training(Trainer& trainer, const RunData& data, const RunOptions& options, const RunCallbacks& callbacks,
+                        const std::atomic<int>& stop);
+
+}  // namespace cdmoe::finetune
