@@ -3,7 +3,8 @@
 //   cdmoe-train --model DIR (--plan PLAN.json | --db FILE --candidate ID) --data FILE --out DIR2
 //               (--steps N | --epochs E) [--sft FILE] [--eval-data FILE] [...]
 // DIR2 is the run's directory: train_run.json (what the run is), trainer_state.safetensors
-// (the latest checkpoint), train_log.jsonl (a line per step and per held-out evaluation) and,
+// (the latest checkpoint), train_log.jsonl (a line per step and per held-out evaluation),
+// train_summary.json (steps, tokens/s, peak RSS of this process) and,
 // when the run is complete, a Hugging Face checkpoint that cdmoe-eval loads (model.safetensors,
 // tokenizer files, and config.json written last). Running the same command again resumes from
 // the checkpoint (after a kill, SIGTERM/SIGINT/SIGUSR2 (exit 75), or a crash); a DIR2 of another
@@ -36,6 +37,7 @@
 #include "db/report_queries.h"
 #include "db/store.h"
 #include "db/sweep_lease.h"
+#include "eval/device_memory.h"
 #include "finetune/training_run.h"
 #include "model/checkpoint.h"
 #include "model/device.h"
@@ -325,6 +327,7 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
   };
   finetune::RunData data{&lm, sft ? &*sft : nullptr, held_out ? &*held_out : nullptr};
   finetune::RunOutcome outcome = finetune::run_training(trainer, data, run, callbacks, g_stop);
+  const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   log.close();
   if (outcome.stopped) {
     if (leader) {
@@ -338,6 +341,16 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
   // The fine-tuned model: weights and tokenizer first, config.json last (the completion mark).
   Json extra = {{"finetune", {{"train", finetune::train_mode_name(mode)}, {"steps", outcome.position.step},
                               {"tokens", outcome.position.tokens}, {"data", lm.content_hash}}}};
+  // What this process measured, for BENCHMARKS.md and the curious: its own steps only (a resumed
+  // run's earlier steps ran in another process).
+  const int64_t steps_here = outcome.position.step - outcome.resumed_from;
+  Json summary = {{"steps", outcome.position.step}, {"steps_this_process", steps_here},
+                  {"tokens", outcome.position.tokens}, {"train_s", train_s},
+                  {"tokens_per_s", double(tokens_this_process) / std::max(train_s, 1e-9)},
+                  {"peak_rss_bytes", eval::peak_rss_bytes()}, {"ranks", collective->size()},
+                  {"collective", collective->backend()}, {"threads", at::get_num_threads()},
+                  {"trainable_parameters", trainer.trainable_elements()}, {"device", device}, {"dtype", dtype}};
+  write_file_atomically(files.dir + "/train_summary.json", summary.dump(2) + "\n", "--out");
   int64_t elements = model::write_hf_files(*model, plan, model_dir, files.dir, extra);
   if (store) {
     db::SweepLease lease(store->connection(), parent->sweep);  // refused while a sweep coordinator writes

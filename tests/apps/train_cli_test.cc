@@ -1,0 +1,274 @@
+// End-to-end: cdmoe-train on the sweep suites' tiny checkpoint. Two MPI ranks with batch b end
+// where one rank with batch 2b does; a run SIGKILLed at random points and re-run ends with the
+// bytes of an uninterrupted run; SIGTERM checkpoints and exits 75; bad input is one line, exit
+// 2, nothing written; the result loads in cdmoe-eval; --db records a child candidate with its
+// loss curve.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/json_fields.h"
+#include "model/moe_model.h"
+#include "model/safetensors.h"
+#include "tests/apps/sweep_fixture.h"
+
+namespace cdmoe::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kTrain = std::string(CDMOE_BIN_DIR) + "/cdmoe-train";
+const std::string kEval = std::string(CDMOE_BIN_DIR) + "/cdmoe-eval";
+
+class TrainCli : public SweepCli {
+ protected:
+  static void SetUpTestSuite() {
+    SweepCli::SetUpTestSuite();
+    write_file(file("plan.json"),
+               R"({"layers": {"2": {"op": "condense", "experts": [1, 4], "weights": [0.4, 0.3]},
+                              "3": {"op": "condense", "experts": [0], "weights": [0.5]}}})");
+  }
+
+  // A short run: --steps N of 4 sequences of 16 tokens (per rank: `batch`).
+  static std::vector<std::string> args(const std::string& out, int steps, int batch = 4) {
+    return {"--model", model(), "--plan", file("plan.json"), "--data", file("calib.txt"), "--out", out,
+            "--steps", std::to_string(steps), "--batch-size", std::to_string(batch), "--seq-len", "16",
+            "--lr", "3e-3", "--warmup", "2", "--threads", "1", "--seed", "5"};
+  }
+  static std::vector<std::string> train(std::vector<std::string> a) {
+    a.insert(a.begin(), kTrain);
+    return a;
+  }
+};
+
+std::map<std::string, at::Tensor> weights_of(const std::string& dir) {
+  model::SafetensorsFile file(dir + "/model.safetensors");
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [name, info] : file.header().tensors) {
+    out[name] = at::from_blob(const_cast<uint8_t*>(file.tensor_data(info)), info.shape, at::kFloat).clone();
+  }
+  return out;
+}
+
+std::vector<Json> log_lines(const std::string& dir) {
+  std::vector<Json> out;
+  std::string text = read_file(dir + "/train_log.jsonl");
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find('\n', at);
+    out.push_back(Json::parse(text.substr(at, end - at)));
+    at = end + 1;
+  }
+  return out;
+}
+
+double metric(const std::string& json_text, const std::string& name) {
+  Json report = Json::parse(json_text);
+  for (const Json& m : report["metrics"]) {
+    if (m["name"] == name) return m["value"].get<double>();
+  }
+  ADD_FAILURE() << "no metric " << name << " in " << json_text;
+  return NAN;
+}
+
+TEST_F(TrainCli, TwoRanksWithBatchBEndWhereOneRankWithBatchTwoBDoes) {
+  TempDir dir;
+  CommandResult one = run_command(train(args(dir.file("one"), 4, 4)));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  std::vector<std::string> two = {kMpirun, "--oversubscribe", "-np", "2", kTrain};
+  for (const std::string& a : args(dir.file("two"), 4, 2)) two.push_back(a);
+  CommandResult r = run_command(two);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto a = weights_of(dir.file("one")), b = weights_of(dir.file("two"));
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, tensor] : a) {
+    EXPECT_LT((tensor - b.at(name)).abs().max().item<double>(), 1e-6) << name;
+  }
+  std::vector<Json> la = log_lines(dir.file("one")), lb = log_lines(dir.file("two"));
+  ASSERT_EQ(la.size(), 4u);
+  ASSERT_EQ(lb.size(), 4u);
+  for (size_t i = 0; i < la.size(); ++i) {
+    // float32 sums in another order: equal to a relative 1e-6
+    EXPECT_NEAR(la[i]["loss"].get<double>(), lb[i]["loss"].get<double>(), 1e-6 * la[i]["loss"].get<double>()) << "step " << i;
+    EXPECT_EQ(la[i]["tokens"], lb[i]["tokens"]) << "step " << i;
+  }
+}
+
+TEST_F(TrainCli, TrainsOnlyTheCondensedLayersAndTheResultLoadsInCdmoeEval) {
+  TempDir dir;
+  std::vector<std::string> a = args(dir.file("out"), 6);
+  a.insert(a.end(), {"--eval-data", file("calib.txt"), "--eval-every", "3"});
+  CommandResult r = run_command(train(a));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto source = model::MoeModel::load(model());
+  Plan plan = Plan::read_file(file("plan.json"));
+  auto trained = weights_of(dir.file("out"));
+  for (const auto& [name, tensor] : source->materialise(plan)) {
+    bool condensed = name.rfind("model.layers.2.mlp.", 0) == 0 || name.rfind("model.layers.3.mlp.", 0) == 0;
+    if (condensed) {
+      EXPECT_GT((trained.at(name) - tensor).abs().max().item<double>(), 1e-4) << name << " did not train";
+    } else {
+      EXPECT_TRUE(at::equal(trained.at(name), tensor)) << name << " changed";
+    }
+  }
+  // 6 step lines and held-out evaluations after steps 3 and 6.
+  std::vector<Json> lines = log_lines(dir.file("out"));
+  ASSERT_EQ(lines.size(), 8u);
+  EXPECT_EQ(lines[3]["step"], 3);
+  EXPECT_TRUE(lines[3].contains("eval_loss"));
+  EXPECT_TRUE(lines[7].contains("eval_ppl"));
+  // cdmoe-eval loads the directory on its own; fine-tuning on this text lowered its perplexity
+  // below the untrained condensed model's.
+  CommandResult after = run_command({kEval, "--model", dir.file("out"), "--ppl", file("calib.txt"), "--json"});
+  ASSERT_EQ(after.exit_code, 0) << after.err;
+  CommandResult before = run_command({kEval, "--model", model(), "--plan", file("plan.json"), "--ppl", file("calib.txt"), "--json"});
+  ASSERT_EQ(before.exit_code, 0) << before.err;
+  EXPECT_LT(metric(after.out, "perplexity"), metric(before.out, "perplexity"));
+  // A second run of the same command finds the finished run and does nothing.
+  CommandResult again = run_command(train(a));
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("finished run already"), std::string::npos) << again.err;
+}
+
+TEST_F(TrainCli, KilledAtRandomPointsResumesToTheBytesOfAnUninterruptedRun) {
+  TempDir dir;
+  const int steps = 10;
+  auto with_checkpoints = [&](const std::string& out) {
+    std::vector<std::string> a = train(args(out, steps));
+    a.insert(a.end(), {"--checkpoint-every", "1"});
+    return a;
+  };
+  CommandResult whole = run_command(with_checkpoints(dir.file("whole")));
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  std::mt19937 rng(2026);
+  int kills = 0;
+  for (int attempt = 0; attempt < 8 && kills < 3; ++attempt) {
+    BackgroundCommand job(with_checkpoints(dir.file("killed")));
+    std::this_thread::sleep_for(std::chrono::milliseconds(400 + rng() % 1600));
+    job.signal_group(SIGKILL);
+    CommandResult r = job.wait();
+    if (r.exit_code == 0) break;  // finished before the kill: the rest is the resume below
+    ++kills;
+  }
+  CommandResult finish = run_command(with_checkpoints(dir.file("killed")));
+  ASSERT_EQ(finish.exit_code, 0) << finish.err;
+  EXPECT_GE(kills, 1);
+  EXPECT_EQ(read_file(dir.file("killed") + "/model.safetensors"), read_file(dir.file("whole") + "/model.safetensors"));
+  // The log holds each step once, with the uninterrupted run's losses.
+  std::vector<Json> killed = log_lines(dir.file("killed")), uninterrupted = log_lines(dir.file("whole"));
+  ASSERT_EQ(killed.size(), size_t(steps));
+  for (int i = 0; i < steps; ++i) {
+    EXPECT_EQ(killed[size_t(i)]["step"], i);
+    EXPECT_EQ(killed[size_t(i)]["loss"], uninterrupted[size_t(i)]["loss"]) << "step " << i;
+  }
+}
+
+TEST_F(TrainCli, SigtermCheckpointsAndExits75ThenTheSameCommandFinishes) {
+  TempDir dir;
+  std::vector<std::string> a = train(args(dir.file("out"), 400));
+  a.insert(a.end(), {"--checkpoint-every", "0"});
+  BackgroundCommand job(a);
+  for (int i = 0; i < 600 && !fs::exists(dir.file("out") + "/train_log.jsonl"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  for (int i = 0; i < 600 && read_file(dir.file("out") + "/train_log.jsonl").empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  job.signal_leader(SIGTERM);
+  CommandResult stopped = job.wait();
+  ASSERT_EQ(stopped.exit_code, 75) << stopped.err;
+  EXPECT_NE(stopped.err.find("Run the same command to resume"), std::string::npos) << stopped.err;
+  EXPECT_TRUE(fs::exists(dir.file("out") + "/trainer_state.safetensors"));
+  EXPECT_FALSE(fs::exists(dir.file("out") + "/config.json"));  // not finished
+  size_t logged = log_lines(dir.file("out")).size();
+  EXPECT_GE(logged, 1u);
+  EXPECT_LT(logged, 400u);
+}
+
+TEST_F(TrainCli, BadInputIsOneLineExitTwoAndWritesNothing) {
+  TempDir dir;
+  write_file(dir.file("empty.txt"), "");
+  write_file(dir.file("short.txt"), "Too short.\n");
+  write_file(dir.file("drop.json"), R"({"layers": {"2": {"op": "drop"}}})");
+  const std::string out = dir.file("out");
+  auto with = [&](const std::string& option, const std::string& value) {
+    std::vector<std::string> a = args(out, 3);
+    auto it = std::find(a.begin(), a.end(), option);
+    if (it == a.end()) {
+      a.insert(a.end(), {option, value});
+    } else {
+      *(it + 1) = value;
+    }
+    return train(a);
+  };
+  struct Case {
+    std::vector<std::string> argv;
+    std::string says;
+  };
+  std::vector<Case> cases = {
+      {with("--data", dir.file("missing.txt")), "--data"},
+      {with("--data", dir.file("empty.txt")), "empty.txt: is empty"},
+      {with("--data", dir.file("short.txt")), "fewer than one block"},
+      {with("--steps", "0"), "--steps must be positive"},
+      {with("--lr", "0"), "--lr must be positive"},
+      {with("--lr", "-1e-5"), "--lr must be positive"},
+      {with("--plan", dir.file("drop.json")), "condenses no layer"},
+      {with("--train", "everything"), "--train"},
+      {with("--eval-data", dir.file("empty.txt")), "empty.txt"},
+  };
+  for (const Case& c : cases) {
+    CommandResult r = run_command(c.argv);
+    EXPECT_EQ(r.exit_code, 2) << c.says << ": " << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out)) << c.says;
+  }
+  // --out that exists and is not a run directory, or is another run's.
+  fs::create_directory(dir.file("other"));
+  write_file(dir.file("other") + "/notes.txt", "mine");
+  CommandResult foreign = run_command(train(args(dir.file("other"), 3)));
+  EXPECT_EQ(foreign.exit_code, 2);
+  EXPECT_NE(foreign.err.find("not a cdmoe-train run directory"), std::string::npos) << foreign.err;
+  EXPECT_EQ(read_file(dir.file("other") + "/notes.txt"), "mine");
+  ASSERT_EQ(run_command(train(args(dir.file("run"), 2))).exit_code, 0);
+  std::string before = read_file(dir.file("run") + "/model.safetensors");
+  std::vector<std::string> changed = args(dir.file("run"), 2);
+  *(std::find(changed.begin(), changed.end(), "--lr") + 1) = "1e-3";
+  CommandResult other_run = run_command(train(changed));
+  EXPECT_EQ(other_run.exit_code, 2);
+  EXPECT_NE(other_run.err.find("belongs to another run: its lr is 0.003, this run's is 0.001"), std::string::npos) << other_run.err;
+  EXPECT_EQ(read_file(dir.file("run") + "/model.safetensors"), before);
+}
+
+TEST_F(TrainCli, DbCandidateIsFineTunedAndRecordedAsItsChildWithTheLossCurve) {
+  TempDir dir;
+  const std::string db = dir.file("r.db");
+  CommandResult sweep = run_command(local(sweep_args(db, "s")));
+  ASSERT_EQ(sweep.exit_code, 0) << sweep.err;
+  // The budget point with the most condensed layers.
+  int64_t parent = count_rows(db, "SELECT id FROM candidates WHERE plan_json LIKE '%condense%' AND state = 'DONE' "
+                                  "ORDER BY length(plan_json) DESC, id LIMIT 1");
+  ASSERT_GT(parent, 0);
+  std::vector<std::string> a = {kTrain, "--model", model(), "--db", db, "--candidate", std::to_string(parent),
+                                "--data", file("calib.txt"), "--out", dir.file("ft"), "--steps", "3",
+                                "--batch-size", "2", "--seq-len", "16", "--lr", "1e-3", "--threads", "1"};
+  CommandResult r = run_command(a);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  int64_t child = count_rows(db, "SELECT id FROM candidates WHERE parent_id = " + std::to_string(parent) +
+                                     " AND stage = 'finetune' AND state = 'DONE' AND method LIKE '%\\_ft' ESCAPE '\\'");
+  ASSERT_GT(child, 0);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM finetune_steps WHERE candidate_id = " + std::to_string(child)), 3);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates c JOIN candidates p ON p.id = c.parent_id "
+                           "WHERE c.id = " + std::to_string(child) + " AND c.plan_hash = p.plan_hash"), 1);
+}
+
+}  // namespace
+}  // namespace cdmoe::testing
