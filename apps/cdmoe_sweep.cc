@@ -54,7 +54,11 @@ void on_stop_signal(int signal) { g_stop.store(signal); }
 // preemption) the coordinator's MPI_Abort may not reach it, and a worker that lingers holds the
 // job in COMPLETING until Slurm's KillWait runs out.
 constexpr unsigned kWorkerGraceSeconds = 5;
-void on_worker_stop_signal(int) { alarm(kWorkerGraceSeconds); }
+// A worker in a fine-tune also sees the flag: it checkpoints at the end of its step and stops.
+void on_worker_stop_signal(int signal) {
+  g_stop.store(signal);
+  alarm(kWorkerGraceSeconds);
+}
 void on_worker_grace_over(int) { _exit(kPreemptedExitCode); }
 
 void install_handler(int signal, void (*handler)(int)) {
@@ -88,7 +92,9 @@ void print_pareto(db::Store& store, const std::string& sweep) {
 worker::Starter worker_starter(const apps::SweepSettings& settings, int rank, int local_rank,
                                std::unique_ptr<worker::Worker>& slot) {
   return [&settings, rank, local_rank, &slot](Hello& hello) {
-    slot = std::make_unique<worker::Worker>(apps::worker_options(settings, local_rank), rank);
+    worker::WorkerOptions options = apps::worker_options(settings, local_rank);
+    options.stop = &g_stop;
+    slot = std::make_unique<worker::Worker>(options, rank);
     hello.routing = slot->routing();
     hello.device = slot->device();
     hello.dtype = slot->dtype();
@@ -121,6 +127,8 @@ int run_coordinator(const apps::SweepSettings& settings, const std::function<com
   options.in_flight_per_worker = settings.in_flight;
   options.progress = settings.progress || Progress::stderr_is_tty();
   options.full_evaluation = settings.full_evaluation;
+  options.finetune = apps::finetune_task(settings);
+  options.finetune_control = settings.finetune_control;
   options.on_turn = [&lease] { lease.heartbeat(); };
   coordinator::SweepSummary summary;
   double cpu_before = process_cpu_seconds();

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "eval/tasks.h"
 #include "eval/text_data.h"
+#include "finetune/train_data.h"
 #include "model/checkpoint.h"
 #include "model/device.h"
 #include "model/model_config.h"
@@ -118,6 +119,16 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
       ("no-layer-cache", "recompute every candidate from the embeddings (same results, slower)")
       ("no-full-eval", "search only: skip the full evaluation of the original and the budget points")
       ("speed-repeats", po::value(&s.speed_repeats)->default_value(s.speed_repeats), "A B timing pairs per full evaluation")
+      ("finetune-data", po::value(&s.finetune_data),
+       "after the search, fine-tune every budget point's condensed layers on this text (JSONL {\"text\"} or a document a line)")
+      ("finetune-steps", po::value(&s.finetune_steps)->default_value(s.finetune_steps), "optimizer steps per fine-tune")
+      ("finetune-lr", po::value(&s.finetune_lr)->default_value(s.finetune_lr), "peak learning rate (cosine decay to 0)")
+      ("finetune-warmup", po::value(&s.finetune_warmup)->default_value(s.finetune_warmup), "linear warmup steps")
+      ("finetune-batch-size", po::value(&s.finetune_batch_size)->default_value(s.finetune_batch_size), "sequences per step")
+      ("finetune-seq-len", po::value(&s.finetune_seq_len)->default_value(s.finetune_seq_len), "tokens per sequence (0: --seq-len)")
+      ("finetune-checkpoint-every", po::value(&s.finetune_checkpoint_every)->default_value(s.finetune_checkpoint_every),
+       "checkpoint a fine-tune every N steps (and when preempted)")
+      ("no-finetune-control", "do not fine-tune the original model's MoE blocks as the control")
       ("progress", po::bool_switch(&s.progress), "progress on stderr even when it is not a terminal")
       ("dry-run", po::bool_switch(&s.dry_run), "check the inputs, print the candidate count and cost estimate, exit");
   if (!print_help) {  // only rank 0 prints the help
@@ -134,6 +145,18 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
   }
   s.layer_cache = !args->count("no-layer-cache");
   s.full_evaluation = !args->count("no-full-eval");
+  s.finetune_control = !args->count("no-finetune-control");
+  if (s.finetune_seq_len == 0) s.finetune_seq_len = s.seq_len;
+  if (!s.finetune_data.empty() || s.finetune_steps != 0) {
+    if (s.finetune_data.empty()) throw_bad_input("--finetune-steps needs --finetune-data");
+    if (s.finetune_steps < 1) throw_bad_input("--finetune-steps must be positive (with --finetune-data)");
+    if (!(s.finetune_lr > 0)) throw_bad_input("--finetune-lr must be positive");
+    if (s.finetune_warmup < 0) throw_bad_input("--finetune-warmup must be 0 or positive");
+    if (s.finetune_batch_size < 1) throw_bad_input("--finetune-batch-size must be at least 1");
+    if (s.finetune_seq_len < 2) throw_bad_input("--finetune-seq-len must be at least 2");
+    if (s.finetune_checkpoint_every < 0) throw_bad_input("--finetune-checkpoint-every must be 0 or positive");
+    if (!s.full_evaluation) throw_bad_input("--finetune-data needs the full evaluation (drop --no-full-eval)");
+  }
   if (s.benchmarks_dir.empty()) {
     const char* env = std::getenv("CDMOE_BENCHMARKS_DIR");
     if (env) s.benchmarks_dir = env;
@@ -185,6 +208,13 @@ ValidatedSweep validate_sweep(const SweepSettings& s) {
     }
     data_hashes["task:" + spec] = eval::load_task(spec, s.benchmarks_dir, s.task_limit).content_hash;
   }
+  if (!s.finetune_data.empty()) {
+    if (s.finetune_seq_len > sweep.shape.max_position_embeddings) {
+      throw_bad_input("--finetune-seq-len " + std::to_string(s.finetune_seq_len) + " exceeds the model's max_position_embeddings " +
+                      std::to_string(sweep.shape.max_position_embeddings));
+    }
+    data_hashes["finetune"] = finetune::read_lm_rows(s.finetune_data, *tokenizer, s.finetune_seq_len).content_hash;
+  }
   sweep.strategy = search::make_strategy(s.strategy, sweep.shape, search_config(s, sweep.shape));
 
   std::string model_hash = checkpoint.fingerprint();
@@ -201,6 +231,14 @@ ValidatedSweep validate_sweep(const SweepSettings& s) {
               {"plans", absolute(s.plans_file)},    {"seed", s.seed},
               {"full_evaluation", s.full_evaluation}, {"device", device_kind}, {"dtype", dtype},
               {"speed_repeats", s.speed_repeats}};
+  if (std::optional<FinetuneTask> task = finetune_task(s)) {
+    // What determines the fine-tunes' results (not where checkpoints go, nor how often).
+    Json params = task->to_params();
+    params.erase("state_dir");
+    params.erase("checkpoint_every");
+    params["control"] = s.finetune_control;
+    stored["finetune"] = params;
+  }
   sweep.spec.name = s.sweep_name;
   sweep.spec.strategy = s.strategy;
   sweep.spec.config = stored;
@@ -234,6 +272,21 @@ void print_dry_run(const SweepSettings& s, const ValidatedSweep& sweep, std::ost
   out << "candidates: " << candidates << " search";
   if (s.full_evaluation) out << " + full evaluations of the original and every budget point";
   out << "\nestimated search compute: " << flops / 1e12 << " TFLOP (forward passes over the calibration tokens)\n";
+}
+
+std::optional<FinetuneTask> finetune_task(const SweepSettings& s) {
+  if (s.finetune_data.empty()) return std::nullopt;
+  FinetuneTask t;
+  t.data = absolute(s.finetune_data);
+  t.steps = s.finetune_steps;
+  t.lr = s.finetune_lr;
+  t.warmup = s.finetune_warmup;
+  t.batch_size = s.finetune_batch_size;
+  t.seq_len = s.finetune_seq_len;
+  t.checkpoint_every = s.finetune_checkpoint_every;
+  t.seed = s.seed;
+  t.state_dir = absolute(s.db_path) + ".finetune";
+  return t;
 }
 
 worker::WorkerOptions worker_options(const SweepSettings& s, int local_rank) {

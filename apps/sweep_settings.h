@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/finetune_task.h"
 #include "core/model_shape.h"
 #include "db/store.h"
 #include "search/strategy.h"
@@ -35,6 +36,12 @@ struct SweepSettings {
   int max_attempts = 3, in_flight = 2, speed_repeats = 3;
   int64_t cache_mb = 1024;
   bool layer_cache = true, full_evaluation = true, progress = false, dry_run = false;
+  // Fine-tuning of the budget points after the search (off without --finetune-data).
+  std::string finetune_data;
+  int64_t finetune_steps = 0, finetune_batch_size = 8, finetune_seq_len = 0, finetune_warmup = 0;
+  int64_t finetune_checkpoint_every = 20;
+  double finetune_lr = 5e-5;
+  bool finetune_control = true;
 };
 
 // nullopt after --help (printed when print_help). Bad usage throws (exit 2).
@@ -49,6 +56,10 @@ struct ValidatedSweep {
 
 ValidatedSweep validate_sweep(const SweepSettings& settings);
 void print_dry_run(const SweepSettings& settings, const ValidatedSweep& sweep, std::ostream& out);
+// The fine-tuning template of the coordinator (nullopt without --finetune-data); checkpoints go
+// beside the database, in DB.finetune/.
+std::optional<FinetuneTask> finetune_task(const SweepSettings& settings);
+
 // local_rank: this process among the job's processes on its node (picks its CUDA device).
 worker::WorkerOptions worker_options(const SweepSettings& settings, int local_rank);
 

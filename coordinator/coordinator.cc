@@ -15,6 +15,7 @@ namespace cdmoe::coordinator {
 namespace {
 
 const char* const kFullStage = "full_eval";
+const char* const kFinetuneStage = "finetune";
 
 // A runnable candidate on its way to a worker.
 struct Work {
@@ -179,10 +180,43 @@ class SweepLoop {
         tasks.push_back(Task{0, options_.full_task, point.plan, Json{{"budget", point.budget}}, 1});
       }
       admit(specs, tasks, false);
+      if (options_.finetune) admit_finetunes();
     }
     if (!finished() && queue_.empty() && in_flight_.empty() && !strategy_.finished()) {
       throw_runtime("the search strategy stopped offering candidates before it finished");
     }
+  }
+
+  // The fine-tunes of the budget points (admitted after them: their parents have ids) and the
+  // control. Deterministic in the budget points, so a resumed sweep admits the same ones.
+  void admit_finetunes() {
+    std::vector<db::CandidateSpec> specs;
+    std::vector<Task> tasks;
+    std::set<int> condensed_layers;
+    auto parent_of = [&](const Plan& plan) -> std::optional<int64_t> {
+      auto found = known_.find(key_of(kFullStage, plan));
+      if (found == known_.end()) return std::nullopt;
+      return found->second.id;
+    };
+    for (const search::BudgetPoint& point : strategy_.budget_points()) {
+      bool condenses = false;
+      for (const auto& [layer, lp] : point.plan.layers()) {
+        if (lp.op == LayerOp::kCondense) condenses = true, condensed_layers.insert(layer);
+      }
+      if (!condenses) continue;  // nothing to train (drop, prune and the original)
+      FinetuneTask task = *options_.finetune;
+      task.train = "condensed";
+      specs.push_back({kFinetuneStage, point.method + "_ft", point.plan, parent_of(point.plan), point.budget});
+      tasks.push_back(Task{0, "finetune", point.plan, task.to_params(), 1});
+    }
+    if (options_.finetune_control && !condensed_layers.empty()) {
+      FinetuneTask task = *options_.finetune;
+      task.train = "blocks";
+      task.layers.assign(condensed_layers.begin(), condensed_layers.end());
+      specs.push_back({kFinetuneStage, "original_ft", Plan(), parent_of(Plan()), ""});
+      tasks.push_back(Task{0, "finetune", Plan(), task.to_params(), 1});
+    }
+    admit(specs, tasks, false);
   }
 
   // Fills every ready worker's free slots, least loaded first, and marks them dispatched (in

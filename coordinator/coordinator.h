@@ -14,9 +14,11 @@
 #include <atomic>
 #include <functional>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "comm/transport.h"
+#include "core/finetune_task.h"
 #include "db/store.h"
 #include "search/strategy.h"
 
@@ -31,6 +33,13 @@ struct CoordinatorOptions {
   bool full_evaluation = true;     // after the search, evaluate the original and every budget point in full
   double poll_s = 0.1;             // longest wait for a message before checking for a stop signal
   std::function<void()> on_turn;   // called inside every loop turn's transaction (the lease's heartbeat)
+  // Fine-tuning after the search (needs full_evaluation): every budget point that condenses a
+  // layer is fine-tuned and evaluated as a "finetune" candidate (method + "_ft", parent = the
+  // point), and with finetune_control the original model's MoE blocks of every layer those
+  // points condense ("original_ft", parent = the original). The template's train/layers are set
+  // per candidate.
+  std::optional<FinetuneTask> finetune;
+  bool finetune_control = true;
 };
 
 struct SweepSummary {

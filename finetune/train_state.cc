@@ -48,7 +48,8 @@ void save_train_state(const std::string& path, const AdamW& optimizer, const Jso
     hold.push_back(tensor.detach().to(at::kCPU, at::kFloat).contiguous());
     tensors.push_back({name, model::DType::kF32, hold.back().sizes().vec(), hold.back().data_ptr<float>()});
   }
-  Json state = {{"identity", identity}, {"step", position.step}, {"tokens", position.tokens}, {"format", 1}};
+  Json state = {{"identity", identity}, {"step", position.step}, {"tokens", position.tokens},
+                {"history", position.history}, {"format", 1}};
   model::write_safetensors(path, tensors, {{kStateKey, state.dump()}});
 }
 
@@ -56,7 +57,7 @@ std::optional<TrainPosition> stored_train_position(const std::string& path) {
   if (!file_exists(path)) return std::nullopt;
   model::SafetensorsFile file(path);
   Json state = stored_state(file);
-  return TrainPosition{state.at("step").get<int64_t>(), state.at("tokens").get<int64_t>()};
+  return TrainPosition{state.at("step").get<int64_t>(), state.at("tokens").get<int64_t>(), state.at("history")};
 }
 
 std::optional<TrainPosition> load_train_state(const std::string& path, AdamW& optimizer, const Json& identity) {
@@ -64,7 +65,7 @@ std::optional<TrainPosition> load_train_state(const std::string& path, AdamW& op
   model::SafetensorsFile file(path);
   Json state = stored_state(file);
   check_same_run(state.at("identity"), identity, path);
-  TrainPosition position{state.at("step").get<int64_t>(), state.at("tokens").get<int64_t>()};
+  TrainPosition position{state.at("step").get<int64_t>(), state.at("tokens").get<int64_t>(), state.at("history")};
   optimizer.load_state(
       [&](const std::string& name) {
         auto it = file.header().tensors.find(name);

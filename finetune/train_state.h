@@ -1,6 +1,6 @@
 // A fine-tuning checkpoint: one safetensors file holding the optimizer's state (float32 master
 // weights of the trainable tensors, both Adam moments) and, in its metadata, the run's identity
-// and position {identity, step, tokens}. Written atomically (a temporary beside it, renamed),
+// and position {identity, step, tokens, history}. Written atomically (a temporary beside it, renamed),
 // so a kill at any instant leaves the previous checkpoint or the new one, never a torn file.
 // The data position and the schedule are functions of the step (finetune/train_data.h,
 // finetune/schedule.h) and the run has no other randomness, so this is all a resume needs.
@@ -10,6 +10,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "core/json_fields.h"
 #include "finetune/adamw.h"
 
@@ -18,6 +20,7 @@ namespace cdmoe::finetune {
 struct TrainPosition {
   int64_t step = 0;    // optimizer steps done
   int64_t tokens = 0;  // target tokens trained on, all ranks
+  Json history = Json::array();  // [step, loss, lr, tokens] of every step done: the loss curve survives a resume
 };
 
 void save_train_state(const std::string& path, const AdamW& optimizer, const Json& identity, const TrainPosition& position);

@@ -1,6 +1,7 @@
 #include "finetune/trainer.h"
 
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 
 #include <ATen/ATen.h>
@@ -19,10 +20,23 @@ double seconds_since(Clock::time_point start) { return std::chrono::duration<dou
 // matter, small enough that the staging copy stays a fraction of the model.
 constexpr int64_t kBucketBytes = 32 << 20;
 
-std::vector<std::pair<std::string, at::Tensor>> choose_trainable(model::MoeModel& model, const Plan& plan, TrainMode mode) {
-  if (mode == TrainMode::kAll) {
-    if (!plan.is_original()) throw_bad_input("--train all trains the original model; give no plan (or an empty one)");
-    return model.parameters();
+std::vector<std::pair<std::string, at::Tensor>> choose_trainable(model::MoeModel& model, const Plan& plan,
+                                                                 const TrainerOptions& options) {
+  if (options.mode != TrainMode::kCondensed && !plan.is_original()) {
+    throw_bad_input(std::string("--train ") + train_mode_name(options.mode) + " trains the original model; give no plan");
+  }
+  if (options.mode == TrainMode::kAll) return model.parameters();
+  if (options.mode == TrainMode::kBlocks) {
+    std::vector<std::pair<std::string, at::Tensor>> out;
+    for (int layer : options.layers) {
+      if (!model.shape().is_moe_layer(layer)) throw_bad_input("--train blocks: layer " + std::to_string(layer) + " is not an MoE layer");
+      const std::string prefix = "model.layers." + std::to_string(layer) + ".mlp.";
+      for (auto& named : model.parameters()) {
+        if (named.first.rfind(prefix, 0) == 0) out.push_back(named);
+      }
+    }
+    if (out.empty()) throw_bad_input("--train blocks: no MoE layer to train");
+    return out;
   }
   std::vector<std::pair<std::string, at::Tensor>> out = model.condensed_parameters(plan);
   if (out.empty()) throw_bad_input("the plan condenses no layer: nothing to train in --train condensed");
@@ -47,10 +61,18 @@ void reduce_bucket(comm::Collective& collective, std::vector<at::Tensor>& grads)
 TrainMode train_mode_named(const std::string& name) {
   if (name == "condensed") return TrainMode::kCondensed;
   if (name == "all") return TrainMode::kAll;
-  throw_bad_input("--train: \"" + name + "\" is not one of condensed, all");
+  if (name == "blocks") return TrainMode::kBlocks;
+  throw_bad_input("--train: \"" + name + "\" is not one of condensed, all, blocks");
 }
 
-const char* train_mode_name(TrainMode mode) { return mode == TrainMode::kAll ? "all" : "condensed"; }
+const char* train_mode_name(TrainMode mode) {
+  switch (mode) {
+    case TrainMode::kCondensed: return "condensed";
+    case TrainMode::kAll: return "all";
+    case TrainMode::kBlocks: return "blocks";
+  }
+  return "?";
+}
 
 Batch make_batch(const std::vector<const TokenRow*>& rows, const at::Device& device) {
   int64_t width = 0;
@@ -80,7 +102,7 @@ Trainer::Trainer(model::MoeModel& model, Plan plan, TrainerOptions options, comm
       plan_(std::move(plan)),
       options_(options),
       collective_(collective),
-      trainable_(choose_trainable(model, plan_, options.mode)),
+      trainable_(choose_trainable(model, plan_, options)),
       optimizer_(trainable_, options.adamw) {
   if (collective_.device_buffers() != model_.device().is_cuda()) {
     throw_bad_input("the " + collective_.backend() + " collective needs the model on " +
@@ -93,6 +115,8 @@ Trainer::Trainer(model::MoeModel& model, Plan plan, TrainerOptions options, comm
         break;
       }
     }
+  } else if (options_.mode == TrainMode::kBlocks) {
+    first_trained_layer_ = *std::min_element(options_.layers.begin(), options_.layers.end());
   }
   for (auto& [name, tensor] : trainable_) tensor.requires_grad_(true);
 }

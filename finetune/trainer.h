@@ -6,6 +6,9 @@
 //    first condensed one run without autograd.
 //  - kAll: every parameter of the model (plan must be the original), with DeepSeekMoE's expert
 //    balance loss times `balance_coefficient` averaged over micro-batches and ranks.
+//  - kBlocks: the MoE blocks (router, routed and shared experts, shared gate) of `layers` of the
+//    original model: the fine-tuning control, which trains what condensing replaces. The
+//    layers before the first of them run without autograd.
 // Loss: next-token cross-entropy summed over target tokens (TokenRow::target; padding never
 // counts), divided by the number of target tokens of the whole step over every micro-batch and
 // rank, so N ranks with b rows each step as one rank with N·b rows. Gradients are summed over
@@ -35,8 +38,8 @@ class MoeModel;
 
 namespace cdmoe::finetune {
 
-enum class TrainMode { kCondensed, kAll };
-TrainMode train_mode_named(const std::string& name);  // "condensed", "all"; else bad input naming --train
+enum class TrainMode { kCondensed, kAll, kBlocks };
+TrainMode train_mode_named(const std::string& name);  // "condensed", "all", "blocks"; else bad input naming --train
 const char* train_mode_name(TrainMode mode);
 
 struct TrainerOptions {
@@ -45,6 +48,7 @@ struct TrainerOptions {
   AdamWOptions adamw;
   double clip_norm = 1.0;              // global gradient-norm clip; <= 0: none
   double balance_coefficient = 0.001;  // kAll only
+  std::vector<int> layers;             // kBlocks: the MoE layers whose blocks train
 };
 
 // One micro-batch on the model's device: right-padded ids [b, T], valid [b, T] (1 token, 0
@@ -66,8 +70,8 @@ struct StepStats {
 
 class Trainer {
  public:
-  // Bad input when kCondensed and the plan condenses no layer (nothing to train), or kAll with
-  // a non-original plan.
+  // Bad input when kCondensed and the plan condenses no layer (nothing to train), kAll or kBlocks
+  // with a non-original plan, or kBlocks without MoE layers.
   Trainer(model::MoeModel& model, Plan plan, TrainerOptions options, comm::Collective& collective);
   ~Trainer();
 

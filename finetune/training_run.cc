@@ -89,6 +89,7 @@ RunOutcome run_training(Trainer& trainer, const RunData& data, const RunOptions&
     StepStats stats = trainer.step(micro_batches);
     outcome.position.step = step + 1;
     outcome.position.tokens += stats.tokens;
+    outcome.position.history.push_back({step, stats.loss, stats.lr, stats.tokens});
     if (callbacks.on_step) callbacks.on_step(step, stats);
     const bool last = step + 1 == total;
     if (options.eval_every > 0 && (step + 1) % options.eval_every == 0 && !last) evaluate(step + 1);

@@ -2,15 +2,20 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <map>
 #include <sstream>
 
 #include <ATen/ATen.h>
 
+#include "comm/collective.h"
 #include "comm/transport.h"
 #include "core/error.h"
+#include "core/finetune_task.h"
 #include "core/objectives.h"
 #include "eval/evaluation.h"
 #include "eval/layer_cache.h"
+#include "finetune/training_run.h"
 #include "model/moe_model.h"
 #include "model/tokenizer.h"
 
@@ -57,6 +62,77 @@ struct Worker::Impl {
   Result full_eval(const Task& task) {
     Result result;
     result.metrics = eval::evaluate(*model, *tokenizer, task.plan, full);
+    return result;
+  }
+
+  // Tokenised fine-tuning text, kept per (file, seq_len) for the whole sweep.
+  std::map<std::pair<std::string, int64_t>, finetune::TokenRows> training_text;
+  const finetune::TokenRows& training_rows(const std::string& path, int64_t seq_len) {
+    auto key = std::make_pair(path, seq_len);
+    auto it = training_text.find(key);
+    if (it == training_text.end()) it = training_text.emplace(key, finetune::read_lm_rows(path, *tokenizer, seq_len)).first;
+    return it->second;
+  }
+
+  Result finetune(const Task& task) {
+    const FinetuneTask spec = FinetuneTask::from_params(task.params, "task " + std::to_string(task.candidate_id));
+    const finetune::TokenRows& rows = training_rows(spec.data, spec.seq_len);
+    finetune::TrainerOptions trainer_options;
+    trainer_options.mode = finetune::train_mode_named(spec.train);
+    trainer_options.schedule = {spec.lr, spec.warmup, finetune::Decay::kCosine, 0.0, spec.steps};
+    trainer_options.layers = spec.layers;
+    finetune::RunOptions run;
+    run.batch_size = spec.batch_size;
+    run.lm_steps = spec.steps;
+    run.seed = spec.seed;
+    run.checkpoint_every = spec.checkpoint_every;
+    std::filesystem::create_directories(spec.state_dir);
+    run.state_path = spec.state_dir + "/candidate-" + std::to_string(task.candidate_id) + ".safetensors";
+    run.identity = task.params;
+    run.identity["plan_hash"] = task.plan.hash();
+    run.identity["data_hash"] = rows.content_hash;
+
+    // The model is shared with every later task: what training changes is put back on the way out.
+    std::vector<std::pair<at::Tensor, at::Tensor>> originals;  // kBlocks: (model tensor, copy)
+    auto restore = [&] {
+      at::NoGradGuard no_grad;
+      for (auto& [tensor, copy] : originals) tensor.copy_(copy);
+      model->forget_condensed(task.plan);
+    };
+    static const std::atomic<int> never{0};
+    finetune::RunOutcome outcome;
+    Result result;
+    try {
+      auto single = comm::make_single_collective();
+      {
+        finetune::Trainer trainer(*model, task.plan, trainer_options, *single);
+        if (trainer_options.mode != finetune::TrainMode::kCondensed) {
+          for (const auto& [name, tensor] : trainer.trainable()) originals.emplace_back(tensor, tensor.detach().clone());
+        }
+        outcome = finetune::run_training(trainer, {&rows, nullptr, nullptr}, run, {}, options.stop ? *options.stop : never);
+      }
+      if (outcome.stopped) throw_runtime("stopped by a signal after step " + std::to_string(outcome.position.step) + " (checkpointed)");
+      eval::EvaluationRequest request = full;
+      if (trainer_options.mode != finetune::TrainMode::kCondensed) {
+        // The control changed the original model itself: divergence and speed-up against "the
+        // original" would compare it with itself, and the layer cache holds the untrained states.
+        request.calibration.reset();
+        request.calibration_cache = nullptr;
+      }
+      result.metrics = eval::evaluate(*model, *tokenizer, task.plan, request);
+    } catch (...) {
+      restore();
+      throw;
+    }
+    restore();
+    for (const Json& entry : outcome.position.history) {
+      result.finetune_steps.push_back({entry[0].get<int64_t>(), entry[1].get<double>(), entry[2].get<double>(), entry[3].get<int64_t>()});
+    }
+    if (!result.finetune_steps.empty()) {
+      result.metrics.push_back(Metric{"finetune_loss", result.finetune_steps.back().loss, "nats"});
+    }
+    result.metrics.push_back(Metric{"finetune_tokens", double(outcome.position.tokens), "tokens"});
+    result.metrics.push_back(Metric{"finetune_resumed_from", double(outcome.resumed_from), "steps"});
     return result;
   }
 };
@@ -108,6 +184,8 @@ Result Worker::run(const Task& task) {
       result = impl_->search(task);
     } else if (task.kind == "full_eval") {
       result = impl_->full_eval(task);
+    } else if (task.kind == "finetune") {
+      result = impl_->finetune(task);
     } else if (task.kind != "noop") {
       throw_runtime("unknown task kind \"" + task.kind + "\"");
     }

@@ -5,6 +5,11 @@
 //                (eval::measure_objective through the layer cache) as metric `metric`;
 //   "full_eval"  every metric of eval::evaluate: tasks, perplexity, divergence from the
 //                original, parameter and peak memory, speed-up against the original (A B A B);
+//   "finetune"   params core/finetune_task.h: fine-tunes the plan's condensed layers (or, for the
+//                control, the original model's MoE blocks of the given layers), resuming from
+//                the candidate's checkpoint when one exists, then every metric of "full_eval"
+//                on the fine-tuned model (the control without divergence and speed-up) plus
+//                finetune_loss and the loss curve. The model is put back as it was afterwards.
 //   "noop"       nothing (measures dispatch overhead).
 // run() never throws: a failing task becomes a FAILED result carrying the message, and the
 // worker carries on. Test hooks (environment, for the fault tests only):
@@ -13,6 +18,7 @@
 // Not thread-safe: one thread owns a Worker.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -38,6 +44,7 @@ struct WorkerOptions {
   int speed_repeats = 3;                    // A B pairs timed per full evaluation
   std::string device = "cpu";               // where the model computes: "cpu" or "cuda:N" (model/device.h)
   std::string dtype = "float32";            // its compute dtype: "float32" or "bfloat16"
+  const std::atomic<int>* stop = nullptr;   // set by a stop signal: a fine-tune checkpoints and stops
 };
 
 class Worker {

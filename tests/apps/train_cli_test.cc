@@ -18,6 +18,8 @@
 #include "core/json_fields.h"
 #include "model/moe_model.h"
 #include "model/safetensors.h"
+#include "db/database.h"
+#include "db/sqlite.h"
 #include "tests/apps/sweep_fixture.h"
 
 namespace cdmoe::testing {
@@ -42,6 +44,10 @@ class TrainCli : public SweepCli {
     return {"--model", model(), "--plan", file("plan.json"), "--data", file("calib.txt"), "--out", out,
             "--steps", std::to_string(steps), "--batch-size", std::to_string(batch), "--seq-len", "16",
             "--lr", "3e-3", "--warmup", "2", "--threads", "1", "--seed", "5"};
+  }
+  static std::vector<std::string> finetune_args(int steps) {
+    return {"--finetune-data", file("calib.txt"), "--finetune-steps", std::to_string(steps), "--finetune-batch-size", "2",
+            "--finetune-seq-len", "16", "--finetune-lr", "1e-3", "--finetune-checkpoint-every", "1"};
   }
   static std::vector<std::string> train(std::vector<std::string> a) {
     a.insert(a.begin(), kTrain);
@@ -268,6 +274,83 @@ TEST_F(TrainCli, DbCandidateIsFineTunedAndRecordedAsItsChildWithTheLossCurve) {
   EXPECT_EQ(count_rows(db, "SELECT count(*) FROM finetune_steps WHERE candidate_id = " + std::to_string(child)), 3);
   EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates c JOIN candidates p ON p.id = c.parent_id "
                            "WHERE c.id = " + std::to_string(child) + " AND c.plan_hash = p.plan_hash"), 1);
+}
+
+// The sweep's own fine-tuning: every budget point that condenses is fine-tuned as its child and
+// evaluated in full, and the control fine-tunes the original's MoE blocks of those layers.
+TEST_F(TrainCli, SweepFineTunesEveryCondensedBudgetPointAndTheControl) {
+  TempDir dir;
+  const std::string db = dir.file("r.db");
+  std::vector<std::string> a = local(sweep_args(db, "s"));
+  for (const std::string& x : finetune_args(4)) a.push_back(x);
+  CommandResult r = run_command(a);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  int64_t points = count_rows(db, "SELECT count(*) FROM candidates WHERE stage = 'full_eval' AND plan_json LIKE '%condense%'");
+  ASSERT_GT(points, 0);
+  // One DONE child per condensing point (and the control, the original's): same plan, method +
+  // _ft, 4 loss rows, evaluated in full.
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates c JOIN candidates p ON p.id = c.parent_id "
+                           "WHERE c.stage = 'finetune' AND c.state = 'DONE' AND p.stage = 'full_eval' "
+                           "AND c.plan_hash = p.plan_hash AND c.method = p.method || '_ft'"), points + 1);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM finetune_steps f JOIN candidates c ON c.id = f.candidate_id "
+                           "WHERE c.method != 'original_ft'"), 4 * points);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM results WHERE stage = 'finetune' AND task_acc_mean IS NOT NULL "
+                           "AND finetune_loss IS NOT NULL AND js_logits_model IS NOT NULL AND speedup IS NOT NULL"), points);
+  // The control: the original model, its MoE blocks trained the same way, parent = the original.
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates c JOIN candidates p ON p.id = c.parent_id "
+                           "WHERE c.method = 'original_ft' AND c.state = 'DONE' AND p.method = 'original'"), 1);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM finetune_steps f JOIN candidates c ON c.id = f.candidate_id "
+                           "WHERE c.method = 'original_ft'"), 4);
+  // The learning rate follows the schedule: --finetune-lr at step 0, cosine-decaying after.
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM finetune_steps WHERE step = 0 AND lr = 1e-3"), points + 1);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM finetune_steps a JOIN finetune_steps b ON a.candidate_id = b.candidate_id "
+                           "WHERE b.step = a.step + 1 AND b.lr >= a.lr"), 0);
+  // The control was evaluated without a divergence or speed-up (it changed "the original").
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM results WHERE method = 'original_ft' AND js_logits_model IS NULL "
+                           "AND speedup IS NULL AND task_acc_mean IS NOT NULL"), 1);
+}
+
+TEST_F(TrainCli, SweepPreemptedDuringAFineTuneResumesFromItsCheckpointToTheSameCurve) {
+  TempDir dir;
+  auto sweep_with = [&](const std::string& db) {
+    std::vector<std::string> a = local(sweep_args(db, "s"));
+    for (const std::string& x : finetune_args(60)) a.push_back(x);
+    a.push_back("--no-finetune-control");
+    return a;
+  };
+  CommandResult whole = run_command(sweep_with(dir.file("whole.db")));
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+
+  const std::string db = dir.file("cut.db");
+  {
+    BackgroundCommand job(sweep_with(db));
+    // Wait until a fine-tune has checkpointed at least once, then preempt the sweep.
+    for (int i = 0; i < 1200; ++i) {
+      if (fs::exists(db + ".finetune") && !fs::is_empty(db + ".finetune")) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    job.signal_leader(SIGTERM);
+    CommandResult stopped = job.wait();
+    ASSERT_EQ(stopped.exit_code, 75) << stopped.err;
+  }
+  EXPECT_GE(count_rows(db, "SELECT count(*) FROM candidates WHERE stage = 'finetune' AND state = 'PREEMPTED'"), 1);
+  CommandResult resumed = run_command(sweep_with(db));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  // At least one fine-tune continued from a checkpoint rather than from step 0 ...
+  EXPECT_GE(count_rows(db, "SELECT count(*) FROM results WHERE stage = 'finetune' AND finetune_resumed_from > 0"), 1);
+  // ... and every loss curve is the uninterrupted sweep's, value for value.
+  auto curves = [](const std::string& path) {
+    db::Connection c = db::open_database(path, db::OpenMode::kReadOnly);
+    db::Statement rows(c, "SELECT c.plan_hash, f.step, f.loss FROM finetune_steps f JOIN candidates c ON c.id = f.candidate_id "
+                          "ORDER BY 1, 2");
+    std::vector<std::tuple<std::string, int64_t, double>> out;
+    while (rows.step()) out.emplace_back(rows.column_text(0), rows.column_int(1), rows.column_double(2));
+    return out;
+  };
+  auto a = curves(dir.file("whole.db")), b = curves(db);
+  EXPECT_EQ(a.size(), b.size());
+  EXPECT_TRUE(a == b);
 }
 
 }  // namespace

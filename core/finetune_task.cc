@@ -1,0 +1,35 @@
+#include "core/finetune_task.h"
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace cdmoe {
+
+Json FinetuneTask::to_params() const {
+  return {{"data", data}, {"train", train}, {"layers", layers}, {"steps", steps}, {"lr", lr}, {"warmup", warmup},
+          {"batch_size", batch_size}, {"seq_len", seq_len}, {"checkpoint_every", checkpoint_every}, {"seed", seed},
+          {"state_dir", state_dir}};
+}
+
+FinetuneTask FinetuneTask::from_params(const Json& params, const std::string& where) {
+  FinetuneTask t = with_json_errors(where, [&] {
+    FinetuneTask t;
+    t.data = params.at("data").get<std::string>();
+    t.train = params.at("train").get<std::string>();
+    t.layers = params.at("layers").get<std::vector<int>>();
+    t.steps = params.at("steps").get<int64_t>();
+    t.lr = params.at("lr").get<double>();
+    t.warmup = params.at("warmup").get<int64_t>();
+    t.batch_size = params.at("batch_size").get<int64_t>();
+    t.seq_len = params.at("seq_len").get<int64_t>();
+    t.checkpoint_every = params.at("checkpoint_every").get<int64_t>();
+    t.seed = params.at("seed").get<uint64_t>();
+    t.state_dir = params.at("state_dir").get<std::string>();
+    return t;
+  });
+  if (t.steps < 1 || t.batch_size < 1 || t.seq_len < 2 || !(t.lr > 0)) throw_bad_input(where + ": finetune parameters out of range");
+  return t;
+}
+
+}  // namespace cdmoe

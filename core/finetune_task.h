@@ -1,0 +1,34 @@
+// The parameters of a sweep's "finetune" task (ARCHITECTURE.md §1): what the coordinator puts in
+// Task.params and a worker reads back. A budget point trains its condensed layers ("condensed");
+// the control trains the original model's MoE blocks of `layers` ("blocks"). The checkpoint of
+// candidate ID is state_dir/candidate-ID.safetensors, so whichever worker takes a preempted
+// fine-tune next resumes it. Torch-free value type.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/json_fields.h"
+
+namespace cdmoe {
+
+struct FinetuneTask {
+  std::string data;       // training text (absolute path)
+  std::string train = "condensed";
+  std::vector<int> layers;  // "blocks" only
+  int64_t steps = 0;
+  double lr = 1e-5;
+  int64_t warmup = 0;
+  int64_t batch_size = 8;
+  int64_t seq_len = 256;
+  int64_t checkpoint_every = 20;
+  uint64_t seed = 0;
+  std::string state_dir;
+
+  Json to_params() const;
+  // Bad input naming `where` and the field when one is missing or has the wrong type.
+  static FinetuneTask from_params(const Json& params, const std::string& where);
+};
+
+}  // namespace cdmoe
