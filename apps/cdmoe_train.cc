@@ -67,7 +67,9 @@ po::options_description train_options() {
       ("data", po::value<std::string>(), "training text: JSONL {\"text\"} (name ends in .jsonl) or a document a line")
       ("sft", po::value<std::string>(), "SFT JSONL {\"prompt\", \"response\"}, trained after --data (only responses in the loss)")
       ("out", po::value<std::string>(), "run directory: checkpoints, log, and the fine-tuned model")
-      ("train", po::value<std::string>()->default_value("condensed"), "what trains: condensed (the plan's condensed layers) or all")
+      ("train", po::value<std::string>()->default_value("condensed"),
+       "what trains: condensed (the plan's condensed layers), all (every parameter), or blocks (the MoE blocks of --layers)")
+      ("layers", po::value<std::string>(), "--train blocks: comma-separated MoE layers whose blocks train")
       ("steps", po::value<int64_t>(), "optimizer steps on --data")
       ("epochs", po::value<double>(), "passes over --data instead of --steps")
       ("sft-epochs", po::value<double>()->default_value(1.0), "passes over --sft")
@@ -137,19 +139,6 @@ void trim_log(const RunFiles& files, int64_t step) {
   write_file_atomically(files.log(), kept, "--out");
 }
 
-std::vector<FinetuneStep> logged_steps(const RunFiles& files) {
-  std::vector<FinetuneStep> steps;
-  std::ifstream in(files.log());
-  std::string line;
-  while (std::getline(in, line)) {
-    Json entry = Json::parse(line, nullptr, false);
-    if (entry.is_discarded() || !entry.contains("loss")) continue;
-    steps.push_back({entry["step"].get<int64_t>(), entry["loss"].get<double>(), entry["lr"].get<double>(),
-                     entry["tokens"].get<int64_t>()});
-  }
-  return steps;
-}
-
 std::string format_rate(double value) {
   std::ostringstream out;
   out << std::fixed << std::setprecision(value < 100 ? 1 : 0) << value;
@@ -169,6 +158,21 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
   const finetune::TrainMode mode = finetune::train_mode_named(args["train"].as<std::string>());
   if (mode == finetune::TrainMode::kCondensed && !args.count("plan") && !args.count("db")) {
     throw_bad_input("--train condensed needs the plan to train: --plan, or --db with --candidate");
+  }
+  if ((mode == finetune::TrainMode::kBlocks) != (args.count("layers") > 0)) {
+    throw_bad_input("--layers goes with --train blocks, and --train blocks needs --layers");
+  }
+  std::vector<int> block_layers;
+  if (args.count("layers")) {
+    for (const std::string& item : split_commas(args["layers"].as<std::string>())) {
+      try {
+        size_t used = 0;
+        block_layers.push_back(std::stoi(item, &used));
+        if (used != item.size()) throw std::invalid_argument(item);
+      } catch (const std::exception&) {
+        throw_bad_input("--layers: \"" + item + "\" is not a layer index");
+      }
+    }
   }
   const std::string model_dir = args["model"].as<std::string>();
   const std::string data_path = file_option(args, "data");
@@ -253,6 +257,7 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
                               run.lm_steps + run.sft_steps};
   trainer_options.adamw.weight_decay = weight_decay;
   trainer_options.clip_norm = clip;
+  trainer_options.layers = block_layers;
   trainer_options.balance_coefficient = args["balance-coef"].as<double>();
   if (!(trainer_options.balance_coefficient >= 0)) throw_bad_input("--balance-coef must be 0 or positive");
   finetune::Trainer trainer(*model, plan, trainer_options, *collective);  // refuses a plan with nothing to train
@@ -263,7 +268,8 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
                   {"global_batch", G}, {"lm_steps", run.lm_steps}, {"sft_steps", run.sft_steps}, {"lr", lr},
                   {"warmup", trainer_options.schedule.warmup_steps}, {"decay", args["decay"].as<std::string>()},
                   {"lr_floor", lr_floor}, {"weight_decay", weight_decay}, {"clip", clip},
-                  {"balance_coef", trainer_options.balance_coefficient}, {"seed", run.seed}, {"dtype", dtype}};
+                  {"balance_coef", trainer_options.balance_coefficient}, {"layers", block_layers},
+                  {"seed", run.seed}, {"dtype", dtype}};
   RunFiles files{args["out"].as<std::string>()};
   run.state_path = files.state();
 
@@ -360,7 +366,9 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
     Result result;
     result.candidate_id = id;
     result.worker_host = comm::host_name();
-    result.finetune_steps = logged_steps(files);
+    for (const Json& entry : outcome.position.history) {
+      result.finetune_steps.push_back({entry[0].get<int64_t>(), entry[1].get<double>(), entry[2].get<double>(), entry[3].get<int64_t>()});
+    }
     result.metrics.push_back({"finetune_loss", result.finetune_steps.empty() ? NAN : result.finetune_steps.back().loss, "nats"});
     result.metrics.push_back({"finetune_tokens", double(outcome.position.tokens), "tokens"});
     store->record_result(result);

@@ -144,6 +144,53 @@ TEST_F(TrainCli, TrainsOnlyTheCondensedLayersAndTheResultLoadsInCdmoeEval) {
   EXPECT_NE(again.err.find("finished run already"), std::string::npos) << again.err;
 }
 
+TEST_F(TrainCli, EpochsThenSftAndTheOtherTrainModes) {
+  TempDir dir;
+  std::string sft;
+  for (int i = 0; i < 6; ++i) sft += "{\"prompt\": \"Question " + std::to_string(i) + ": is the router gone?\", \"response\": \" Yes.\"}\n";
+  write_file(dir.file("sft.jsonl"), sft);
+  std::vector<std::string> a = args(dir.file("phases"), 1);
+  auto steps = std::find(a.begin(), a.end(), "--steps");
+  *steps = "--epochs";
+  *(steps + 1) = "1";
+  a.insert(a.end(), {"--sft", dir.file("sft.jsonl")});
+  CommandResult r = run_command(train(a));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Json run = read_json_file(dir.file("phases") + "/train_run.json");
+  // One epoch of the packed text, then one of the 6 SFT rows, 4 rows a step.
+  EXPECT_GE(run["lm_steps"].get<int64_t>(), 1);
+  EXPECT_EQ(run["sft_steps"], 2);
+  std::vector<Json> lines = log_lines(dir.file("phases"));
+  ASSERT_EQ(int64_t(lines.size()), run["lm_steps"].get<int64_t>() + 2);
+  // An SFT step trains on the responses only: " Yes." and the end of sequence, 4 rows.
+  EXPECT_LT(lines.back()["tokens"].get<int64_t>(), lines.front()["tokens"].get<int64_t>());
+
+  // --train all: every parameter, from no plan; the result loads with the same tensor names.
+  std::vector<std::string> all = {kTrain, "--model", model(), "--train", "all", "--data", file("calib.txt"), "--out",
+                                  dir.file("all"), "--steps", "2", "--batch-size", "2", "--seq-len", "16", "--lr", "1e-3", "--threads", "1"};
+  CommandResult ra = run_command(all);
+  ASSERT_EQ(ra.exit_code, 0) << ra.err;
+  auto source = model::MoeModel::load(model());
+  auto trained = weights_of(dir.file("all"));
+  size_t changed = 0;
+  for (const auto& [name, tensor] : source->materialise(Plan())) changed += !at::equal(trained.at(name), tensor);
+  EXPECT_EQ(changed, trained.size());
+  EXPECT_GT(log_lines(dir.file("all"))[0]["balance_loss"].get<double>(), 0.0);
+
+  // --train blocks: only the MoE blocks of the listed layers.
+  std::vector<std::string> blocks = all;
+  *(std::find(blocks.begin(), blocks.end(), "all")) = "blocks";
+  *(std::find(blocks.begin(), blocks.end(), dir.file("all"))) = dir.file("blocks");
+  blocks.insert(blocks.end(), {"--layers", "2"});
+  CommandResult rb = run_command(blocks);
+  ASSERT_EQ(rb.exit_code, 0) << rb.err;
+  auto block_weights = weights_of(dir.file("blocks"));
+  for (const auto& [name, tensor] : source->materialise(Plan())) {
+    bool in_block = name.rfind("model.layers.2.mlp.", 0) == 0;
+    EXPECT_EQ(at::equal(block_weights.at(name), tensor), !in_block) << name;
+  }
+}
+
 TEST_F(TrainCli, KilledAtRandomPointsResumesToTheBytesOfAnUninterruptedRun) {
   TempDir dir;
   const int steps = 10;

@@ -148,6 +148,30 @@ TEST(Trainer, TrainAllMovesEveryParameterAndBalancesTheRouter) {
   }
 }
 
+TEST(Trainer, Bfloat16WeightsStepThroughFloat32Masters) {
+  auto model = model::MoeModel::load(kModel, at::kCPU, at::kBFloat16);
+  Json golden = read_json_file(kFixtures + "/finetune/case.json");
+  Plan plan = Plan::from_json(golden["plan"], "case.json plan");
+  TrainerOptions options;
+  options.schedule = {1e-3, 0, Decay::kConstant, 0, 2};
+  auto single = comm::make_single_collective();
+  Trainer trainer(*model, plan, options, *single);
+  std::vector<at::Tensor> before;
+  for (const auto& [name, tensor] : trainer.trainable()) before.push_back(tensor.detach().clone());
+  for (int step = 0; step < 2; ++step) trainer.step({batch_of(golden["batches"][1][0])});
+  auto state = trainer.optimizer().state();
+  for (size_t i = 0; i < trainer.trainable().size(); ++i) {
+    const at::Tensor& param = trainer.trainable()[i].second;
+    const at::Tensor& master = state[3 * i].second;  // master, exp_avg, exp_avg_sq per parameter
+    ASSERT_EQ(state[3 * i].first, "master/" + trainer.trainable()[i].first);
+    EXPECT_EQ(param.scalar_type(), at::kBFloat16);
+    EXPECT_EQ(master.scalar_type(), at::kFloat);
+    EXPECT_TRUE(at::equal(param, master.to(at::kBFloat16)));  // the bf16 weight is the rounded master
+    // Updates below bf16's resolution accumulate in the master instead of being lost.
+    EXPECT_GT((master - before[i].to(at::kFloat)).abs().max().item<double>(), 0.0);
+  }
+}
+
 TEST(Trainer, RefusesNothingToTrain) {
   auto model = model::MoeModel::load(kModel);
   auto single = comm::make_single_collective();
