@@ -76,6 +76,16 @@ std::vector<Json> log_lines(const std::string& dir) {
   return out;
 }
 
+// Every fine-tune's loss curve in a sweep database: (method, plan hash, step, loss), ordered.
+std::vector<std::tuple<std::string, std::string, int64_t, double>> loss_curves(const std::string& path) {
+  db::Connection c = db::open_database(path, db::OpenMode::kReadOnly);
+  db::Statement rows(c, "SELECT c.method, c.plan_hash, f.step, f.loss FROM finetune_steps f "
+                        "JOIN candidates c ON c.id = f.candidate_id ORDER BY 1, 2, 3");
+  std::vector<std::tuple<std::string, std::string, int64_t, double>> out;
+  while (rows.step()) out.emplace_back(rows.column_text(0), rows.column_text(1), rows.column_int(2), rows.column_double(3));
+  return out;
+}
+
 double metric(const std::string& json_text, const std::string& name) {
   Json report = Json::parse(json_text);
   for (const Json& m : report["metrics"]) {
@@ -355,6 +365,17 @@ TEST_F(TrainCli, SweepFineTunesEveryCondensedBudgetPointAndTheControl) {
   // The control was evaluated without a divergence or speed-up (it changed "the original").
   EXPECT_EQ(count_rows(db, "SELECT count(*) FROM results WHERE method = 'original_ft' AND js_logits_model IS NULL "
                            "AND speedup IS NULL AND task_acc_mean IS NOT NULL"), 1);
+
+  // Two MPI workers (fine-tunes on whichever is free, each after other tasks on its model) give
+  // the same loss curves, value for value: a worker puts its model back after a fine-tune.
+  const std::string db2 = dir.file("mpi.db");
+  std::vector<std::string> m = mpi(3, sweep_args(db2, "s"));
+  for (const std::string& x : finetune_args(4)) m.push_back(x);
+  CommandResult r2 = run_command(m);
+  ASSERT_EQ(r2.exit_code, 0) << r2.err;
+  EXPECT_EQ(loss_curves(db), loss_curves(db2));
+  // ... and the same metrics for every candidate, the untuned budget points included.
+  expect_same_outcome(read_outcome(db, "s"), read_outcome(db2, "s"), 1e-6);
 }
 
 TEST_F(TrainCli, SweepPreemptedDuringAFineTuneResumesFromItsCheckpointToTheSameCurve) {
@@ -387,15 +408,7 @@ TEST_F(TrainCli, SweepPreemptedDuringAFineTuneResumesFromItsCheckpointToTheSameC
   // At least one fine-tune continued from a checkpoint rather than from step 0 ...
   EXPECT_GE(count_rows(db, "SELECT count(*) FROM results WHERE stage = 'finetune' AND finetune_resumed_from > 0"), 1);
   // ... and every loss curve is the uninterrupted sweep's, value for value.
-  auto curves = [](const std::string& path) {
-    db::Connection c = db::open_database(path, db::OpenMode::kReadOnly);
-    db::Statement rows(c, "SELECT c.plan_hash, f.step, f.loss FROM finetune_steps f JOIN candidates c ON c.id = f.candidate_id "
-                          "ORDER BY 1, 2");
-    std::vector<std::tuple<std::string, int64_t, double>> out;
-    while (rows.step()) out.emplace_back(rows.column_text(0), rows.column_int(1), rows.column_double(2));
-    return out;
-  };
-  auto a = curves(dir.file("whole.db")), b = curves(db);
+  auto a = loss_curves(dir.file("whole.db")), b = loss_curves(db);
   EXPECT_EQ(a.size(), b.size());
   EXPECT_TRUE(a == b);
 }
