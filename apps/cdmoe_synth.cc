@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
     s.top_k = 4;
     s.dense_inner = 128;
     s.max_positions = 2048;
-    std::string out;
+    std::string out, init = "random";
     po::options_description options("usage: cdmoe-synth --out DIR [--tokenizer FILE] [shape options]\n\noptions");
     options.add_options()
         ("help,h", "print this help")
@@ -38,6 +38,11 @@ int main(int argc, char** argv) {
         ("shared", po::value(&s.shared)->default_value(s.shared), "shared experts (inner size shared × expert-inner)")
         ("top-k", po::value(&s.top_k)->default_value(s.top_k), "experts per token")
         ("vocab", po::value(&s.vocab)->default_value(s.vocab), "vocabulary size (without --tokenizer)")
+        ("dense-inner", po::value(&s.dense_inner)->default_value(s.dense_inner), "layer 0's dense MLP inner size")
+        ("max-positions", po::value(&s.max_positions)->default_value(s.max_positions), "max_position_embeddings")
+        ("init", po::value(&init)->default_value(init),
+         "weights: random (every block moves the residual stream: tests, benchmarks) or pretrain "
+         "(transformers' initialisation, N(0, 0.02) and norms of 1: where cdmoe-train --train all starts)")
         ("seed", po::value(&s.seed)->default_value(0), "random seed");
     auto args = parse_options(argc, argv, options, false);
     if (!args) return 0;
@@ -46,6 +51,8 @@ int main(int argc, char** argv) {
     if (s.layers < 2 || s.experts < 1 || s.top_k < 1 || s.top_k > s.experts) {
       throw_bad_input("need --layers >= 2 and 1 <= --top-k <= --experts");
     }
+    if (init != "random" && init != "pretrain") throw_bad_input("--init: \"" + init + "\" is not one of random, pretrain");
+    s.pretrain_init = init == "pretrain";
     s.bf16 = false;
     model::write_synthetic_checkpoint(out, s);
     std::cerr << "cdmoe-synth: wrote " << out << "\n";

@@ -31,9 +31,11 @@ void write_synthetic_checkpoint(const std::string& dir, SyntheticShape s) {
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   // Projections ~ N(0, 1/fan_in) as at initialisation, norms ~ 1: every block moves the
   // residual stream, so condensing or dropping one changes the output measurably.
+  // With pretrain_init, DeepseekPreTrainedModel._init_weights: every Linear and the embedding
+  // N(0, initializer_range = 0.02), every RMSNorm weight 1.
   auto add = [&](const std::string& name, std::vector<int64_t> shape, double scale) {
-    at::Tensor t = at::randn(shape) * scale;
-    if (shape.size() == 1) t += 1.0;
+    at::Tensor t = at::randn(shape) * (s.pretrain_init ? 0.02 : scale);
+    if (shape.size() == 1) t = s.pretrain_init ? at::ones(shape) : t + 1.0;
     tensors.emplace_back(name, s.bf16 ? t.to(at::kBFloat16) : t);
   };
   const int64_t D = s.hidden;

@@ -13,6 +13,7 @@ struct SyntheticShape {
   int64_t vocab = 8192, dense_inner = 2816;  // layer 0 is dense
   int64_t max_positions = 4096;
   bool bf16 = true;       // weights stored as BF16 (else F32)
+  bool pretrain_init = false;  // transformers' initialisation (N(0, 0.02), norms 1) instead of the test one
   uint64_t seed = 0;
   std::string tokenizer;  // a tokenizer.json to copy beside the weights (its vocabulary size wins),
                           // with the tokenizer_config.json beside it, if any

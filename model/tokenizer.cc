@@ -470,9 +470,9 @@ std::unique_ptr<Tokenizer> Tokenizer::load_file(const std::string& path) {
                              [](const PreTokenizerStep& s) { return s.kind == PreTokenizerStep::Kind::kByteLevel; });
   t.decoder = t.byte_level ? Impl::Decoder::kByteLevel : Impl::Decoder::kMetaspace;  // "▁" for spaces either way
   // GPT-2's byte alphabet: printable bytes stand for themselves, the rest for 256 + n.
-  for (int b = 0, n = 0; b < 256; ++b) {
-    bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-    t.byte_to_char[b] = encode_utf8(printable ? uint32_t(b) : uint32_t(256 + n++));
+  const std::vector<std::string> alphabet = byte_level_alphabet();
+  for (int b = 0; b < 256; ++b) {
+    t.byte_to_char[b] = alphabet[size_t(b)];
     t.char_to_byte[t.byte_to_char[b]] = static_cast<unsigned char>(b);
   }
   const Json& post = optional_field(config, "post_processor", path);
@@ -507,6 +507,19 @@ std::unique_ptr<Tokenizer> Tokenizer::load_file(const std::string& path) {
 }
 
 int64_t Tokenizer::vocab_size() const { return int64_t(impl_->id_to_token.size()); }
+
+std::vector<std::string> Tokenizer::words(const std::string& text) const {
+  return impl_->pre_tokenize(impl_->normalize(text), /*first_segment=*/true);
+}
+
+std::vector<std::string> byte_level_alphabet() {
+  std::vector<std::string> alphabet(256);
+  for (int b = 0, n = 0; b < 256; ++b) {
+    bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    alphabet[size_t(b)] = encode_utf8(printable ? uint32_t(b) : uint32_t(256 + n++));
+  }
+  return alphabet;
+}
 
 std::vector<int64_t> Tokenizer::encode(const std::string& text, bool add_special_tokens) const {
   const Impl& t = *impl_;

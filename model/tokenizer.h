@@ -31,6 +31,9 @@ class Tokenizer {
   const std::vector<int64_t>& special_suffix() const;
   std::string decode(const std::vector<int64_t>& ids) const;
   int64_t vocab_size() const;
+  // The words BPE runs on for `text` (no added tokens): normalised, pre-tokenised and, for a
+  // byte-level model, written in its byte alphabet. What a BPE trainer counts.
+  std::vector<std::string> words(const std::string& text) const;
 
  private:
   Tokenizer();
@@ -38,6 +41,9 @@ class Tokenizer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// GPT-2's byte-level alphabet: the character (UTF-8) that stands for each byte 0..255.
+std::vector<std::string> byte_level_alphabet();
 
 // Bad input when the tokenizer can produce ids past the model's vocabulary (ids 0..vocab_size-1),
 // naming `where` (the tokenizer's file); a tokenizer smaller than the vocabulary is fine (models
