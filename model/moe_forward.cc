@@ -69,17 +69,22 @@ at::Tensor MoeModel::Impl::routed(const Moe& M, const at::Tensor& x, const at::T
   at::Tensor counts = at::bincount(flat_expert, {}, experts).cpu();  // the loop bounds, on the host
   const int64_t* count = counts.data_ptr<int64_t>();
   at::Tensor out = at::zeros_like(x);
-  // One view per expert, taken with unbind: under autograd its backward stacks the experts'
-  // gradients into one [E, ...] tensor, where indexing each expert would add a full-size zero
-  // tensor per expert (E² work when training every parameter).
-  const std::vector<at::Tensor> gate = M.expert_gate.unbind(0), up = M.expert_up.unbind(0), down = M.expert_down.unbind(0);
+  // When the experts train, one view per expert is taken with unbind: its backward stacks the
+  // experts' gradients into one [E, ...] tensor, where indexing each expert would add a
+  // full-size zero tensor per expert (E² work). Otherwise plain indexing (libtorch 1.13's lazy
+  // tensors have no unbind of their own).
+  std::vector<at::Tensor> gate, up, down;
+  if (M.expert_gate.requires_grad()) gate = M.expert_gate.unbind(0), up = M.expert_up.unbind(0), down = M.expert_down.unbind(0);
+  auto expert = [](const at::Tensor& stacked, const std::vector<at::Tensor>& views, int64_t e) {
+    return views.empty() ? stacked[e] : views[size_t(e)];
+  };
   int64_t offset = 0;
   for (int64_t e = 0; e < experts; ++e) {
     if (count[e] == 0) continue;
     at::Tensor tokens = token_of.narrow(0, offset, count[e]);
     at::Tensor xe = x.index_select(0, tokens);                                 // [n_e, D]
-    at::Tensor h = at::silu(at::linear(xe, gate[size_t(e)])) * at::linear(xe, up[size_t(e)]);
-    at::Tensor ye = at::linear(h, down[size_t(e)]) * weight_of.narrow(0, offset, count[e]).unsqueeze(1);
+    at::Tensor h = at::silu(at::linear(xe, expert(M.expert_gate, gate, e))) * at::linear(xe, expert(M.expert_up, up, e));
+    at::Tensor ye = at::linear(h, expert(M.expert_down, down, e)) * weight_of.narrow(0, offset, count[e]).unsqueeze(1);
     out.index_add_(0, tokens, ye);
     offset += count[e];
   }
