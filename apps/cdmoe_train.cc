@@ -366,9 +366,7 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
     Result result;
     result.candidate_id = id;
     result.worker_host = comm::host_name();
-    for (const Json& entry : outcome.position.history) {
-      result.finetune_steps.push_back({entry[0].get<int64_t>(), entry[1].get<double>(), entry[2].get<double>(), entry[3].get<int64_t>()});
-    }
+    result.finetune_steps = outcome.position.steps();
     result.metrics.push_back({"finetune_loss", result.finetune_steps.empty() ? NAN : result.finetune_steps.back().loss, "nats"});
     result.metrics.push_back({"finetune_tokens", double(outcome.position.tokens), "tokens"});
     store->record_result(result);

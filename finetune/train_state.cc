@@ -27,6 +27,14 @@ Json stored_state(const model::SafetensorsFile& file) {
 
 }  // namespace
 
+std::vector<FinetuneStep> TrainPosition::steps() const {
+  std::vector<FinetuneStep> out;
+  for (const Json& entry : history) {
+    out.push_back({entry[0].get<int64_t>(), entry[1].get<double>(), entry[2].get<double>(), entry[3].get<int64_t>()});
+  }
+  return out;
+}
+
 void check_same_run(const Json& stored, const Json& expected, const std::string& what) {
   if (stored == expected) return;
   for (const auto& [key, value] : expected.items()) {

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/json_fields.h"
+#include "core/messages.h"
 #include "finetune/adamw.h"
 
 namespace cdmoe::finetune {
@@ -21,6 +22,8 @@ struct TrainPosition {
   int64_t step = 0;    // optimizer steps done
   int64_t tokens = 0;  // target tokens trained on, all ranks
   Json history = Json::array();  // [step, loss, lr, tokens] of every step done: the loss curve survives a resume
+
+  std::vector<FinetuneStep> steps() const;  // the history as the database stores it
 };
 
 void save_train_state(const std::string& path, const AdamW& optimizer, const Json& identity, const TrainPosition& position);

@@ -125,9 +125,7 @@ struct Worker::Impl {
       throw;
     }
     restore();
-    for (const Json& entry : outcome.position.history) {
-      result.finetune_steps.push_back({entry[0].get<int64_t>(), entry[1].get<double>(), entry[2].get<double>(), entry[3].get<int64_t>()});
-    }
+    result.finetune_steps = outcome.position.steps();
     if (!result.finetune_steps.empty()) {
       result.metrics.push_back(Metric{"finetune_loss", result.finetune_steps.back().loss, "nats"});
     }

@@ -311,6 +311,51 @@ TEST_F(TrainCli, BadInputIsOneLineExitTwoAndWritesNothing) {
   EXPECT_EQ(read_file(dir.file("run") + "/model.safetensors"), before);
 }
 
+// The other new options: cdmoe-sweep's --finetune-*, cdmoe-train-tokenizer, cdmoe-synth --init,
+// cdmoe-train --layers. One line naming the option, exit 2, nothing written.
+TEST_F(TrainCli, NewOptionsRefuseBadInputInOneLine) {
+  TempDir dir;
+  write_file(dir.file("short.txt"), "Too short.\n");
+  const std::string db = dir.file("r.db");
+  auto sweep_with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = local(sweep_args(db, "s"));
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  const std::string data = file("calib.txt");
+  struct Case {
+    std::vector<std::string> argv;
+    std::string says;
+  };
+  std::vector<Case> cases = {
+      {sweep_with({"--finetune-steps", "5"}), "--finetune-steps needs --finetune-data"},
+      {sweep_with({"--finetune-data", data}), "--finetune-steps must be positive"},
+      {sweep_with({"--finetune-data", data, "--finetune-steps", "2", "--finetune-lr", "0"}), "--finetune-lr must be positive"},
+      {sweep_with({"--finetune-data", data, "--finetune-steps", "2", "--no-full-eval"}), "needs the full evaluation"},
+      {sweep_with({"--finetune-data", dir.file("short.txt"), "--finetune-steps", "2", "--finetune-seq-len", "64"}),
+       "fewer than one block"},
+      {{std::string(CDMOE_BIN_DIR) + "/cdmoe-train-tokenizer", "--data", data, "--out", dir.file("tok"), "--vocab-size", "100"},
+       "--vocab-size must lie in"},
+      {{std::string(CDMOE_BIN_DIR) + "/cdmoe-train-tokenizer", "--data", dir.file("missing.txt"), "--out", dir.file("tok")},
+       "missing.txt"},
+      {{std::string(CDMOE_BIN_DIR) + "/cdmoe-synth", "--out", dir.file("synth"), "--init", "xavier"}, "--init"},
+      {train({"--model", model(), "--train", "blocks", "--data", data, "--out", dir.file("out"), "--steps", "1"}),
+       "--train blocks needs --layers"},
+      {train({"--model", model(), "--train", "blocks", "--layers", "2,x", "--data", data, "--out", dir.file("out"), "--steps", "1"}),
+       "--layers: \"x\" is not a layer index"},
+  };
+  for (const Case& c : cases) {
+    CommandResult r = run_command(c.argv);
+    EXPECT_EQ(r.exit_code, 2) << c.says << ": " << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(fs::exists(db));
+  EXPECT_FALSE(fs::exists(dir.file("tok") + "/tokenizer.json"));
+  EXPECT_FALSE(fs::exists(dir.file("synth")));
+  EXPECT_FALSE(fs::exists(dir.file("out")));
+}
+
 TEST_F(TrainCli, DbCandidateIsFineTunedAndRecordedAsItsChildWithTheLossCurve) {
   TempDir dir;
   const std::string db = dir.file("r.db");
