@@ -1,8 +1,12 @@
 // Log-likelihoods of continuations given contexts, as lm-evaluation-harness computes them: one
 // forward over (context + continuation)[:-1]; the continuation tokens' log-probabilities
-// summed; greedy when each continuation token is the argmax. Requests are batched with right
-// padding (positions 0..T-1 as unpadded, so padding changes nothing). A request longer than
-// the model's max_position_embeddings is refused (not truncated).
+// summed; greedy when each continuation token is the argmax. Requests share forward rows: a row
+// holds a context once, then the tokens (but the last) of each continuation of that context or
+// of a prefix of it, each attending to its own context and to itself at the positions it would
+// have alone (MoeModel's TokenLayout), so each value is the one its own forward would give;
+// identical requests are scored once. Rows run longest first, batched with right padding. A request longer than the
+// model's max_position_embeddings is refused (not truncated). The model may live on any device;
+// the scores come back on the host.
 #pragma once
 
 #include <cstdint>

@@ -67,28 +67,35 @@ at::Tensor MoeModel::Impl::routed(const Moe& M, const at::Tensor& x, const at::T
   at::Tensor weight_of = top_weight.flatten().index_select(0, order).to(x.scalar_type());
   const int64_t experts = M.router.size(0);  // fewer than E in an exported pruned layer
   at::Tensor counts = at::bincount(flat_expert, {}, experts).cpu();  // the loop bounds, on the host
-  const int64_t* count = counts.data_ptr<int64_t>();
-  at::Tensor out = at::zeros_like(x);
-  // When the experts train, one view per expert is taken with unbind: its backward stacks the
-  // experts' gradients into one [E, ...] tensor, where indexing each expert would add a
-  // full-size zero tensor per expert (E² work). Otherwise plain indexing (libtorch 1.13's lazy
-  // tensors have no unbind of their own).
-  std::vector<at::Tensor> gate, up, down;
+  std::vector<int64_t> sizes(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + experts);
+  // One gather of every (token, expert) pair sorted by expert, split into per-expert views, and
+  // one scatter back. When gradients flow, the split is split_with_sizes, whose backward is one
+  // cat, where a gather or a narrow per expert would each add a full-size zero gradient (E× the
+  // activation traffic when training).
+  // Likewise, when the experts train, one view per expert is taken with unbind: its backward
+  // stacks the experts' gradients into one [E, ...] tensor. Without gradients, plain narrowing
+  // and indexing (libtorch 1.13's lazy tensors have neither split nor unbind of their own).
+  at::Tensor gathered = x.index_select(0, token_of);                           // [N·k, D]
+  std::vector<at::Tensor> inputs, gate, up, down;
+  if (at::GradMode::is_enabled() && (x.requires_grad() || M.expert_gate.requires_grad())) {
+    inputs = gathered.split_with_sizes(sizes);
+  } else {
+    for (int64_t e = 0, offset = 0; e < experts; offset += sizes[size_t(e)], ++e) inputs.push_back(gathered.narrow(0, offset, sizes[size_t(e)]));
+  }
   if (M.expert_gate.requires_grad()) gate = M.expert_gate.unbind(0), up = M.expert_up.unbind(0), down = M.expert_down.unbind(0);
   auto expert = [](const at::Tensor& stacked, const std::vector<at::Tensor>& views, int64_t e) {
     return views.empty() ? stacked[e] : views[size_t(e)];
   };
-  int64_t offset = 0;
+  std::vector<at::Tensor> outputs;
   for (int64_t e = 0; e < experts; ++e) {
-    if (count[e] == 0) continue;
-    at::Tensor tokens = token_of.narrow(0, offset, count[e]);
-    at::Tensor xe = x.index_select(0, tokens);                                 // [n_e, D]
+    if (sizes[size_t(e)] == 0) continue;
+    const at::Tensor& xe = inputs[size_t(e)];                                  // [n_e, D]
     at::Tensor h = at::silu(at::linear(xe, expert(M.expert_gate, gate, e))) * at::linear(xe, expert(M.expert_up, up, e));
-    at::Tensor ye = at::linear(h, expert(M.expert_down, down, e)) * weight_of.narrow(0, offset, count[e]).unsqueeze(1);
-    out.index_add_(0, tokens, ye);
-    offset += count[e];
+    outputs.push_back(at::linear(h, expert(M.expert_down, down, e)));
   }
-  return out;
+  if (outputs.empty()) return at::zeros_like(x);                               // no tokens
+  at::Tensor weighted = at::cat(outputs) * weight_of.unsqueeze(1);             // [N·k, D], sorted by expert
+  return at::zeros_like(x).index_add_(0, token_of, weighted);
 }
 
 void MoeModel::Impl::add_balance_loss(const at::Tensor& probs, const at::Tensor& top_index, const at::Tensor& valid) const {
@@ -161,33 +168,42 @@ at::Tensor MoeModel::embed(const at::Tensor& ids) const {
 
 at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const at::Tensor& mask, int from, int to, const Plan& plan) const {
   const Impl& m = *impl_;
+  int64_t B = hidden.size(0), T = hidden.size(1);
+  const at::TensorOptions flags = at::TensorOptions().dtype(at::kBool).device(m.device);
+  TokenLayout layout;
+  layout.valid = mask.defined() ? mask.to(m.device, at::kBool) : at::ones({B, T}, flags);
+  layout.visible = at::ones({T, T}, flags).tril().view({1, T, T}) & layout.valid.view({B, 1, T});
+  layout.positions = at::arange(T, at::TensorOptions().dtype(at::kLong).device(m.device)).view({1, T});
+  return run_layers(hidden, layout, from, to, plan);
+}
+
+at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const TokenLayout& layout, int from, int to, const Plan& plan) const {
+  const Impl& m = *impl_;
   const ModelShape& s = shape();
   plan.validate(s, "plan");
   if (from < 0 || to > s.num_layers || from > to) throw_runtime("run_layers: bad layer range");
-  int64_t B = hidden.size(0), T = hidden.size(1);
-  if (T > s.max_position_embeddings) {
-    throw_bad_input("sequence of " + std::to_string(T) + " tokens exceeds max_position_embeddings " +
+  int64_t T = hidden.size(1);
+  int64_t last_position = T == 0 ? 0 : layout.positions.max().item<int64_t>() + 1;
+  if (last_position > s.max_position_embeddings) {
+    throw_bad_input("sequence of " + std::to_string(last_position) + " tokens exceeds max_position_embeddings " +
                     std::to_string(s.max_position_embeddings));
   }
   // Additive attention mask [B, 1, T, T]: 0 where a query may see a key, the compute dtype's
   // lowest finite value elsewhere (as transformers does, so a row with no visible key stays finite).
-  const at::TensorOptions flags = at::TensorOptions().dtype(at::kBool).device(m.device);
   const at::TensorOptions floats = at::TensorOptions().dtype(at::kFloat).device(m.device);
-  at::Tensor causal = at::ones({T, T}, flags).tril();
-  at::Tensor valid = mask.defined() ? mask.to(m.device, at::kBool) : at::ones({B, T}, flags);
-  at::Tensor allowed = causal.view({1, 1, T, T}) & valid.view({B, 1, 1, T});
+  at::Tensor allowed = layout.visible.to(m.device, at::kBool).unsqueeze(1);
   double lowest = m.dtype == at::kBFloat16 ? double(std::numeric_limits<c10::BFloat16>::lowest())
                                            : double(std::numeric_limits<float>::lowest());
   at::Tensor additive = at::where(allowed, at::zeros({}, m.weight_options()), at::full({}, lowest, m.weight_options()));
-  // RoPE tables [T, d] for positions 0..T-1 (divided by the linear scaling factor), computed in
-  // float32 and then cast to the compute dtype (as transformers).
+  // RoPE tables [B or 1, 1, T, d] for the tokens' positions (divided by the linear scaling
+  // factor), computed in float32 and then cast to the compute dtype (as transformers).
   int64_t d = s.head_dim;
   at::Tensor inv_freq = 1.0 / at::pow(m.config.rope_theta, at::arange(0, d, 2, floats) / double(d));
-  at::Tensor positions = at::arange(T, floats) / m.config.rope_linear_factor;
-  at::Tensor freqs = at::outer(positions, inv_freq);
-  at::Tensor emb = at::cat({freqs, freqs}, -1);
+  at::Tensor positions = layout.positions.to(floats) / m.config.rope_linear_factor;
+  at::Tensor freqs = positions.unsqueeze(-1) * inv_freq;                       // [B or 1, T, d/2]
+  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);
   at::Tensor cos = emb.cos().to(m.dtype), sin = emb.sin().to(m.dtype);
-  at::Tensor flat_valid = valid.flatten();
+  at::Tensor flat_valid = layout.valid.to(m.device, at::kBool).flatten();
 
   at::Tensor h = hidden.to(m.device, m.dtype);
   for (int layer = from; layer < to; ++layer) {

@@ -64,6 +64,15 @@ class MoeModel {
   at::Tensor embed(const at::Tensor& ids) const;  // [B, T] int64 -> [B, T, D]
   // Decoder layers [from, to) under `plan` (validated against the shape).
   at::Tensor run_layers(const at::Tensor& hidden, const at::Tensor& mask, int from, int to, const Plan& plan) const;
+  // The same for rows that pack several sequences sharing a prefix (eval/loglikelihood.cc):
+  // `visible` [B, T, T] bool says which keys each query attends to, `positions` [B, T] int64
+  // each token's position (RoPE), `valid` [B, T] bool which slots hold a token (router
+  // statistics). A token that sees what it would see in its own sequence, at the same position,
+  // gets the same hidden state as there.
+  struct TokenLayout {
+    at::Tensor visible, positions, valid;
+  };
+  at::Tensor run_layers(const at::Tensor& hidden, const TokenLayout& layout, int from, int to, const Plan& plan) const;
   at::Tensor head(const at::Tensor& hidden) const;  // final norm + LM head: [B, T, D] -> [B, T, V]
   at::Tensor final_norm(const at::Tensor& hidden) const;  // the first half of head()
   const at::Tensor& lm_head_weight() const;                // [V, D], the second half

@@ -3,6 +3,11 @@
 // independent PyTorch reference (tests/fixtures/model/make_golden.py).
 #include "eval/tasks.h"
 
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -91,6 +96,92 @@ TEST(Loglikelihood, MatchesTheReferenceInAnyBatching) {
     }
   }
   EXPECT_THROW(continuation_loglikelihoods(*model, Plan(), {{{}, {1}}}), Error);
+}
+
+// One context with every token of the vocabulary as a one-token continuation, mixed with the
+// golden requests (each twice, order shuffled): the shared row must give each request its own
+// value: the golden ones, probabilities summing to 1, exactly one greedy token.
+TEST(Loglikelihood, SharedInputsGiveEachRequestItsOwnScore) {
+  std::string dir = std::string(CDMOE_TEST_FIXTURES) + "/model/deepseek_gqa";
+  auto model = model::MoeModel::load(dir, testing::test_device());
+  Json golden = read_json_file(dir + "/loglikelihood.json");
+  std::vector<ContinuationRequest> requests;
+  std::vector<double> expected;
+  for (int copy = 0; copy < 2; ++copy) {
+    for (const Json& r : golden) {
+      requests.push_back({r["context"].get<std::vector<int64_t>>(), r["continuation"].get<std::vector<int64_t>>()});
+      expected.push_back(r["loglikelihood"].get<double>());
+    }
+  }
+  std::vector<int64_t> context = golden[0]["context"].get<std::vector<int64_t>>();
+  ASSERT_EQ(golden[0]["continuation"].size(), 1u);
+  size_t first_of_vocabulary = requests.size();
+  for (int64_t token = 0; token < model->shape().vocab_size; ++token) requests.push_back({context, {token}});
+  std::mt19937 rng(7);
+  std::vector<size_t> order(requests.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  std::vector<ContinuationRequest> shuffled;
+  for (size_t i : order) shuffled.push_back(requests[i]);
+  int64_t reported = 0;
+  auto scores = continuation_loglikelihoods(*model, Plan(), shuffled, 4, [&](int64_t done) { reported = done; });
+  EXPECT_EQ(reported, int64_t(requests.size()));
+  double probability_sum = 0;
+  int greedy = 0;
+  for (size_t s = 0; s < order.size(); ++s) {
+    size_t i = order[s];
+    if (i < first_of_vocabulary) {
+      EXPECT_NEAR(scores[s].loglikelihood, expected[i], 1e-4) << "request " << i;
+    } else {
+      probability_sum += std::exp(scores[s].loglikelihood);
+      greedy += scores[s].greedy;
+      if (requests[i].continuation == golden[0]["continuation"].get<std::vector<int64_t>>()) {
+        EXPECT_NEAR(scores[s].loglikelihood, expected[0], 1e-4);
+      }
+    }
+  }
+  EXPECT_NEAR(probability_sum, 1.0, 1e-4);
+  EXPECT_EQ(greedy, 1);
+}
+
+// Continuations of several tokens packed after one context: every prefix of each golden
+// continuation is a request of that context, and each step of the chain rule a request whose
+// context is the golden context + the prefix (all packed into rows of shared prefixes): the
+// chain rule holds between them, and the full continuations still match the reference.
+TEST(Loglikelihood, PackedContinuationsFollowTheChainRule) {
+  std::string dir = std::string(CDMOE_TEST_FIXTURES) + "/model/deepseek_gqa";
+  auto model = model::MoeModel::load(dir, testing::test_device());
+  Json golden = read_json_file(dir + "/loglikelihood.json");
+  std::vector<ContinuationRequest> requests;
+  struct Step { size_t prefix, longer, alone; };
+  std::vector<Step> steps;
+  std::vector<std::pair<size_t, double>> full;
+  for (const Json& g : golden) {
+    auto context = g["context"].get<std::vector<int64_t>>();
+    auto continuation = g["continuation"].get<std::vector<int64_t>>();
+    size_t previous = SIZE_MAX;
+    for (size_t i = 1; i <= continuation.size(); ++i) {
+      requests.push_back({context, std::vector<int64_t>(continuation.begin(), continuation.begin() + long(i))});
+      size_t current = requests.size() - 1;
+      if (previous != SIZE_MAX) {
+        std::vector<int64_t> longer_context = context;
+        longer_context.insert(longer_context.end(), continuation.begin(), continuation.begin() + long(i) - 1);
+        requests.push_back({longer_context, {continuation[i - 1]}});
+        steps.push_back({previous, current, requests.size() - 1});
+      }
+      previous = current;
+    }
+    full.emplace_back(previous, g["loglikelihood"].get<double>());
+  }
+  ASSERT_GE(steps.size(), 5u);
+  for (int64_t batch : {1, 3, 16}) {
+    auto scores = continuation_loglikelihoods(*model, Plan(), requests, batch);
+    for (auto [r, expected] : full) EXPECT_NEAR(scores[r].loglikelihood, expected, 1e-4) << "request " << r;
+    for (const Step& s : steps) {
+      EXPECT_NEAR(scores[s.longer].loglikelihood - scores[s.prefix].loglikelihood, scores[s.alone].loglikelihood, 1e-4)
+          << "request " << s.longer << " batch " << batch;
+    }
+  }
 }
 
 }  // namespace
