@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/cli.h"
+#include "apps/launch.h"
 #include "apps/table_format.h"
 #include "core/error.h"
 #include "core/objectives.h"
@@ -224,5 +225,6 @@ int eval_main(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  keep_freed_memory_for_reuse();
   return run_cli("cdmoe-eval", [&] { return eval_main(argc, argv); });
 }

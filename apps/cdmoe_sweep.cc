@@ -151,6 +151,7 @@ int run_coordinator(const apps::SweepSettings& settings, const std::function<com
 }
 
 int sweep_main(int argc, char** argv) {
+  keep_freed_memory_for_reuse();
   install_stop_handlers(/*coordinator=*/true);
   std::unique_ptr<comm::MpiSession> mpi;
   if (launched_by_mpi()) mpi = std::make_unique<comm::MpiSession>(&argc, &argv);

@@ -12,6 +12,14 @@ bool launched_by_mpi();
 // The cores this process may run on (its affinity mask).
 int usable_cores();
 
+// glibc's allocator set to serve every allocation from its heap and never hand freed memory
+// back to the OS, as a caching allocator does: a forward pass frees and reallocates the same
+// large tensors over and over, and by default each one is a fresh mmap whose pages fault in
+// again (on this project's VMs that doubled an evaluation's time: BENCHMARKS.md "Allocator").
+// The process keeps its peak memory; call it first thing in a compute main. No-op off glibc,
+// or when the environment sets CDMOE_MALLOC=system (glibc's defaults, to compare).
+void keep_freed_memory_for_reuse();
+
 // SIGTERM, SIGINT and SIGUSR2 (Slurm's preemption signals) store their number in `flag`.
 void install_stop_flag(std::atomic<int>& flag);
 

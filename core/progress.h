@@ -1,4 +1,5 @@
-// Progress on stderr for long-running commands: "label: done/total (rate/s, ETA Ns)", redrawn
+// Progress on stderr for long-running commands: "label: done/total (rate/s, ETA Ns)", the rate
+// over the last minute (RecentRate), redrawn
 // in place at most 5 times a second on a terminal and finished with a newline; into a file or
 // pipe (--progress in a batch job), one full line every 10 s. Silent unless enabled (callers enable
 // it when stderr is a TTY or --progress was given). Not thread-safe.
@@ -6,9 +7,28 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <string>
+#include <utility>
 
 namespace cdmoe {
+
+// The pace an ETA should assume: completions per second since the newest sample at least
+// `window` old (or since the start), so that a run whose units get slower (a sweep's
+// fine-tuning after its quick search candidates) is not promised the early pace, and a long
+// wait with nothing done lowers the rate as it goes.
+class RecentRate {
+ public:
+  using Clock = std::chrono::steady_clock;
+  RecentRate(Clock::time_point start, std::chrono::seconds window) : start_(start), window_(window) {}
+  void add(Clock::time_point at, int64_t done);  // a sample; times never go back
+  double per_second(Clock::time_point now, int64_t done) const;
+
+ private:
+  Clock::time_point start_;
+  std::chrono::seconds window_;
+  std::deque<std::pair<Clock::time_point, int64_t>> samples_;  // the oldest is the reference
+};
 
 class Progress {
  public:
@@ -31,6 +51,7 @@ class Progress {
   bool enabled_;
   bool to_terminal_;
   std::chrono::steady_clock::time_point start_, last_draw_;
+  RecentRate rate_;
 };
 
 }  // namespace cdmoe

@@ -22,9 +22,9 @@ TEST(Demo, QuickDemoShowsCondensingBeatsDropping) {
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   const std::string db = dir.file("demo") + "/results.db";
   EXPECT_TRUE(std::filesystem::exists(dir.file("demo") + "/report.html"));
-  // The trained model knows its text: above the 25% of chance on the held-out task (100 items
+  // The trained model knows its text: above the 25% of chance on the held-out names task (100 items
   // here, so only a loose bound; the full demo's figure with its standard error is in BENCHMARKS.md).
-  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM results WHERE method = 'original' AND kjv_next_words_acc > 0.30"), 1);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM results WHERE method = 'original' AND kjv_names_acc > 0.35"), 1);
   // The original's output moves more when the layers are dropped than when they are condensed
   // (shared only, or shared + 2 experts), and so does the held-out perplexity.
   for (const char* budget : {"layers:3"}) {
