@@ -15,7 +15,7 @@ int usable_cores();
 // glibc's allocator set to serve every allocation from its heap and never hand freed memory
 // back to the OS, as a caching allocator does: a forward pass frees and reallocates the same
 // large tensors over and over, and by default each one is a fresh mmap whose pages fault in
-// again (on this project's VMs that doubled an evaluation's time: BENCHMARKS.md "Allocator").
+// again (on this project's VMs that doubled an evaluation's time: BENCHMARKS.md "Evaluation speed").
 // The process keeps its peak memory; call it first thing in a compute main. No-op off glibc,
 // or when the environment sets CDMOE_MALLOC=system (glibc's defaults, to compare).
 void keep_freed_memory_for_reuse();
