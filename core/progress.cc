@@ -57,8 +57,8 @@ void Progress::draw(bool final_line) {
   double eta = rate > 0 ? double(total_ - done_) / rate : 0;
   drawn_done_ = done_;
   std::fprintf(stderr, "%s%s: %lld/%lld (%.*f/s, ETA %.0fs)%s%s%s%s", to_terminal_ ? "\r" : "", label_.c_str(),
-               static_cast<long long>(done_), static_cast<long long>(total_), rate < 1 ? 3 : 1, rate, eta, detail_.empty() ? "" : " ",
-               detail_.c_str(), to_terminal_ ? "\033[K" : "", final_line || !to_terminal_ ? "\n" : "");
+               static_cast<long long>(done_), static_cast<long long>(total_), rate < 1 ? 3 : 1, rate, eta,
+               detail_.empty() ? "" : " ", detail_.c_str(), to_terminal_ ? "\033[K" : "", final_line || !to_terminal_ ? "\n" : "");
   std::fflush(stderr);
 }
 

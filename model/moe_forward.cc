@@ -80,7 +80,11 @@ at::Tensor MoeModel::Impl::routed(const Moe& M, const at::Tensor& x, const at::T
   if (at::GradMode::is_enabled() && (x.requires_grad() || M.expert_gate.requires_grad())) {
     inputs = gathered.split_with_sizes(sizes);
   } else {
-    for (int64_t e = 0, offset = 0; e < experts; offset += sizes[size_t(e)], ++e) inputs.push_back(gathered.narrow(0, offset, sizes[size_t(e)]));
+    int64_t offset = 0;
+    for (int64_t size : sizes) {
+      inputs.push_back(gathered.narrow(0, offset, size));
+      offset += size;
+    }
   }
   if (M.expert_gate.requires_grad()) gate = M.expert_gate.unbind(0), up = M.expert_up.unbind(0), down = M.expert_down.unbind(0);
   auto expert = [](const at::Tensor& stacked, const std::vector<at::Tensor>& views, int64_t e) {
