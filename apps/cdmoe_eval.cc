@@ -82,6 +82,9 @@ std::string metrics_help() {
   return help;
 }
 
+// Filled by the command line (add_speed_options).
+eval::SpeedOptions speed_options;
+
 int metrics_mode(const po::variables_map& args) {
   std::vector<std::string> metric_names;
   if (args.count("metrics")) {
@@ -104,6 +107,8 @@ int metrics_mode(const po::variables_map& args) {
   request.divergence = args["divergence"].as<std::string>();
   request.batch_size = std::max<int64_t>(1, args["batch-size"].as<int64_t>());
   request.speed = args.count("speed") > 0;
+  speed_options.validate();
+  request.speed_options = speed_options;
   request.progress = args.count("progress") > 0 || Progress::stderr_is_tty();
   request.metrics = metric_names;
   if (args["limit"].as<int64_t>() < 0) throw_bad_input("--limit must be 0 (all items) or positive");
@@ -176,10 +181,11 @@ int eval_main(int argc, char** argv) {
       ("seq-len", po::value<int64_t>()->default_value(256), "tokens per document (longer ones are truncated)")
       ("seed", po::value<uint64_t>()->default_value(0), "which documents, when a file has more")
       ("batch-size", po::value<int64_t>()->default_value(8), "sequences per forward")
-      ("speed", "also time the plan against the original on --calib (A B A B)")
+      ("speed", "also time the plan against the original on --calib (interleaved pairs, see --speed-ci)")
       ("metrics", po::value<std::string>(), metrics_help().c_str())
       ("json", "print JSON instead of a table")
       ("progress", "show progress on stderr even when it is not a terminal");
+  add_speed_options(options, speed_options);
   auto parsed = parse_options(argc, argv, options, /*with_command=*/false);
   if (!parsed) return 0;
   const po::variables_map& args = *parsed;

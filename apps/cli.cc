@@ -83,6 +83,19 @@ void write_file_atomically(const std::string& path, const std::string& contents,
   }
 }
 
+void add_speed_options(boost::program_options::options_description& options, eval::SpeedOptions& speed) {
+  namespace po = boost::program_options;
+  options.add_options()
+      ("speed-repeats", po::value(&speed.min_pairs)->default_value(speed.min_pairs),
+       "timing pairs (original, plan) at least, per speed-up")
+      ("speed-ci", po::value(&speed.target)->default_value(speed.target),
+       "then more pairs until the speed-up's 95% interval is within +-this fraction")
+      ("speed-max-s", po::value(&speed.max_seconds)->default_value(speed.max_seconds),
+       "or until this many seconds of timing, per speed-up")
+      ("speed-workload", po::value(&speed.workload)->default_value(speed.workload),
+       "calibration (the calibration batch) or prefill-2000 (the paper's: one 2,000-token sequence, batch 1)");
+}
+
 std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> parts;
   std::string current;

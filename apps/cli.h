@@ -10,6 +10,8 @@
 
 #include <boost/program_options.hpp>
 
+#include "eval/speed_options.h"
+
 namespace cdmoe {
 
 int run_cli(const char* program, const std::function<int()>& body);
@@ -25,6 +27,11 @@ std::optional<boost::program_options::variables_map> parse_options(
 // file is complete or absent. A directory that is missing or unwritable is bad input naming
 // `option` (e.g. "--out") and the path.
 void write_file_atomically(const std::string& path, const std::string& contents, const std::string& option);
+
+// The speed metric's flags (--speed-repeats, --speed-ci, --speed-max-s, --speed-workload),
+// parsed into `speed` (which must outlive the parse) with its values as defaults; check them
+// with speed.validate().
+void add_speed_options(boost::program_options::options_description& options, eval::SpeedOptions& speed);
 
 // "a,b,,c" -> {"a", "b", "c"}.
 std::vector<std::string> split_commas(const std::string& text);

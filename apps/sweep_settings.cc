@@ -115,10 +115,10 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
       ("seed", po::value(&s.seed)->default_value(s.seed), "seed of every random choice (data sampling, random baseline)")
       ("max-attempts", po::value(&s.max_attempts)->default_value(s.max_attempts), "dispatches of a candidate before it is FAILED")
       ("in-flight", po::value(&s.in_flight)->default_value(s.in_flight), "tasks queued per worker at once")
-      ("cache-mb", po::value(&s.cache_mb)->default_value(s.cache_mb), "layer cache cap per worker, MiB")
-      ("no-layer-cache", "recompute every candidate from the embeddings (same results, slower)")
+      ("cache-mb", po::value(&s.cache_mb)->default_value(s.cache_mb), "memory a worker keeps for reuse, MiB: three quarters for the layer cache (boundaries, "
+       "expert outputs), a quarter for condensed layers")
+      ("no-layer-cache", "recompute every candidate from the embeddings (same results to float rounding, slower)")
       ("no-full-eval", "search only: skip the full evaluation of the original and the budget points")
-      ("speed-repeats", po::value(&s.speed_repeats)->default_value(s.speed_repeats), "A B timing pairs per full evaluation")
       ("finetune-data", po::value(&s.finetune_data),
        "after the search, fine-tune every budget point's condensed layers on this text (JSONL {\"text\"} or a document a line)")
       ("finetune-steps", po::value(&s.finetune_steps)->default_value(s.finetune_steps), "optimizer steps per fine-tune")
@@ -131,6 +131,7 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
       ("no-finetune-control", "do not fine-tune the original model's MoE blocks as the control")
       ("progress", po::bool_switch(&s.progress), "progress on stderr even when it is not a terminal")
       ("dry-run", po::bool_switch(&s.dry_run), "check the inputs, print the candidate count and cost estimate, exit");
+  add_speed_options(options, s.speed);
   if (!print_help) {  // only rank 0 prints the help
     for (int i = 1; i < argc; ++i) {
       if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") return std::nullopt;
@@ -170,7 +171,7 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
   if (s.cache_mb < 0) throw_bad_input("--cache-mb must be 0 or positive");
   if (s.batch_size < 1) throw_bad_input("--batch-size must be at least 1");
   if (s.seq_len < 1) throw_bad_input("--seq-len must be at least 1");
-  if (s.speed_repeats < 1) throw_bad_input("--speed-repeats must be at least 1");
+  s.speed.validate();
   if (s.device != "auto" && s.device != "cpu" && s.device != "cuda") {
     throw_bad_input("--device \"" + s.device + "\" is not one of auto, cpu, cuda");
   }
@@ -230,7 +231,8 @@ ValidatedSweep validate_sweep(const SweepSettings& s) {
               {"task_limit", s.task_limit},         {"ppl", absolute(s.held_out_path)},
               {"plans", absolute(s.plans_file)},    {"seed", s.seed},
               {"full_evaluation", s.full_evaluation}, {"device", device_kind}, {"dtype", dtype},
-              {"speed_repeats", s.speed_repeats}};
+              {"speed_repeats", s.speed.min_pairs},
+              {"speed_ci", s.speed.target}, {"speed_max_s", s.speed.max_seconds}, {"speed_workload", s.speed.workload}};
   if (std::optional<FinetuneTask> task = finetune_task(s)) {
     // What determines the fine-tunes' results (not where checkpoints go, nor how often).
     Json params = task->to_params();
@@ -304,7 +306,7 @@ worker::WorkerOptions worker_options(const SweepSettings& s, int local_rank) {
   w.batch_size = s.batch_size;
   w.cache_bytes = s.layer_cache ? s.cache_mb << 20 : 0;
   w.full_divergence = s.objective;
-  w.speed_repeats = s.speed_repeats;
+  w.speed = s.speed;
   return w;
 }
 

@@ -33,7 +33,8 @@ struct SweepSettings {
   std::string tasks, benchmarks_dir, plans_file, device = "auto", dtype = "auto";
   int threads = 0;
   uint64_t seed = 0;
-  int max_attempts = 3, in_flight = 2, speed_repeats = 3;
+  int max_attempts = 3, in_flight = 2;
+  eval::SpeedOptions speed;
   int64_t cache_mb = 1024;
   bool layer_cache = true, full_evaluation = true, progress = false, dry_run = false;
   // Fine-tuning of the budget points after the search (off without --finetune-data).

@@ -1,6 +1,7 @@
 // Cost of one search candidate with the layer cache vs the reference implementation's way (a
-// full forward of the whole model per candidate), on an 8-layer synthetic model. One JSON
-// line per kind of candidate.
+// full forward of the whole model per candidate), on an 8-layer synthetic model (64 experts):
+// expert selection by the layer path and by the weighted sum of cached expert outputs; layer
+// selection from the original's boundaries and from the incumbent's. One JSON line per kind.
 //   layer_cache_bench [--threads N] [--dir DIR]
 #include <unistd.h>
 
@@ -44,6 +45,8 @@ int main(int argc, char** argv) {
 
   int layer = 4;
   Plan expert_candidate = Plan::parse("{\"layers\":{\"4\":{\"op\":\"condense\",\"experts\":[7],\"weights\":[0.3]}}}", "p");
+  Plan six_experts = Plan::parse("{\"layers\":{\"4\":{\"op\":\"condense\",\"experts\":[1,7,9,20,33,60],"
+                                 "\"weights\":[0.1,0.3,0.1,0.1,0.1,0.1]}}}", "p");
   // The reference's way: a full forward per candidate, the layer's output taken on the way.
   at::Tensor original_output = cache.boundary(layer + 1);
   double full = median_seconds(3, [&] {
@@ -51,10 +54,29 @@ int main(int argc, char** argv) {
     model->head(model->run_layers(captured, mask, layer + 1, shape.layers, expert_candidate));
     eval::js_hidden(original_output.reshape({-1, shape.hidden}), captured.reshape({-1, shape.hidden}), mask.flatten());
   });
-  double cached = median_seconds(5, [&] { eval::measure_objective(cache, "js-hidden", "layer", expert_candidate); });
+  // The layer path (the cache's boundaries only: the expert outputs do not fit beside them), and
+  // the weighted sum of the cached expert outputs, with the one-off cost of computing them.
+  const int64_t boundary_bytes = int64_t(8 * 256 * shape.hidden * 4);
+  eval::LayerCache layer_path(*model, ids, mask, Plan(), (shape.layers + 1) * boundary_bytes);
+  for (int l = 0; l <= shape.layers; ++l) layer_path.boundary(l);
+  double one_layer = median_seconds(5, [&] { eval::measure_objective(layer_path, "js-hidden", "layer", expert_candidate); });
+  auto parts_start = std::chrono::steady_clock::now();
+  eval::measure_objective(cache, "js-hidden", "layer", expert_candidate);  // computes the layer's expert outputs
+  double parts_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - parts_start).count();
+  double summed = median_seconds(9, [&] { eval::measure_objective(cache, "js-hidden", "layer", expert_candidate); });
+  double summed_six = median_seconds(9, [&] { eval::measure_objective(cache, "js-hidden", "layer", six_experts); });
+  // A whole greedy expert selection of one layer (k = 6 rounds over 64 experts: 369 candidates)
+  // costs parts_s once plus the candidates: per candidate, amortised.
+  const int candidates = 64 + 63 + 62 + 61 + 60 + 59;
+  double amortised = parts_s / candidates + (summed + summed_six) / 2;
   std::printf("%s\n", nlohmann::json{{"bench", "layer_cache"}, {"candidate", "expert_select (js-hidden, layer 4 of 8)"},
-                                     {"layers", shape.layers}, {"calib_tokens", 8 * 256}, {"threads", threads},
-                                     {"full_forward_s", full}, {"with_cache_s", cached}, {"ratio", full / cached}}
+                                     {"layers", shape.layers}, {"experts", shape.experts}, {"calib_tokens", 8 * 256},
+                                     {"threads", threads}, {"full_forward_s", full}, {"layer_path_s", one_layer},
+                                     {"expert_sum_s", summed}, {"expert_sum_six_experts_s", summed_six},
+                                     {"expert_outputs_once_s", parts_s}, {"ratio", full / summed},
+                                     {"ratio_vs_layer_path", one_layer / summed},
+                                     {"ratio_amortised_k6", full / amortised}, {"layer_path_ratio", full / one_layer},
+                                     {"expert_outputs_bytes", cache.stats().parts_bytes}}
                           .dump().c_str());
   Plan layer_candidate = Plan::parse("{\"layers\":{\"6\":{\"op\":\"condense\",\"experts\":[1,2,3,4,5,6],\"weights\":[0.1,0.1,0.1,0.1,0.1,0.1]}}}", "p");
   at::Tensor reference = model->final_norm(cache.boundary(shape.layers)).reshape({-1, shape.hidden});
@@ -69,11 +91,27 @@ int main(int argc, char** argv) {
   });
   eval::measure_objective(cache, "js-logits", "model", layer_candidate);  // prepares the reference once
   double cached_model = median_seconds(3, [&] { eval::measure_objective(cache, "js-logits", "model", layer_candidate); });
+  // Layer selection's step 2: the candidate extends an incumbent that condensed layer 2. From
+  // the original's boundary it runs layers 2..7; from the incumbent's, layers 6..7.
+  Plan incumbent = Plan::parse("{\"layers\":{\"2\":{\"op\":\"condense\",\"experts\":[3],\"weights\":[0.2]}}}", "p");
+  Plan step_two = layer_candidate;
+  step_two.set_layer(2, incumbent.layers().at(2));
+  double from_original = median_seconds(3, [&] { eval::measure_objective(cache, "js-logits", "model", step_two); });
+  eval::measure_objective(cache, "js-logits", "model", step_two, 1.0, &incumbent);
+  double from_incumbent = median_seconds(3, [&] {
+    eval::measure_objective(cache, "js-logits", "model", step_two, 1.0, &incumbent);
+  });
+  // Where a model-scope candidate's time goes: its layers, and the vocabulary JS.
+  at::Tensor step_hidden;
+  double layers_only = median_seconds(3, [&] { step_hidden = cache.final_hidden(step_two, -1, &incumbent); });
   std::printf("%s\n", nlohmann::json{{"bench", "layer_cache"}, {"candidate", "layer_select (js-logits, layer 6 of 8)"},
                                      {"layers", shape.layers}, {"calib_tokens", 8 * 256}, {"threads", threads},
                                      {"full_forward_s", full_model}, {"with_cache_reference_per_candidate_s", cached_unprepared},
                                      {"with_cache_s", cached_model}, {"ratio", full_model / cached_model},
                                      {"prepared_reference_gain", cached_unprepared / cached_model},
+                                     {"step2_from_original_s", from_original}, {"step2_from_incumbent_s", from_incumbent},
+                                     {"incumbent_gain", from_original / from_incumbent},
+                                     {"step2_layers_s", layers_only}, {"step2_vocabulary_js_s", from_incumbent - layers_only},
                                      {"cache_bytes", cache.stats().bytes}}
                           .dump().c_str());
   return 0;

@@ -3,8 +3,11 @@
 # (cdmoe-synth: hidden 256, 7 MoE layers of 32 experts, Llama-2 tokenizer), one JSON line each:
 #   - a fixed expert-selection round (k = 1: 7 × 32 candidates) plus one layer step, with 1 worker
 #     (mpirun -np 2) and 2 workers (mpirun -np 3), one thread per worker: efficiency = T1 / (2 T2);
-#   - the whole search (k = 2, layers:1-2) with and without the layer cache, and whether every
-#     stored metric is identical.
+#   - the whole search (k = 2, layers:1-2) with and without the layer cache: the time of each
+#     stage (first dispatch to last result), whether both chose the same candidates (every stage's
+#     plans) and the largest relative difference of a stored metric (the expert outputs' weighted
+#     sum and the condensed MLP sum in a different order: float rounding, not a different result).
+#     BUILD_DIR may be an older build (a worktree of an earlier commit) to compare stage times.
 # Usage: [ROUND_ONLY=1] bench/sweep_scaling.sh [BUILD_DIR]   (run from the repository root)
 set -euo pipefail
 build=${1:-build}
@@ -39,7 +42,11 @@ for cache in on off; do
   mpirun -np 2 "$bin/cdmoe-sweep" "${common[@]}" "${flag[@]}" --db "$work/c_$cache.db" --sweep whole \
     --experts-kept 2 --budgets layers:1-2 >/dev/null 2>"$work/c_$cache.err"
   sqlite3 "$work/c_$cache.db" "select c.stage, c.plan_hash, m.name, printf('%.17g', m.value) from metrics m join candidates c on c.id = m.candidate_id order by 1, 2, 3" >"$work/c_$cache.txt"
+  sqlite3 "$work/c_$cache.db" "select stage, plan_hash from candidates order by 1, 2" >"$work/c_$cache.plans"
 done
 same=$(cmp -s "$work/c_on.txt" "$work/c_off.txt" && echo true || echo false)
+same_plans=$(cmp -s "$work/c_on.plans" "$work/c_off.plans" && echo true || echo false)
+largest=$(sqlite3 "$work/c_on.db" "attach '$work/c_off.db' as off; select coalesce(max(abs(a.value - b.value) / max(abs(b.value), 1e-300)), 0) from metrics a join candidates ca on ca.id = a.candidate_id join off.candidates cb on cb.stage = ca.stage and cb.plan_hash = ca.plan_hash join off.metrics b on b.candidate_id = cb.id and b.name = a.name")
 on=$(seconds_of "$work/c_on.err"); off=$(seconds_of "$work/c_off.err")
-echo "{\"bench\":\"layer_cache_sweep\",\"candidates\":$(sqlite3 "$work/c_on.db" 'select count(*) from candidates'),\"with_cache_s\":$on,\"without_cache_s\":$off,\"speedup\":$(echo "$off / $on" | bc -l),\"identical_metrics\":$same}"
+stage_times=$(sqlite3 "$work/c_on.db" "select group_concat('\"' || stage || '_s\":' || printf('%.3f', s), ',') from (select case when stage like 'layer_select%' then 'layer_select' else stage end as stage, (julianday(max(finished_at)) - julianday(min(started_at))) * 86400 as s from candidates group by 1)")
+echo "{\"bench\":\"layer_cache_sweep\",\"candidates\":$(sqlite3 "$work/c_on.db" 'select count(*) from candidates'),\"with_cache_s\":$on,\"without_cache_s\":$off,\"speedup\":$(echo "$off / $on" | bc -l),$stage_times,\"same_candidates\":$same_plans,\"identical_metrics\":$same,\"largest_relative_difference\":$largest}"

@@ -167,6 +167,8 @@ class SweepLoop {
         specs.push_back({c.stage, c.method, c.plan, parent, c.budget});
         Json params{{"divergence", c.objective.divergence}, {"scope", c.objective.scope},
                     {"calib_fraction", c.objective.calib_fraction}, {"metric", c.objective.metric_name()}};
+        // A model-scope candidate extending another (layer selection) runs from where they differ.
+        if (c.parent && c.objective.scope == "model") params["incumbent"] = c.parent->plan.to_json();
         tasks.push_back(Task{0, options_.search_task, c.plan, params, 1});
       }
       admit(specs, tasks, true);

@@ -37,6 +37,14 @@ CandidateState parse_candidate_state(const std::string& name, const std::string&
   throw_bad_input(where + ": state \"" + name + "\" is not one of WAITING, RUNNING, DONE, FAILED, PREEMPTED");
 }
 
+bool run_dependent_metric(const std::string& name) {
+  for (const char* measured : {"tokens_per_s", "speedup", "speedup_ci_low", "speedup_ci_high", "speed_pairs", "peak_rss_bytes",
+                               "peak_cuda_allocated_bytes"}) {
+    if (name == measured) return true;
+  }
+  return false;
+}
+
 bool is_valid_metric_name(const std::string& name) {
   if (name.empty() || name.size() > 64 || name[0] < 'a' || name[0] > 'z') return false;
   for (char c : name) {

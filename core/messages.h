@@ -29,6 +29,11 @@ struct Metric {
 // Metric names become column names of the `results` view: [a-z][a-z0-9_]*, at most 64 chars.
 bool is_valid_metric_name(const std::string& name);
 
+// Whether a metric measures this run rather than the plan: timings (tokens_per_s, speedup and
+// its interval and pair count) and the process's memory (peak_rss_bytes, a CUDA peak). The rest
+// are deterministic given the model, plan and data; tests compare runs on those.
+bool run_dependent_metric(const std::string& name);
+
 struct FinetuneStep {
   int64_t step = 0;
   double loss = 0;

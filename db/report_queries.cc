@@ -92,13 +92,16 @@ Table pareto_table(Connection& connection, const std::string& sweep) {
   axes.bind(1, sweep_id);
   axes.step();
   Statement s(connection, R"sql(
-    SELECT candidate_id, stage, method, budget, accuracy, memory, speed, substr(plan_hash, 1, 12) AS plan_hash
+    SELECT candidate_id, stage, method, budget, accuracy, memory, speed, speed_low, speed_high,
+           substr(plan_hash, 1, 12) AS plan_hash
     FROM pareto WHERE sweep = ? ORDER BY accuracy DESC, memory ASC, speed DESC, candidate_id)sql");
   s.bind(1, sweep);
   Table table = run_query(s);
   table.columns[4] = axes.column_text(0);
   table.columns[5] = axes.column_text(1);
   table.columns[6] = axes.column_text(2);
+  table.columns[7] = axes.column_text(2) + "_ci_low";
+  table.columns[8] = axes.column_text(2) + "_ci_high";
   return table;
 }
 

@@ -20,7 +20,8 @@ struct Table {
 Table sweeps_table(Connection& connection);
 // The sweep's candidates in id order, optionally only those in `state`.
 Table candidates_table(Connection& connection, const std::string& sweep, std::optional<CandidateState> state);
-// The sweep's Pareto front (the `pareto` view), columns named after the sweep's axis metrics,
+// The sweep's Pareto front (the `pareto` view), columns named after the sweep's axis metrics
+// (and the speed axis' 95% interval, <speed>_ci_low/_ci_high: NULL where none was measured),
 // most accurate first.
 Table pareto_table(Connection& connection, const std::string& sweep);
 

@@ -137,6 +137,28 @@ CREATE TABLE sweep_leases (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 4: the speed axis' 95% confidence interval (the metrics <speed>_ci_low and
+// <speed>_ci_high; NULL where the evaluation measured none, which counts as a point), and a
+// front on which two speeds inside both intervals are a tie: neither is better on speed, so a
+// point that is only faster by noise no longer stays on the front (ARCHITECTURE.md §5).
+constexpr const char* kSchemaV4 = R"sql(
+ALTER TABLE pareto_points ADD COLUMN speed_low REAL;
+ALTER TABLE pareto_points ADD COLUMN speed_high REAL;
+DROP VIEW IF EXISTS pareto;
+CREATE VIEW pareto AS
+SELECT w.name AS sweep, p.candidate_id, c.stage, c.method, c.budget, c.plan_hash,
+       p.accuracy, p.memory, p.speed, p.speed_low, p.speed_high
+FROM pareto_points p JOIN sweeps w ON w.id = p.sweep_id JOIN candidates c ON c.id = p.candidate_id
+WHERE NOT EXISTS (
+  SELECT 1 FROM (
+    SELECT q.accuracy, q.memory, q.speed,
+           (q.speed BETWEEN coalesce(p.speed_low, p.speed) AND coalesce(p.speed_high, p.speed)
+            AND p.speed BETWEEN coalesce(q.speed_low, q.speed) AND coalesce(q.speed_high, q.speed)) AS speed_tie
+    FROM pareto_points q WHERE q.sweep_id = p.sweep_id)
+  WHERE accuracy >= p.accuracy AND memory <= p.memory AND (speed >= p.speed OR speed_tie)
+    AND (accuracy > p.accuracy OR memory < p.memory OR (speed > p.speed AND NOT speed_tie)));
+)sql";
+
 }  // namespace
 
 const std::vector<std::string>& migrations() {
@@ -144,6 +166,7 @@ const std::vector<std::string>& migrations() {
       std::string(kSchemaV1) + results_view_sql({}),
       kSchemaV2,
       kSchemaV3,
+      kSchemaV4,
   };
   return steps;
 }

@@ -73,8 +73,8 @@ struct Store::Statements {
                     "VALUES (?, ?, ?, ?, ?)"),
         insert_event(c, "INSERT INTO events (sweep_id, candidate_id, kind, rank, detail) VALUES (?, ?, ?, ?, ?)"),
         insert_pareto_point(c,
-                            "INSERT INTO pareto_points (candidate_id, sweep_id, accuracy, memory, speed) "
-                            "VALUES (?, ?, ?, ?, ?)"),
+                            "INSERT INTO pareto_points (candidate_id, sweep_id, accuracy, memory, speed, speed_low, "
+                            "speed_high) VALUES (?, ?, ?, ?, ?, ?, ?)"),
         sweep_axes(c, "SELECT pareto_accuracy, pareto_memory, pareto_speed FROM sweeps WHERE id = ?") {}
 
   Statement insert_candidate, find_candidate, dispatch, finish, requeue, give_up, insert_metric, insert_step, insert_event,
@@ -304,14 +304,19 @@ void Store::record_pareto_point(int64_t sweep_id, const Result& result) {
   const double* accuracy = nullptr;
   const double* memory = nullptr;
   const double* speed = nullptr;
+  double speed_low = NAN, speed_high = NAN;  // NULL unless the evaluation measured the interval
   for (const Metric& metric : result.metrics) {
     if (!std::isfinite(metric.value)) continue;
     if (metric.name == axes.accuracy) accuracy = &metric.value;
     if (metric.name == axes.memory) memory = &metric.value;
     if (metric.name == axes.speed) speed = &metric.value;
+    if (metric.name == axes.speed + "_ci_low") speed_low = metric.value;
+    if (metric.name == axes.speed + "_ci_high") speed_high = metric.value;
   }
   if (accuracy && memory && speed) {
-    statements_->insert_pareto_point.bind_all(result.candidate_id, sweep_id, *accuracy, *memory, *speed).run();
+    statements_->insert_pareto_point
+        .bind_all(result.candidate_id, sweep_id, *accuracy, *memory, *speed, speed_low, speed_high)
+        .run();
   }
 }
 

@@ -7,7 +7,9 @@
 //   param_bytes, param_bytes_materialised (bytes, in the compute dtype), param_ratio (ratio),
 //   peak_rss_bytes (bytes)
 //   peak_cuda_allocated_bytes (bytes)                            a model on CUDA, this evaluation
-//   tokens_per_s (tokens_per_s), speedup (ratio)                 A B A B against the original
+//   tokens_per_s (tokens_per_s), speedup, speedup_ci_low, speedup_ci_high (ratio: the 95%
+//   interval, NaN with one pair), speed_pairs (""), speed_tokens  interleaved pairs against the original
+//                                                                (eval/speed_options.h)
 #pragma once
 
 #include <cstdint>
@@ -17,6 +19,7 @@
 
 #include "core/messages.h"
 #include "eval/tasks.h"
+#include "eval/speed_options.h"
 #include "eval/text_data.h"
 #include "model/moe_model.h"
 #include "model/tokenizer.h"
@@ -36,7 +39,7 @@ struct EvaluationRequest {
   LayerCache* calibration_cache = nullptr;
   int64_t cache_bytes = int64_t(1) << 32;
   bool speed = false;
-  int speed_repeats = 3;
+  SpeedOptions speed_options;
   int64_t batch_size = 8;
   bool progress = false;  // done/total, rate and ETA per task on stderr
   // Registered metrics to compute (eval/metrics.h); empty: every one whose inputs are here.

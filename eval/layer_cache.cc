@@ -1,6 +1,7 @@
 #include "eval/layer_cache.h"
 
 #include <cmath>
+#include <iterator>
 
 #include <ATen/ATen.h>
 
@@ -16,6 +17,8 @@ at::Tensor valid_final_rows(const model::MoeModel& model, const at::Tensor& hidd
   at::Tensor x = model.final_norm(hidden);
   return x.reshape({-1, x.size(-1)}).index_select(0, mask.to(at::kBool).flatten().nonzero().squeeze(1));
 }
+
+at::Tensor leading(const at::Tensor& t, int64_t rows) { return rows < 0 ? t : t.narrow(0, 0, rows); }
 
 }  // namespace
 
@@ -46,6 +49,16 @@ void LayerCache::set_base(Plan base) {
       ++it;
     }
   }
+  for (auto it = parts_.begin(); it != parts_.end();) {  // their input (or the layer itself) changed
+    if (it->first >= keep_through) {
+      stats_.bytes -= it->second.bytes;
+      stats_.parts_bytes -= it->second.bytes;
+      it = parts_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  while (!incumbents_.empty()) drop_incumbent(0);  // they start from the base's boundaries
   base_ = std::move(base);
   if (keep_through < num_layers()) {  // the final output changed: so did every reference
     for (const auto& [rows, reference] : references_) stats_.bytes -= reference->kept_bytes();
@@ -89,16 +102,114 @@ at::Tensor LayerCache::boundary(int layer) {
   return h;
 }
 
-namespace {
-
-at::Tensor leading(const at::Tensor& t, int64_t rows) { return rows < 0 ? t : t.narrow(0, 0, rows); }
-
-}  // namespace
-
-at::Tensor LayerCache::final_hidden(const Plan& plan, int64_t rows) {
+at::Tensor LayerCache::final_hidden(const Plan& plan, int64_t rows, const Plan* incumbent) {
   int from = first_difference(base_, plan);
   if (from == num_layers()) return leading(boundary(num_layers()), rows);
+  if (incumbent && cap_bytes_ > 0) {
+    int after_incumbent = first_difference(*incumbent, plan);
+    if (after_incumbent > from) {
+      at::Tensor h = incumbent_boundary(*incumbent, rows, after_incumbent);
+      if (after_incumbent == num_layers()) return h;
+      return model_.run_layers(h, leading(mask_, rows), after_incumbent, num_layers(), plan);
+    }
+  }
   return model_.run_layers(leading(boundary(from), rows), leading(mask_, rows), from, num_layers(), plan);
+}
+
+void LayerCache::drop_incumbent(size_t index) {
+  for (const auto& [layer, h] : incumbents_[index].boundaries) {
+    stats_.bytes -= int64_t(h.nbytes());
+    stats_.incumbent_bytes -= int64_t(h.nbytes());
+  }
+  incumbents_.erase(incumbents_.begin() + int64_t(index));
+}
+
+at::Tensor LayerCache::incumbent_boundary(const Plan& incumbent, int64_t rows, int layer) {
+  if (rows < 0) rows = mask_.size(0);  // all rows: one chain however they were asked for
+  size_t index = 0;
+  while (index < incumbents_.size() && !(incumbents_[index].rows == rows && incumbents_[index].plan == incumbent)) ++index;
+  if (index == incumbents_.size()) {
+    if (incumbents_.size() == kIncumbents) {
+      size_t oldest = 0;
+      for (size_t i = 1; i < incumbents_.size(); ++i) {
+        if (incumbents_[i].last_use < incumbents_[oldest].last_use) oldest = i;
+      }
+      drop_incumbent(oldest);
+    }
+    incumbents_.push_back(Incumbent{incumbent, rows, {}, 0});
+    index = incumbents_.size() - 1;
+  }
+  Incumbent& chain = incumbents_[index];
+  chain.last_use = ++use_clock_;
+  auto found = chain.boundaries.find(layer);
+  if (found != chain.boundaries.end()) {
+    ++stats_.incumbent_hits;
+    return found->second;
+  }
+  // From the nearest kept boundary of the incumbent below, else the base's where they part.
+  int from = first_difference(base_, incumbent);
+  at::Tensor h;
+  auto below = chain.boundaries.lower_bound(layer);
+  if (below != chain.boundaries.begin() && std::prev(below)->first >= from) {
+    --below;
+    from = below->first;
+    h = below->second;
+  } else {
+    h = leading(boundary(from), rows);
+  }
+  h = model_.run_layers(h, leading(mask_, rows), from, layer, incumbent);
+  ++stats_.incumbent_computed;
+  if (stats_.bytes + int64_t(h.nbytes()) <= cap_bytes_) {
+    chain.boundaries.emplace(layer, h);
+    stats_.bytes += int64_t(h.nbytes());
+    stats_.incumbent_bytes += int64_t(h.nbytes());
+  }
+  return h;
+}
+
+const model::MoeModel::MoeParts* LayerCache::parts(int layer) {
+  auto found = parts_.find(layer);
+  if (found != parts_.end()) {
+    ++stats_.parts_hits;
+    found->second.last_use = ++use_clock_;
+    return &found->second.parts;
+  }
+  const ModelShape& shape = model_.shape();
+  const int64_t values = (shape.num_routed_experts + 2) * ids_.numel() * shape.hidden_size;
+  const int64_t bytes = values * int64_t(c10::elementSize(model_.dtype()));
+  at::Tensor input = boundary(layer);  // cached first: the parts' room is what the boundaries leave
+  if (bytes > cap_bytes_ - (stats_.bytes - stats_.parts_bytes)) return nullptr;
+  while (stats_.bytes + bytes > cap_bytes_) {  // least recently used layers' parts make room
+    auto oldest = parts_.begin();
+    for (auto it = parts_.begin(); it != parts_.end(); ++it) {
+      if (it->second.last_use < oldest->second.last_use) oldest = it;
+    }
+    stats_.bytes -= oldest->second.bytes;
+    stats_.parts_bytes -= oldest->second.bytes;
+    ++stats_.parts_evicted;
+    parts_.erase(oldest);
+  }
+  KeptParts kept{model_.moe_parts(input, mask_, layer), bytes, ++use_clock_};
+  ++stats_.parts_computed;
+  stats_.bytes += bytes;
+  stats_.parts_bytes += bytes;
+  return &parts_.emplace(layer, std::move(kept)).first->second.parts;
+}
+
+at::Tensor LayerCache::condensed_from_parts(const Plan& plan, int layer, int64_t rows) {
+  if (cap_bytes_ <= 0 || base_.layers().count(layer) || model_.fixed_plan().layers().count(layer)) return {};
+  auto op = plan.layers().find(layer);
+  if (op == plan.layers().end() || op->second.op != LayerOp::kCondense) return {};
+  plan.validate(model_.shape(), "plan");
+  const model::MoeModel::CondenseWeights weights = model_.condense_weights(layer, op->second);
+  const model::MoeModel::MoeParts* p = parts(layer);
+  if (!p) return {};
+  // The condensed MLP's output, s·shared + Σ w_e·out_e, then the residual added as the layer adds it.
+  at::Tensor mix = leading(p->shared, rows) * weights.shared;
+  for (size_t i = 0; i < op->second.experts.size(); ++i) {
+    mix.add_(leading(p->experts[op->second.experts[i]], rows), weights.experts[i]);
+  }
+  return leading(p->residual, rows) + mix;
 }
 
 at::Tensor LayerCache::layer_output(const Plan& plan, int layer, int64_t rows) {
@@ -110,11 +221,13 @@ at::Tensor LayerCache::layer_output(const Plan& plan, int layer, int64_t rows) {
   if (from < layer || first_difference(rest, base_rest) != num_layers()) {
     throw_runtime("layer_output: the plan differs from the base at a layer other than " + std::to_string(layer));
   }
+  at::Tensor summed = condensed_from_parts(plan, layer, rows);
+  if (summed.defined()) return summed;
   return model_.run_layers(leading(boundary(layer), rows), leading(mask_, rows), layer, layer + 1, plan);
 }
 
 double measure_objective(LayerCache& cache, const DivergenceInfo& divergence, const std::string& scope,
-                         const Plan& plan, double calib_fraction) {
+                         const Plan& plan, double calib_fraction, const Plan* incumbent) {
   int64_t sequences = cache.mask().size(0);
   int64_t rows = calib_fraction < 1 ? std::max<int64_t>(1, int64_t(std::lround(calib_fraction * double(sequences)))) : sequences;
   validate_objective_scope(scope, "objective");
@@ -126,7 +239,7 @@ double measure_objective(LayerCache& cache, const DivergenceInfo& divergence, co
     candidate = cache.layer_output(plan, layer, rows);
   } else {
     reference = cache.boundary(cache.num_layers()).narrow(0, 0, rows);
-    candidate = cache.final_hidden(plan, rows);
+    candidate = cache.final_hidden(plan, rows, incumbent);
   }
   at::Tensor valid = cache.mask().to(at::kBool).narrow(0, 0, rows);
   const model::MoeModel& model = cache.model();
@@ -153,8 +266,8 @@ double measure_objective(LayerCache& cache, const DivergenceInfo& divergence, co
 }
 
 double measure_objective(LayerCache& cache, const std::string& divergence, const std::string& scope, const Plan& plan,
-                         double calib_fraction) {
-  return measure_objective(cache, find_divergence(divergence, "objective"), scope, plan, calib_fraction);
+                         double calib_fraction, const Plan* incumbent) {
+  return measure_objective(cache, find_divergence(divergence, "objective"), scope, plan, calib_fraction, incumbent);
 }
 
 }  // namespace cdmoe::eval

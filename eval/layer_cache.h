@@ -6,6 +6,13 @@
 // recomputed (never evicted, so results do not depend on access order). Changing the base
 // invalidates every boundary after the first layer whose operation changed.
 // Results with and without the cache are identical (the same operations run either way).
+// Expert selection as a weighted sum (§2): for a layer-scope candidate that condenses one layer
+// the base leaves original, the cache keeps that layer's parts (model::MoeModel::MoeParts: the
+// residual, the shared output and every routed expert's output on every calibration token,
+// (E + 2)·B·T·D values) and a candidate costs a weighted sum, no GEMM. Parts share the memory
+// cap with the boundaries: the least recently used layer's parts make room; when one layer's
+// parts do not fit beside the boundaries the candidate takes the plain path. The two paths sum
+// in a different order: values agree to float rounding (≤ 1e-6 relative in float32).
 // Not thread-safe.
 #pragma once
 
@@ -38,8 +45,12 @@ class LayerCache {
   // Hidden state entering `layer` (0..L; L is the last layer's output) under the base plan.
   at::Tensor boundary(int layer);
   // The last layer's output under `plan`, run from the first layer where it differs from the
-  // base, for the first `rows` calibration sequences (-1: all).
-  at::Tensor final_hidden(const Plan& plan, int64_t rows = -1);
+  // base, for the first `rows` calibration sequences (-1: all). With `incumbent` (layer
+  // selection: the plan this candidate extends), from the first layer where it differs from the
+  // incumbent instead, whose boundaries are kept like the base's (a few incumbents, least
+  // recently used dropped first; a boundary that does not fit is recomputed). The same
+  // operations run either way: the result is bitwise the same.
+  at::Tensor final_hidden(const Plan& plan, int64_t rows = -1, const Plan* incumbent = nullptr);
   // Layer `layer`'s output under `plan`, which may differ from the base at that layer only.
   at::Tensor layer_output(const Plan& plan, int layer, int64_t rows = -1);
   // First layer whose operation differs between the plans; num_layers() when none does.
@@ -50,7 +61,9 @@ class LayerCache {
   const VocabularyReference& vocabulary_reference(int64_t rows);
 
   struct Stats {
-    int64_t hits = 0, computed = 0, bytes = 0;
+    int64_t hits = 0, computed = 0, bytes = 0;  // bytes: boundaries, references and parts
+    int64_t parts_hits = 0, parts_computed = 0, parts_evicted = 0, parts_bytes = 0;
+    int64_t incumbent_hits = 0, incumbent_computed = 0, incumbent_bytes = 0;  // boundaries under incumbents
   };
   const Stats& stats() const { return stats_; }
 
@@ -61,6 +74,28 @@ class LayerCache {
   int64_t cap_bytes_;
   std::map<int, at::Tensor> boundaries_;
   std::map<int64_t, std::unique_ptr<VocabularyReference>> references_;  // by leading rows
+  // The condensed layer from the parts, or undefined when `plan` is not a condense of a layer
+  // the base leaves original or its parts do not fit.
+  at::Tensor condensed_from_parts(const Plan& plan, int layer, int64_t rows);
+  const model::MoeModel::MoeParts* parts(int layer);
+  struct KeptParts {
+    model::MoeModel::MoeParts parts;
+    int64_t bytes = 0;
+    int64_t last_use = 0;
+  };
+  std::map<int, KeptParts> parts_;  // by layer
+  // Boundaries under an incumbent plan for its leading `rows` sequences (rows -1: all).
+  struct Incumbent {
+    Plan plan;
+    int64_t rows = -1;
+    std::map<int, at::Tensor> boundaries;
+    int64_t last_use = 0;
+  };
+  static constexpr size_t kIncumbents = 4;
+  std::vector<Incumbent> incumbents_;
+  at::Tensor incumbent_boundary(const Plan& incumbent, int64_t rows, int layer);
+  void drop_incumbent(size_t index);
+  int64_t use_clock_ = 0;
   Stats stats_;
 };
 
@@ -69,10 +104,11 @@ class LayerCache {
 //   divergence js-logits / kl: next-token distributions (final norm + LM head, in vocabulary
 //   chunks); js-hidden / mse / cosine: hidden states (final-norm outputs at model scope).
 // calib_fraction < 1 uses that leading fraction of the calibration sequences.
+// incumbent: the plan `plan` extends, when known (model scope only: layer selection).
 double measure_objective(LayerCache& cache, const DivergenceInfo& divergence, const std::string& scope,
-                         const Plan& plan, double calib_fraction = 1.0);
+                         const Plan& plan, double calib_fraction = 1.0, const Plan* incumbent = nullptr);
 // The same, the divergence by name (core/objectives.h; bad input when unknown).
 double measure_objective(LayerCache& cache, const std::string& divergence, const std::string& scope, const Plan& plan,
-                         double calib_fraction = 1.0);
+                         double calib_fraction = 1.0, const Plan* incumbent = nullptr);
 
 }  // namespace cdmoe::eval

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/objectives.h"
+#include "core/paired_ratio.h"
 #include "core/param_count.h"
 #include "core/progress.h"
 #include "eval/device_memory.h"
@@ -69,9 +70,25 @@ void perplexity(const MetricInputs& in, std::vector<Metric>& out) {
   out.push_back({"perplexity", std::exp(total.nll / double(total.tokens)), ""});
 }
 
+// The speed workload's batch: the calibration batch, or the paper's single 2,000-token prefill.
+std::pair<at::Tensor, at::Tensor> speed_batch(const model::MoeModel& model, const EvaluationRequest& request) {
+  if (request.speed_options.workload == "calibration") return pad_batch(request.calibration->sequences);
+  if (model.shape().max_position_embeddings < kPrefillTokens) {
+    throw_bad_input("--speed-workload prefill-2000: the model's max_position_embeddings " +
+                    std::to_string(model.shape().max_position_embeddings) + " is below 2,000 tokens");
+  }
+  std::vector<int64_t> text;
+  for (const auto& sequence : request.calibration->sequences) text.insert(text.end(), sequence.begin(), sequence.end());
+  if (text.empty()) throw_bad_input("--speed-workload prefill-2000: the calibration text has no tokens");
+  std::vector<int64_t> prefill(static_cast<size_t>(kPrefillTokens));
+  for (size_t i = 0; i < prefill.size(); ++i) prefill[i] = text[i % text.size()];
+  return pad_batch({prefill});
+}
+
 void speed(const MetricInputs& in, std::vector<Metric>& out) {
   const auto& [model, tokenizer, plan, request] = in;
-  auto [ids, mask] = pad_batch(request.calibration->sequences);
+  const SpeedOptions& options = request.speed_options;
+  auto [ids, mask] = speed_batch(model, request);
   auto timed = [&](const Plan& p) {
     auto start = std::chrono::steady_clock::now();
     model.logits(ids, mask, p);
@@ -88,22 +105,44 @@ void speed(const MetricInputs& in, std::vector<Metric>& out) {
     // The original against itself: the speed-up is 1 by definition (measuring it would only
     // report noise, 0.87-1.0 on this machine); every timing counts towards its tokens/s.
     std::vector<double> times;
-    for (int r = 0; r < 2 * std::max(1, request.speed_repeats); ++r) times.push_back(timed(plan));
+    for (int r = 0; r < 2 * options.min_pairs; ++r) times.push_back(timed(plan));
     out.push_back({"tokens_per_s", double(tokens) / median(times), "tokens_per_s"});
     out.push_back({"speedup", 1.0, "ratio"});
+    out.push_back({"speedup_ci_low", 1.0, "ratio"});
+    out.push_back({"speedup_ci_high", 1.0, "ratio"});
+    out.push_back({"speed_pairs", 0.0, ""});
+    out.push_back({"speed_tokens", double(tokens), "tokens"});
     return;
   }
   timed(plan);
-  std::vector<double> original, candidate;
-  for (int r = 0; r < std::max(1, request.speed_repeats); ++r) {  // A B A B: drifts hit both alike
-    original.push_back(timed(Plan()));
-    candidate.push_back(timed(plan));
+  // Interleaved pairs, the order alternating (a first-in-pair effect hits both sides alike),
+  // until the interval is tight enough or the time is up.
+  PairedRatio ratio;
+  std::vector<double> candidate;
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  while (ratio.pairs() < options.min_pairs ||
+         (ratio.interval().relative_half_width() > options.target && elapsed() < options.max_seconds)) {
+    double t_original = 0, t_candidate = 0;
+    if (ratio.pairs() % 2 == 0) {
+      t_original = timed(Plan());
+      t_candidate = timed(plan);
+    } else {
+      t_candidate = timed(plan);
+      t_original = timed(Plan());
+    }
+    ratio.add(t_original, t_candidate);
+    candidate.push_back(t_candidate);
   }
-  double t_original = median(original), t_candidate = median(candidate);
-  out.push_back({"tokens_per_s", double(tokens) / t_candidate, "tokens_per_s"});
-  out.push_back({"speedup", t_original / t_candidate, "ratio"});
+  const RatioInterval r = ratio.interval();
+  const bool has_interval = r.pairs >= 2;
+  out.push_back({"tokens_per_s", double(tokens) / median(candidate), "tokens_per_s"});
+  out.push_back({"speedup", r.ratio, "ratio"});
+  out.push_back({"speedup_ci_low", has_interval ? r.low : NAN, "ratio"});
+  out.push_back({"speedup_ci_high", has_interval ? r.high : NAN, "ratio"});
+  out.push_back({"speed_pairs", double(r.pairs), ""});
+  out.push_back({"speed_tokens", double(tokens), "tokens"});  // per timed forward: what the workload was
 }
-
 
 void divergence(const MetricInputs& in, std::vector<Metric>& out) {
   const auto& [model, tokenizer, plan, request] = in;
@@ -144,7 +183,8 @@ const std::vector<MetricDefinition>& registered_metrics() {
        perplexity},
       {"divergence", "<divergence>_model (from the original)", "calibration text",
        [](const EvaluationRequest& r) { return r.calibration.has_value(); }, divergence},
-      {"speed", "tokens_per_s, speedup (A B A B against the original)", "calibration text and speed on",
+      {"speed", "tokens_per_s, speedup, speedup_ci_low, speedup_ci_high, speed_pairs, speed_tokens (interleaved pairs against the original)",
+       "calibration text and speed on",
        [](const EvaluationRequest& r) { return r.calibration.has_value() && r.speed; }, speed},
       {"memory", "param_bytes, param_bytes_materialised, param_ratio, peak_rss_bytes (+ peak_cuda_allocated_bytes on CUDA)",
        "nothing",

@@ -185,6 +185,7 @@ at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const TokenLayout& lay
   const Impl& m = *impl_;
   const ModelShape& s = shape();
   plan.validate(s, "plan");
+  ++m.forward_clock;  // condensed layers this forward uses are not evicted while it runs
   if (from < 0 || to > s.num_layers || from > to) throw_runtime("run_layers: bad layer range");
   int64_t T = hidden.size(1);
   int64_t last_position = T == 0 ? 0 : layout.positions.max().item<int64_t>() + 1;

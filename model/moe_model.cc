@@ -75,6 +75,7 @@ const RouterStats& MoeModel::router_stats() const { return impl_->stats; }
 void MoeModel::set_router_stats(RouterStats stats) {
   impl_->stats = std::move(stats);
   impl_->condensed_cache.clear();  // defaults of cached condensed layers may have changed
+  impl_->condensed_bytes = 0;
 }
 
 void MoeModel::collect_balance_loss(bool on) {

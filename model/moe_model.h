@@ -88,6 +88,24 @@ class MoeModel {
   // layers are fixed and a further plan may not touch them. Empty for an original checkpoint.
   const Plan& fixed_plan() const;
 
+  // The pieces a condense op of MoE layer `layer` combines, for the calibration rows `hidden`
+  // [B, T, D] entering the layer (eval/expert_outputs.h: expert selection as a weighted sum):
+  // the layer's output under condense(K, w, s) is residual + s·shared + Σ_{e∈K} w_e·experts[e],
+  // equal to run_layers(hidden, mask, layer, layer + 1, plan) up to floating-point summation order.
+  struct MoeParts {
+    at::Tensor residual;  // [B, T, D] the hidden state after attention
+    at::Tensor shared;    // [B, T, D] the shared expert(s) output, ungated and unweighted (zeros when none)
+    at::Tensor experts;   // [E, B, T, D] every routed expert's output on every token, unweighted
+  };
+  MoeParts moe_parts(const at::Tensor& hidden, const at::Tensor& mask, int layer) const;
+  // The weights a condense op applies (its own, or the router statistics' defaults): one per kept
+  // expert, in lp.experts order, and the shared experts' weight. Bad input as run_layers would.
+  struct CondenseWeights {
+    std::vector<double> experts;
+    double shared = 1;
+  };
+  CondenseWeights condense_weights(int layer, const LayerPlan& lp) const;
+
   // Training access (finetune/). The handles share storage with the model: setting
   // requires_grad on them, or updating them in place, changes what every later forward computes.
   // Names are the Hugging Face names materialise() writes; stacked routed experts appear as
@@ -100,6 +118,14 @@ class MoeModel {
   // Drops the cached fused MLPs of `plan`'s condensed layers: the next forward rebuilds them
   // from the original experts (how a worker forgets a fine-tune it has evaluated).
   void forget_condensed(const Plan& plan);
+  // Bounds the condensed-layer cache (one fused MLP per distinct (layer, experts, weights) run):
+  // past `bytes`, the least recently used fused MLPs go, except those the running forward uses
+  // and those condensed_parameters() handed out (until forget_condensed). Unbounded by default.
+  void limit_condensed_cache(int64_t bytes);
+  struct CondensedCacheStats {
+    int64_t bytes = 0, entries = 0, evicted = 0;
+  };
+  CondensedCacheStats condensed_cache_stats() const;
 
   // DeepSeekMoE's expert-level balance loss, Σ_layers Σ_e f_e·P_e (f_e: the fraction of valid
   // tokens routed to e times E/k, without gradient; P_e: the mean router probability), summed

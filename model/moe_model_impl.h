@@ -8,6 +8,7 @@
 // H/KV heads, d head dim, E routed experts, k router top-k, I expert inner size.
 #pragma once
 
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -51,7 +52,21 @@ struct MoeModel::Impl {
   Plan fixed;  // an exported checkpoint's plan
   at::Tensor embed_tokens, final_norm, lm_head;
   std::vector<Layer> layers;
-  mutable std::map<std::string, Mlp> condensed_cache;  // key: layer + canonical layer plan with weights
+  // The condensed-layer cache (plan_ops.cc), key: layer + canonical layer plan with weights.
+  // Bounded by condensed_cap bytes: inserting evicts the least recently used entries that the
+  // running forward has not used and that no trainer holds (pinned); past that it exceeds the
+  // cap rather than fail the forward.
+  struct CachedMlp {
+    Mlp mlp;
+    int64_t bytes = 0;
+    int64_t last_use = 0;  // forward_clock when last used
+    bool pinned = false;   // handed out by condensed_parameters() (training): never evicted
+  };
+  mutable std::map<std::string, CachedMlp> condensed_cache;
+  mutable int64_t condensed_bytes = 0;
+  int64_t condensed_cap = std::numeric_limits<int64_t>::max();
+  mutable int64_t forward_clock = 0;  // run_layers calls so far
+  mutable int64_t condensed_evicted = 0;
   bool collecting = false;
   mutable RouterStats stats;
   bool balancing = false;
@@ -69,6 +84,7 @@ struct MoeModel::Impl {
   at::Tensor feed_forward(const Layer& L, int layer, const at::Tensor& x, const LayerPlan* lp, const at::Tensor& valid) const;
   // plan_ops.cc
   const Mlp& condensed(const Moe& M, int layer, const LayerPlan& lp) const;
+  void evict_condensed_for(int64_t bytes) const;  // makes room under condensed_cap, as it may
   struct ResolvedCondense {
     std::string key;
     std::vector<double> weights;

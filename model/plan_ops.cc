@@ -36,7 +36,10 @@ MoeModel::Impl::ResolvedCondense MoeModel::Impl::resolve_condense(int layer, con
 const Mlp& MoeModel::Impl::condensed(const Moe& M, int layer, const LayerPlan& lp) const {
   const ResolvedCondense resolved = resolve_condense(layer, lp);
   auto it = condensed_cache.find(resolved.key);
-  if (it != condensed_cache.end()) return it->second;
+  if (it != condensed_cache.end()) {
+    it->second.last_use = forward_clock;
+    return it->second.mlp;
+  }
   const std::vector<double>& weights = resolved.weights;
   const double shared_weight = resolved.shared_weight;
   std::vector<at::Tensor> gates, ups, downs;
@@ -57,7 +60,64 @@ const Mlp& MoeModel::Impl::condensed(const Moe& M, int layer, const LayerPlan& l
   } else {
     fused = Mlp{at::cat(gates, 0), at::cat(ups, 0), at::cat(downs, 1)};
   }
-  return condensed_cache.emplace(resolved.key, std::move(fused)).first->second;
+  const int64_t bytes = int64_t(fused.gate.nbytes() + fused.up.nbytes() + fused.down.nbytes());
+  evict_condensed_for(bytes);
+  condensed_bytes += bytes;
+  return condensed_cache.emplace(resolved.key, CachedMlp{std::move(fused), bytes, forward_clock, false}).first->second.mlp;
+}
+
+void MoeModel::Impl::evict_condensed_for(int64_t bytes) const {
+  while (condensed_bytes + bytes > condensed_cap) {
+    auto victim = condensed_cache.end();
+    for (auto it = condensed_cache.begin(); it != condensed_cache.end(); ++it) {
+      if (it->second.pinned || it->second.last_use >= forward_clock) continue;  // in use
+      if (victim == condensed_cache.end() || it->second.last_use < victim->second.last_use) victim = it;
+    }
+    if (victim == condensed_cache.end()) return;  // everything left is in use: over the cap
+    condensed_bytes -= victim->second.bytes;
+    ++condensed_evicted;
+    condensed_cache.erase(victim);
+  }
+}
+
+void MoeModel::limit_condensed_cache(int64_t bytes) {
+  impl_->condensed_cap = bytes;
+  impl_->evict_condensed_for(0);
+}
+
+MoeModel::CondensedCacheStats MoeModel::condensed_cache_stats() const {
+  return {impl_->condensed_bytes, int64_t(impl_->condensed_cache.size()), impl_->condensed_evicted};
+}
+
+MoeModel::CondenseWeights MoeModel::condense_weights(int layer, const LayerPlan& lp) const {
+  Impl::ResolvedCondense resolved = impl_->resolve_condense(layer, lp);
+  return {resolved.weights, resolved.shared_weight};
+}
+
+MoeModel::MoeParts MoeModel::moe_parts(const at::Tensor& hidden, const at::Tensor& mask, int layer) const {
+  const Impl& m = *impl_;
+  if (layer < 0 || layer >= shape().num_layers || !m.layers[size_t(layer)].is_moe || m.layers[size_t(layer)].dropped ||
+      m.fixed.layers().count(layer)) {
+    throw_runtime("moe_parts: layer " + std::to_string(layer) + " is not an original MoE layer");
+  }
+  const Layer& L = m.layers[size_t(layer)];
+  const Moe& M = L.moe;
+  Plan attention_only;  // the layer with its MLP dropped: exactly the residual its MLP adds to
+  attention_only.set_layer(layer, LayerPlan{LayerOp::kDrop, {}, {}, {}});
+  MoeParts parts;
+  parts.residual = run_layers(hidden, mask, layer, layer + 1, attention_only);
+  at::Tensor x = m.rms_norm(parts.residual, L.post_norm);
+  const int64_t D = x.size(-1);
+  at::Tensor flat = x.reshape({-1, D});
+  parts.shared = M.shared.defined() ? M.shared(flat).view(x.sizes()) : at::zeros_like(x);
+  const int64_t E = M.router.size(0);
+  std::vector<int64_t> sizes = {E};
+  for (int64_t size : x.sizes()) sizes.push_back(size);
+  parts.experts = at::empty(sizes, x.options());
+  for (int64_t e = 0; e < E; ++e) {
+    parts.experts[e].copy_(Mlp{M.expert_gate[e], M.expert_up[e], M.expert_down[e]}(flat).view(x.sizes()));
+  }
+  return parts;
 }
 
 std::vector<std::pair<std::string, at::Tensor>> MoeModel::condensed_parameters(const Plan& plan) const {
@@ -67,6 +127,7 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::condensed_parameters(c
   for (const auto& [layer, lp] : plan.layers()) {
     if (lp.op != LayerOp::kCondense) continue;
     const Mlp& mlp = m.condensed(m.layers[size_t(layer)].moe, layer, lp);
+    m.condensed_cache.at(m.resolve_condense(layer, lp).key).pinned = true;  // a trainer holds it now
     const MlpNames names = layer_names(m.family(), layer).mlp;
     out.emplace_back(names.gate, mlp.gate);
     out.emplace_back(names.up, mlp.up);
@@ -77,7 +138,11 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::condensed_parameters(c
 
 void MoeModel::forget_condensed(const Plan& plan) {
   for (const auto& [layer, lp] : plan.layers()) {
-    if (lp.op == LayerOp::kCondense) impl_->condensed_cache.erase(impl_->resolve_condense(layer, lp).key);
+    if (lp.op != LayerOp::kCondense) continue;
+    auto it = impl_->condensed_cache.find(impl_->resolve_condense(layer, lp).key);
+    if (it == impl_->condensed_cache.end()) continue;
+    impl_->condensed_bytes -= it->second.bytes;
+    impl_->condensed_cache.erase(it);
   }
 }
 

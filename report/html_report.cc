@@ -160,7 +160,7 @@ void search_section(Element& body, const db::SweepSnapshot& s) {
 void pareto_section(Element& body, const std::vector<db::SweepSnapshot>& sweeps) {
   body.child("h2").text("The Pareto front");
   Element& table = table_with_header(body, "pareto", {"sweep", "candidate", "method", "budget", "accuracy", "param_ratio",
-                                                      "speedup", "plan"});
+                                                      "speedup [95% interval]", "plan"});
   size_t rows = 0;
   for (const db::SweepSnapshot& s : sweeps) {
     std::vector<const db::SnapshotCandidate*> front;
@@ -178,9 +178,14 @@ void pareto_section(Element& body, const std::vector<db::SweepSnapshot>& sweeps)
       tr.child("td").attr("class", "number").text(std::to_string(c->id));
       tr.child("td").text(c->method);
       tr.child("td").text(c->budget);
-      for (const std::string& name : {s.accuracy_axis, std::string("param_ratio"), s.speed_axis}) {
+      for (const std::string& name : {s.accuracy_axis, std::string("param_ratio")}) {
         tr.child("td").attr("class", "number").text(format_number(metric(c, name), 5));
       }
+      // The speed with its 95% interval where one was measured (ties inside it: ARCHITECTURE.md §5).
+      std::string speed = format_number(metric(c, s.speed_axis), 4);
+      double low = metric(c, s.speed_axis + "_ci_low"), high = metric(c, s.speed_axis + "_ci_high");
+      if (std::isfinite(low) && std::isfinite(high)) speed += " [" + format_number(low, 3) + ", " + format_number(high, 3) + "]";
+      tr.child("td").attr("class", "number").text(speed);
       Element& details = tr.child("td").child("details");
       details.child("summary").text(c->plan_json == "{\"layers\":{}}" ? "original" : "plan");
       details.child("pre").text(c->plan_json);

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include <ATen/ATen.h>
@@ -53,7 +54,9 @@ struct Worker::Impl {
     double fraction = number_or(task.params, "calib_fraction", 1.0, where);
     const DivergenceInfo& info = find_divergence(divergence, where);
     std::string metric = require_string(task.params, "metric", where);
-    double value = eval::measure_objective(*cache, info, scope, task.plan, fraction);
+    std::optional<Plan> incumbent;  // layer selection: the plan this candidate extends
+    if (task.params.contains("incumbent")) incumbent = Plan::from_json(task.params.at("incumbent"), where + " incumbent");
+    double value = eval::measure_objective(*cache, info, scope, task.plan, fraction, incumbent ? &*incumbent : nullptr);
     Result result;
     result.metrics.push_back(Metric{metric, value, info.unit});
     return result;
@@ -151,11 +154,15 @@ Worker::Worker(const WorkerOptions& options, int rank) : impl_(std::make_unique<
   w.full.calibration = calibration;
   w.full.divergence = options.full_divergence;
   w.full.speed = true;
-  w.full.speed_repeats = options.speed_repeats;
+  w.full.speed_options = options.speed;
   w.full.batch_size = options.batch_size;
 
   auto [ids, mask] = eval::pad_batch(calibration.sequences);
-  w.cache = std::make_unique<eval::LayerCache>(*w.model, ids, mask, Plan(), options.cache_bytes);
+  // --cache-mb covers both caches: a quarter for the model's condensed layers (fused MLPs, one
+  // per distinct condensed layer run), the rest for the layer cache (boundaries, expert outputs).
+  const int64_t condensed_share = options.cache_bytes / 4;
+  w.model->limit_condensed_cache(condensed_share);
+  w.cache = std::make_unique<eval::LayerCache>(*w.model, ids, mask, Plan(), options.cache_bytes - condensed_share);
   w.full.calibration_cache = w.cache.get();  // full evaluations' divergence reuses the original's boundaries
   w.full.cache_bytes = options.cache_bytes;
   // One forward of the original model fills the cache's boundaries and measures the average

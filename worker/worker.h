@@ -1,8 +1,10 @@
 // Worker: what a worker rank holds resident for a whole sweep (the model, tokenizer,
 // calibration set with its layer cache and router statistics, task data) and how it runs one
 // Task (ARCHITECTURE.md §1). Task kinds:
-//   "search"     params {divergence, scope, calib_fraction, metric}: one objective value
-//                (eval::measure_objective through the layer cache) as metric `metric`;
+//   "search"     params {divergence, scope, calib_fraction, metric, incumbent?}: one objective
+//                value (eval::measure_objective through the layer cache) as metric `metric`;
+//                `incumbent`, the plan the candidate extends, lets a model-scope candidate run
+//                from the layer where the two differ (the value is the same without it);
 //   "full_eval"  every metric of eval::evaluate: tasks, perplexity, divergence from the
 //                original, parameter and peak memory, speed-up against the original (A B A B);
 //   "finetune"   params core/finetune_task.h: fine-tunes the plan's condensed layers (or, for the
@@ -25,6 +27,7 @@
 #include <vector>
 
 #include "core/messages.h"
+#include "eval/speed_options.h"
 #include "eval/text_data.h"
 
 namespace cdmoe::worker {
@@ -39,9 +42,9 @@ struct WorkerOptions {
   std::string benchmarks_dir;               // where piqa/arc_easy live
   int64_t task_limit = 0;                   // first N items per task (0: all)
   int64_t batch_size = 8;                   // sequences per forward in task scoring
-  int64_t cache_bytes = int64_t(1) << 30;   // layer cache cap (0: --no-layer-cache)
+  int64_t cache_bytes = int64_t(1) << 30;   // layer cache + condensed-layer cache cap (0: --no-layer-cache)
   std::string full_divergence = "js-logits";  // the divergence reported by full evaluations
-  int speed_repeats = 3;                    // A B pairs timed per full evaluation
+  eval::SpeedOptions speed;                 // how full evaluations time the speed-up
   std::string device = "cpu";               // where the model computes: "cpu" or "cuda:N" (model/device.h)
   std::string dtype = "float32";            // its compute dtype: "float32" or "bfloat16"
   const std::atomic<int>* stop = nullptr;   // set by a stop signal: a fine-tune checkpoints and stops

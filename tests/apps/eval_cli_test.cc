@@ -92,13 +92,13 @@ TEST(EvalCli, BadInputIsOneLineExitTwoAndWritesNothing) {
 
 // A small random deepseek model whose vocabulary is Llama-2's, beside its real tokenizer.json;
 // with `infinite_norm` its final norm's weights are +inf (every logit then is inf or NaN).
-std::string write_text_model(const TempDir& dir, bool infinite_norm = false) {
-  std::string out = dir.file(infinite_norm ? "poisoned" : "textmodel");
+std::string write_text_model(const TempDir& dir, bool infinite_norm = false, int64_t max_positions = 512) {
+  std::string out = dir.file(std::string(infinite_norm ? "poisoned" : "textmodel") + std::to_string(max_positions));
   std::filesystem::create_directories(out);
   nlohmann::json config = {{"model_type", "deepseek"}, {"hidden_size", 32}, {"num_attention_heads", 4},
                            {"num_hidden_layers", 2}, {"vocab_size", 32000}, {"intermediate_size", 48},
                            {"moe_intermediate_size", 16}, {"n_routed_experts", 4}, {"n_shared_experts", 1},
-                           {"num_experts_per_tok", 2}, {"first_k_dense_replace", 1}, {"max_position_embeddings", 512}};
+                           {"num_experts_per_tok", 2}, {"first_k_dense_replace", 1}, {"max_position_embeddings", max_positions}};
   write_file(out + "/config.json", config.dump());
   at::manual_seed(1);
   std::vector<std::pair<std::string, at::Tensor>> tensors;
@@ -206,12 +206,31 @@ TEST(EvalCli, MetricsModeMatchesTheLibrary) {
   }
 
   // Speed: the plan timed against the original; the original's speed-up is 1 by definition.
+  // Pairs until the 95% interval is within +-2% or 3 s of timing have passed.
   r = run_command({kEval, "--model", model_dir, "--plan", dir.file("plan.json"), "--calib", dir.file("calib.txt"),
-                   "--speed", "--json", "--metrics", "speed"});
+                   "--speed", "--json", "--metrics", "speed", "--speed-max-s", "3"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   got = metrics_of(r.out);
-  EXPECT_EQ(got.size(), 2u);
+  EXPECT_EQ(got.size(), 6u);
   EXPECT_GT(got["tokens_per_s"], 0);
+  EXPECT_GT(got["speedup"], 0);
+  EXPECT_GE(got["speed_pairs"], 3);
+  EXPECT_LE(got["speedup_ci_low"], got["speedup"]);
+  EXPECT_GE(got["speedup_ci_high"], got["speedup"]);
+  EXPECT_GT(got["speedup_ci_low"], 0);
+  EXPECT_TRUE(got["speedup_ci_high"] / got["speedup"] - 1 <= 0.02 || got["speed_pairs"] > 3)
+      << "stopped at the minimum with a wide interval";
+  EXPECT_GT(got["speed_tokens"], 10);
+  EXPECT_LT(got["speed_tokens"], 100) << "the calibration batch's tokens";
+  // The paper's protocol: one 2,000-token sequence (a model that has the positions for it).
+  std::string long_model = write_text_model(dir, false, 2048);
+  r = run_command({kEval, "--model", long_model, "--plan", dir.file("plan.json"), "--calib", dir.file("calib.txt"), "--speed",
+                   "--json", "--metrics", "speed", "--speed-workload", "prefill-2000", "--speed-repeats", "2",
+                   "--speed-max-s", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  got = metrics_of(r.out);
+  EXPECT_EQ(got["speed_tokens"], 2000);
+  EXPECT_EQ(got["speed_pairs"], 2) << "--speed-max-s 0: the minimum only";
   EXPECT_GT(got["speedup"], 0);
   r = run_command({kEval, "--model", model_dir, "--calib", dir.file("calib.txt"), "--speed", "--json", "--metrics", "speed"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -264,6 +283,11 @@ TEST(EvalCli, MetricsModeBadInput) {
   refused({"--calib", dir.file("calib.txt"), "--seq-len", "1000"}, "--seq-len 1000 exceeds the model's max_position_embeddings 512");
   refused({"--calib", dir.file("calib.txt"), "--divergence", "wasserstein"}, "--divergence: objective \"wasserstein\" is not one of");
   refused({"--speed", "--ppl", dir.file("calib.txt")}, "--speed times the plan on --calib");
+  refused({"--calib", dir.file("calib.txt"), "--speed", "--speed-workload", "decode"},
+          "--speed-workload \"decode\" is not one of calibration, prefill-2000");
+  refused({"--calib", dir.file("calib.txt"), "--speed", "--speed-ci", "0"}, "--speed-ci must be positive");
+  refused({"--calib", dir.file("calib.txt"), "--speed", "--speed-workload", "prefill-2000", "--metrics", "speed"},
+          "--speed-workload prefill-2000: the model's max_position_embeddings 512 is below 2,000 tokens");
   refused({"--calib", dir.file("missing.txt")}, "missing.txt");
   write_file(dir.file("bad.jsonl"), "{\"text\": \"fine\"}\n{\"txt\": 1}\n");
   refused({"--ppl", dir.file("bad.jsonl")}, "bad.jsonl:2: missing required field 'text'");

@@ -58,20 +58,28 @@ TEST_F(SweepCli, OneRankAndThreeRanksChooseTheSamePlansAndMetrics) {
   // The pareto view: exactly the full evaluations no other full evaluation dominates, checked
   // here from the results view independently of the view's SQL.
   db::Connection db = db::open_database(db3, db::OpenMode::kReadOnly);
-  db::Statement all(db, "SELECT candidate_id, task_acc_mean, param_bytes, speedup FROM results WHERE stage = 'full_eval'");
+  // Speeds inside both points' 95% intervals are a tie (two pairs each: every interval measured).
+  db::Statement all(db, "SELECT candidate_id, task_acc_mean, param_bytes, speedup, speedup_ci_low, speedup_ci_high "
+                        "FROM results WHERE stage = 'full_eval'");
   struct Point {
     int64_t id;
-    double acc, mem, speed;
+    double acc, mem, speed, low, high;
   };
   std::vector<Point> points;
-  while (all.step()) points.push_back({all.column_int(0), all.column_double(1), all.column_double(2), all.column_double(3)});
+  while (all.step()) {
+    points.push_back({all.column_int(0), all.column_double(1), all.column_double(2), all.column_double(3),
+                      all.column_double(4), all.column_double(5)});
+    EXPECT_LE(points.back().low, points.back().speed);
+    EXPECT_GE(points.back().high, points.back().speed);
+  }
   ASSERT_EQ(points.size(), 5u);
   std::set<int64_t> expected;
   for (const Point& p : points) {
     bool dominated = false;
     for (const Point& q : points) {
-      bool no_worse = q.acc >= p.acc && q.mem <= p.mem && q.speed >= p.speed;
-      bool better = q.acc > p.acc || q.mem < p.mem || q.speed > p.speed;
+      bool tie = q.speed >= p.low && q.speed <= p.high && p.speed >= q.low && p.speed <= q.high;
+      bool no_worse = q.acc >= p.acc && q.mem <= p.mem && (q.speed >= p.speed || tie);
+      bool better = q.acc > p.acc || q.mem < p.mem || (q.speed > p.speed && !tie);
       dominated = dominated || (no_worse && better);
     }
     if (!dominated) expected.insert(p.id);

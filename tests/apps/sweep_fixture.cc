@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "core/messages.h"
 #include "db/database.h"
 #include "db/sqlite.h"
 
@@ -48,7 +49,7 @@ void SweepCli::TearDownTestSuite() {
 std::vector<std::string> SweepCli::sweep_args(const std::string& db, const std::string& name) {
   return {"--model", model(), "--calib", file("calib.txt"), "--calib-samples", "8", "--seq-len", "24", "--db", db,
           "--sweep", name, "--experts-kept", "0,2", "--budgets", "layers:1-2", "--tasks", file("task.jsonl"),
-          "--speed-repeats", "1", "--threads", "1"};
+          "--speed-repeats", "2", "--speed-max-s", "0", "--threads", "1"};
 }
 
 std::vector<std::string> SweepCli::local(std::vector<std::string> args) {
@@ -62,11 +63,6 @@ std::vector<std::string> SweepCli::mpi(int ranks, std::vector<std::string> args)
   return argv;
 }
 
-namespace {
-bool deterministic_metric(const std::string& name) {
-  return name != "tokens_per_s" && name != "speedup" && name != "peak_rss_bytes";
-}
-}  // namespace
 
 SweepOutcome read_outcome(const std::string& db_path, const std::string& sweep) {
   db::Connection db = db::open_database(db_path, db::OpenMode::kReadOnly);
@@ -83,7 +79,7 @@ SweepOutcome read_outcome(const std::string& db_path, const std::string& sweep) 
     std::string key = rows.column_text(0), st = rows.column_text(1);
     if (st == "DONE") {
       auto& metrics = outcome.done[key];
-      if (!rows.column_is_null(2) && deterministic_metric(rows.column_text(2))) {
+      if (!rows.column_is_null(2) && !run_dependent_metric(rows.column_text(2))) {
         metrics[rows.column_text(2)] = rows.column_is_null(3) ? NAN : rows.column_double(3);
       }
     } else if (st == "FAILED") {

@@ -107,7 +107,9 @@ TEST(OpenDatabase, MigratesAVersionOneDatabaseKeepingItsRows) {
   TempDir dir;
   std::string path = dir.file("v1.db");
   make_store_with_rows(path, 3);
-  raw_sql(path, "DROP TABLE router_stats; DROP TABLE sweep_leases; PRAGMA user_version = 1");  // what version 1 wrote
+  raw_sql(path, "DROP TABLE router_stats; DROP TABLE sweep_leases; DROP VIEW pareto; "  // what version 1 wrote
+                "ALTER TABLE pareto_points DROP COLUMN speed_low; ALTER TABLE pareto_points DROP COLUMN speed_high; "
+                "PRAGMA user_version = 1");
   std::string before = read_file(path);
   EXPECT_NE(open_error(path, OpenMode::kReadOnly).find("init"), std::string::npos) << "a reader never migrates";
   EXPECT_EQ(read_file(path), before);
@@ -122,11 +124,15 @@ TEST(OpenDatabase, MigratesAVersionOneDatabaseKeepingItsRows) {
     Statement leases(store.connection(), "SELECT count(*) FROM sweep_leases");
     ASSERT_TRUE(leases.step());
     EXPECT_EQ(leases.column_int(0), 0);
+    Statement front(store.connection(), "SELECT count(*), count(speed_low) FROM pareto");  // version 4's view
+    ASSERT_TRUE(front.step());
+    EXPECT_EQ(front.column_int(1), 0) << "old points have no speed interval";
   }
   Connection c = open_database(path, OpenMode::kReadOnly);
   Statement version(c, "PRAGMA user_version");
   ASSERT_TRUE(version.step());
-  EXPECT_EQ(version.column_int(0), 3);
+  EXPECT_EQ(version.column_int(0), 4);
+  EXPECT_EQ(latest_schema_version(), 4);
 }
 
 TEST(OpenDatabase, RefusesCorruptFileUntouched) {

@@ -1,6 +1,7 @@
 #include "db/store.h"
 
 #include <atomic>
+#include <cmath>
 #include <random>
 #include <set>
 #include <thread>
@@ -230,16 +231,21 @@ TEST(Store, RequeueAndPreempt) {
 struct Point {
   int64_t id;
   double accuracy, memory, speed;
+  double speed_low = NAN, speed_high = NAN;  // the speed's interval; NaN: none (a point)
 };
 
-// Brute-force reference for the SQL view.
+// Brute-force reference for the SQL view: speeds inside both intervals are a tie.
 std::set<int64_t> non_dominated(const std::vector<Point>& points) {
+  auto inside = [](double x, const Point& p) {
+    return x >= (std::isnan(p.speed_low) ? p.speed : p.speed_low) && x <= (std::isnan(p.speed_high) ? p.speed : p.speed_high);
+  };
   std::set<int64_t> front;
   for (const Point& p : points) {
     bool dominated = false;
     for (const Point& q : points) {
-      bool no_worse = q.accuracy >= p.accuracy && q.memory <= p.memory && q.speed >= p.speed;
-      bool better = q.accuracy > p.accuracy || q.memory < p.memory || q.speed > p.speed;
+      bool tie = inside(q.speed, p) && inside(p.speed, q);
+      bool no_worse = q.accuracy >= p.accuracy && q.memory <= p.memory && (q.speed >= p.speed || tie);
+      bool better = q.accuracy > p.accuracy || q.memory < p.memory || (q.speed > p.speed && !tie);
       dominated = dominated || (no_worse && better);
     }
     if (!dominated) front.insert(p.id);
@@ -251,8 +257,9 @@ TEST(Store, ParetoViewMatchesBruteForce) {
   TempDir dir;
   Store store(dir.file("r.db"));
   std::mt19937 rng(1234);
-  for (int trial = 0; trial < 4; ++trial) {
+  for (int trial = 0; trial < 6; ++trial) {
     SweepSpec spec = test_sweep("sweep" + std::to_string(trial));
+    const bool intervals = trial >= 4;  // speed-ups measured with their confidence intervals
     if (trial == 3) spec.axes = ParetoAxes{"piqa_acc_norm", "peak_bytes", "tokens_per_s"};
     int64_t sweep = store.create_sweep(spec);
     auto ids = store.add_candidates(sweep, numbered_candidates(0, 60));
@@ -268,8 +275,14 @@ TEST(Store, ParetoViewMatchesBruteForce) {
       r.metrics = {{spec.axes.accuracy, p.accuracy, "ratio"},
                    {spec.axes.memory, p.memory, "bytes"},
                    {spec.axes.speed, p.speed, "ratio"}};
+      if (intervals && i % 7 != 3) {  // a few without one (older or one-pair evaluations)
+        p.speed_low = p.speed - double(rng() % 3) * 0.15;
+        p.speed_high = p.speed + double(rng() % 3) * 0.15;
+        r.metrics.push_back({spec.axes.speed + "_ci_low", p.speed_low, "ratio"});
+        r.metrics.push_back({spec.axes.speed + "_ci_high", p.speed_high, "ratio"});
+      }
       bool complete = i % 13 != 4;
-      if (!complete) r.metrics.pop_back();  // a point lacking an axis is not a point
+      if (!complete) r.metrics.erase(r.metrics.begin() + 2);  // a point lacking an axis is not a point
       if (i % 11 == 2) r.metrics.push_back({"wikitext_ppl", 2.0, ""});  // other metrics are noise
       if (r.ok && complete) points.push_back(p);
       results.push_back(r);
@@ -281,6 +294,34 @@ TEST(Store, ParetoViewMatchesBruteForce) {
     EXPECT_EQ(got, non_dominated(points)) << "trial " << trial;
     EXPECT_FALSE(got.empty());
     EXPECT_EQ(table.columns[4], spec.axes.accuracy);
+    EXPECT_EQ(table.columns[7], spec.axes.speed + "_ci_low");
+  }
+}
+
+// The tie rule by example: B is 5% faster than A but inside both intervals, and A is more
+// accurate: B is dominated; with narrow intervals it is not.
+TEST(Store, ParetoTiesSpeedsInsideBothIntervals) {
+  TempDir dir;
+  Store store(dir.file("r.db"));
+  for (double half_width : {0.08, 0.01}) {
+    SweepSpec spec = test_sweep("w" + std::to_string(half_width));
+    int64_t sweep = store.create_sweep(spec);
+    auto ids = store.add_candidates(sweep, numbered_candidates(0, 2));
+    std::vector<Result> results;
+    const double accuracy[] = {0.60, 0.59}, speed[] = {1.00, 1.05};
+    for (size_t i = 0; i < 2; ++i) {
+      store.mark_dispatched(ids[i], 1, "h");
+      Result r;
+      r.candidate_id = ids[i];
+      r.metrics = {{"task_acc_mean", accuracy[i], "ratio"}, {"param_bytes", 1e9, "bytes"}, {"speedup", speed[i], "ratio"},
+                   {"speedup_ci_low", speed[i] * (1 - half_width), "ratio"},
+                   {"speedup_ci_high", speed[i] * (1 + half_width), "ratio"}};
+      results.push_back(r);
+    }
+    store.record_results(results);
+    Table table = pareto_table(store.connection(), spec.name);
+    EXPECT_EQ(table.rows.size(), half_width > 0.05 ? 1u : 2u) << "half-width " << half_width;
+    EXPECT_EQ(std::get<int64_t>(table.rows[0][0]), ids[0]);
   }
 }
 

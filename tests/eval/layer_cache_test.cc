@@ -60,6 +60,8 @@ TEST_P(CacheExactness, EveryObjectiveEqualsTheUncachedOne) {
   }
   EXPECT_EQ(measured, 30);
   EXPECT_GT(cached.stats().hits, 0);
+  EXPECT_EQ(cached.stats().parts_computed, 1) << "the layer-scope condense candidates sum the cached expert outputs";
+  EXPECT_EQ(tight.stats().parts_computed, 0) << "parts that do not fit: the plain path";
   EXPECT_EQ(uncached.stats().bytes, 0);
   EXPECT_THROW(measure_objective(cached, "js-hidden", "layer", two), Error) << "two layers changed, local scope";
 }
@@ -77,7 +79,7 @@ TEST(LayerCache, LocalObjectiveIsTheLayersOwnOutputAndScreensUseLeadingRows) {
   at::Tensor condensed = model->run_layers(input, c.mask, 1, 2, plan);
   at::Tensor valid = c.mask.to(model->device(), at::kBool).flatten();
   double by_hand = js_hidden(original.reshape({-1, 32}), condensed.reshape({-1, 32}), valid);
-  EXPECT_NEAR(measure_objective(cache, "js-hidden", "layer", plan), by_hand, 1e-12);
+  EXPECT_LE(std::abs(measure_objective(cache, "js-hidden", "layer", plan) - by_hand), 1e-6 * by_hand);
   // A screen on half the data equals the objective on a cache of the first two sequences (to
   // float32 GEMM rounding: a batch of 2 rows blocks differently from one of 4).
   LayerCache half(*model, c.ids.narrow(0, 0, 2), c.mask.narrow(0, 0, 2), Plan(), int64_t(1) << 30);
@@ -85,6 +87,82 @@ TEST(LayerCache, LocalObjectiveIsTheLayersOwnOutputAndScreensUseLeadingRows) {
   double direct = measure_objective(half, "js-logits", "model", plan);
   EXPECT_LE(std::abs(screened - direct), 1e-6 * direct);
   EXPECT_GT(std::abs(screened - measure_objective(cache, "js-logits", "model", plan)), 1e-6) << "the screen saw less data";
+}
+
+// Expert selection as a weighted sum: the cached parts give each layer's condensed output for
+// any expert set; under a cap that holds one layer's parts, the least recently used make room.
+TEST(LayerCache, ExpertCandidatesSumCachedPartsWithinTheCap) {
+  for (const char* family : {"deepseek_gqa", "qwen_sharded"}) {
+    auto model = model::MoeModel::load(kModels + "/" + family, testing::test_device());
+    const ModelShape& shape = model->shape();
+    Calibration c = calibration(shape.vocab_size);
+    model->collect_router_stats(true);  // implicit weights: the router's averages, as in a sweep
+    model->run_layers(model->embed(c.ids), c.mask, 0, int(shape.num_layers), Plan());
+    model->collect_router_stats(false);
+    const int64_t boundary_bytes = c.ids.numel() * shape.hidden_size * 4;
+    const int64_t parts_bytes = (shape.num_routed_experts + 2) * boundary_bytes;
+    LayerCache one_layer(*model, c.ids, c.mask, Plan(), (shape.num_layers + 1) * boundary_bytes + parts_bytes * 3 / 2);
+    LayerCache uncached(*model, c.ids, c.mask, Plan(), 0);
+    std::vector<int> moe = shape.moe_layers();
+    ASSERT_GE(moe.size(), 2u);
+    int n = 0;
+    for (int layer : {moe[0], moe[1], moe[0]}) {
+      for (const std::vector<int>& experts : std::vector<std::vector<int>>{{}, {0}, {2, 1}, {0, 1, 2, 3}}) {
+        Plan plan;
+        plan.set_layer(layer, LayerPlan{LayerOp::kCondense, experts, {}, {}});
+        for (const char* divergence : {"js-hidden", "mse"}) {
+          double summed = measure_objective(one_layer, divergence, "layer", plan);
+          double plain = measure_objective(uncached, divergence, "layer", plan);
+          EXPECT_GT(plain, 0);
+          EXPECT_LE(std::abs(summed - plain), 1e-6 * plain) << family << " " << divergence << " " << plan.canonical();
+          ++n;
+        }
+      }
+    }
+    EXPECT_EQ(n, 24);
+    EXPECT_EQ(one_layer.stats().parts_computed, 3) << family << ": layer A, B (evicting A), A again (evicting B)";
+    EXPECT_EQ(one_layer.stats().parts_evicted, 2);
+    EXPECT_EQ(one_layer.stats().parts_hits, 21);
+    EXPECT_EQ(one_layer.stats().parts_bytes, parts_bytes);
+    EXPECT_LE(one_layer.stats().bytes, (shape.num_layers + 1) * boundary_bytes + parts_bytes * 3 / 2);
+  }
+}
+
+// Layer selection from the incumbent: a candidate runs from where it leaves the incumbent, and
+// still measures against the ORIGINAL model's output: bitwise what the run from the base gives.
+TEST(LayerCache, CandidatesRunFromTheIncumbentAgainstTheOriginal) {
+  auto model = model::MoeModel::load(kModels + "/deepseek_gqa", testing::test_device());
+  Calibration c = calibration(96);
+  std::vector<int> moe = model->shape().moe_layers();
+  ASSERT_EQ(moe, (std::vector<int>{1, 2}));
+  Plan incumbent;  // step 1's incumbent: the dense layer 0 dropped
+  incumbent.set_layer(0, LayerPlan{LayerOp::kDrop, {}, {}, {}});
+  LayerCache fast(*model, c.ids, c.mask, Plan(), int64_t(1) << 30);
+  LayerCache plain(*model, c.ids, c.mask, Plan(), int64_t(1) << 30);
+  int compared = 0;
+  for (int step = 0; step < 2; ++step) {
+    for (int layer : moe) {
+      if (incumbent.layers().count(layer)) continue;
+      Plan candidate = incumbent;
+      candidate.set_layer(layer, LayerPlan{LayerOp::kCondense, {2, 3}, {0.3, 0.2}, {}});
+      for (double fraction : {1.0, 0.5}) {
+        EXPECT_EQ(measure_objective(fast, "js-logits", "model", candidate, fraction, &incumbent),
+                  measure_objective(plain, "js-logits", "model", candidate, fraction))
+            << candidate.canonical() << " on " << fraction;
+        ++compared;
+      }
+      EXPECT_TRUE(at::equal(fast.final_hidden(candidate, -1, &incumbent), plain.final_hidden(candidate)));
+    }
+    incumbent.set_layer(1, LayerPlan{LayerOp::kCondense, {1}, {0.5}, {}});  // step 2 extends a two-layer incumbent
+  }
+  EXPECT_EQ(compared, 6);
+  EXPECT_GT(fast.stats().incumbent_computed, 0);
+  EXPECT_GT(fast.stats().incumbent_hits, 0);
+  EXPECT_EQ(plain.stats().incumbent_computed, 0);
+  EXPECT_NEAR(measure_objective(fast, "js-logits", "model", incumbent, 1.0, &incumbent),
+              measure_objective(plain, "js-logits", "model", incumbent), 0.0)
+      << "the incumbent itself, measured against the original, not against itself";
+  EXPECT_GT(measure_objective(fast, "js-logits", "model", incumbent, 1.0, &incumbent), 0);
 }
 
 TEST(LayerCache, ChangingTheBaseInvalidatesOnlyWhatFollows) {
