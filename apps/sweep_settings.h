@@ -35,7 +35,7 @@ struct SweepSettings {
   uint64_t seed = 0;
   int max_attempts = 3, in_flight = 2;
   eval::SpeedOptions speed;
-  int64_t cache_mb = 1024;
+  int64_t cache_mb = 4096;
   bool layer_cache = true, full_evaluation = true, progress = false, dry_run = false;
   // Fine-tuning of the budget points after the search (off without --finetune-data).
   std::string finetune_data;

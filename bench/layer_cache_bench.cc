@@ -15,6 +15,7 @@
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
+#include "apps/launch.h"
 #include "model/synthetic_checkpoint.h"
 #include "bench/median_time.h"
 #include "eval/divergence.h"
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
     if (flag == "--threads") threads = std::atoi(argv[i + 1]);
     else if (flag == "--dir") dir = argv[i + 1];
   }
+  keep_freed_memory_for_reuse();  // as the sweep's workers run (apps/launch.h)
   at::set_num_threads(threads);
   at::manual_seed(0);
   model::SyntheticShape shape;

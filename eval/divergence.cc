@@ -172,17 +172,17 @@ VocabularyReference::VocabularyReference(at::Tensor x_rows, at::Tensor head_weig
     : x_(std::move(x_rows)), w_(std::move(head_weight)), chunk_(vocab_chunk), kernel_(resolve(kernel, x_)) {
   if (chunk_ < 1) throw_runtime("vocab_chunk must be positive");
   if (x_.size(0) == 0) throw_bad_input("no valid calibration tokens to measure a divergence on");
-  lse_ = chunked_logsumexp(x_, w_, chunk_, kernel_).unsqueeze(1);
-  if (x_.size(0) * w_.size(0) * int64_t(sizeof(double)) > keep_bytes) return;
-  for (int64_t index = 0; index * chunk_ < w_.size(0); ++index) kept_.push_back(compute_log_probs(index));
-}
-
-at::Tensor VocabularyReference::compute_log_probs(int64_t index) const {
-  return chunk_logits(x_, w_, chunk_, index).to(at::kDouble) - lse_;
+  const bool keep = vocabulary_reference_bytes(x_.size(0), w_.size(0), w_.scalar_type()) <= keep_bytes;
+  lse_ = chunked_logsumexp(x_, w_, chunk_, kernel_, keep ? &kept_ : nullptr).unsqueeze(1);
 }
 
 at::Tensor VocabularyReference::log_probs(int64_t index) const {
-  return kept_.empty() ? compute_log_probs(index) : kept_[size_t(index)];
+  at::Tensor logits = kept_.empty() ? chunk_logits(x_, w_, chunk_, index) : kept_[size_t(index)];
+  return logits.to(at::kDouble) - lse_;
+}
+
+int64_t vocabulary_reference_bytes(int64_t rows, int64_t vocab, at::ScalarType head_dtype) {
+  return rows * vocab * (head_dtype == at::kDouble ? 8 : 4);  // chunk_logits: at least float32
 }
 
 int64_t VocabularyReference::kept_bytes() const {

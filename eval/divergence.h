@@ -25,8 +25,10 @@ enum class VocabularyKernel { kAuto, kHostLoops, kTensorOps };
 
 // The reference side of a vocabulary divergence, which every candidate of a search shares:
 // the valid reference rows' log-sum-exp over the vocabulary and, when they fit in `keep_bytes`,
-// their log-probabilities chunk by chunk (float64, N x V x 8 bytes). What is not kept is
-// recomputed by the same operations, so values never depend on what was kept.
+// their logits chunk by chunk (as the LM-head product gives them: float32 for a float32 or
+// bfloat16 model, N x V x 4 bytes), from which the log-probabilities follow by one subtraction
+// in float64. What is not kept is recomputed by the same operations, so values never depend on
+// what was kept.
 class VocabularyReference {
  public:
   // x_rows [N, D]: the reference's valid final-norm rows; head_weight [V, D], on x_rows' device.
@@ -41,12 +43,14 @@ class VocabularyReference {
   at::Tensor log_probs(int64_t chunk_index) const;      // [N, chunk]
 
  private:
-  at::Tensor compute_log_probs(int64_t chunk_index) const;
   at::Tensor x_, w_, lse_;
   int64_t chunk_;
   VocabularyKernel kernel_;
-  std::vector<at::Tensor> kept_;
+  std::vector<at::Tensor> kept_;  // the logits of each chunk
 };
+
+// What a VocabularyReference of `rows` rows over a `vocab`-word head keeps when allowed to.
+int64_t vocabulary_reference_bytes(int64_t rows, int64_t vocab, at::ScalarType head_dtype);
 
 // js_logits / kl_logits against a prepared reference, with its kernel; x_cand_rows are the
 // candidate's rows for the same tokens [N, D].

@@ -70,6 +70,10 @@ const VocabularyReference& LayerCache::vocabulary_reference(int64_t rows) {
   auto found = references_.find(rows);
   if (found != references_.end()) return *found->second;
   at::Tensor x_rows = valid_final_rows(model_, boundary(num_layers()).narrow(0, 0, rows), mask_.narrow(0, 0, rows));
+  // Every model-scope candidate needs the reference; expert outputs can be recomputed: they
+  // make room for it (least recently used first) where that lets it keep its logits.
+  const int64_t wanted = vocabulary_reference_bytes(x_rows.size(0), model_.shape().vocab_size, model_.lm_head_weight().scalar_type());
+  if (stats_.bytes - stats_.parts_bytes + wanted <= cap_bytes_) evict_parts_for(wanted);
   auto reference = std::make_unique<VocabularyReference>(x_rows, model_.lm_head_weight(), kVocabularyChunk,
                                                          cap_bytes_ - stats_.bytes);
   stats_.bytes += reference->kept_bytes();
@@ -179,7 +183,16 @@ const model::MoeModel::MoeParts* LayerCache::parts(int layer) {
   const int64_t bytes = values * int64_t(c10::elementSize(model_.dtype()));
   at::Tensor input = boundary(layer);  // cached first: the parts' room is what the boundaries leave
   if (bytes > cap_bytes_ - (stats_.bytes - stats_.parts_bytes)) return nullptr;
-  while (stats_.bytes + bytes > cap_bytes_) {  // least recently used layers' parts make room
+  evict_parts_for(bytes);
+  KeptParts kept{model_.moe_parts(input, mask_, layer), bytes, ++use_clock_};
+  ++stats_.parts_computed;
+  stats_.bytes += bytes;
+  stats_.parts_bytes += bytes;
+  return &parts_.emplace(layer, std::move(kept)).first->second.parts;
+}
+
+void LayerCache::evict_parts_for(int64_t bytes) {
+  while (stats_.bytes + bytes > cap_bytes_ && !parts_.empty()) {  // least recently used layers first
     auto oldest = parts_.begin();
     for (auto it = parts_.begin(); it != parts_.end(); ++it) {
       if (it->second.last_use < oldest->second.last_use) oldest = it;
@@ -189,11 +202,6 @@ const model::MoeModel::MoeParts* LayerCache::parts(int layer) {
     ++stats_.parts_evicted;
     parts_.erase(oldest);
   }
-  KeptParts kept{model_.moe_parts(input, mask_, layer), bytes, ++use_clock_};
-  ++stats_.parts_computed;
-  stats_.bytes += bytes;
-  stats_.parts_bytes += bytes;
-  return &parts_.emplace(layer, std::move(kept)).first->second.parts;
 }
 
 at::Tensor LayerCache::condensed_from_parts(const Plan& plan, int layer, int64_t rows) {

@@ -10,9 +10,10 @@
 // the base leaves original, the cache keeps that layer's parts (model::MoeModel::MoeParts: the
 // residual, the shared output and every routed expert's output on every calibration token,
 // (E + 2)·B·T·D values) and a candidate costs a weighted sum, no GEMM. Parts share the memory
-// cap with the boundaries: the least recently used layer's parts make room; when one layer's
-// parts do not fit beside the boundaries the candidate takes the plain path. The two paths sum
-// in a different order: values agree to float rounding (≤ 1e-6 relative in float32).
+// cap with the boundaries: the least recently used layer's parts make room (also for a
+// vocabulary reference, which every model-scope candidate needs); when one layer's parts do
+// not fit beside the boundaries and references, the candidate takes the plain path. The two
+// paths sum in a different order: values agree to float rounding (≤ 1e-6 relative in float32).
 // Not thread-safe.
 #pragma once
 
@@ -57,7 +58,7 @@ class LayerCache {
   int first_difference(const Plan& a, const Plan& b) const;
   // The base's final output as the reference of a vocabulary divergence over the first `rows`
   // sequences (their valid tokens), built on first use and kept until the base changes; its
-  // log-probabilities are kept while they fit under the cap with the boundaries.
+  // logits are kept while they fit under the cap with the boundaries (expert outputs make room).
   const VocabularyReference& vocabulary_reference(int64_t rows);
 
   struct Stats {
@@ -78,6 +79,7 @@ class LayerCache {
   // the base leaves original or its parts do not fit.
   at::Tensor condensed_from_parts(const Plan& plan, int layer, int64_t rows);
   const model::MoeModel::MoeParts* parts(int layer);
+  void evict_parts_for(int64_t bytes);  // until `bytes` more fit under the cap, or no parts are left
   struct KeptParts {
     model::MoeModel::MoeParts parts;
     int64_t bytes = 0;

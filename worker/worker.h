@@ -42,7 +42,7 @@ struct WorkerOptions {
   std::string benchmarks_dir;               // where piqa/arc_easy live
   int64_t task_limit = 0;                   // first N items per task (0: all)
   int64_t batch_size = 8;                   // sequences per forward in task scoring
-  int64_t cache_bytes = int64_t(1) << 30;   // layer cache + condensed-layer cache cap (0: --no-layer-cache)
+  int64_t cache_bytes = int64_t(4) << 30;   // layer cache + condensed-layer cache cap (0: --no-layer-cache)
   std::string full_divergence = "js-logits";  // the divergence reported by full evaluations
   eval::SpeedOptions speed;                 // how full evaluations time the speed-up
   std::string device = "cpu";               // where the model computes: "cpu" or "cuda:N" (model/device.h)
