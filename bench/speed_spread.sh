@@ -13,26 +13,26 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 cat >"$work/plans.jsonl" <<'PLANS'
-{"layers":{"1":{"op":"condense","experts":[]}}}
-{"layers":{"1":{"op":"condense","experts":[]},"2":{"op":"condense","experts":[]},"3":{"op":"condense","experts":[]},"4":{"op":"condense","experts":[]}}}
-{"layers":{"1":{"op":"drop"},"2":{"op":"drop"},"3":{"op":"drop"},"4":{"op":"drop"}}}
-{"layers":{"1":{"op":"condense","experts":[]},"2":{"op":"condense","experts":[]},"3":{"op":"condense","experts":[]},"4":{"op":"condense","experts":[]},"5":{"op":"condense","experts":[]},"6":{"op":"condense","experts":[]},"7":{"op":"condense","experts":[]}}}
+{"name":"s1","plan":{"layers":{"1":{"op":"condense","experts":[]}}}}
+{"name":"s4","plan":{"layers":{"1":{"op":"condense","experts":[]},"2":{"op":"condense","experts":[]},"3":{"op":"condense","experts":[]},"4":{"op":"condense","experts":[]}}}}
+{"name":"drop4","plan":{"layers":{"1":{"op":"drop"},"2":{"op":"drop"},"3":{"op":"drop"},"4":{"op":"drop"}}}}
+{"name":"s7","plan":{"layers":{"1":{"op":"condense","experts":[]},"2":{"op":"condense","experts":[]},"3":{"op":"condense","experts":[]},"4":{"op":"condense","experts":[]},"5":{"op":"condense","experts":[]},"6":{"op":"condense","experts":[]},"7":{"op":"condense","experts":[]}}}}
 PLANS
 interval=0
 "$bin/cdmoe-sweep" --help 2>/dev/null | grep -q -- --speed-ci && interval=1
 for r in $(seq 1 "$repeats"); do
   mpirun -np 2 "$bin/cdmoe-sweep" --model data/demo/model --calib data/demo/text/calibration.txt --calib-samples 32 \
-    --seq-len 128 --threads 2 --strategy plans --plans "$work/plans.jsonl" --db "$work/s.db" --sweep "r$r" >/dev/null 2>&1
+    --seq-len 128 --threads 2 --strategy plans --plans "$work/plans.jsonl" --budgets layers:1 --db "$work/s.db" --sweep "r$r" >/dev/null 2>&1
 done
 columns="speedup"
 [ $interval = 1 ] && columns="speedup, speedup_ci_low, speedup_ci_high, speed_pairs"
-sqlite3 -json "$work/s.db" "select plan_hash, sweep, $columns from results where stage = 'full_eval' and method <> 'original' order by plan_hash, sweep" |
+sqlite3 -json "$work/s.db" "select budget, sweep, $columns from results where stage = 'full_eval' and method <> 'original' order by budget, sweep" |
 python3 -c '
 import json, sys
 rows = json.load(sys.stdin)
 plans = {}
 for row in rows:
-    plans.setdefault(row["plan_hash"][:12], []).append(row)
+    plans.setdefault(row["budget"], []).append(row)
 for plan, runs in plans.items():
     speedups = [r["speedup"] for r in runs]
     line = {"bench": "speed_spread", "plan": plan, "sweeps": len(runs), "speedups": [round(s, 4) for s in speedups],
