@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -132,16 +133,20 @@ double vocabulary_divergence(Kind kind, const VocabularyReference& reference, co
   const double* lse = lse_q.data_ptr<double>();
   std::vector<double> total(size_t(q_rows.size(0)), 0.0);
   const double log2 = std::log(2.0);
+  const double* lse_p = reference.logsumexp().data_ptr<double>();
   for (int64_t index = 0; index < chunks; ++index) {
-    at::Tensor log_p = reference.log_probs(index).contiguous();
+    // The reference's logits as kept (or recomputed), its log-probabilities formed in the loop:
+    // the same float64 values log_probs() gives, without a [N, C] float64 pass per candidate.
+    at::Tensor ref_logits = reference.logits(index);
     at::Tensor logits = logits_q_of(index);
+    if (ref_logits.scalar_type() != logits.scalar_type()) throw_runtime("divergence: reference and candidate logits differ in type");
     int64_t width = logits.size(1);
-    const double* lp_all = log_p.data_ptr<double>();
     for_each_row(logits, [&](int64_t r, const auto* row) {
-      const double* lp_row = lp_all + r * width;
+      using Scalar = std::remove_cv_t<std::remove_pointer_t<decltype(row)>>;
+      const Scalar* ref_row = ref_logits.data_ptr<Scalar>() + r * width;
       double acc = 0;
       for (int64_t c = 0; c < width; ++c) {
-        double lp = lp_row[c], lq = double(row[c]) - lse[r];
+        double lp = double(ref_row[c]) - lse_p[r], lq = double(row[c]) - lse[r];
         double p = std::exp(lp);
         if (kind == Kind::kKl) {
           acc += p * (lp - lq);
@@ -176,10 +181,11 @@ VocabularyReference::VocabularyReference(at::Tensor x_rows, at::Tensor head_weig
   lse_ = chunked_logsumexp(x_, w_, chunk_, kernel_, keep ? &kept_ : nullptr).unsqueeze(1);
 }
 
-at::Tensor VocabularyReference::log_probs(int64_t index) const {
-  at::Tensor logits = kept_.empty() ? chunk_logits(x_, w_, chunk_, index) : kept_[size_t(index)];
-  return logits.to(at::kDouble) - lse_;
+at::Tensor VocabularyReference::logits(int64_t index) const {
+  return kept_.empty() ? chunk_logits(x_, w_, chunk_, index) : kept_[size_t(index)];
 }
+
+at::Tensor VocabularyReference::log_probs(int64_t index) const { return logits(index).to(at::kDouble) - lse_; }
 
 int64_t vocabulary_reference_bytes(int64_t rows, int64_t vocab, at::ScalarType head_dtype) {
   return rows * vocab * (head_dtype == at::kDouble ? 8 : 4);  // chunk_logits: at least float32
@@ -209,21 +215,42 @@ double kl_logits(const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Te
   return vocabulary_divergence(Kind::kKl, x_ref, x_cand, head_weight, valid, vocab_chunk, kernel);
 }
 
+at::Tensor prepare_hidden_reference(DivergenceKind kind, const at::Tensor& h_ref, const at::Tensor& valid) {
+  at::Tensor rows = valid_rows(h_ref, valid).to(at::kDouble);
+  switch (kind) {
+    case DivergenceKind::kJsHidden: return at::log_softmax(rows, 1);
+    case DivergenceKind::kMse:
+    case DivergenceKind::kCosine: return rows;
+    default: throw_runtime("prepare_hidden_reference: not a hidden-state divergence");
+  }
+}
+
+double hidden_divergence(DivergenceKind kind, const at::Tensor& prepared, const at::Tensor& h_cand, const at::Tensor& valid) {
+  at::Tensor rows = valid_rows(h_cand, valid).to(at::kDouble);
+  switch (kind) {
+    case DivergenceKind::kJsHidden: {
+      const at::Tensor& log_p = prepared;
+      at::Tensor log_q = at::log_softmax(rows, 1);
+      at::Tensor log_m = at::logaddexp(log_p, log_q) - std::log(2.0);
+      at::Tensor js = 0.5 * (log_p.exp() * (log_p - log_m)).sum(1) + 0.5 * (log_q.exp() * (log_q - log_m)).sum(1);
+      return js.mean().item<double>();
+    }
+    case DivergenceKind::kMse: return (prepared - rows).pow(2).mean().item<double>();
+    case DivergenceKind::kCosine: return (1 - at::cosine_similarity(prepared, rows, 1, 1e-12)).mean().item<double>();
+    default: throw_runtime("hidden_divergence: not a hidden-state divergence");
+  }
+}
+
 double js_hidden(const at::Tensor& h_ref, const at::Tensor& h_cand, const at::Tensor& valid) {
-  at::Tensor log_p = at::log_softmax(valid_rows(h_ref, valid).to(at::kDouble), 1);
-  at::Tensor log_q = at::log_softmax(valid_rows(h_cand, valid).to(at::kDouble), 1);
-  at::Tensor log_m = at::logaddexp(log_p, log_q) - std::log(2.0);
-  at::Tensor js = 0.5 * (log_p.exp() * (log_p - log_m)).sum(1) + 0.5 * (log_q.exp() * (log_q - log_m)).sum(1);
-  return js.mean().item<double>();
+  return hidden_divergence(DivergenceKind::kJsHidden, prepare_hidden_reference(DivergenceKind::kJsHidden, h_ref, valid), h_cand, valid);
 }
 
 double mse(const at::Tensor& h_ref, const at::Tensor& h_cand, const at::Tensor& valid) {
-  return (valid_rows(h_ref, valid).to(at::kDouble) - valid_rows(h_cand, valid).to(at::kDouble)).pow(2).mean().item<double>();
+  return hidden_divergence(DivergenceKind::kMse, prepare_hidden_reference(DivergenceKind::kMse, h_ref, valid), h_cand, valid);
 }
 
 double cosine_distance(const at::Tensor& h_ref, const at::Tensor& h_cand, const at::Tensor& valid) {
-  at::Tensor a = valid_rows(h_ref, valid).to(at::kDouble), b = valid_rows(h_cand, valid).to(at::kDouble);
-  return (1 - at::cosine_similarity(a, b, 1, 1e-12)).mean().item<double>();
+  return hidden_divergence(DivergenceKind::kCosine, prepare_hidden_reference(DivergenceKind::kCosine, h_ref, valid), h_cand, valid);
 }
 
 NllSum next_token_nll(const at::Tensor& x, const at::Tensor& head_weight, const at::Tensor& ids,

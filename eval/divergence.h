@@ -12,6 +12,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "core/objectives.h"
+
 namespace cdmoe::eval {
 
 // LM-head rows per chunk: [N, 8192] float64 logits at a time, whatever the vocabulary size.
@@ -40,7 +42,8 @@ class VocabularyReference {
   VocabularyKernel kernel() const { return kernel_; }  // never kAuto: resolved by device
   int64_t kept_bytes() const;
   const at::Tensor& logsumexp() const { return lse_; }  // [N, 1] float64
-  at::Tensor log_probs(int64_t chunk_index) const;      // [N, chunk]
+  at::Tensor log_probs(int64_t chunk_index) const;      // [N, chunk] float64
+  at::Tensor logits(int64_t chunk_index) const;         // [N, chunk] contiguous, as chunk_logits gives them
 
  private:
   at::Tensor x_, w_, lse_;
@@ -71,6 +74,12 @@ double js_hidden(const at::Tensor& h_ref, const at::Tensor& h_cand, const at::Te
 double mse(const at::Tensor& h_ref, const at::Tensor& h_cand, const at::Tensor& valid);
 // Mean over valid rows of 1 - cosine similarity.
 double cosine_distance(const at::Tensor& h_ref, const at::Tensor& h_cand, const at::Tensor& valid);
+// The same three with the reference side prepared once (what every candidate of a layer shares):
+// prepare_hidden_reference gives js-hidden's float64 log-softmax of the valid reference rows,
+// or (mse, cosine) the valid rows in float64; hidden_divergence then equals js_hidden / mse /
+// cosine_distance exactly (they are written as these two steps).
+at::Tensor prepare_hidden_reference(DivergenceKind kind, const at::Tensor& h_ref, const at::Tensor& valid);
+double hidden_divergence(DivergenceKind kind, const at::Tensor& prepared, const at::Tensor& h_cand, const at::Tensor& valid);
 
 struct NllSum {
   double nll = 0;      // sum over predicted tokens

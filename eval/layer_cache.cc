@@ -59,6 +59,8 @@ void LayerCache::set_base(Plan base) {
     }
   }
   while (!incumbents_.empty()) drop_incumbent(0);  // they start from the base's boundaries
+  for (const auto& [key, prepared] : hidden_references_) stats_.bytes -= int64_t(prepared.nbytes());
+  hidden_references_.clear();
   base_ = std::move(base);
   if (keep_through < num_layers()) {  // the final output changed: so did every reference
     for (const auto& [rows, reference] : references_) stats_.bytes -= reference->kept_bytes();
@@ -171,6 +173,22 @@ at::Tensor LayerCache::incumbent_boundary(const Plan& incumbent, int64_t rows, i
   return h;
 }
 
+at::Tensor LayerCache::hidden_reference(int boundary_layer, bool final_norm, int64_t rows, DivergenceKind kind) {
+  const auto key = std::make_tuple(boundary_layer, final_norm, rows, int(kind));
+  auto found = hidden_references_.find(key);
+  if (found != hidden_references_.end()) return found->second;
+  at::Tensor h = boundary(boundary_layer).narrow(0, 0, rows);
+  if (final_norm) h = model_.final_norm(h);
+  at::Tensor prepared = prepare_hidden_reference(kind, h.reshape({-1, h.size(-1)}), mask_.narrow(0, 0, rows).to(at::kBool).flatten());
+  const int64_t bytes = int64_t(prepared.nbytes());
+  if (cap_bytes_ > 0 && stats_.bytes - stats_.parts_bytes + bytes <= cap_bytes_) {
+    evict_parts_for(bytes);
+    stats_.bytes += bytes;
+    hidden_references_.emplace(key, prepared);
+  }
+  return prepared;
+}
+
 const model::MoeModel::MoeParts* LayerCache::parts(int layer) {
   auto found = parts_.find(layer);
   if (found != parts_.end()) {
@@ -240,9 +258,11 @@ double measure_objective(LayerCache& cache, const DivergenceInfo& divergence, co
   int64_t rows = calib_fraction < 1 ? std::max<int64_t>(1, int64_t(std::lround(calib_fraction * double(sequences)))) : sequences;
   validate_objective_scope(scope, "objective");
   at::Tensor reference, candidate;
+  int compared_at = cache.num_layers();  // the boundary the two sides are compared at
   if (scope == "layer") {
     int layer = cache.first_difference(cache.base(), plan);
     if (layer == cache.num_layers()) throw_bad_input("a layer-scope objective needs a plan that changes one layer");
+    compared_at = layer + 1;
     reference = cache.boundary(layer + 1).narrow(0, 0, rows);
     candidate = cache.layer_output(plan, layer, rows);
   } else {
@@ -252,6 +272,11 @@ double measure_objective(LayerCache& cache, const DivergenceInfo& divergence, co
   at::Tensor valid = cache.mask().to(at::kBool).narrow(0, 0, rows);
   const model::MoeModel& model = cache.model();
   const DivergenceKind kind = divergence.kind;
+  if (!divergence.vocabulary) {  // hidden states: the reference side prepared once per boundary
+    if (scope == "model") candidate = model.final_norm(candidate);
+    at::Tensor prepared = cache.hidden_reference(compared_at, scope == "model", rows, kind);
+    return hidden_divergence(kind, prepared, candidate.reshape({-1, candidate.size(-1)}), valid.flatten());
+  }
   if (divergence.vocabulary && scope == "model") {  // the reference is the same for every candidate: prepared once
     const VocabularyReference& prepared = cache.vocabulary_reference(rows);
     at::Tensor q_rows = valid_final_rows(model, candidate, valid);
@@ -266,11 +291,8 @@ double measure_objective(LayerCache& cache, const DivergenceInfo& divergence, co
   switch (kind) {
     case DivergenceKind::kJsLogits: return js_logits(ref, cand, model.lm_head_weight(), flat_valid);
     case DivergenceKind::kKl: return kl_logits(ref, cand, model.lm_head_weight(), flat_valid);
-    case DivergenceKind::kJsHidden: return js_hidden(ref, cand, flat_valid);
-    case DivergenceKind::kMse: return mse(ref, cand, flat_valid);
-    case DivergenceKind::kCosine: return cosine_distance(ref, cand, flat_valid);
+    default: throw_runtime("measure_objective: a divergence kind without a kernel");
   }
-  throw_runtime("measure_objective: a divergence kind without a kernel");
 }
 
 double measure_objective(LayerCache& cache, const std::string& divergence, const std::string& scope, const Plan& plan,

@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 
 #include <ATen/core/Tensor.h>
 
@@ -60,6 +61,10 @@ class LayerCache {
   // sequences (their valid tokens), built on first use and kept until the base changes; its
   // logits are kept while they fit under the cap with the boundaries (expert outputs make room).
   const VocabularyReference& vocabulary_reference(int64_t rows);
+  // The reference side of a hidden-state divergence (eval/divergence.h) at boundary
+  // `boundary_layer` (after the final norm when `final_norm`), its leading `rows` sequences:
+  // prepared once and kept while it fits (expert outputs make room) until the base changes.
+  at::Tensor hidden_reference(int boundary_layer, bool final_norm, int64_t rows, DivergenceKind kind);
 
   struct Stats {
     int64_t hits = 0, computed = 0, bytes = 0;  // bytes: boundaries, references and parts
@@ -80,6 +85,7 @@ class LayerCache {
   at::Tensor condensed_from_parts(const Plan& plan, int layer, int64_t rows);
   const model::MoeModel::MoeParts* parts(int layer);
   void evict_parts_for(int64_t bytes);  // until `bytes` more fit under the cap, or no parts are left
+  std::map<std::tuple<int, bool, int64_t, int>, at::Tensor> hidden_references_;
   struct KeptParts {
     model::MoeModel::MoeParts parts;
     int64_t bytes = 0;
