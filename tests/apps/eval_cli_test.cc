@@ -286,6 +286,8 @@ TEST(EvalCli, MetricsModeBadInput) {
   refused({"--calib", dir.file("calib.txt"), "--speed", "--speed-workload", "decode"},
           "--speed-workload \"decode\" is not one of calibration, prefill-2000");
   refused({"--calib", dir.file("calib.txt"), "--speed", "--speed-ci", "0"}, "--speed-ci must be positive");
+  refused({"--calib", dir.file("calib.txt"), "--speed", "--speed-max-s", "-1"}, "--speed-max-s must be 0 or positive");
+  refused({"--calib", dir.file("calib.txt"), "--speed", "--speed-repeats", "0"}, "--speed-repeats must be at least 1");
   refused({"--calib", dir.file("calib.txt"), "--speed", "--speed-workload", "prefill-2000", "--metrics", "speed"},
           "--speed-workload prefill-2000: the model's max_position_embeddings 512 is below 2,000 tokens");
   refused({"--calib", dir.file("missing.txt")}, "missing.txt");

@@ -174,6 +174,10 @@ TEST_F(SweepCli, NumbersAndNamesThatLookValidButAreNot) {
     expect_refused(local(with(sweep_args(db, "s"), option, value)), db, text);
   };
   refused("--calib-samples", "-3", "--calib-samples must be at least 1, got -3");
+  refused("--speed-repeats", "0", "--speed-repeats must be at least 1");
+  refused("--speed-ci", "-0.02", "--speed-ci must be positive");
+  refused("--speed-max-s", "-1", "--speed-max-s must be 0 or positive");
+  refused("--speed-workload", "decode", "--speed-workload \"decode\" is not one of calibration, prefill-2000");
   refused("--task-limit", "-1", "--task-limit must be 0 (all items) or positive, got -1");
   refused("--budgets", "memory:1.5", "memory:1.5 is neither a fraction in (0, 1] nor a size in bytes");
   refused("--budgets", "memory:900", "memory:900 is neither");
