@@ -277,22 +277,17 @@ double measure_objective(LayerCache& cache, const DivergenceInfo& divergence, co
     at::Tensor prepared = cache.hidden_reference(compared_at, scope == "model", rows, kind);
     return hidden_divergence(kind, prepared, candidate.reshape({-1, candidate.size(-1)}), valid.flatten());
   }
-  if (divergence.vocabulary && scope == "model") {  // the reference is the same for every candidate: prepared once
+  // Next-token distributions (final norm + LM head). At model scope the reference is the same
+  // for every candidate: prepared once.
+  if (scope == "model") {
     const VocabularyReference& prepared = cache.vocabulary_reference(rows);
     at::Tensor q_rows = valid_final_rows(model, candidate, valid);
     return kind == DivergenceKind::kJsLogits ? js_logits(prepared, q_rows) : kl_logits(prepared, q_rows);
   }
-  if (divergence.vocabulary || scope == "model") {  // next-token space, or the final-norm output
-    reference = model.final_norm(reference);
-    candidate = model.final_norm(candidate);
-  }
-  int64_t D = reference.size(-1);
-  at::Tensor ref = reference.reshape({-1, D}), cand = candidate.reshape({-1, D}), flat_valid = valid.flatten();
-  switch (kind) {
-    case DivergenceKind::kJsLogits: return js_logits(ref, cand, model.lm_head_weight(), flat_valid);
-    case DivergenceKind::kKl: return kl_logits(ref, cand, model.lm_head_weight(), flat_valid);
-    default: throw_runtime("measure_objective: a divergence kind without a kernel");
-  }
+  const int64_t D = reference.size(-1);
+  at::Tensor ref = model.final_norm(reference).reshape({-1, D}), cand = model.final_norm(candidate).reshape({-1, D});
+  return kind == DivergenceKind::kJsLogits ? js_logits(ref, cand, model.lm_head_weight(), valid.flatten())
+                                           : kl_logits(ref, cand, model.lm_head_weight(), valid.flatten());
 }
 
 double measure_objective(LayerCache& cache, const std::string& divergence, const std::string& scope, const Plan& plan,

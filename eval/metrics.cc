@@ -85,6 +85,17 @@ std::pair<at::Tensor, at::Tensor> speed_batch(const model::MoeModel& model, cons
   return pad_batch({prefill});
 }
 
+// The speed metrics: tokens/s of the plan (`tokens` per forward of `seconds`), the speed-up with
+// its interval and pair count (0: by definition, not measured), and the workload's tokens.
+void push_speed_metrics(std::vector<Metric>& out, double tokens, double seconds, const RatioInterval& speedup) {
+  out.push_back({"tokens_per_s", tokens / seconds, "tokens_per_s"});
+  out.push_back({"speedup", speedup.ratio, "ratio"});
+  out.push_back({"speedup_ci_low", speedup.low, "ratio"});
+  out.push_back({"speedup_ci_high", speedup.high, "ratio"});
+  out.push_back({"speed_pairs", double(speedup.pairs), ""});
+  out.push_back({"speed_tokens", tokens, "tokens"});
+}
+
 void speed(const MetricInputs& in, std::vector<Metric>& out) {
   const auto& [model, tokenizer, plan, request] = in;
   const SpeedOptions& options = request.speed_options;
@@ -106,12 +117,9 @@ void speed(const MetricInputs& in, std::vector<Metric>& out) {
     // report noise, 0.87-1.0 on this machine); every timing counts towards its tokens/s.
     std::vector<double> times;
     for (int r = 0; r < 2 * options.min_pairs; ++r) times.push_back(timed(plan));
-    out.push_back({"tokens_per_s", double(tokens) / median(times), "tokens_per_s"});
-    out.push_back({"speedup", 1.0, "ratio"});
-    out.push_back({"speedup_ci_low", 1.0, "ratio"});
-    out.push_back({"speedup_ci_high", 1.0, "ratio"});
-    out.push_back({"speed_pairs", 0.0, ""});
-    out.push_back({"speed_tokens", double(tokens), "tokens"});
+    RatioInterval one;
+    one.ratio = one.low = one.high = 1.0;
+    push_speed_metrics(out, double(tokens), median(times), one);
     return;
   }
   timed(plan);
@@ -134,14 +142,9 @@ void speed(const MetricInputs& in, std::vector<Metric>& out) {
     ratio.add(t_original, t_candidate);
     candidate.push_back(t_candidate);
   }
-  const RatioInterval r = ratio.interval();
-  const bool has_interval = r.pairs >= 2;
-  out.push_back({"tokens_per_s", double(tokens) / median(candidate), "tokens_per_s"});
-  out.push_back({"speedup", r.ratio, "ratio"});
-  out.push_back({"speedup_ci_low", has_interval ? r.low : NAN, "ratio"});
-  out.push_back({"speedup_ci_high", has_interval ? r.high : NAN, "ratio"});
-  out.push_back({"speed_pairs", double(r.pairs), ""});
-  out.push_back({"speed_tokens", double(tokens), "tokens"});  // per timed forward: what the workload was
+  RatioInterval r = ratio.interval();
+  if (r.pairs < 2) r.low = r.high = NAN;  // one pair: no interval
+  push_speed_metrics(out, double(tokens), median(candidate), r);
 }
 
 void divergence(const MetricInputs& in, std::vector<Metric>& out) {
