@@ -125,11 +125,10 @@ int metrics_mode(const po::variables_map& args) {
     const char* env = std::getenv("CDMOE_BENCHMARKS_DIR");
     std::string benchmarks = args.count("benchmarks") ? args["benchmarks"].as<std::string>() : env ? env : "";
     for (const std::string& spec : split_commas(args["tasks"].as<std::string>())) {
-      if ((spec == "piqa" || spec == "arc_easy") && benchmarks.empty()) {
-        throw_bad_input("task " + spec + " needs --benchmarks DIR (the folder with piqa_valid.jsonl, arc_easy_test.jsonl)");
-      }
       request.tasks.push_back(eval::load_task(spec, benchmarks, args["limit"].as<int64_t>()));
     }
+    request.task_average = args["task-average"].as<std::string>();
+    eval::check_task_average(request.task_average, request.tasks);
   }
   if (args.count("ppl")) request.held_out = eval::load_calibration(args["ppl"].as<std::string>(), *tokenizer, text_options);
   if (args.count("calib")) request.calibration = eval::load_calibration(args["calib"].as<std::string>(), *tokenizer, text_options);
@@ -170,8 +169,9 @@ int eval_main(int argc, char** argv) {
       ("device", po::value<std::string>()->default_value("auto"), "auto, cpu or cuda (auto: the first visible GPU, else the CPU)")
       ("dtype", po::value<std::string>()->default_value("auto"), "compute dtype: auto (bfloat16 on CUDA, float32 on the CPU), float32 or bfloat16")
       ("tokenizer", po::value<std::string>(), "directory or file of tokenizer.json (default: --model)")
-      ("tasks", po::value<std::string>(), "comma-separated: piqa, arc_easy, FILE.jsonl ({context, choices, gold})")
-      ("benchmarks", po::value<std::string>(), "folder with piqa_valid.jsonl etc. (default: $CDMOE_BENCHMARKS_DIR)")
+      ("tasks", po::value<std::string>(), "comma-separated: arc_challenge, boolq, piqa, rte, openbookqa, winogrande, mmlu, hellaswag, arc_easy (from --benchmarks), FILE.jsonl ({context, choices, gold})")
+      ("benchmarks", po::value<std::string>(), "folder with the tasks' files, README.md \"The paper's eight tasks\" (default: $CDMOE_BENCHMARKS_DIR)")
+      ("task-average", po::value<std::string>()->default_value("acc"), "which metric of each task enters task_acc_mean: acc, acc_norm (where lm-eval reports it) or TASK=METRIC,... over acc")
       ("limit", po::value<int64_t>()->default_value(0), "first N items of each task (0: all)")
       ("ppl", po::value<std::string>(), "held-out text (JSONL {\"text\"} or plain) for perplexity")
       ("calib", po::value<std::string>(), "calibration text for the divergence from the original (and --speed)")

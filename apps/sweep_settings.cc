@@ -104,8 +104,9 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
       ("seq-len", po::value(&s.seq_len)->default_value(s.seq_len), "tokens per calibration document (truncated)")
       ("packed", po::bool_switch(&s.packed), "pack documents into --seq-len blocks instead of truncating each")
       ("batch-size", po::value(&s.batch_size)->default_value(s.batch_size), "sequences per forward in task scoring")
-      ("tasks", po::value(&s.tasks), "zero-shot tasks of full evaluations: piqa, arc_easy, FILE.jsonl (comma-separated)")
-      ("benchmarks", po::value(&s.benchmarks_dir), "folder with piqa/arc_easy files (default: $CDMOE_BENCHMARKS_DIR)")
+      ("tasks", po::value(&s.tasks), "zero-shot tasks of full evaluations, comma-separated: arc_challenge, boolq, piqa, rte, openbookqa, winogrande, mmlu, hellaswag, arc_easy (from --benchmarks), FILE.jsonl ({context, choices, gold})")
+      ("benchmarks", po::value(&s.benchmarks_dir), "folder with the tasks' files, README.md \"The paper's eight tasks\" (default: $CDMOE_BENCHMARKS_DIR)")
+      ("task-average", po::value(&s.task_average)->default_value(s.task_average), "which metric of each task enters task_acc_mean: acc, acc_norm (where lm-eval reports it) or TASK=METRIC,... over acc")
       ("task-limit", po::value(&s.task_limit)->default_value(s.task_limit), "first N items per task (0: all)")
       ("ppl", po::value(&s.held_out_path), "held-out text for perplexity in full evaluations (default: none)")
       ("plans", po::value(&s.plans_file), "JSONL of plans for --strategy plans")
@@ -203,12 +204,12 @@ ValidatedSweep validate_sweep(const SweepSettings& s) {
   for (const auto& sequence : calibration.sequences) sweep.calibration_tokens += int64_t(sequence.size());
   Json data_hashes{{"calib", calibration.content_hash}};
   if (!s.held_out_path.empty()) data_hashes["ppl"] = eval::load_calibration(s.held_out_path, *tokenizer, text).content_hash;
+  std::vector<eval::Task> tasks;
   for (const std::string& spec : split_commas(s.tasks)) {
-    if ((spec == "piqa" || spec == "arc_easy") && s.benchmarks_dir.empty()) {
-      throw_bad_input("task " + spec + " needs --benchmarks DIR (or $CDMOE_BENCHMARKS_DIR)");
-    }
-    data_hashes["task:" + spec] = eval::load_task(spec, s.benchmarks_dir, s.task_limit).content_hash;
+    tasks.push_back(eval::load_task(spec, s.benchmarks_dir, s.task_limit));
+    data_hashes["task:" + spec] = tasks.back().content_hash;
   }
+  eval::check_task_average(s.task_average, tasks);
   if (!s.finetune_data.empty()) {
     if (s.finetune_seq_len > sweep.shape.max_position_embeddings) {
       throw_bad_input("--finetune-seq-len " + std::to_string(s.finetune_seq_len) + " exceeds the model's max_position_embeddings " +
@@ -228,7 +229,7 @@ ValidatedSweep validate_sweep(const SweepSettings& s) {
               {"budgets", s.budgets},               {"objective", s.objective},
               {"expert_objective", s.expert_objective}, {"beam_width", s.beam_width},
               {"screen_fraction", s.screen_fraction}, {"tasks", s.tasks},
-              {"task_limit", s.task_limit},         {"ppl", absolute(s.held_out_path)},
+              {"task_limit", s.task_limit}, {"task_average", s.task_average},         {"ppl", absolute(s.held_out_path)},
               {"plans", absolute(s.plans_file)},    {"seed", s.seed},
               {"full_evaluation", s.full_evaluation}, {"device", device_kind}, {"dtype", dtype},
               {"speed_repeats", s.speed.min_pairs},
@@ -303,6 +304,7 @@ worker::WorkerOptions worker_options(const SweepSettings& s, int local_rank) {
   w.tasks = split_commas(s.tasks);
   w.benchmarks_dir = s.benchmarks_dir;
   w.task_limit = s.task_limit;
+  w.task_average = s.task_average;
   w.batch_size = s.batch_size;
   w.cache_bytes = s.layer_cache ? s.cache_mb << 20 : 0;
   w.full_divergence = s.objective;

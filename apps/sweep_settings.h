@@ -30,6 +30,7 @@ struct SweepSettings {
   double screen_fraction = 0;
   int64_t calib_samples = 100, seq_len = 256, batch_size = 8, task_limit = 0;
   bool packed = false;
+  std::string task_average = "acc";  // eval::TaskAverage
   std::string tasks, benchmarks_dir, plans_file, device = "auto", dtype = "auto";
   int threads = 0;
   uint64_t seed = 0;

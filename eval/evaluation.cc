@@ -1,21 +1,10 @@
 #include "eval/evaluation.h"
 
-#include <cctype>
-
 #include "core/error.h"
 #include "eval/device_memory.h"
 #include "eval/metrics.h"
 
 namespace cdmoe::eval {
-
-std::string task_metric_prefix(const std::string& task_name) {
-  std::string base = task_name.substr(task_name.find_last_of('/') + 1);
-  if (base.size() > 6 && base.compare(base.size() - 6, 6, ".jsonl") == 0) base.resize(base.size() - 6);
-  std::string prefix;
-  for (char c : base) prefix += std::isalnum(static_cast<unsigned char>(c)) ? char(std::tolower(static_cast<unsigned char>(c))) : '_';
-  if (prefix.empty() || !std::isalpha(static_cast<unsigned char>(prefix[0]))) prefix = "task_" + prefix;
-  return prefix.substr(0, 40);
-}
 
 std::vector<Metric> evaluate(const model::MoeModel& model, const model::Tokenizer& tokenizer, const Plan& plan,
                              const EvaluationRequest& request) {

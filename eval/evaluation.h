@@ -1,7 +1,9 @@
 // One evaluation of (model, plan): every metric a worker records for a budget point, as named
 // values with units (core's Metric), computed by the registered metrics (eval/metrics.h) whose
 // inputs the request has, or those it names. Metric names:
-//   <task>_acc, <task>_acc_stderr, <task>_acc_norm, <task>_acc_norm_stderr, task_acc_mean (ratio)
+//   <task>_acc, <task>_acc_stderr, <task>_acc_norm, <task>_acc_norm_stderr (where lm-eval
+//   reports acc_norm), <task>_<group or subject>_acc[_stderr] (MMLU), task_acc_mean (ratio:
+//   the mean over tasks of the metric --task-average names)
 //   perplexity (""), nll_per_token (nats)                        on held-out text
 //   <divergence>_model, e.g. js_logits_model (unit: core/objectives.h) vs the original, calibration text
 //   param_bytes, param_bytes_materialised (bytes, in the compute dtype), param_ratio (ratio),
@@ -30,6 +32,7 @@ class LayerCache;
 
 struct EvaluationRequest {
   std::vector<Task> tasks;
+  std::string task_average = "acc";  // which metric of each task enters task_acc_mean (TaskAverage)
   std::optional<CalibrationSet> held_out;     // perplexity
   std::optional<CalibrationSet> calibration;  // divergence and speed
   std::string divergence = "js-logits";  // a name of core/objectives.h
@@ -49,8 +52,5 @@ struct EvaluationRequest {
 
 std::vector<Metric> evaluate(const model::MoeModel& model, const model::Tokenizer& tokenizer, const Plan& plan,
                              const EvaluationRequest& request);
-
-// A task's name as a metric-name prefix: "piqa", or a file's base name made lower_snake_case.
-std::string task_metric_prefix(const std::string& task_name);
 
 }  // namespace cdmoe::eval

@@ -22,12 +22,13 @@ namespace {
 
 void task_metrics(const MetricInputs& in, std::vector<Metric>& out) {
   const auto& [model, tokenizer, plan, request] = in;
-  double acc_sum = 0;
+  TaskAverage average(request.task_average);
+  double average_sum = 0;
   for (const Task& task : request.tasks) {
     std::vector<ContinuationRequest> requests;
     for (const TaskItem& item : task.items) {
-      for (const std::string& choice : item.choices) {
-        auto [context, continuation] = encode_pair(tokenizer, item.context, " " + choice);
+      for (const auto& [context_text, continuation_text] : item_requests(item)) {
+        auto [context, continuation] = encode_pair(tokenizer, context_text, continuation_text);
         requests.push_back({context, continuation});
       }
     }
@@ -45,11 +46,19 @@ void task_metrics(const MetricInputs& in, std::vector<Metric>& out) {
     std::string prefix = task_metric_prefix(task.name);
     out.push_back({prefix + "_acc", s.acc, "ratio"});
     out.push_back({prefix + "_acc_stderr", s.acc_stderr, "ratio"});
-    out.push_back({prefix + "_acc_norm", s.acc_norm, "ratio"});
-    out.push_back({prefix + "_acc_norm_stderr", s.acc_norm_stderr, "ratio"});
-    acc_sum += s.acc;
+    if (task.reports_acc_norm) {
+      out.push_back({prefix + "_acc_norm", s.acc_norm, "ratio"});
+      out.push_back({prefix + "_acc_norm_stderr", s.acc_norm_stderr, "ratio"});
+    }
+    for (const auto* parts : {&s.groups, &s.subjects}) {
+      for (const auto& [part, accuracy] : *parts) {
+        out.push_back({prefix + "_" + part + "_acc", accuracy.acc, "ratio"});
+        out.push_back({prefix + "_" + part + "_acc_stderr", accuracy.acc_stderr, "ratio"});
+      }
+    }
+    average_sum += average.metric_for(prefix, task.reports_acc_norm) == "acc_norm" ? s.acc_norm : s.acc;
   }
-  if (!request.tasks.empty()) out.push_back({"task_acc_mean", acc_sum / double(request.tasks.size()), "ratio"});
+  if (!request.tasks.empty()) out.push_back({"task_acc_mean", average_sum / double(request.tasks.size()), "ratio"});
 }
 
 void perplexity(const MetricInputs& in, std::vector<Metric>& out) {

@@ -1,125 +1,58 @@
 #include "eval/tasks.h"
 
+#include <cctype>
 #include <cmath>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-
 #include "core/error.h"
-#include "core/json_fields.h"
-#include "core/sha256.h"
+#include "eval/benchmark_tasks.h"
 
 namespace cdmoe::eval {
 namespace {
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(line);
-  return lines;
-}
-
-bool blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
-
-Json parse_line(const std::string& line, const std::string& where) {
-  Json object = parse_json_text(line, where);
-  if (!object.is_object()) throw_bad_input(where + ": expected a JSON object");
-  return object;
-}
-
-void check_item(const TaskItem& item, const std::string& where) {
-  if (item.choices.size() < 2) throw_bad_input(where + ": needs at least 2 choices, has " + std::to_string(item.choices.size()));
-  if (item.gold < 0 || item.gold >= int(item.choices.size())) {
-    throw_bad_input(where + ": gold " + std::to_string(item.gold) + " is out of range for " +
-                    std::to_string(item.choices.size()) + " choices");
-  }
-  count_code_points(item.context, where + ": context");
-  for (size_t c = 0; c < item.choices.size(); ++c) {
-    // An empty continuation has no token to score: its log-likelihood 0 would beat every real one.
-    if (item.choices[c].empty()) throw_bad_input(where + ": choice " + std::to_string(c) + " is empty");
-    count_code_points(item.choices[c], where + ": choice");
-  }
-}
-
-Task load_piqa(const std::string& dir, int64_t limit) {
-  std::string path = dir + "/piqa_valid.jsonl", labels_path = dir + "/piqa_valid_labels.lst";
-  std::string text = read_text_file(path), labels_text = read_text_file(labels_path);
-  std::vector<std::string> lines = lines_of(text), labels = lines_of(labels_text);
-  if (lines.size() != labels.size()) {
-    throw_bad_input(labels_path + ": has " + std::to_string(labels.size()) + " labels for " +
-                    std::to_string(lines.size()) + " lines of " + path);
-  }
-  Task task{"piqa", {}, sha256_hex(text + labels_text)};
-  for (size_t i = 0; i < lines.size() && (limit <= 0 || int64_t(task.items.size()) < limit); ++i) {
-    std::string where = path + ":" + std::to_string(i + 1);
-    Json line = parse_line(lines[i], where);
-    TaskItem item{"Question: " + require_string(line, "goal", where) + "\nAnswer:",
-                  {require_string(line, "sol1", where), require_string(line, "sol2", where)}, 0};
-    if (labels[i] != "0" && labels[i] != "1") throw_bad_input(labels_path + ":" + std::to_string(i + 1) + ": label is not 0 or 1");
-    item.gold = labels[i] == "1";
-    check_item(item, where);
-    task.items.push_back(std::move(item));
-  }
-  return task;
-}
-
-Task load_arc_easy(const std::string& dir, int64_t limit) {
-  std::string path = dir + "/arc_easy_test.jsonl";
-  std::string text = read_text_file(path);
-  Task task{"arc_easy", {}, sha256_hex(text)};
-  std::vector<std::string> lines = lines_of(text);
-  for (size_t i = 0; i < lines.size() && (limit <= 0 || int64_t(task.items.size()) < limit); ++i) {
-    if (blank(lines[i])) continue;
-    std::string where = path + ":" + std::to_string(i + 1);
-    Json line = parse_line(lines[i], where);
-    const Json& choices = require_field(line, "choices", where);
-    std::string answer = require_string(line, "answer", where);
-    TaskItem item{"Question: " + require_string(line, "question", where) + "\nAnswer:", {}, -1};
-    for (const char* letter : {"A", "B", "C", "D"}) {
-      item.choices.push_back(require_string(choices, letter, where + ": choices"));
-      if (answer == letter) item.gold = int(item.choices.size()) - 1;
-    }
-    if (item.gold < 0) throw_bad_input(where + ": answer \"" + answer + "\" is not one of A, B, C, D");
-    check_item(item, where);
-    task.items.push_back(std::move(item));
-  }
-  return task;
-}
-
-Task load_jsonl(const std::string& path, int64_t limit) {
-  std::string text = read_text_file(path);
-  Task task{path, {}, sha256_hex(text)};
-  std::vector<std::string> lines = lines_of(text);
-  for (size_t i = 0; i < lines.size() && (limit <= 0 || int64_t(task.items.size()) < limit); ++i) {
-    if (blank(lines[i])) continue;
-    std::string where = path + ":" + std::to_string(i + 1);
-    Json line = parse_line(lines[i], where);
-    TaskItem item{require_string(line, "context", where), {}, int(require_int(line, "gold", where))};
-    const Json& choices = require_field(line, "choices", where);
-    if (!choices.is_array()) throw_bad_input(where + ": field 'choices' must be an array of strings");
-    for (const Json& choice : choices) {
-      if (!choice.is_string()) throw_bad_input(where + ": choice " + describe_json(choice) + " is not a string");
-      item.choices.push_back(choice.get<std::string>());
-    }
-    check_item(item, where);
-    task.items.push_back(std::move(item));
-  }
-  if (task.items.empty()) throw_bad_input(path + ": holds no items");
-  return task;
-}
-
 // Mean and standard error of the mean of 0/1 outcomes (sample standard deviation).
-std::pair<double, double> mean_stderr(const std::vector<double>& outcomes) {
+Accuracy mean_stderr(const std::vector<double>& outcomes) {
   double n = double(outcomes.size()), mean = 0;
   for (double x : outcomes) mean += x / n;
-  if (outcomes.size() < 2) return {mean, 0};
+  if (outcomes.size() < 2) return {mean, 0, int64_t(outcomes.size())};
   double variance = 0;
   for (double x : outcomes) variance += (x - mean) * (x - mean) / (n - 1);
-  return {mean, std::sqrt(variance / n)};
+  return {mean, std::sqrt(variance / n), int64_t(outcomes.size())};
+}
+
+// A group's acc as lm-eval aggregates it with weight_by_size: members weighted by their sizes.
+Accuracy aggregate(const std::vector<Accuracy>& members) {
+  Accuracy group;
+  double weighted = 0;
+  for (const Accuracy& m : members) weighted += m.acc * double(m.items), group.items += m.items;
+  group.acc = group.items ? weighted / double(group.items) : 0;
+  group.acc_stderr = pooled_stderr(members);
+  return group;
 }
 
 }  // namespace
+
+std::string task_metric_prefix(const std::string& task_name) {
+  std::string base = task_name.substr(task_name.find_last_of('/') + 1);
+  if (base.size() > 6 && base.compare(base.size() - 6, 6, ".jsonl") == 0) base.resize(base.size() - 6);
+  std::string prefix;
+  for (char c : base) prefix += std::isalnum(static_cast<unsigned char>(c)) ? char(std::tolower(static_cast<unsigned char>(c))) : '_';
+  if (prefix.empty() || !std::isalpha(static_cast<unsigned char>(prefix[0]))) prefix = "task_" + prefix;
+  return prefix.substr(0, 40);
+}
+
+std::vector<std::pair<std::string, std::string>> item_requests(const TaskItem& item) {
+  std::vector<std::pair<std::string, std::string>> requests;
+  for (const std::string& choice : item.choices) {
+    // lm-eval's target_delimiter " " goes before the continuation in both forms.
+    if (item.shared_continuation.empty()) {
+      requests.emplace_back(item.context, " " + choice);
+    } else {
+      requests.emplace_back(item.context + choice, " " + item.shared_continuation);
+    }
+  }
+  return requests;
+}
 
 int64_t count_code_points(const std::string& utf8, const std::string& where) {
   int64_t count = 0;
@@ -140,15 +73,34 @@ int64_t count_code_points(const std::string& utf8, const std::string& where) {
 
 Task load_task(const std::string& spec, const std::string& benchmarks_dir, int64_t limit) {
   if (limit < 0) throw_bad_input("task item limit must be 0 (all) or positive, got " + std::to_string(limit));
-  if (spec == "piqa") return load_piqa(benchmarks_dir, limit);
-  if (spec == "arc_easy") return load_arc_easy(benchmarks_dir, limit);
-  if (spec.size() > 6 && spec.compare(spec.size() - 6, 6, ".jsonl") == 0) return load_jsonl(spec, limit);
-  throw_bad_input("unknown task \"" + spec + "\" (tasks: piqa, arc_easy, or a FILE.jsonl)");
+  if (is_builtin_task(spec)) return load_builtin_task(spec, benchmarks_dir, limit);
+  if (spec.size() > 6 && spec.compare(spec.size() - 6, 6, ".jsonl") == 0) return load_jsonl_task(spec, limit);
+  std::string names;
+  for (const std::string& name : builtin_task_names()) names += name + ", ";
+  throw_bad_input("unknown task \"" + spec + "\" (tasks: " + names + "or a FILE.jsonl)");
+}
+
+bool is_builtin_task(const std::string& spec) {
+  for (const std::string& name : builtin_task_names()) {
+    if (name == spec) return true;
+  }
+  return false;
+}
+
+double pooled_stderr(const std::vector<Accuracy>& members) {
+  double numerator = 0, total = 0;
+  for (const Accuracy& m : members) {
+    numerator += double(m.items - 1) * m.acc_stderr * m.acc_stderr * double(m.items);
+    total += double(m.items);
+  }
+  double dof = total - double(members.size());
+  return dof > 0 ? std::sqrt(numerator / dof / total) : 0;
 }
 
 TaskScores score_task(const Task& task, const std::vector<std::vector<double>>& loglikelihoods) {
   if (loglikelihoods.size() != task.items.size()) throw_runtime("score_task: one log-likelihood list per item");
   std::vector<double> acc, acc_norm;
+  std::map<std::string, std::vector<double>> by_subject;
   for (size_t i = 0; i < task.items.size(); ++i) {
     const TaskItem& item = task.items[i];
     const std::vector<double>& ll = loglikelihoods[i];
@@ -162,12 +114,66 @@ TaskScores score_task(const Task& task, const std::vector<std::vector<double>>& 
     }
     acc.push_back(int(best) == item.gold);
     acc_norm.push_back(int(best_norm) == item.gold);
+    if (!item.subject.empty()) by_subject[item.subject].push_back(acc.back());
   }
   TaskScores scores;
-  std::tie(scores.acc, scores.acc_stderr) = mean_stderr(acc);
-  std::tie(scores.acc_norm, scores.acc_norm_stderr) = mean_stderr(acc_norm);
-  scores.items = int64_t(task.items.size());
+  Accuracy all = mean_stderr(acc), all_norm = mean_stderr(acc_norm);
+  scores.acc = all.acc, scores.acc_stderr = all.acc_stderr, scores.items = all.items;
+  scores.acc_norm = all_norm.acc, scores.acc_norm_stderr = all_norm.acc_stderr;
+  if (by_subject.empty()) return scores;
+  std::map<std::string, std::vector<Accuracy>> group_members;
+  for (const auto& [subject, outcomes] : by_subject) {
+    scores.subjects[subject] = mean_stderr(outcomes);
+    auto group = task.subject_groups.find(subject);
+    if (group == task.subject_groups.end()) throw_runtime("score_task: subject " + subject + " has no group");
+    group_members[group->second].push_back(scores.subjects[subject]);
+  }
+  std::vector<Accuracy> groups;
+  for (const auto& [group, members] : group_members) groups.push_back(scores.groups[group] = aggregate(members));
+  Accuracy whole = aggregate(groups);
+  scores.acc = whole.acc, scores.acc_stderr = whole.acc_stderr;
   return scores;
+}
+
+TaskAverage::TaskAverage(const std::string& spec) : spec_(spec) {
+  if (spec == "acc") return;
+  if (spec == "acc_norm") {
+    all_norm_ = true;
+    return;
+  }
+  std::istringstream entries(spec);
+  std::string entry;
+  while (std::getline(entries, entry, ',')) {
+    size_t equals = entry.find('=');
+    std::string task = entry.substr(0, equals), metric = equals == std::string::npos ? "" : entry.substr(equals + 1);
+    if (task.empty() || (metric != "acc" && metric != "acc_norm")) {
+      throw_bad_input("--task-average: entry \"" + entry + "\" is not TASK=acc or TASK=acc_norm (or give acc / acc_norm alone)");
+    }
+    per_task_[task] = metric;
+  }
+  if (per_task_.empty()) throw_bad_input("--task-average: empty (give acc, acc_norm or TASK=METRIC,...)");
+}
+
+std::string TaskAverage::metric_for(const std::string& task_prefix, bool reports_acc_norm) const {
+  auto named = per_task_.find(task_prefix);
+  std::string metric = named != per_task_.end() ? named->second : all_norm_ ? "acc_norm" : "acc";
+  if (metric == "acc_norm" && !reports_acc_norm) {
+    if (named != per_task_.end()) throw_bad_input("--task-average: task " + task_prefix + " reports no acc_norm (lm-eval reports acc only)");
+    return "acc";
+  }
+  return metric;
+}
+
+void check_task_average(const std::string& spec, const std::vector<Task>& tasks) {
+  TaskAverage average(spec);
+  std::map<std::string, bool> prefixes;
+  for (const Task& task : tasks) {
+    prefixes[task_metric_prefix(task.name)] = task.reports_acc_norm;
+    average.metric_for(task_metric_prefix(task.name), task.reports_acc_norm);
+  }
+  for (const auto& [task, metric] : average.named_tasks()) {
+    if (!prefixes.count(task)) throw_bad_input("--task-average: task " + task + " is not among --tasks");
+  }
 }
 
 }  // namespace cdmoe::eval

@@ -148,6 +148,7 @@ Worker::Worker(const WorkerOptions& options, int rank) : impl_(std::make_unique<
   for (const std::string& spec : options.tasks) {
     w.full.tasks.push_back(eval::load_task(spec, options.benchmarks_dir, options.task_limit));
   }
+  w.full.task_average = options.task_average;
   if (!options.held_out_path.empty()) {
     w.full.held_out = eval::load_calibration(options.held_out_path, *w.tokenizer, options.calib);
   }

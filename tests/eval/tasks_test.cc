@@ -71,7 +71,14 @@ TEST(Tasks, BadGenericTasksNameTheLine) {
 
 // acc and acc_norm disagree on purpose; item 4 is right by code points (é is one), wrong by bytes.
 TEST(Tasks, ScoringAsTheHarnessDoes) {
-  Task task{"crafted", {{"q1", {"a", "bbbb"}, 1}, {"q2", {"xx", "yy"}, 0}, {"q3", {"ccc", "d"}, 0}, {"q4", {"\xc3\xa9", "ee"}, 1}}, ""};
+  Task task;
+  task.name = "crafted";
+  auto item = [](std::string context, std::vector<std::string> choices, int gold) {
+    TaskItem i;
+    i.context = std::move(context), i.choices = std::move(choices), i.gold = gold;
+    return i;
+  };
+  task.items = {item("q1", {"a", "bbbb"}, 1), item("q2", {"xx", "yy"}, 0), item("q3", {"ccc", "d"}, 0), item("q4", {"\xc3\xa9", "ee"}, 1)};
   TaskScores s = score_task(task, {{-2.0, -4.0}, {-1.0, -1.0}, {-3.0, -2.0}, {-1.5, -2.0}});
   EXPECT_DOUBLE_EQ(s.acc, 0.25);
   EXPECT_DOUBLE_EQ(s.acc_norm, 1.0);
