@@ -28,13 +28,14 @@ int64_t moe_block(const ModelShape& s, int64_t experts_kept, bool with_router) {
 }
 
 int64_t mlp_block(const ModelShape& s, int layer, const LayerPlan* layer_plan) {
-  if (layer_plan != nullptr && layer_plan->op == LayerOp::kDrop) return 0;  // dense layers drop too
+  if (layer_plan != nullptr && removes_mlp(layer_plan->op)) return 0;  // dense layers drop too
   if (!s.is_moe_layer(layer)) return swiglu_mlp(s.hidden_size, s.dense_intermediate_size);
   if (layer_plan == nullptr) return moe_block(s, s.num_routed_experts, /*with_router=*/true);
   switch (layer_plan->op) {
     case LayerOp::kCondense: return moe_block(s, int64_t(layer_plan->experts.size()), /*with_router=*/false);
     case LayerOp::kPrune: return moe_block(s, int64_t(layer_plan->experts.size()), /*with_router=*/true);
-    case LayerOp::kDrop: return 0;
+    case LayerOp::kDrop:
+    case LayerOp::kDropBlock: return 0;
   }
   return 0;
 }
@@ -54,6 +55,10 @@ ParameterCount count_parameters(const ModelShape& shape, const Plan& plan) {
   for (int layer = 0; layer < shape.num_layers; ++layer) {
     auto it = plan.layers().find(layer);
     const LayerPlan* layer_plan = it == plan.layers().end() ? nullptr : &it->second;
+    if (layer_plan != nullptr && layer_plan->op == LayerOp::kDropBlock) {
+      count.per_layer.push_back(0);  // attention, both norms and the MLP/MoE go
+      continue;
+    }
     bool dropped = layer_plan != nullptr && layer_plan->op == LayerOp::kDrop;
     int64_t norms = dropped ? d : 2 * d;  // a dropped block's post_attention_layernorm goes with it
     count.per_layer.push_back(attention(shape) + norms + mlp_block(shape, layer, layer_plan));

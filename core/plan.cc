@@ -72,8 +72,8 @@ LayerPlan parse_layer(const Json& entry, const std::string& where) {
   if (!entry.is_object()) throw_bad_input(where + ": expected an object like {\"op\": \"condense\", ...}");
   std::string op = require_string(entry, "op", where);
   LayerPlan layer;
-  if (op == "drop") {
-    layer.op = LayerOp::kDrop;
+  if (op == "drop" || op == "drop_block") {
+    layer.op = op == "drop" ? LayerOp::kDrop : LayerOp::kDropBlock;
     check_keys(entry, {"op"}, where);
     return layer;
   }
@@ -85,7 +85,7 @@ LayerPlan parse_layer(const Json& entry, const std::string& where) {
     return layer;
   }
   if (op != "condense") {
-    throw_bad_input(where + ": op \"" + op + "\" is not one of condense, drop, prune");
+    throw_bad_input(where + ": op \"" + op + "\" is not one of condense, drop, prune, drop_block");
   }
   layer.op = LayerOp::kCondense;
   check_keys(entry, {"op", "experts", "weights", "shared_weight"}, where);
@@ -129,6 +129,7 @@ const char* layer_op_name(LayerOp op) {
     case LayerOp::kCondense: return "condense";
     case LayerOp::kDrop: return "drop";
     case LayerOp::kPrune: return "prune";
+    case LayerOp::kDropBlock: return "drop_block";
   }
   return "?";
 }
@@ -170,9 +171,9 @@ void Plan::validate(const ModelShape& shape, const std::string& where) const {
       throw_bad_input(at + " is out of range: the model has " + std::to_string(shape.num_layers) +
                       " decoder layers (0.." + std::to_string(shape.num_layers - 1) + ")");
     }
-    if (layer_plan.op == LayerOp::kDrop) continue;
+    if (removes_mlp(layer_plan.op)) continue;
     if (!shape.is_moe_layer(layer)) {
-      throw_bad_input(at + " is a dense layer; only \"drop\" applies to it, not \"" +
+      throw_bad_input(at + " is a dense layer; only \"drop\" and \"drop_block\" apply to it, not \"" +
                       layer_op_name(layer_plan.op) + "\"");
     }
     for (int expert : layer_plan.experts) {
@@ -188,7 +189,7 @@ Json Plan::to_json() const {
   Json layers = Json::object();
   for (const auto& [layer, layer_plan] : layers_) {
     Json entry = {{"op", layer_op_name(layer_plan.op)}};
-    if (layer_plan.op != LayerOp::kDrop) entry["experts"] = layer_plan.experts;
+    if (!removes_mlp(layer_plan.op)) entry["experts"] = layer_plan.experts;
     if (!layer_plan.weights.empty()) entry["weights"] = layer_plan.weights;
     if (layer_plan.shared_weight) entry["shared_weight"] = *layer_plan.shared_weight;
     layers[std::to_string(layer)] = std::move(entry);
@@ -210,7 +211,7 @@ std::string Plan::canonical() const {
     const LayerPlan& lp = *entries[i].second;
     if (i) out += ',';
     out += '"' + entries[i].first + "\":{";
-    if (lp.op != LayerOp::kDrop) {
+    if (!removes_mlp(lp.op)) {
       out += "\"experts\":[";
       for (size_t e = 0; e < lp.experts.size(); ++e) {
         if (e) out += ',';

@@ -18,10 +18,13 @@ struct ModelShape;
 enum class LayerOp {
   kCondense,  // shared expert(s) + `experts`, dense, for every token, no router
   kDrop,      // the MLP/MoE block is skipped; attention stays
-  kPrune,     // router restricted to `experts`
+  kPrune,      // router restricted to `experts`
+  kDropBlock,  // the whole decoder block (attention and MLP/MoE) is skipped: BlockDrop
 };
 
 const char* layer_op_name(LayerOp op);
+// The layer keeps no MLP/MoE at all (drop and drop_block): no experts, no weights, any layer.
+inline bool removes_mlp(LayerOp op) { return op == LayerOp::kDrop || op == LayerOp::kDropBlock; }
 
 struct LayerPlan {
   LayerOp op = LayerOp::kCondense;

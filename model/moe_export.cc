@@ -27,6 +27,7 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::materialise(const Plan
     if (lp && m.fixed.layers().count(layer)) {
       throw_bad_input("plan layer \"" + std::to_string(layer) + "\": this exported checkpoint has it fixed already");
     }
+    if (L.block_dropped || (lp && lp->op == LayerOp::kDropBlock)) continue;
     out.emplace_back(n.input_norm, L.input_norm);
     for (const auto& [name, tensor] : {std::pair{&n.q, &L.q}, {&n.k, &L.k}, {&n.v, &L.v}, {&n.o, &L.o},
                                        {&n.q_bias, &L.q_bias}, {&n.k_bias, &L.k_bias}, {&n.v_bias, &L.v_bias},

@@ -219,6 +219,7 @@ at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const TokenLayout& lay
       throw_bad_input("plan layer \"" + std::to_string(layer) + "\": this exported checkpoint has the layer " +
                       layer_op_name(m.fixed.layers().at(layer).op) + "d already");
     }
+    if (L.block_dropped || (lp && lp->op == LayerOp::kDropBlock)) continue;  // BlockDrop: the residual passes
     h = h + m.attention(L, m.rms_norm(h, L.input_norm), additive, cos, sin);
     if (!L.dropped && !(lp && lp->op == LayerOp::kDrop)) {
       h = h + m.feed_forward(L, layer, m.rms_norm(h, L.post_norm), lp, flat_valid);

@@ -80,7 +80,8 @@ class MoeModel {
 
   // The tensors the model holds when materialised under `plan`, by Hugging Face name: a
   // condensed layer as one dense MLP (mlp.{gate,up,down}_proj), a pruned layer's router rows
-  // and experts renumbered 0..r-1, a dropped layer without MLP and post-attention norm. What
+  // and experts renumbered 0..r-1, a dropped layer without MLP and post-attention norm, a
+  // drop_block layer without any tensor. What
   // cdmoe-export writes; their element count equals core's count_parameters for the plan.
   // They live on device(); a writer copies them to the host.
   std::vector<std::pair<std::string, at::Tensor>> materialise(const Plan& plan) const;

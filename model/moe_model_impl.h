@@ -38,7 +38,8 @@ struct Layer {
   at::Tensor input_norm, post_norm;
   at::Tensor q, k, v, o, q_bias, k_bias, v_bias, o_bias;
   bool is_moe = false;
-  bool dropped = false;  // an exported checkpoint's dropped layer: attention only
+  bool dropped = false;        // an exported checkpoint's dropped layer: attention only
+  bool block_dropped = false;  // an exported checkpoint's drop_block layer: no weights at all
   Mlp dense;
   Moe moe;
 };

@@ -74,6 +74,11 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
     auto fixed = m.fixed.layers().find(layer);
     const LayerPlan* fixed_op = fixed == m.fixed.layers().end() ? nullptr : &fixed->second;
     Layer L;
+    if (fixed_op && fixed_op->op == LayerOp::kDropBlock) {
+      L.block_dropped = true;
+      m.layers.push_back(std::move(L));
+      continue;
+    }
     L.input_norm = reader.read(n.input_norm, {D});
     L.q = reader.read(n.q, {q_dim, D});
     L.k = reader.read(n.k, {kv_dim, D});

@@ -96,7 +96,7 @@ MoeModel::CondenseWeights MoeModel::condense_weights(int layer, const LayerPlan&
 
 MoeModel::MoeParts MoeModel::moe_parts(const at::Tensor& hidden, const at::Tensor& mask, int layer) const {
   const Impl& m = *impl_;
-  if (layer < 0 || layer >= shape().num_layers || !m.layers[size_t(layer)].is_moe || m.layers[size_t(layer)].dropped ||
+  if (layer < 0 || layer >= shape().num_layers || !m.layers[size_t(layer)].is_moe || m.layers[size_t(layer)].dropped || m.layers[size_t(layer)].block_dropped ||
       m.fixed.layers().count(layer)) {
     throw_runtime("moe_parts: layer " + std::to_string(layer) + " is not an original MoE layer");
   }

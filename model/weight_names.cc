@@ -50,6 +50,7 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config, const Plan& 
     const LayerNames n = layer_names(*config.family, layer);
     auto it = fixed.layers().find(layer);
     const LayerPlan* fixed_op = it == fixed.layers().end() ? nullptr : &it->second;
+    if (fixed_op && fixed_op->op == LayerOp::kDropBlock) continue;  // the whole block is gone
     out.push_back({n.input_norm, {D}});
     out.push_back({n.q, {q_dim, D}});
     out.push_back({n.k, {kv_dim, D}});
@@ -85,7 +86,8 @@ void check_checkpoint_tensors(const Checkpoint& checkpoint, const ModelConfig& c
   const ModelShape& s = config.shape;
   int64_t implied = 0;
   for (int layer = 0; layer < s.num_layers; ++layer) {
-    if (fixed.layers().count(layer)) implied += 5;  // at least its attention
+    auto op = fixed.layers().find(layer);
+    if (op != fixed.layers().end()) implied += op->second.op == LayerOp::kDropBlock ? 0 : 5;  // at least its attention
     else implied += 6 + (s.is_moe_layer(layer) ? 3 * s.num_routed_experts : 3);
     if (implied > int64_t(present.size()) + 1) {
       throw_bad_input(checkpoint.config_path() + ": config.json implies at least " + std::to_string(implied) +

@@ -1,5 +1,7 @@
 // The baselines users compare CD-MoE against (ARCHITECTURE.md §2): layer drop (greedy layer
-// selection dropping MoE blocks) and expert pruning (per layer, greedy backward elimination
+// selection dropping MoE blocks), block drop (the same greedy selection removing whole decoder
+// blocks, attention included: the paper's BlockDrop; candidates are the MoE layers, so
+// layers:N means N blocks of the same layers drop and cdmoe change) and expert pruning (per layer, greedy backward elimination
 // of experts with the router kept, NAEE-style; every MoE layer pruned to the same count).
 #include <algorithm>
 #include <memory>
@@ -14,23 +16,25 @@
 namespace cdmoe::search {
 namespace {
 
+// Greedy layer selection applying one removal op (drop or drop_block) to the chosen layers.
 class DropStrategy : public BookStrategy {
  public:
-  DropStrategy(const ModelShape& shape, const SearchConfig& config) : BookStrategy(config) {
+  DropStrategy(const ModelShape& shape, const SearchConfig& config, LayerOp op, const std::string& method)
+      : BookStrategy(config), method_(method) {
     std::vector<int> layers = shape.moe_layers();
     if (layers.empty()) throw_bad_input("the model has no MoE layers to drop");
-    auto plan_at = [&](int n) { return plan_changing_first_layers(shape, n, LayerPlan{LayerOp::kDrop, {}, {}, {}}); };
+    auto plan_at = [&](int n) { return plan_changing_first_layers(shape, n, LayerPlan{op, {}, {}, {}}); };
     int steps = 0;
     for (const Budget& budget : config.budgets) {
-      int n = resolve_budget(budget, shape, int(layers.size()), plan_at, config.cost_model, "drop");
+      int n = resolve_budget(budget, shape, int(layers.size()), plan_at, config.cost_model, method);
       budget_steps_.emplace_back(budget.text, n);
       steps = std::max(steps, n);
     }
     int64_t expected = 0;
     for (int t = 0; t < steps; ++t) expected += int64_t(layers.size()) - t;
-    add_stage("drop_select", config.layer_objective, expected * config.beam_width);
-    LayerBeamOptions options{layers, steps, config.beam_width, "drop_select", "drop", config.layer_objective,
-                             screening_, [](int) { return LayerPlan{LayerOp::kDrop, {}, {}, {}}; }};
+    add_stage(method + "_select", config.layer_objective, expected * config.beam_width);
+    LayerBeamOptions options{layers, steps, config.beam_width, method + "_select", method, config.layer_objective,
+                             screening_, [op](int) { return LayerPlan{op, {}, {}, {}}; }};
     search_ = std::make_unique<LayerBeamSearch>(options, book_);
     search_->start();
   }
@@ -42,7 +46,7 @@ class DropStrategy : public BookStrategy {
     for (const auto& [budget, n] : budget_steps_) {
       if (int(search_->curve().size()) < n) continue;
       const CurvePoint& point = search_->curve()[size_t(n - 1)];
-      points.push_back(BudgetPoint{"drop", budget, point.plan, point.value});
+      points.push_back(BudgetPoint{method_, budget, point.plan, point.value});
     }
     return points;
   }
@@ -50,6 +54,7 @@ class DropStrategy : public BookStrategy {
  private:
   bool advance_all() override { return search_->advance(); }
 
+  std::string method_;
   std::unique_ptr<LayerBeamSearch> search_;
   std::vector<std::pair<std::string, int>> budget_steps_;
 };
@@ -120,7 +125,11 @@ class PruneStrategy : public BookStrategy {
 }  // namespace
 
 std::unique_ptr<Strategy> make_drop_strategy(const ModelShape& shape, const SearchConfig& config) {
-  return std::make_unique<DropStrategy>(shape, config);
+  return std::make_unique<DropStrategy>(shape, config, LayerOp::kDrop, "drop");
+}
+
+std::unique_ptr<Strategy> make_blockdrop_strategy(const ModelShape& shape, const SearchConfig& config) {
+  return std::make_unique<DropStrategy>(shape, config, LayerOp::kDropBlock, "blockdrop");
 }
 
 std::unique_ptr<Strategy> make_prune_strategy(const ModelShape& shape, const SearchConfig& config) {

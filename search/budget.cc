@@ -121,13 +121,16 @@ double estimated_cost_per_token(const ModelShape& s, const Plan& plan, const Cos
   const double shared = 2 * 3 * d * double(s.shared_intermediate_size);
   double total = 2 * d * double(s.vocab_size);  // LM head
   for (int layer = 0; layer < s.num_layers; ++layer) {
+    auto it = plan.layers().find(layer);
+    const LayerOp* op = it == plan.layers().end() ? nullptr : &it->second.op;
+    if (op && *op == LayerOp::kDropBlock) continue;  // nothing of the block runs
     total += projections + attention;
+    if (op && *op == LayerOp::kDrop) continue;
     if (!s.is_moe_layer(layer)) {
       total += 2 * 3 * d * double(s.dense_intermediate_size);
       continue;
     }
-    auto it = plan.layers().find(layer);
-    if (it == plan.layers().end()) {
+    if (!op) {
       total += 2 * d * double(s.num_routed_experts) + double(s.experts_per_token) * expert + shared;
       continue;
     }
@@ -141,6 +144,7 @@ double estimated_cost_per_token(const ModelShape& s, const Plan& plan, const Cos
         total += 2 * d * kept + std::min(double(s.experts_per_token), kept) * expert + shared;
         break;
       case LayerOp::kDrop:
+      case LayerOp::kDropBlock:
         break;
     }
   }

@@ -12,7 +12,7 @@ struct Registered {
 // One line per strategy (ARCHITECTURE.md §4).
 constexpr Registered kStrategies[] = {
     {"cdmoe", make_cdmoe_strategy},   {"drop", make_drop_strategy},   {"prune", make_prune_strategy},
-    {"random", make_random_strategy}, {"plans", make_plans_strategy},
+    {"random", make_random_strategy}, {"plans", make_plans_strategy}, {"blockdrop", make_blockdrop_strategy},
 };
 
 }  // namespace

@@ -40,7 +40,7 @@ TEST_P(Export, SameLogitsAndTheAnalyticParameterCount) {
   at::Tensor ids = at::arange(14, at::kLong).view({2, 7}) * 11 % original->shape().vocab_size;
   TempDir dir;
   int exported = 0;
-  for (const char* name : {"condense", "condense_shared_only", "drop", "prune", "prune_one", "mixed"}) {
+  for (const char* name : {"condense", "condense_shared_only", "drop", "prune", "prune_one", "mixed", "drop_block"}) {
     std::string plan_path = source + "/plans/" + std::string(name) + ".json";
     if (access(plan_path.c_str(), F_OK) != 0) continue;
     std::string out = dir.file(name);
@@ -60,7 +60,7 @@ TEST_P(Export, SameLogitsAndTheAnalyticParameterCount) {
     EXPECT_THROW(condensed->logits(ids, at::Tensor(), again), Error);
     ++exported;
   }
-  EXPECT_GE(exported, 5);
+  EXPECT_GE(exported, 6);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, Export,

@@ -312,6 +312,25 @@ TEST_F(SweepCli, MoreRanksThanCandidatesIsFine) {
   EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE state = 'DONE'"), 3);
 }
 
+// BlockDrop through the real workers: greedy block selection, full evaluations of whole-block
+// plans, and a parameter ratio below LayerDrop's at the same layer count.
+TEST_F(SweepCli, BlockDropRemovesWholeBlocks) {
+  std::string db = file("blockdrop.db");
+  auto args = sweep_args(db, "s");
+  args.insert(args.end(), {"--strategy", "drop,blockdrop"});
+  CommandResult r = run_command(mpi(2, args));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GT(count_rows(db, "SELECT count(*) FROM candidates WHERE stage = 'blockdrop_select' AND state = 'DONE'"), 2);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE stage = 'blockdrop_select' AND plan_json NOT LIKE '%drop_block%'"), 0);
+  for (const char* budget : {"layers:1", "layers:2"}) {
+    std::string ratio = "(SELECT param_ratio FROM results WHERE stage = 'full_eval' AND budget = '" + std::string(budget) + "' AND method = ";
+    EXPECT_EQ(count_rows(db, "SELECT " + ratio + "'blockdrop') < " + ratio + "'drop')"), 1)
+        << budget << ": a block holds attention and norms besides its MoE";
+    EXPECT_EQ(count_rows(db, "SELECT " + ratio + "'blockdrop') > 0.3"), 1) << budget;
+  }
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM results WHERE stage = 'full_eval' AND method = 'blockdrop' AND task_acc_mean IS NOT NULL"), 2);
+}
+
 TEST_F(SweepCli, DryRunCountsAndConfigFileGivesTheSameOptions) {
   std::string db = file("dry.db");
   auto args = sweep_args(db, "s");

@@ -112,6 +112,12 @@ TEST(ParamCount, DeepSeekMoE16BByHand) {
   // Dropping the dense layer 0 removes its MLP and its post-attention norm.
   Plan drop_dense = Plan::parse(R"({"layers":{"0":{"op":"drop"}}})", "p");
   EXPECT_EQ(count_parameters(s, drop_dense).per_layer[0], attention + d);
+  // BlockDrop removes everything of the block: attention, both norms, the MLP or MoE.
+  Plan blocks = Plan::parse(R"({"layers":{"0":{"op":"drop_block"},"7":{"op":"drop_block"}}})", "p");
+  ParameterCount without = count_parameters(s, blocks);
+  EXPECT_EQ(without.per_layer[0], 0);
+  EXPECT_EQ(without.per_layer[7], 0);
+  EXPECT_EQ(without.total(), expected - (attention + norms + dense_mlp) - (attention + norms + moe));
 }
 
 // Hand count for Qwen1.5-MoE-A2.7B: D = 2048, V = 151936, 24 MoE layers of 60 experts of 1408,

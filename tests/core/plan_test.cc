@@ -96,6 +96,18 @@ TEST(Plan, RoundTripsThroughJson) {
   EXPECT_TRUE(again.layers().at(4).experts.empty());
 }
 
+TEST(Plan, DropBlockAppliesToAnyLayerAndHasNoExperts) {
+  Plan plan = Plan::parse(R"({"layers":{"0":{"op":"drop_block"},"2":{"op":"drop_block"}}})", "p");
+  EXPECT_NO_THROW(plan.validate(small_shape(), "p")) << "a dense layer's block too";
+  EXPECT_EQ(plan.layers().at(0).op, LayerOp::kDropBlock);
+  EXPECT_EQ(plan.canonical(), R"({"layers":{"0":{"op":"drop_block"},"2":{"op":"drop_block"}}})");
+  EXPECT_EQ(plan.canonical(), plan.to_json().dump());
+  EXPECT_EQ(Plan::from_json(plan.to_json(), "again"), plan);
+  EXPECT_NE(plan.hash(), Plan::parse(R"({"layers":{"0":{"op":"drop"},"2":{"op":"drop"}}})", "p").hash());
+  EXPECT_NE(bad_input_message(R"({"layers":{"3":{"op":"drop_block","experts":[1]}}})").find("unknown field 'experts'"),
+            std::string::npos);
+}
+
 TEST(Plan, EmptyAndOriginal) {
   EXPECT_TRUE(Plan::parse("{}", "p").is_original());
   EXPECT_TRUE(Plan::parse(R"({"layers":{}})", "p").is_original());

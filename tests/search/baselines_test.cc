@@ -48,6 +48,38 @@ TEST(DropStrategy, DropsTheLayersThatMatterLeastAndMeetsMemoryBudgets) {
   EXPECT_GT(parameter_ratio(shape, one_fewer), 0.6);
 }
 
+// BlockDrop: the same greedy selection over the MoE layers, each chosen block removed whole.
+TEST(BlockDropStrategy, RemovesWholeBlocksGreedily) {
+  ModelShape shape = synthetic_shape(6, 8, /*dense_first=*/1);
+  std::map<int, double> cost = {{1, 0.5}, {2, 0.9}, {3, 0.1}, {4, 0.3}, {5, 0.7}};
+  auto strategy = make_strategy("drop,blockdrop", shape, config_for({0}, "layers:3;memory:0.7"));
+  std::set<std::string> stages;
+  drive(*strategy, [&](const Candidate& c) {
+    stages.insert(c.stage);
+    double total = 0;
+    for (const auto& [layer, lp] : c.plan.layers()) {
+      EXPECT_EQ(lp.op, c.stage == "blockdrop_select" ? LayerOp::kDropBlock : LayerOp::kDrop);
+      EXPECT_NE(layer, 0) << "candidates are the MoE layers";
+      total += cost.at(layer);
+    }
+    return total;
+  });
+  EXPECT_EQ(stages, (std::set<std::string>{"drop_select", "blockdrop_select"}));
+  std::vector<BudgetPoint> blockdrop;
+  for (const BudgetPoint& p : strategy->budget_points()) {
+    if (p.method == "blockdrop") blockdrop.push_back(p);
+  }
+  ASSERT_EQ(blockdrop.size(), 2u);
+  EXPECT_EQ(blockdrop[0].budget, "layers:3");
+  EXPECT_EQ(blockdrop[0].plan.canonical(),
+            R"({"layers":{"1":{"op":"drop_block"},"3":{"op":"drop_block"},"4":{"op":"drop_block"}}})");
+  EXPECT_LE(parameter_ratio(shape, blockdrop[1].plan), 0.7);
+  // A block removes more than its MoE: fewer blocks than drops meet the same memory budget.
+  for (const BudgetPoint& p : strategy->budget_points()) {
+    if (p.method == "drop" && p.budget == "memory:0.7") EXPECT_LE(blockdrop[1].plan.layers().size(), p.plan.layers().size());
+  }
+}
+
 TEST(PruneStrategy, RemovesTheExpertsThatMatterLeast) {
   ModelShape shape = synthetic_shape(3, 8);
   // Removing expert e of layer l costs importance[l][e]; the kept set's divergence is the sum

@@ -103,7 +103,18 @@ TEST(Budgets, SpeedIsMonotoneAndMapsToTheFirstPointThatMeetsIt) {
     EXPECT_NE(std::string(e.what()).find("budget speed:50 cannot be met by cdmoe: the fastest it reaches is an estimated speed:"),
               std::string::npos) << e.what();
   }
-  // Dropping is faster still, and an original plan costs exactly the original.
+  // Dropping is faster still, removing whole blocks faster again, and an original plan costs
+  // exactly the original.
+  double drop = estimated_speedup(s, plan_changing_first_layers(s, 27, LayerPlan{LayerOp::kDrop, {}, {}, {}}), cost);
+  double block = estimated_speedup(s, plan_changing_first_layers(s, 27, LayerPlan{LayerOp::kDropBlock, {}, {}, {}}), cost);
+  EXPECT_GT(drop, s0);
+  EXPECT_GT(block, drop);
+  // Every block but the dense layer 0 gone: only layer 0, the embedding and the head remain.
+  CostModel c;
+  Plan only_first = plan_changing_first_layers(s, 27, LayerPlan{LayerOp::kDropBlock, {}, {}, {}});
+  Plan dense_dropped = only_first;
+  dense_dropped.set_layer(0, LayerPlan{LayerOp::kDrop, {}, {}, {}});
+  EXPECT_GT(estimated_speedup(s, dense_dropped, c), estimated_speedup(s, only_first, c)) << "a dropped dense MLP costs nothing";
   EXPECT_DOUBLE_EQ(estimated_speedup(s, Plan(), cost), 1.0);
 }
 

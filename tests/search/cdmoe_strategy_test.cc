@@ -307,7 +307,7 @@ TEST(CdmoeStrategy, RejectsBadConfigurations) {
     ADD_FAILURE() << "accepted";
     return std::string();
   };
-  EXPECT_NE(message("greedy", config_for({6}, "layers:1")).find("unknown strategy \"greedy\" (strategies: cdmoe, drop, prune, random, plans)"),
+  EXPECT_NE(message("greedy", config_for({6}, "layers:1")).find("unknown strategy \"greedy\" (strategies: cdmoe, drop, prune, random, plans, blockdrop)"),
             std::string::npos);
   EXPECT_NE(message("cdmoe", config_for({9}, "layers:1")).find("k = 9 is outside 0..8"), std::string::npos);
   EXPECT_NE(message("cdmoe", config_for({2}, "layers:5")).find("budget layers:5 cannot be met by cdmoe_sr_k2: it has 4 points"),
