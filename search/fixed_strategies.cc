@@ -1,7 +1,10 @@
 // Strategies that need no search evaluations: their budget points are known at once.
 //   random: for each k and budget, n MoE layers and k experts per layer drawn with the seed.
 //   plans:  explicit plans from a JSONL file, one per line: {"name": "...", "plan": {...}}
-//           or a bare plan object {"layers": {...}}.
+//           or a bare plan object {"layers": {...}}. A line may also name its "method" (default
+//           "plans") and "budget" (default: the name), e.g. cdmoe-import-reference's lines
+//           {"method": "reference_sr_k6", "budget": "layers:9", ...}, so they sit beside the
+//           searched methods' points of the same budget.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -69,6 +72,14 @@ std::vector<BudgetPoint> random_points(const ModelShape& shape, const SearchConf
   return points;
 }
 
+void check_keys_of_plan_line(const Json& entry, const std::string& where) {
+  for (const auto& [key, value] : entry.items()) {
+    if (key != "name" && key != "plan" && key != "method" && key != "budget") {
+      throw_bad_input(where + ": unknown field '" + key + "' (a line holds name, plan, method, budget)");
+    }
+  }
+}
+
 std::vector<BudgetPoint> plans_from_file(const ModelShape& shape, const SearchConfig& config) {
   if (config.plans_file.empty()) throw_bad_input("the plans strategy needs --plans FILE.jsonl");
   std::istringstream lines(read_text_file(config.plans_file));
@@ -85,16 +96,22 @@ std::vector<BudgetPoint> plans_from_file(const ModelShape& shape, const SearchCo
     plan.validate(shape, where);
     std::string name = wrapped ? string_or(entry, "name", "line:" + std::to_string(number), where)
                                : "line:" + std::to_string(number);
+    std::string method = wrapped ? string_or(entry, "method", "plans", where) : "plans";
+    std::string budget = wrapped ? string_or(entry, "budget", name, where) : name;
+    if (wrapped) check_keys_of_plan_line(entry, where);
+    if (method.empty() || method.size() > 64 || method.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") != std::string::npos) {
+      throw_bad_input(where + ": method \"" + method + "\" must be lower_snake_case (at most 64 characters)");
+    }
     for (size_t i = 0; i < points.size(); ++i) {  // merged silently, two lines would look like one result
-      if (points[i].budget == name) {
-        throw_bad_input(where + ": plan name \"" + name + "\" is used again (first on line " + std::to_string(lines_of[i]) + ")");
+      if (points[i].method == method && points[i].budget == budget) {
+        throw_bad_input(where + ": plan name \"" + budget + "\" is used again (first on line " + std::to_string(lines_of[i]) + ")");
       }
       if (points[i].plan == plan) {
         throw_bad_input(where + ": plan \"" + name + "\" is the same plan as \"" + points[i].budget + "\" on line " +
                         std::to_string(lines_of[i]));
       }
     }
-    points.push_back(BudgetPoint{"plans", name, plan, std::numeric_limits<double>::quiet_NaN()});
+    points.push_back(BudgetPoint{method, budget, plan, std::numeric_limits<double>::quiet_NaN()});
     lines_of.push_back(number);
   }
   if (points.empty()) throw_bad_input(config.plans_file + ": holds no plans");

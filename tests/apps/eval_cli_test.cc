@@ -277,9 +277,10 @@ TEST(EvalCli, MetricsModeBadInput) {
     EXPECT_NE(r.err.find(text), std::string::npos) << r.err;
   };
   refused({}, "nothing to evaluate");
-  refused({"--tasks", "hellaswag"}, "unknown task \"hellaswag\"");
+  refused({"--tasks", "lambada"}, "unknown task \"lambada\"");
   unsetenv("CDMOE_BENCHMARKS_DIR");
   refused({"--tasks", "piqa"}, "task piqa needs --benchmarks DIR");
+  refused({"--tasks", "hellaswag"}, "task hellaswag needs --benchmarks DIR (or $CDMOE_BENCHMARKS_DIR) holding hellaswag_validation.jsonl");
   refused({"--calib", dir.file("calib.txt"), "--seq-len", "1000"}, "--seq-len 1000 exceeds the model's max_position_embeddings 512");
   refused({"--calib", dir.file("calib.txt"), "--divergence", "wasserstein"}, "--divergence: objective \"wasserstein\" is not one of");
   refused({"--speed", "--ppl", dir.file("calib.txt")}, "--speed times the plan on --calib");

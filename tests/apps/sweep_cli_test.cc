@@ -331,6 +331,44 @@ TEST_F(SweepCli, BlockDropRemovesWholeBlocks) {
   EXPECT_EQ(count_rows(db, "SELECT count(*) FROM results WHERE stage = 'full_eval' AND method = 'blockdrop' AND task_acc_mean IS NOT NULL"), 2);
 }
 
+// The reference's artifacts through cdmoe-import-reference into one sweep beside our own search:
+// its plans are evaluated under their own method at the same layers:N budgets.
+TEST_F(SweepCli, ReferencePlansSitBesideOurs) {
+  const std::string import = std::string(CDMOE_BIN_DIR) + "/cdmoe-import-reference";
+  write_file(file("order.json"), "[1, 0]");
+  write_file(file("experts.json"), R"({"0": [4, 2, 0], "1": [5, 3, 1]})");
+  write_file(file("weights.json"), R"({"0-4": [9, 30, 0.3], "0-2": [6, 30, 0.2], "1-5": [12, 30, 0.4], "1-3": [3, 30, 0.1]})");
+  std::vector<std::string> base = {import, "--model", model(), "--layer-order", file("order.json"), "--k", "2"};
+  CommandResult missing = run_command(base);
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("--out is required"), std::string::npos) << missing.err;
+  std::vector<std::string> no_experts = base;
+  no_experts.insert(no_experts.end(), {"--out", file("ref.jsonl")});
+  CommandResult refused = run_command(no_experts);
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("--k 2 needs --experts and --dynamic-weights"), std::string::npos) << refused.err;
+  EXPECT_FALSE(std::filesystem::exists(file("ref.jsonl")));
+  std::vector<std::string> good = no_experts;
+  good.insert(good.end(), {"--experts", file("experts.json"), "--dynamic-weights", file("weights.json")});
+  CommandResult imported = run_command(good);
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  EXPECT_NE(imported.out.find("wrote 2 plans (reference_sr_k2, layers 1..2)"), std::string::npos) << imported.out;
+
+  std::string db = file("reference.db");
+  auto args = sweep_args(db, "s");
+  args[std::find(args.begin(), args.end(), "--experts-kept") - args.begin() + 1] = "2";
+  args.insert(args.end(), {"--strategy", "cdmoe,plans", "--plans", file("ref.jsonl")});
+  CommandResult r = run_command(mpi(2, args));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* method : {"reference_sr_k2", "cdmoe_sr_k2"}) {
+    EXPECT_EQ(count_rows(db, "SELECT count(*) FROM results WHERE stage = 'full_eval' AND state = 'DONE' AND method = '" +
+                                 std::string(method) + "' AND budget IN ('layers:1', 'layers:2')"), 2) << method;
+  }
+  // MoE layer 1 of the order is the model's second MoE layer, with the reference's weights.
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM results WHERE method = 'reference_sr_k2' AND budget = 'layers:1' AND "
+                           "json_extract(plan_json, '$.layers') IS NOT NULL AND plan_json LIKE '%\"weights\":[0.1,0.4]%'"), 1);
+}
+
 TEST_F(SweepCli, DryRunCountsAndConfigFileGivesTheSameOptions) {
   std::string db = file("dry.db");
   auto args = sweep_args(db, "s");

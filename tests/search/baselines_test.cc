@@ -160,6 +160,28 @@ TEST(PlansStrategy, ReadsJsonlAndNamesTheBadLine) {
   }
   config.plans_file = dir.file("missing.jsonl");
   EXPECT_THROW(make_strategy("plans", shape, config), Error);
+
+  // Lines may carry their method and budget (cdmoe-import-reference writes them).
+  std::string named = dir.file("named.jsonl");
+  cdmoe::testing::write_file(named,
+                             "{\"name\": \"a\", \"method\": \"reference_s\", \"budget\": \"layers:1\", \"plan\": {\"layers\": {\"1\": {\"op\": \"drop\"}}}}\n"
+                             "{\"name\": \"b\", \"method\": \"reference_s\", \"budget\": \"layers:2\", \"plan\": {\"layers\": {\"2\": {\"op\": \"drop\"}}}}\n");
+  config.plans_file = named;
+  points = make_strategy("plans", shape, config)->budget_points();
+  ASSERT_EQ(points.size(), 2u);
+  EXPECT_EQ(points[1].method, "reference_s");
+  EXPECT_EQ(points[1].budget, "layers:2");
+  auto refusal = [&](const std::string& line) {
+    cdmoe::testing::write_file(named, line + "\n");
+    try {
+      make_strategy("plans", shape, config);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(refusal(R"({"name": "a", "methd": "x", "plan": {}})").find(":1: unknown field 'methd'"), std::string::npos);
+  EXPECT_NE(refusal(R"({"name": "a", "method": "Ref S", "plan": {}})").find("method \"Ref S\" must be lower_snake_case"), std::string::npos);
 }
 
 }  // namespace
