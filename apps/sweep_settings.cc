@@ -14,6 +14,7 @@
 #include "finetune/train_data.h"
 #include "model/checkpoint.h"
 #include "model/device.h"
+#include "model/family.h"
 #include "model/model_config.h"
 #include "model/tokenizer.h"
 #include "model/weight_names.h"
@@ -34,7 +35,9 @@ void check_sweep_name(const std::string& name) {
   if (name.front() == ' ' || name.back() == ' ') throw_bad_input("--sweep \"" + name + "\" starts or ends with a space");
 }
 
-std::vector<int> parse_experts_kept(const std::string& text) {
+// --experts-kept as numbers; "auto" is CD-MoE-S (0) and the k the reference ran this family with.
+std::vector<int> parse_experts_kept(const std::string& text, const ModelShape& shape) {
+  if (text == "auto") return {0, model::find_family(shape.model_type, "config.json").reference_experts_kept};
   std::vector<int> ks;
   for (const std::string& part : split_commas(text)) {
     char* end = nullptr;
@@ -54,10 +57,11 @@ std::string absolute(const std::string& path) {
 
 search::SearchConfig search_config(const SweepSettings& s, const ModelShape& shape) {
   search::SearchConfig config;
-  config.experts_kept = parse_experts_kept(s.experts_kept);
+  config.experts_kept = parse_experts_kept(s.experts_kept, shape);
   for (int k : config.experts_kept) {
     if (k > shape.num_routed_experts) {
-      throw_bad_input("--experts-kept " + std::to_string(k) + " is more than the model's " +
+      throw_bad_input("--experts-kept " + (s.experts_kept == "auto" ? "auto (" + std::to_string(k) + ")" : std::to_string(k)) +
+                      " is more than the model's " +
                       std::to_string(shape.num_routed_experts) + " routed experts");
     }
   }
@@ -91,7 +95,7 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
       ("strategy", po::value(&s.strategy)->default_value(s.strategy),
        ("search strategy, or several side by side (cdmoe,drop,random): " + search::strategy_names()).c_str())
       ("experts-kept", po::value(&s.experts_kept)->default_value(s.experts_kept),
-       "routed experts kept per condensed layer (0: CD-MoE-S, k>0: CD-MoE-SR), comma-separated")
+       "routed experts kept per condensed layer (0: CD-MoE-S, k>0: CD-MoE-SR), comma-separated; auto: 0 and the reference's k for the family (deepseek 6, qwen2_moe 4)")
       ("budgets", po::value(&s.budgets), "budget points: layers:N[,M|A-B], memory:F|BYTES, speed:S, joined by ';' or '|'")
       ("objective", po::value(&s.objective)->default_value(s.objective),
        "layer-selection divergence from the original's final output: js-logits, js-hidden, kl, mse, cosine")
@@ -103,6 +107,8 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
       ("calib-samples", po::value(&s.calib_samples)->default_value(s.calib_samples), "calibration documents used")
       ("seq-len", po::value(&s.seq_len)->default_value(s.seq_len), "tokens per calibration document (truncated)")
       ("packed", po::bool_switch(&s.packed), "pack documents into --seq-len blocks instead of truncating each")
+      ("routing-tokens", po::value(&s.routing_tokens)->default_value(s.routing_tokens),
+       "average routing weights (CD-MoE-SR's w̄) on: calibration (the sequences above) or full (each calibration document whole, up to max_position_embeddings, as the reference)")
       ("batch-size", po::value(&s.batch_size)->default_value(s.batch_size), "sequences per forward in task scoring")
       ("tasks", po::value(&s.tasks), "zero-shot tasks of full evaluations, comma-separated: arc_challenge, boolq, piqa, rte, openbookqa, winogrande, mmlu, hellaswag, arc_easy (from --benchmarks), FILE.jsonl ({context, choices, gold})")
       ("benchmarks", po::value(&s.benchmarks_dir), "folder with the tasks' files, README.md \"The paper's eight tasks\" (default: $CDMOE_BENCHMARKS_DIR)")
@@ -172,6 +178,9 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
   if (s.cache_mb < 0) throw_bad_input("--cache-mb must be 0 or positive");
   if (s.batch_size < 1) throw_bad_input("--batch-size must be at least 1");
   if (s.seq_len < 1) throw_bad_input("--seq-len must be at least 1");
+  if (s.routing_tokens != "calibration" && s.routing_tokens != "full") {
+    throw_bad_input("--routing-tokens \"" + s.routing_tokens + "\" is not one of calibration, full");
+  }
   s.speed.validate();
   if (s.device != "auto" && s.device != "cpu" && s.device != "cuda") {
     throw_bad_input("--device \"" + s.device + "\" is not one of auto, cpu, cuda");
@@ -224,8 +233,8 @@ ValidatedSweep validate_sweep(const SweepSettings& s) {
   Json stored{{"model", absolute(s.model_dir)},  {"model_hash", model_hash},
               {"tokenizer", absolute(s.tokenizer_dir)}, {"calib", absolute(s.calib_path)},
               {"data_hashes", data_hashes},        {"calib_samples", s.calib_samples},
-              {"seq_len", s.seq_len},               {"packed", s.packed},
-              {"strategy", s.strategy},             {"experts_kept", parse_experts_kept(s.experts_kept)},
+              {"seq_len", s.seq_len},               {"packed", s.packed}, {"routing_tokens", s.routing_tokens},
+              {"strategy", s.strategy},             {"experts_kept", parse_experts_kept(s.experts_kept, sweep.shape)},
               {"budgets", s.budgets},               {"objective", s.objective},
               {"expert_objective", s.expert_objective}, {"beam_width", s.beam_width},
               {"screen_fraction", s.screen_fraction}, {"tasks", s.tasks},
@@ -300,6 +309,7 @@ worker::WorkerOptions worker_options(const SweepSettings& s, int local_rank) {
   w.tokenizer_dir = s.tokenizer_dir;
   w.calib_path = s.calib_path;
   w.calib = eval::CalibrationOptions{s.calib_samples, s.seq_len, s.packed, s.seed};
+  w.routing_full_documents = s.routing_tokens == "full";
   w.held_out_path = s.held_out_path;
   w.tasks = split_commas(s.tasks);
   w.benchmarks_dir = s.benchmarks_dir;

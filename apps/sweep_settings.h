@@ -23,13 +23,14 @@ namespace cdmoe::apps {
 struct SweepSettings {
   std::string model_dir, tokenizer_dir, calib_path, held_out_path, db_path, sweep_name;
   std::string strategy = "cdmoe";
-  std::string experts_kept = "0,6";
+  std::string experts_kept = "auto";  // "auto": 0 and the family's reference k (model::Family)
   std::string budgets;
   std::string objective = "js-logits", expert_objective = "js-hidden";
   int beam_width = 1;
   double screen_fraction = 0;
   int64_t calib_samples = 100, seq_len = 256, batch_size = 8, task_limit = 0;
   bool packed = false;
+  std::string routing_tokens = "calibration";  // worker::WorkerOptions::routing_full_documents when "full"
   std::string task_average = "acc";  // eval::TaskAverage
   std::string tasks, benchmarks_dir, plans_file, device = "auto", dtype = "auto";
   int threads = 0;

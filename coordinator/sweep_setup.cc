@@ -26,7 +26,9 @@ namespace {
 
 // Config keys added after sweeps were first stored, with the value every earlier binary used:
 // a sweep stored without the key resumes under a config that gives that value.
-const std::pair<const char*, const char*> kKeysAddedLater[] = {{"dtype", "float32"}};
+const std::pair<const char*, const char*> kKeysAddedLater[] = {{"dtype", "float32"},
+                                                                    {"task_average", "acc"},
+                                                                    {"routing_tokens", "calibration"}};
 
 }  // namespace
 

@@ -28,6 +28,9 @@ struct Family {
   MoeWeightNames names;
   bool shared_expert_gate;   // sigmoid(Linear(D, 1)) scales the shared expert per token (qwen2_moe)
   double topk_norm_epsilon;  // added to the top-k sum when norm_topk_prob (deepseek: 1e-20)
+  // The routed experts the CD-MoE reference keeps per condensed layer in its runs of this family
+  // (k = 6 for DeepSeekMoE, 4 for Qwen-MoE): cdmoe-sweep's default --experts-kept is "0,k".
+  int reference_experts_kept;
 };
 
 // The family registered for `model_type`; bad input naming `where` and the supported ones.

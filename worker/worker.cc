@@ -16,6 +16,7 @@
 #include "core/objectives.h"
 #include "eval/evaluation.h"
 #include "eval/layer_cache.h"
+#include "eval/router_statistics.h"
 #include "finetune/training_run.h"
 #include "model/moe_model.h"
 #include "model/tokenizer.h"
@@ -166,11 +167,20 @@ Worker::Worker(const WorkerOptions& options, int rank) : impl_(std::make_unique<
   w.cache = std::make_unique<eval::LayerCache>(*w.model, ids, mask, Plan(), options.cache_bytes - condensed_share);
   w.full.calibration_cache = w.cache.get();  // full evaluations' divergence reuses the original's boundaries
   w.full.cache_bytes = options.cache_bytes;
-  // One forward of the original model fills the cache's boundaries and measures the average
-  // routing weights that condense ops without explicit weights use (ARCHITECTURE.md §2).
-  w.model->collect_router_stats(true);
-  w.cache->boundary(w.cache->num_layers());
-  w.model->collect_router_stats(false);
+  // The average routing weights that condense ops without explicit weights use (ARCHITECTURE.md
+  // §2): measured by the forward that fills the cache's boundaries, or on the documents whole.
+  if (options.routing_full_documents) {
+    eval::CalibrationOptions whole = options.calib;
+    whole.packed = false;
+    whole.seq_len = w.model->shape().max_position_embeddings;
+    eval::measure_router_statistics(*w.model, eval::load_calibration(options.calib_path, *w.tokenizer, whole).sequences,
+                                    options.batch_size * options.calib.seq_len);
+    w.cache->boundary(w.cache->num_layers());
+  } else {
+    w.model->collect_router_stats(true);
+    w.cache->boundary(w.cache->num_layers());
+    w.model->collect_router_stats(false);
+  }
 }
 
 Worker::~Worker() = default;

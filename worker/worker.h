@@ -37,6 +37,7 @@ struct WorkerOptions {
   std::string tokenizer_dir;                // default: model_dir
   std::string calib_path;                   // calibration text (divergences, router statistics, speed)
   eval::CalibrationOptions calib;           // samples, seq_len, packed, seed
+  bool routing_full_documents = false;      // router statistics on the chosen documents whole (up to max positions)
   std::string held_out_path;                // perplexity text; empty: none
   std::vector<std::string> tasks;           // piqa, arc_easy, FILE.jsonl
   std::string benchmarks_dir;               // where piqa/arc_easy live

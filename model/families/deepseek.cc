@@ -44,6 +44,7 @@ ModelShape read_deepseek(const Json& config, const std::string& where) {
 
 const Family kDeepseekFamily{"deepseek", read_deepseek,
                              MoeWeightNames{"gate.weight", "experts.", "shared_experts.", ""},
-                             /*shared_expert_gate=*/false, /*topk_norm_epsilon=*/1e-20};
+                             /*shared_expert_gate=*/false, /*topk_norm_epsilon=*/1e-20,
+                             /*reference_experts_kept=*/6};
 
 }  // namespace cdmoe::model

@@ -52,6 +52,7 @@ ModelShape read_qwen2_moe(const Json& config, const std::string& where) {
 
 const Family kQwen2MoeFamily{"qwen2_moe", read_qwen2_moe,
                              MoeWeightNames{"gate.weight", "experts.", "shared_expert.", "shared_expert_gate.weight"},
-                             /*shared_expert_gate=*/true, /*topk_norm_epsilon=*/0.0};
+                             /*shared_expert_gate=*/true, /*topk_norm_epsilon=*/0.0,
+                             /*reference_experts_kept=*/4};
 
 }  // namespace cdmoe::model

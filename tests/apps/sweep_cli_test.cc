@@ -331,6 +331,34 @@ TEST_F(SweepCli, BlockDropRemovesWholeBlocks) {
   EXPECT_EQ(count_rows(db, "SELECT count(*) FROM results WHERE stage = 'full_eval' AND method = 'blockdrop' AND task_acc_mean IS NOT NULL"), 2);
 }
 
+// --routing-tokens full: the average routing weights on each calibration document whole (the
+// reference's dynamic_weight.json), not on the --seq-len truncation the divergences use. The
+// fixture's documents are longer than its 24 tokens, so more tokens are routed, in every layer.
+TEST_F(SweepCli, RoutingWeightsOnWholeDocuments) {
+  auto routed = [&](const std::string& db, const std::string& layer) {
+    return count_rows(db, "SELECT sum(tokens) FROM router_stats WHERE expert >= 0 AND layer = " + layer);
+  };
+  std::map<std::string, std::string> dbs = {{"calibration", file("routing_calibration.db")}, {"full", file("routing_full.db")}};
+  for (const auto& [tokens, db] : dbs) {
+    auto args = sweep_args(db, "s");
+    args.insert(args.end(), {"--strategy", "random", "--routing-tokens", tokens});
+    CommandResult r = run_command(local(args));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(count_rows(db, "SELECT count(*) FROM sweeps WHERE json_extract(config_json, '$.routing_tokens') = '" + tokens + "'"), 1);
+  }
+  for (const char* layer : {"1", "2", "3"}) {
+    EXPECT_EQ(routed(dbs["calibration"], layer), 8 * 24 * 2) << "8 sequences of 24 tokens, top-2";
+    EXPECT_GT(routed(dbs["full"], layer), 8 * 24 * 2) << layer;
+    EXPECT_EQ(routed(dbs["full"], layer), routed(dbs["full"], "1")) << "every token through every layer";
+  }
+  auto args = sweep_args(file("routing_bad.db"), "s");
+  args.insert(args.end(), {"--routing-tokens", "whole"});
+  CommandResult bad = run_command(local(args));
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--routing-tokens \"whole\" is not one of calibration, full"), std::string::npos) << bad.err;
+  EXPECT_FALSE(std::filesystem::exists(file("routing_bad.db")));
+}
+
 // The reference's artifacts through cdmoe-import-reference into one sweep beside our own search:
 // its plans are evaluated under their own method at the same layers:N budgets.
 TEST_F(SweepCli, ReferencePlansSitBesideOurs) {
@@ -386,6 +414,16 @@ TEST_F(SweepCli, DryRunCountsAndConfigFileGivesTheSameOptions) {
   CommandResult from_file = run_command({kSweep, "--config", file("sweep.ini"), "--dry-run"});
   ASSERT_EQ(from_file.exit_code, 0) << from_file.err;
   EXPECT_EQ(from_file.out, dry.out);
+
+  // Without --experts-kept: CD-MoE-S and the reference's k for the family (deepseek: 6, which
+  // this model's 6 routed experts allow), in the stored config as numbers.
+  std::vector<std::string> by_family = args;
+  by_family.erase(std::find(by_family.begin(), by_family.end(), "--experts-kept"), std::find(by_family.begin(), by_family.end(), "--experts-kept") + 2);
+  CommandResult family_default = run_command(local(by_family));
+  ASSERT_EQ(family_default.exit_code, 0) << family_default.err;
+  EXPECT_NE(family_default.out.find("layer_select_k0:"), std::string::npos) << family_default.out;
+  EXPECT_NE(family_default.out.find("layer_select_k6:"), std::string::npos) << family_default.out;
+  EXPECT_EQ(family_default.out.find("layer_select_k2:"), std::string::npos) << family_default.out;
 
   CommandResult help = run_command({kSweep, "--help"});
   EXPECT_EQ(help.exit_code, 0);
