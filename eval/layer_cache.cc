@@ -273,8 +273,12 @@ double measure_objective(LayerCache& cache, const DivergenceInfo& divergence, co
   const model::MoeModel& model = cache.model();
   const DivergenceKind kind = divergence.kind;
   if (!divergence.vocabulary) {  // hidden states: the reference side prepared once per boundary
-    if (scope == "model") candidate = model.final_norm(candidate);
-    at::Tensor prepared = cache.hidden_reference(compared_at, scope == "model", rows, kind);
+    // The model's last hidden state is compared after the final norm, also when it is the last
+    // layer's own output (layer scope): transformers' hidden_states[-1], which the CD-MoE
+    // reference compares for its last MoE layer, is normed; the other layers' outputs are not.
+    const bool normed = compared_at == cache.num_layers();
+    if (normed) candidate = model.final_norm(candidate);
+    at::Tensor prepared = cache.hidden_reference(compared_at, normed, rows, kind);
     return hidden_divergence(kind, prepared, candidate.reshape({-1, candidate.size(-1)}), valid.flatten());
   }
   // Next-token distributions (final norm + LM head). At model scope the reference is the same

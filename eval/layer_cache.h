@@ -110,7 +110,8 @@ class LayerCache {
 // Measures a search objective (the names of search/candidate.h's Objective) on a candidate:
 //   scope "layer": the changed layer's output vs the base's; scope "model": the final output.
 //   divergence js-logits / kl: next-token distributions (final norm + LM head, in vocabulary
-//   chunks); js-hidden / mse / cosine: hidden states (final-norm outputs at model scope).
+//   chunks); js-hidden / mse / cosine: hidden states (final-norm outputs at model scope, and
+//   at layer scope for the last decoder layer, whose output is the model's last hidden state).
 // calib_fraction < 1 uses that leading fraction of the calibration sequences.
 // incumbent: the plan `plan` extends, when known (model scope only: layer selection).
 double measure_objective(LayerCache& cache, const DivergenceInfo& divergence, const std::string& scope,

@@ -80,6 +80,18 @@ TEST(LayerCache, LocalObjectiveIsTheLayersOwnOutputAndScreensUseLeadingRows) {
   at::Tensor valid = c.mask.to(model->device(), at::kBool).flatten();
   double by_hand = js_hidden(original.reshape({-1, 32}), condensed.reshape({-1, 32}), valid);
   EXPECT_LE(std::abs(measure_objective(cache, "js-hidden", "layer", plan) - by_hand), 1e-6 * by_hand);
+  // The last layer's output is the model's last hidden state: compared after the final norm, as
+  // the reference compares transformers' hidden_states[-1] (normed) for its last MoE layer.
+  const int last = int(model->shape().num_layers) - 1;
+  ASSERT_TRUE(model->shape().is_moe_layer(last));
+  Plan at_last = Plan::parse("{\"layers\":{\"" + std::to_string(last) + "\":{\"op\":\"condense\",\"experts\":[2],\"weights\":[0.5]}}}", "p");
+  at::Tensor last_input = model->run_layers(model->embed(c.ids), c.mask, 0, last, Plan());
+  at::Tensor last_original = model->run_layers(last_input, c.mask, last, last + 1, Plan());
+  at::Tensor last_condensed = model->run_layers(last_input, c.mask, last, last + 1, at_last);
+  double normed = js_hidden(model->final_norm(last_original).reshape({-1, 32}), model->final_norm(last_condensed).reshape({-1, 32}), valid);
+  double raw = js_hidden(last_original.reshape({-1, 32}), last_condensed.reshape({-1, 32}), valid);
+  EXPECT_LE(std::abs(measure_objective(cache, "js-hidden", "layer", at_last) - normed), 1e-6 * normed);
+  EXPECT_GT(std::abs(normed - raw), 1e-3 * normed) << "the norm changes the value: the test can tell them apart";
   // A screen on half the data equals the objective on a cache of the first two sequences (to
   // float32 GEMM rounding: a batch of 2 rows blocks differently from one of 4).
   LayerCache half(*model, c.ids.narrow(0, 0, 2), c.mask.narrow(0, 0, 2), Plan(), int64_t(1) << 30);
