@@ -96,6 +96,7 @@ int metrics_mode(const po::variables_map& args) {
   }
   if (args.count("speed") && !args.count("calib")) throw_bad_input("--speed times the plan on --calib; give --calib FILE");
   find_divergence(args["divergence"].as<std::string>(), "--divergence");
+  const DivergenceMean divergence_mean = divergence_mean_named(args["divergence-mean"].as<std::string>(), "--divergence-mean");
   std::string model_dir = args["model"].as<std::string>();
   // Every input is read and checked before the first forward.
   auto model = load_model(args);
@@ -105,6 +106,7 @@ int metrics_mode(const po::variables_map& args) {
   model::check_tokenizer_fits(*tokenizer, model->shape().vocab_size, "tokenizer of " + tokenizer_source);
   eval::EvaluationRequest request;
   request.divergence = args["divergence"].as<std::string>();
+  request.divergence_mean = divergence_mean;
   request.batch_size = std::max<int64_t>(1, args["batch-size"].as<int64_t>());
   request.speed = args.count("speed") > 0;
   speed_options.validate();
@@ -176,6 +178,8 @@ int eval_main(int argc, char** argv) {
       ("ppl", po::value<std::string>(), "held-out text (JSONL {\"text\"} or plain) for perplexity")
       ("calib", po::value<std::string>(), "calibration text for the divergence from the original (and --speed)")
       ("divergence", po::value<std::string>()->default_value("js-logits"), divergence_names().c_str())
+      ("divergence-mean", po::value<std::string>()->default_value("token"),
+       "the divergence's mean: token (over all calibration tokens) or sequence (of each sequence's mean, as the CD-MoE reference)")
       ("cache-mb", po::value<int64_t>()->default_value(4096), "layer cache cap for the divergence, MiB")
       ("calib-samples", po::value<int64_t>()->default_value(100), "documents of --calib / --ppl used")
       ("seq-len", po::value<int64_t>()->default_value(256), "tokens per document (longer ones are truncated)")

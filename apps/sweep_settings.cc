@@ -101,6 +101,8 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
        "layer-selection divergence from the original's final output: js-logits, js-hidden, kl, mse, cosine")
       ("expert-objective", po::value(&s.expert_objective)->default_value(s.expert_objective),
        "expert-selection divergence of the layer's own output")
+      ("divergence-mean", po::value(&s.divergence_mean)->default_value(s.divergence_mean),
+       "every divergence's mean: token (over all calibration tokens) or sequence (of each sequence's mean, as the reference)")
       ("beam-width", po::value(&s.beam_width)->default_value(s.beam_width), "plans kept per layer-selection step")
       ("screen-fraction", po::value(&s.screen_fraction)->default_value(s.screen_fraction),
        "successive halving: screen candidates on this fraction of the calibration set first (0: off)")
@@ -178,6 +180,7 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
   if (s.cache_mb < 0) throw_bad_input("--cache-mb must be 0 or positive");
   if (s.batch_size < 1) throw_bad_input("--batch-size must be at least 1");
   if (s.seq_len < 1) throw_bad_input("--seq-len must be at least 1");
+  divergence_mean_named(s.divergence_mean, "--divergence-mean");
   if (s.routing_tokens != "calibration" && s.routing_tokens != "full") {
     throw_bad_input("--routing-tokens \"" + s.routing_tokens + "\" is not one of calibration, full");
   }
@@ -236,7 +239,7 @@ ValidatedSweep validate_sweep(const SweepSettings& s) {
               {"seq_len", s.seq_len},               {"packed", s.packed}, {"routing_tokens", s.routing_tokens},
               {"strategy", s.strategy},             {"experts_kept", parse_experts_kept(s.experts_kept, sweep.shape)},
               {"budgets", s.budgets},               {"objective", s.objective},
-              {"expert_objective", s.expert_objective}, {"beam_width", s.beam_width},
+              {"expert_objective", s.expert_objective}, {"divergence_mean", s.divergence_mean}, {"beam_width", s.beam_width},
               {"screen_fraction", s.screen_fraction}, {"tasks", s.tasks},
               {"task_limit", s.task_limit}, {"task_average", s.task_average},         {"ppl", absolute(s.held_out_path)},
               {"plans", absolute(s.plans_file)},    {"seed", s.seed},
@@ -318,6 +321,7 @@ worker::WorkerOptions worker_options(const SweepSettings& s, int local_rank) {
   w.batch_size = s.batch_size;
   w.cache_bytes = s.layer_cache ? s.cache_mb << 20 : 0;
   w.full_divergence = s.objective;
+  w.divergence_mean = divergence_mean_named(s.divergence_mean, "--divergence-mean");
   w.speed = s.speed;
   return w;
 }

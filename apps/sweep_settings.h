@@ -26,6 +26,7 @@ struct SweepSettings {
   std::string experts_kept = "auto";  // "auto": 0 and the family's reference k (model::Family)
   std::string budgets;
   std::string objective = "js-logits", expert_objective = "js-hidden";
+  std::string divergence_mean = "token";  // core/objectives.h DivergenceMean: token | sequence
   int beam_width = 1;
   double screen_fraction = 0;
   int64_t calib_samples = 100, seq_len = 256, batch_size = 8, task_limit = 0;

@@ -28,7 +28,8 @@ namespace {
 // a sweep stored without the key resumes under a config that gives that value.
 const std::pair<const char*, const char*> kKeysAddedLater[] = {{"dtype", "float32"},
                                                                     {"task_average", "acc"},
-                                                                    {"routing_tokens", "calibration"}};
+                                                                    {"routing_tokens", "calibration"},
+                                                                    {"divergence_mean", "token"}};
 
 }  // namespace
 

@@ -31,6 +31,14 @@ const DivergenceInfo& find_divergence(const std::string& name, const std::string
   throw_bad_input(where + ": objective \"" + name + "\" is not one of " + divergence_names());
 }
 
+DivergenceMean divergence_mean_named(const std::string& name, const std::string& where) {
+  if (name == "token") return DivergenceMean::kToken;
+  if (name == "sequence") return DivergenceMean::kSequence;
+  throw_bad_input(where + ": \"" + name + "\" is not one of token, sequence");
+}
+
+const char* divergence_mean_name(DivergenceMean mean) { return mean == DivergenceMean::kToken ? "token" : "sequence"; }
+
 void validate_objective_scope(const std::string& scope, const std::string& where) {
   for (const char* known : kObjectiveScopes) {
     if (scope == known) return;

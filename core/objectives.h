@@ -25,6 +25,14 @@ const DivergenceInfo& find_divergence(const std::string& name, const std::string
 // "js-hidden, js-logits, kl, mse, cosine", for help texts and errors.
 std::string divergence_names();
 
+// How a divergence averages its per-token values: over every valid calibration token (kToken:
+// long documents weigh more), or per sequence first and then over sequences (kSequence: the
+// CD-MoE reference's mean of per-sample means). Named "token" / "sequence" on command lines.
+enum class DivergenceMean { kToken, kSequence };
+// The mean named `name`; bad input ("WHERE: \"x\" is not one of token, sequence") otherwise.
+DivergenceMean divergence_mean_named(const std::string& name, const std::string& where);
+const char* divergence_mean_name(DivergenceMean mean);
+
 // The scopes an objective compares at: the changed layer's output, or the model's output.
 inline constexpr const char* kObjectiveScopes[] = {"layer", "model"};
 // Bad input unless scope is one of kObjectiveScopes.

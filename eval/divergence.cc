@@ -100,11 +100,18 @@ at::Tensor chunked_logsumexp(const at::Tensor& x, const at::Tensor& w, int64_t c
 
 enum class Kind { kJs, kKl };
 
+// The mean of per-row values [N] (float64): plain, or weighted (weights sum to 1).
+double row_mean(const at::Tensor& per_row, const at::Tensor& row_weights) {
+  if (!row_weights.defined()) return per_row.mean().item<double>();
+  if (row_weights.numel() != per_row.numel()) throw_runtime("divergence: row weights and rows differ in number");
+  return (per_row * row_weights.to(per_row.device(), at::kDouble)).sum().item<double>();
+}
+
 // The mean over rows of Σ_v of the divergence's terms, chunk by chunk, with ATen operations;
 // logits_q_of(index) gives the candidate's logits [N, C] of a chunk.
 template <typename Logits>
 double tensor_ops_divergence(Kind kind, const VocabularyReference& reference, int64_t chunks, const at::Tensor& lse_q,
-                             Logits logits_q_of) {
+                             Logits logits_q_of, const at::Tensor& row_weights) {
   at::Tensor total = at::zeros_like(lse_q);
   for (int64_t index = 0; index < chunks; ++index) {
     at::Tensor lp = reference.log_probs(index), lq = logits_q_of(index).to(at::kDouble) - lse_q.unsqueeze(1);
@@ -115,10 +122,11 @@ double tensor_ops_divergence(Kind kind, const VocabularyReference& reference, in
       total += 0.5 * (lp.exp() * (lp - log_m) + lq.exp() * (lq - log_m)).sum(1);
     }
   }
-  return total.mean().item<double>();
+  return row_mean(total, row_weights);
 }
 
-double vocabulary_divergence(Kind kind, const VocabularyReference& reference, const at::Tensor& q_rows) {
+double vocabulary_divergence(Kind kind, const VocabularyReference& reference, const at::Tensor& q_rows,
+                             const at::Tensor& row_weights) {
   const at::Tensor& w = reference.head_weight();
   int64_t chunk = reference.vocab_chunk();
   if (q_rows.size(0) != reference.rows()) throw_runtime("divergence: candidate and reference rows differ");
@@ -128,7 +136,7 @@ double vocabulary_divergence(Kind kind, const VocabularyReference& reference, co
   auto logits_q_of = [&](int64_t index) { return keep ? kept_logits[size_t(index)] : chunk_logits(q_rows, w, chunk, index); };
   int64_t chunks = (w.size(0) + chunk - 1) / chunk;
   if (reference.kernel() == VocabularyKernel::kTensorOps) {
-    return tensor_ops_divergence(kind, reference, chunks, lse_q, logits_q_of);
+    return tensor_ops_divergence(kind, reference, chunks, lse_q, logits_q_of, row_weights);
   }
   const double* lse = lse_q.data_ptr<double>();
   std::vector<double> total(size_t(q_rows.size(0)), 0.0);
@@ -159,15 +167,16 @@ double vocabulary_divergence(Kind kind, const VocabularyReference& reference, co
       total[size_t(r)] += acc;
     });
   }
+  if (row_weights.defined()) return row_mean(at::tensor(total, at::kDouble), row_weights);
   double mean = 0;
   for (double t : total) mean += t;
   return mean / double(total.size());
 }
 
 double vocabulary_divergence(Kind kind, const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Tensor& w,
-                             const at::Tensor& valid, int64_t chunk, VocabularyKernel kernel) {
+                             const at::Tensor& valid, int64_t chunk, VocabularyKernel kernel, const at::Tensor& row_weights) {
   return vocabulary_divergence(kind, VocabularyReference(valid_rows(x_ref, valid), w, chunk, 0, kernel),
-                               valid_rows(x_cand, valid));
+                               valid_rows(x_cand, valid), row_weights);
 }
 
 }  // namespace
@@ -197,22 +206,32 @@ int64_t VocabularyReference::kept_bytes() const {
   return bytes;
 }
 
-double js_logits(const VocabularyReference& reference, const at::Tensor& x_cand_rows) {
-  return vocabulary_divergence(Kind::kJs, reference, x_cand_rows);
+at::Tensor divergence_row_weights(const at::Tensor& mask, DivergenceMean mean) {
+  if (mean == DivergenceMean::kToken) return {};
+  at::Tensor valid = mask.to(at::kCPU, at::kDouble).ne(0).to(at::kDouble);  // [B, T]
+  at::Tensor lengths = valid.sum(1, /*keepdim=*/true);
+  const double sequences = lengths.gt(0).sum().item<double>();
+  if (sequences == 0) throw_bad_input("no valid calibration tokens to measure a divergence on");
+  at::Tensor per_token = valid / (lengths.clamp_min(1) * sequences);
+  return per_token.flatten().index_select(0, valid.flatten().nonzero().squeeze(1));
 }
 
-double kl_logits(const VocabularyReference& reference, const at::Tensor& x_cand_rows) {
-  return vocabulary_divergence(Kind::kKl, reference, x_cand_rows);
+double js_logits(const VocabularyReference& reference, const at::Tensor& x_cand_rows, const at::Tensor& row_weights) {
+  return vocabulary_divergence(Kind::kJs, reference, x_cand_rows, row_weights);
+}
+
+double kl_logits(const VocabularyReference& reference, const at::Tensor& x_cand_rows, const at::Tensor& row_weights) {
+  return vocabulary_divergence(Kind::kKl, reference, x_cand_rows, row_weights);
 }
 
 double js_logits(const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Tensor& head_weight,
-                 const at::Tensor& valid, int64_t vocab_chunk, VocabularyKernel kernel) {
-  return vocabulary_divergence(Kind::kJs, x_ref, x_cand, head_weight, valid, vocab_chunk, kernel);
+                 const at::Tensor& valid, int64_t vocab_chunk, VocabularyKernel kernel, const at::Tensor& row_weights) {
+  return vocabulary_divergence(Kind::kJs, x_ref, x_cand, head_weight, valid, vocab_chunk, kernel, row_weights);
 }
 
 double kl_logits(const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Tensor& head_weight,
-                 const at::Tensor& valid, int64_t vocab_chunk, VocabularyKernel kernel) {
-  return vocabulary_divergence(Kind::kKl, x_ref, x_cand, head_weight, valid, vocab_chunk, kernel);
+                 const at::Tensor& valid, int64_t vocab_chunk, VocabularyKernel kernel, const at::Tensor& row_weights) {
+  return vocabulary_divergence(Kind::kKl, x_ref, x_cand, head_weight, valid, vocab_chunk, kernel, row_weights);
 }
 
 at::Tensor prepare_hidden_reference(DivergenceKind kind, const at::Tensor& h_ref, const at::Tensor& valid) {
@@ -225,7 +244,8 @@ at::Tensor prepare_hidden_reference(DivergenceKind kind, const at::Tensor& h_ref
   }
 }
 
-double hidden_divergence(DivergenceKind kind, const at::Tensor& prepared, const at::Tensor& h_cand, const at::Tensor& valid) {
+double hidden_divergence(DivergenceKind kind, const at::Tensor& prepared, const at::Tensor& h_cand, const at::Tensor& valid,
+                         const at::Tensor& row_weights) {
   at::Tensor rows = valid_rows(h_cand, valid).to(at::kDouble);
   switch (kind) {
     case DivergenceKind::kJsHidden: {
@@ -233,10 +253,12 @@ double hidden_divergence(DivergenceKind kind, const at::Tensor& prepared, const 
       at::Tensor log_q = at::log_softmax(rows, 1);
       at::Tensor log_m = at::logaddexp(log_p, log_q) - std::log(2.0);
       at::Tensor js = 0.5 * (log_p.exp() * (log_p - log_m)).sum(1) + 0.5 * (log_q.exp() * (log_q - log_m)).sum(1);
-      return js.mean().item<double>();
+      return row_mean(js, row_weights);
     }
-    case DivergenceKind::kMse: return (prepared - rows).pow(2).mean().item<double>();
-    case DivergenceKind::kCosine: return (1 - at::cosine_similarity(prepared, rows, 1, 1e-12)).mean().item<double>();
+    case DivergenceKind::kMse:  // the plain mean over rows and D in one reduction, as before weights existed
+      return row_weights.defined() ? row_mean((prepared - rows).pow(2).mean(1), row_weights)
+                                   : (prepared - rows).pow(2).mean().item<double>();
+    case DivergenceKind::kCosine: return row_mean(1 - at::cosine_similarity(prepared, rows, 1, 1e-12), row_weights);
     default: throw_runtime("hidden_divergence: not a hidden-state divergence");
   }
 }

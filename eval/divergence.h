@@ -55,19 +55,27 @@ class VocabularyReference {
 // What a VocabularyReference of `rows` rows over a `vocab`-word head keeps when allowed to.
 int64_t vocabulary_reference_bytes(int64_t rows, int64_t vocab, at::ScalarType head_dtype);
 
+// Every divergence below is a mean over the valid rows: plain, or weighted by `row_weights`
+// [valid rows] (float64, summing to 1; undefined: plain) as divergence_row_weights gives them.
+// The weights of the valid tokens of mask [B, T], in row-major order (the order valid rows are
+// taken in): undefined for DivergenceMean::kToken; for kSequence 1 / (len_b · S), len_b the
+// valid tokens of sequence b and S the sequences holding any, so the mean is the mean over
+// sequences of each sequence's own mean (the CD-MoE reference's average). On the host.
+at::Tensor divergence_row_weights(const at::Tensor& mask, DivergenceMean mean);
+
 // js_logits / kl_logits against a prepared reference, with its kernel; x_cand_rows are the
 // candidate's rows for the same tokens [N, D].
-double js_logits(const VocabularyReference& reference, const at::Tensor& x_cand_rows);
-double kl_logits(const VocabularyReference& reference, const at::Tensor& x_cand_rows);
+double js_logits(const VocabularyReference& reference, const at::Tensor& x_cand_rows, const at::Tensor& row_weights = {});
+double kl_logits(const VocabularyReference& reference, const at::Tensor& x_cand_rows, const at::Tensor& row_weights = {});
 
 // Mean over valid rows of JS(softmax(x_ref Wᵀ) ‖ softmax(x_cand Wᵀ)); x are final-norm outputs.
 double js_logits(const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Tensor& head_weight,
                  const at::Tensor& valid, int64_t vocab_chunk = kVocabularyChunk,
-                 VocabularyKernel kernel = VocabularyKernel::kAuto);
+                 VocabularyKernel kernel = VocabularyKernel::kAuto, const at::Tensor& row_weights = {});
 // Mean over valid rows of KL(softmax(x_ref Wᵀ) ‖ softmax(x_cand Wᵀ)).
 double kl_logits(const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Tensor& head_weight,
                  const at::Tensor& valid, int64_t vocab_chunk = kVocabularyChunk,
-                 VocabularyKernel kernel = VocabularyKernel::kAuto);
+                 VocabularyKernel kernel = VocabularyKernel::kAuto, const at::Tensor& row_weights = {});
 // The reference code's variant: JS between softmax over the hidden dimension of two hidden states.
 double js_hidden(const at::Tensor& h_ref, const at::Tensor& h_cand, const at::Tensor& valid);
 // Mean squared difference over valid rows and all D.
@@ -79,7 +87,8 @@ double cosine_distance(const at::Tensor& h_ref, const at::Tensor& h_cand, const 
 // or (mse, cosine) the valid rows in float64; hidden_divergence then equals js_hidden / mse /
 // cosine_distance exactly (they are written as these two steps).
 at::Tensor prepare_hidden_reference(DivergenceKind kind, const at::Tensor& h_ref, const at::Tensor& valid);
-double hidden_divergence(DivergenceKind kind, const at::Tensor& prepared, const at::Tensor& h_cand, const at::Tensor& valid);
+double hidden_divergence(DivergenceKind kind, const at::Tensor& prepared, const at::Tensor& h_cand, const at::Tensor& valid,
+                         const at::Tensor& row_weights = {});
 
 struct NllSum {
   double nll = 0;      // sum over predicted tokens

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/messages.h"
+#include "core/objectives.h"
 #include "eval/tasks.h"
 #include "eval/speed_options.h"
 #include "eval/text_data.h"
@@ -36,6 +37,7 @@ struct EvaluationRequest {
   std::optional<CalibrationSet> held_out;     // perplexity
   std::optional<CalibrationSet> calibration;  // divergence and speed
   std::string divergence = "js-logits";  // a name of core/objectives.h
+  DivergenceMean divergence_mean = DivergenceMean::kToken;  // its mean over tokens or per sequence
   // The divergence runs through this cache when it is given (it must hold `calibration` under
   // the original model, as a worker's does; not owned); otherwise through a cache of its own
   // under cache_bytes (--cache-mb).

@@ -173,6 +173,10 @@ at::Tensor LayerCache::incumbent_boundary(const Plan& incumbent, int64_t rows, i
   return h;
 }
 
+at::Tensor LayerCache::row_weights(int64_t rows) const {
+  return divergence_row_weights(mask_.narrow(0, 0, rows), mean_);
+}
+
 at::Tensor LayerCache::hidden_reference(int boundary_layer, bool final_norm, int64_t rows, DivergenceKind kind) {
   const auto key = std::make_tuple(boundary_layer, final_norm, rows, int(kind));
   auto found = hidden_references_.find(key);
@@ -270,6 +274,7 @@ double measure_objective(LayerCache& cache, const DivergenceInfo& divergence, co
     candidate = cache.final_hidden(plan, rows, incumbent);
   }
   at::Tensor valid = cache.mask().to(at::kBool).narrow(0, 0, rows);
+  const at::Tensor weights = cache.row_weights(rows);
   const model::MoeModel& model = cache.model();
   const DivergenceKind kind = divergence.kind;
   if (!divergence.vocabulary) {  // hidden states: the reference side prepared once per boundary
@@ -279,19 +284,21 @@ double measure_objective(LayerCache& cache, const DivergenceInfo& divergence, co
     const bool normed = compared_at == cache.num_layers();
     if (normed) candidate = model.final_norm(candidate);
     at::Tensor prepared = cache.hidden_reference(compared_at, normed, rows, kind);
-    return hidden_divergence(kind, prepared, candidate.reshape({-1, candidate.size(-1)}), valid.flatten());
+    return hidden_divergence(kind, prepared, candidate.reshape({-1, candidate.size(-1)}), valid.flatten(), weights);
   }
   // Next-token distributions (final norm + LM head). At model scope the reference is the same
   // for every candidate: prepared once.
   if (scope == "model") {
     const VocabularyReference& prepared = cache.vocabulary_reference(rows);
     at::Tensor q_rows = valid_final_rows(model, candidate, valid);
-    return kind == DivergenceKind::kJsLogits ? js_logits(prepared, q_rows) : kl_logits(prepared, q_rows);
+    return kind == DivergenceKind::kJsLogits ? js_logits(prepared, q_rows, weights) : kl_logits(prepared, q_rows, weights);
   }
   const int64_t D = reference.size(-1);
   at::Tensor ref = model.final_norm(reference).reshape({-1, D}), cand = model.final_norm(candidate).reshape({-1, D});
-  return kind == DivergenceKind::kJsLogits ? js_logits(ref, cand, model.lm_head_weight(), valid.flatten())
-                                           : kl_logits(ref, cand, model.lm_head_weight(), valid.flatten());
+  const int64_t chunk = kVocabularyChunk;
+  const VocabularyKernel kernel = VocabularyKernel::kAuto;
+  return kind == DivergenceKind::kJsLogits ? js_logits(ref, cand, model.lm_head_weight(), valid.flatten(), chunk, kernel, weights)
+                                           : kl_logits(ref, cand, model.lm_head_weight(), valid.flatten(), chunk, kernel, weights);
 }
 
 double measure_objective(LayerCache& cache, const std::string& divergence, const std::string& scope, const Plan& plan,

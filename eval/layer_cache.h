@@ -42,6 +42,11 @@ class LayerCache {
   const Plan& base() const { return base_; }
   const at::Tensor& mask() const { return mask_; }
   const model::MoeModel& model() const { return model_; }
+  // How measure_objective averages over tokens (default: every valid token alike).
+  void set_divergence_mean(DivergenceMean mean) { mean_ = mean; }
+  DivergenceMean divergence_mean() const { return mean_; }
+  // divergence_row_weights of the first `rows` sequences' mask under that mean.
+  at::Tensor row_weights(int64_t rows) const;
   int num_layers() const { return int(model_.shape().num_layers); }
 
   // Hidden state entering `layer` (0..L; L is the last layer's output) under the base plan.
@@ -78,6 +83,7 @@ class LayerCache {
   at::Tensor ids_, mask_;
   Plan base_;
   int64_t cap_bytes_;
+  DivergenceMean mean_ = DivergenceMean::kToken;
   std::map<int, at::Tensor> boundaries_;
   std::map<int64_t, std::unique_ptr<VocabularyReference>> references_;  // by leading rows
   // The condensed layer from the parts, or undefined when `plan` is not a condense of a layer
@@ -112,7 +118,8 @@ class LayerCache {
 //   divergence js-logits / kl: next-token distributions (final norm + LM head, in vocabulary
 //   chunks); js-hidden / mse / cosine: hidden states (final-norm outputs at model scope, and
 //   at layer scope for the last decoder layer, whose output is the model's last hidden state).
-// calib_fraction < 1 uses that leading fraction of the calibration sequences.
+// calib_fraction < 1 uses that leading fraction of the calibration sequences. The mean over
+// tokens is the cache's divergence_mean().
 // incumbent: the plan `plan` extends, when known (model scope only: layer selection).
 double measure_objective(LayerCache& cache, const DivergenceInfo& divergence, const std::string& scope,
                          const Plan& plan, double calib_fraction = 1.0, const Plan* incumbent = nullptr);

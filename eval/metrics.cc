@@ -162,10 +162,12 @@ void divergence(const MetricInputs& in, std::vector<Metric>& out) {
   double value = 0;
   LayerCache* shared_cache = request.calibration_cache;
   if (shared_cache && shared_cache->base().layers().empty()) {  // the worker's cache of the original's boundaries
+    shared_cache->set_divergence_mean(request.divergence_mean);
     value = measure_objective(*shared_cache, info, "model", plan);
   } else {
     auto [ids, mask] = pad_batch(request.calibration->sequences);
     LayerCache cache(model, ids, mask, Plan(), request.cache_bytes);
+    cache.set_divergence_mean(request.divergence_mean);
     value = measure_objective(cache, info, "model", plan);
   }
   out.push_back({divergence_metric_name(info, "model"), value, info.unit});

@@ -155,6 +155,7 @@ Worker::Worker(const WorkerOptions& options, int rank) : impl_(std::make_unique<
   }
   w.full.calibration = calibration;
   w.full.divergence = options.full_divergence;
+  w.full.divergence_mean = options.divergence_mean;
   w.full.speed = true;
   w.full.speed_options = options.speed;
   w.full.batch_size = options.batch_size;
@@ -165,6 +166,7 @@ Worker::Worker(const WorkerOptions& options, int rank) : impl_(std::make_unique<
   const int64_t condensed_share = options.cache_bytes / 4;
   w.model->limit_condensed_cache(condensed_share);
   w.cache = std::make_unique<eval::LayerCache>(*w.model, ids, mask, Plan(), options.cache_bytes - condensed_share);
+  w.cache->set_divergence_mean(options.divergence_mean);
   w.full.calibration_cache = w.cache.get();  // full evaluations' divergence reuses the original's boundaries
   w.full.cache_bytes = options.cache_bytes;
   // The average routing weights that condense ops without explicit weights use (ARCHITECTURE.md

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/messages.h"
+#include "core/objectives.h"
 #include "eval/speed_options.h"
 #include "eval/text_data.h"
 
@@ -46,6 +47,7 @@ struct WorkerOptions {
   int64_t batch_size = 8;                   // sequences per forward in task scoring
   int64_t cache_bytes = int64_t(4) << 30;   // layer cache + condensed-layer cache cap (0: --no-layer-cache)
   std::string full_divergence = "js-logits";  // the divergence reported by full evaluations
+  DivergenceMean divergence_mean = DivergenceMean::kToken;  // every divergence's mean: over tokens or per sequence
   eval::SpeedOptions speed;                 // how full evaluations time the speed-up
   std::string device = "cpu";               // where the model computes: "cpu" or "cuda:N" (model/device.h)
   std::string dtype = "float32";            // its compute dtype: "float32" or "bfloat16"

@@ -204,6 +204,18 @@ TEST(EvalCli, MetricsModeMatchesTheLibrary) {
     if (m.name == "peak_rss_bytes") continue;
     EXPECT_NEAR(got[m.name], m.value, 1e-5 * std::max(1.0, std::abs(m.value))) << m.name;
   }
+  // --divergence-mean sequence: the library's per-sequence mean, another figure than the token mean
+  // (the four documents differ in length).
+  CommandResult by_sequence = run_command({kEval, "--model", model_dir, "--plan", dir.file("plan.json"), "--calib",
+                                           dir.file("calib.txt"), "--json", "--metrics", "divergence", "--threads", "1",
+                                           "--divergence-mean", "sequence"});
+  ASSERT_EQ(by_sequence.exit_code, 0) << by_sequence.err;
+  request.divergence_mean = DivergenceMean::kSequence;
+  request.metrics = {"divergence"};
+  std::vector<Metric> library = eval::evaluate(*model, *tokenizer, plan, request);
+  ASSERT_EQ(library.size(), 1u);
+  EXPECT_NEAR(metrics_of(by_sequence.out)["js_logits_model"], library[0].value, 1e-5 * library[0].value);
+  EXPECT_GT(std::abs(library[0].value - got["js_logits_model"]), 1e-4 * library[0].value);
 
   // Speed: the plan timed against the original; the original's speed-up is 1 by definition.
   // Pairs until the 95% interval is within +-2% or 3 s of timing have passed.
@@ -283,6 +295,7 @@ TEST(EvalCli, MetricsModeBadInput) {
   refused({"--tasks", "hellaswag"}, "task hellaswag needs --benchmarks DIR (or $CDMOE_BENCHMARKS_DIR) holding hellaswag_validation.jsonl");
   refused({"--calib", dir.file("calib.txt"), "--seq-len", "1000"}, "--seq-len 1000 exceeds the model's max_position_embeddings 512");
   refused({"--calib", dir.file("calib.txt"), "--divergence", "wasserstein"}, "--divergence: objective \"wasserstein\" is not one of");
+  refused({"--calib", dir.file("calib.txt"), "--divergence-mean", "document"}, "--divergence-mean: \"document\" is not one of token, sequence");
   refused({"--speed", "--ppl", dir.file("calib.txt")}, "--speed times the plan on --calib");
   refused({"--calib", dir.file("calib.txt"), "--speed", "--speed-workload", "decode"},
           "--speed-workload \"decode\" is not one of calibration, prefill-2000");

@@ -342,9 +342,12 @@ TEST_F(SweepCli, RoutingWeightsOnWholeDocuments) {
   for (const auto& [tokens, db] : dbs) {
     auto args = sweep_args(db, "s");
     args.insert(args.end(), {"--strategy", "random", "--routing-tokens", tokens});
+    if (tokens == "full") args.insert(args.end(), {"--divergence-mean", "sequence"});  // the reference's settings together
     CommandResult r = run_command(local(args));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(count_rows(db, "SELECT count(*) FROM sweeps WHERE json_extract(config_json, '$.routing_tokens') = '" + tokens + "'"), 1);
+    EXPECT_EQ(count_rows(db, "SELECT count(*) FROM sweeps WHERE json_extract(config_json, '$.divergence_mean') = '" +
+                                 std::string(tokens == "full" ? "sequence" : "token") + "'"), 1);
   }
   for (const char* layer : {"1", "2", "3"}) {
     EXPECT_EQ(routed(dbs["calibration"], layer), 8 * 24 * 2) << "8 sequences of 24 tokens, top-2";

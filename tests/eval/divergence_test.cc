@@ -3,6 +3,8 @@
 // on a real model: 0 for identical models, > 0 with a layer dropped, symmetric.
 #include "eval/divergence.h"
 
+#include <functional>
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -105,6 +107,54 @@ TEST(Divergence, TheTensorOpsKernelMatchesTheReferenceAndTheHostLoops) {
   }
   // kAuto picks the host loops for CPU tensors.
   EXPECT_EQ(VocabularyReference(x_ref.index_select(0, rows), w, 7, 0).kernel(), loops);
+}
+
+// The per-sequence mean (--divergence-mean sequence, the reference's average) equals the mean
+// over sequences of each sequence's own token mean, computed one sequence at a time; sequences
+// without a token do not count. For every divergence and both vocabulary kernels.
+TEST(Divergence, SequenceMeanIsTheMeanOfEachSequencesMean) {
+  Inputs in = load();
+  ASSERT_GE(in.tensors["x_ref"].size(0), 12);
+  at::Tensor x_ref = in.tensors["x_ref"].narrow(0, 0, 12), x_cand = in.tensors["x_cand"].narrow(0, 0, 12), w = in.tensors["w"];
+  const std::vector<int64_t> lengths = {3, 1, 0, 2};  // a [4, 3] batch, right-padded
+  at::Tensor mask = at::zeros({4, 3}, at::kLong);
+  for (int64_t b = 0; b < 4; ++b) mask[b].narrow(0, 0, lengths[size_t(b)]).fill_(1);
+  at::Tensor valid = mask.flatten().to(at::kBool);
+  at::Tensor weights = divergence_row_weights(mask, DivergenceMean::kSequence);
+  ASSERT_EQ(weights.numel(), 6);
+  EXPECT_NEAR(weights.sum().item<double>(), 1.0, 1e-15);
+  EXPECT_FALSE(divergence_row_weights(mask, DivergenceMean::kToken).defined()) << "token: the plain mean";
+  auto per_sequence = [&](const std::function<double(const at::Tensor& valid_of_b)>& divergence) {
+    double sum = 0;
+    int sequences = 0;
+    for (int64_t b = 0; b < 4; ++b) {
+      if (lengths[size_t(b)] == 0) continue;
+      at::Tensor only_b = at::zeros({4, 3}, at::kBool);
+      only_b[b].copy_(mask[b].to(at::kBool));
+      sum += divergence(only_b.flatten());
+      ++sequences;
+    }
+    return sum / sequences;
+  };
+  auto near = [](double got, double want) { return std::abs(got - want) <= 1e-12 * std::max(1e-12, std::abs(want)); };
+  for (auto kernel : {VocabularyKernel::kHostLoops, VocabularyKernel::kTensorOps}) {
+    double js = js_logits(x_ref, x_cand, w, valid, 7, kernel, weights);
+    EXPECT_TRUE(near(js, per_sequence([&](const at::Tensor& v) { return js_logits(x_ref, x_cand, w, v, 7, kernel); }))) << js;
+    double kl = kl_logits(x_ref, x_cand, w, valid, 7, kernel, weights);
+    EXPECT_TRUE(near(kl, per_sequence([&](const at::Tensor& v) { return kl_logits(x_ref, x_cand, w, v, 7, kernel); }))) << kl;
+    EXPECT_GT(std::abs(js - js_logits(x_ref, x_cand, w, valid, 7, kernel)), 1e-9) << "the weighting changes the figure";
+    at::Tensor rows = valid.nonzero().squeeze(1);
+    VocabularyReference reference(x_ref.index_select(0, rows), w, 7, int64_t(1) << 30, kernel);
+    EXPECT_EQ(js_logits(reference, x_cand.index_select(0, rows), weights), js);
+  }
+  for (DivergenceKind kind : {DivergenceKind::kJsHidden, DivergenceKind::kMse, DivergenceKind::kCosine}) {
+    auto hidden = [&](const at::Tensor& v, const at::Tensor& row_weights) {
+      return hidden_divergence(kind, prepare_hidden_reference(kind, x_ref, v), x_cand, v, row_weights);
+    };
+    double weighted = hidden(valid, weights);
+    EXPECT_TRUE(near(weighted, per_sequence([&](const at::Tensor& v) { return hidden(v, at::Tensor()); }))) << int(kind);
+    EXPECT_GT(std::abs(weighted - hidden(valid, at::Tensor())), 1e-12) << int(kind);
+  }
 }
 
 TEST(Divergence, PropertiesOnARealModel) {

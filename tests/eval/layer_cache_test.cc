@@ -101,6 +101,32 @@ TEST(LayerCache, LocalObjectiveIsTheLayersOwnOutputAndScreensUseLeadingRows) {
   EXPECT_GT(std::abs(screened - measure_objective(cache, "js-logits", "model", plan)), 1e-6) << "the screen saw less data";
 }
 
+// --divergence-mean sequence through the cache: the objective is the mean over sequences of
+// the objective measured on each sequence alone (to float32 GEMM rounding across batch shapes).
+TEST(LayerCache, SequenceMeanAveragesEachSequencesObjective) {
+  auto model = model::MoeModel::load(kModels + "/deepseek_gqa", testing::test_device());
+  Calibration c = calibration(96);
+  c.mask[2].narrow(0, 3, 6).fill_(0);  // lengths 9, 7, 3, 9: the two means differ
+  LayerCache cache(*model, c.ids, c.mask, Plan(), int64_t(1) << 30);
+  cache.set_divergence_mean(DivergenceMean::kSequence);
+  Plan plan = Plan::parse(R"({"layers":{"1":{"op":"condense","experts":[2],"weights":[0.5]}}})", "p");
+  for (const char* divergence : {"js-logits", "js-hidden", "mse"}) {
+    for (const char* scope : {"layer", "model"}) {
+      double sum = 0;
+      for (int64_t b = 0; b < 4; ++b) {
+        LayerCache alone(*model, c.ids.narrow(0, b, 1), c.mask.narrow(0, b, 1), Plan(), int64_t(1) << 30);
+        sum += measure_objective(alone, divergence, scope, plan);
+      }
+      const double by_sequence = measure_objective(cache, divergence, scope, plan);
+      EXPECT_LE(std::abs(by_sequence - sum / 4), 1e-5 * sum / 4) << divergence << " " << scope;
+      cache.set_divergence_mean(DivergenceMean::kToken);
+      EXPECT_GT(std::abs(measure_objective(cache, divergence, scope, plan) - by_sequence), 1e-4 * by_sequence)
+          << divergence << " " << scope << ": the token mean weighs the long sequences more";
+      cache.set_divergence_mean(DivergenceMean::kSequence);
+    }
+  }
+}
+
 // Expert selection as a weighted sum: the cached parts give each layer's condensed output for
 // any expert set; under a cap that holds one layer's parts, the least recently used make room.
 TEST(LayerCache, ExpertCandidatesSumCachedPartsWithinTheCap) {
