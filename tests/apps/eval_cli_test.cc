@@ -277,6 +277,41 @@ TEST(EvalCli, MetricsModeMatchesTheLibrary) {
   EXPECT_EQ(r.err.find('\r'), std::string::npos) << "into a file: whole lines, no redraws";
 }
 
+// The paper's eight tasks through the binary, from both forms of the data: each task's metrics as
+// an independent PyTorch computation scored the fixtures (tests/fixtures/benchmarks/scores.json,
+// make_scores.py), and task_acc_mean the average the --task-average choice names.
+TEST(EvalCli, ThePapersEightTasksFromEitherForm) {
+  const std::string fixtures = std::string(CDMOE_TEST_FIXTURES) + "/benchmarks";
+  const Json scores = read_json_file(fixtures + "/scores.json");
+  const std::vector<std::string> names = {"arc_challenge", "boolq", "piqa", "rte", "openbookqa", "winogrande", "mmlu", "hellaswag"};
+  std::string tasks;
+  for (const std::string& name : names) tasks += (tasks.empty() ? "" : ",") + name;
+  std::map<std::string, std::map<std::string, double>> by_form;
+  for (const char* form : {"hf", "original"}) {
+    for (const char* average : {"acc", "acc_norm"}) {
+      CommandResult r = run_command({kEval, "--model", fixtures + "/byte_model", "--tasks", tasks, "--benchmarks",
+                                     fixtures + "/" + form, "--task-average", average, "--json", "--threads", "1"});
+      ASSERT_EQ(r.exit_code, 0) << form << ": " << r.err;
+      std::map<std::string, double> got = metrics_of(r.out);
+      double sum = 0;
+      for (const std::string& task : names) {
+        for (const auto& [metric, value] : scores[task].items()) {
+          if (metric == "loglikelihoods") continue;
+          ASSERT_TRUE(got.count(task + "_" + metric)) << form << " " << task << "_" << metric;
+          EXPECT_NEAR(got[task + "_" + metric], value.get<double>(), 1e-12) << form << " " << task << "_" << metric;
+        }
+        const bool norm = std::string(average) == "acc_norm" && scores[task].contains("acc_norm");
+        EXPECT_EQ(got.count(task + "_acc_norm"), scores[task].contains("acc_norm") ? 1u : 0u) << task;
+        sum += scores[task][norm ? "acc_norm" : "acc"].get<double>();
+      }
+      EXPECT_NEAR(got["task_acc_mean"], sum / 8, 1e-12) << form << " " << average;
+      got.erase("peak_rss_bytes");
+      if (std::string(average) == "acc") by_form[form] = got;
+    }
+  }
+  EXPECT_EQ(by_form["hf"], by_form["original"]) << "the same items, whichever form they come in";
+}
+
 TEST(EvalCli, MetricsModeBadInput) {
   TempDir dir;
   std::string model_dir = write_text_model(dir);
