@@ -230,7 +230,7 @@ ChartSpec expert_order_chart(const db::SweepSnapshot& sweep) {
 std::map<std::string, std::vector<LayerStep>> layer_orders(const db::SweepSnapshot& sweep, std::string* metric) {
   std::map<std::string, std::map<int, LayerStep>> best;
   for (const db::SnapshotCandidate& c : sweep.candidates) {
-    bool layer_stage = c.stage.rfind("layer_select", 0) == 0 || c.stage == "drop_select";
+    bool layer_stage = c.stage.rfind("layer_select", 0) == 0 || c.stage == "drop_select" || c.stage == "blockdrop_select";
     if (!layer_stage || c.state != CandidateState::kDone || c.stage.find("_screen") != std::string::npos) continue;
     for (const auto& [name, value] : c.metrics) {
       if (!ends_with(name, "_model")) continue;

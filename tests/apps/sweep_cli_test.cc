@@ -329,6 +329,13 @@ TEST_F(SweepCli, BlockDropRemovesWholeBlocks) {
     EXPECT_EQ(count_rows(db, "SELECT " + ratio + "'blockdrop') > 0.3"), 1) << budget;
   }
   EXPECT_EQ(count_rows(db, "SELECT count(*) FROM results WHERE stage = 'full_eval' AND method = 'blockdrop' AND task_acc_mean IS NOT NULL"), 2);
+  // The report's layer-order table shows both greedy orders.
+  CommandResult page = run_command({std::string(CDMOE_BIN_DIR) + "/cdmoe-report", "--db", db, "html", "--sweep", "s",
+                                    "--out", file("blockdrop.html")});
+  ASSERT_EQ(page.exit_code, 0) << page.err;
+  std::string html = testing::read_file(file("blockdrop.html"));
+  EXPECT_NE(html.find("<td>blockdrop_select</td>"), std::string::npos);
+  EXPECT_NE(html.find("<td>drop_select</td>"), std::string::npos);
 }
 
 // --routing-tokens full: the average routing weights on each calibration document whole (the

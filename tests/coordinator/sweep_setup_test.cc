@@ -54,6 +54,15 @@ TEST(SweepSetup, ASweepStoredBeforeTheDtypeKeyResumesAsFloat32Only) {
   now.config["dtype"] = "bfloat16";
   EXPECT_NE(refusal(store, now).find("dtype: stored \"float32\", now \"bfloat16\""), std::string::npos)
       << refusal(store, now);
+  // The same for the keys added with the paper's evaluation: their defaults resume, others not.
+  now.config["dtype"] = "float32";
+  now.config["task_average"] = "acc";
+  now.config["routing_tokens"] = "calibration";
+  now.config["divergence_mean"] = "token";
+  EXPECT_TRUE(start_or_resume_sweep(store, now).resumed);
+  now.config["divergence_mean"] = "sequence";
+  EXPECT_NE(refusal(store, now).find("divergence_mean: stored \"token\", now \"sequence\""), std::string::npos)
+      << refusal(store, now);
 }
 
 }  // namespace
