@@ -64,7 +64,15 @@ TEST(Trainer, ThreeAdamWStepsMatchPyTorch) {
     for (const auto& [name, tensor] : trainer.trainable()) {
       const model::TensorInfo& info = expected.header().tensors.at(name);
       at::Tensor want = at::from_blob(const_cast<uint8_t*>(expected.tensor_data(info)), info.shape, at::kFloat);
-      EXPECT_LT((tensor.detach() - want).abs().max().item<double>(), 1e-5) << name;
+      // AdamW's first steps are about lr·sign(g): an element whose gradient is at float32 noise
+      // level moves by an arbitrary fraction of lr. PyTorch itself, rerun on another CPU (AMD
+      // EPYC vs the machine that wrote the fixture), moves one such element 6.1e-5 differently
+      // and every other within 7.5e-6. So: nearly all elements within 1e-5, at most two of a
+      // tensor within 1e-3 (a twentieth of one step), on average within 1e-6.
+      at::Tensor diff = (tensor.detach() - want).abs();
+      EXPECT_LE(diff.gt(1e-5).sum().item<int64_t>(), 2) << name;
+      EXPECT_LT(diff.max().item<double>(), 1e-3) << name;
+      EXPECT_LT(diff.mean().item<double>(), 1e-6) << name;
     }
   }
   // Frozen weights (every tensor of the original model, experts included) are bitwise unchanged
