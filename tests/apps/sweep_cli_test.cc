@@ -184,6 +184,7 @@ TEST_F(SweepCli, KilledAtRandomPointsResumesToExactlyTheUninterruptedResult) {
     std::this_thread::sleep_for(std::chrono::duration<double>(delay));
     job.signal_group(SIGKILL);
     CommandResult r = job.wait();
+    testing::wait_for_lease_holder_to_exit(db);
     kills += r.exit_code == 128 + SIGKILL;
     SCOPED_TRACE("seed " + std::to_string(seed) + ", kill after " + std::to_string(delay) + " s");
     if (r.exit_code == 0) break;  // it finished before the kill

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -116,6 +117,21 @@ int64_t count_rows(const std::string& db_path, const std::string& sql) {
   db::Statement s(db, sql);
   s.step();
   return s.column_int(0);
+}
+
+void wait_for_lease_holder_to_exit(const std::string& db_path) {
+  if (!std::filesystem::exists(db_path)) return;
+  for (int i = 0; i < 600; ++i) {
+    int64_t pid = 0;
+    try {
+      pid = count_rows(db_path, "SELECT coalesce(max(pid), 0) FROM sweep_leases");
+    } catch (const std::exception&) {  // no lease table yet
+      return;
+    }
+    if (pid <= 0 || (kill(pid_t(pid), 0) != 0 && errno == ESRCH)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ADD_FAILURE() << "the lease holder of " << db_path << " is still running 30 s after its job was killed";
 }
 
 void wait_for_done(const std::string& db_path, int64_t done, const std::function<bool()>& running) {

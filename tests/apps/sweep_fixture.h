@@ -54,5 +54,9 @@ void expect_same_outcome(const SweepOutcome& a, const SweepOutcome& b, double to
 int64_t count_rows(const std::string& db_path, const std::string& sql);
 // Waits (up to 30 s) until the sweep has at least `done` DONE candidates or `running()` is false.
 void wait_for_done(const std::string& db_path, int64_t done, const std::function<bool()>& running);
+// After a SIGKILLed mpirun: its ranks (each in its own process group) end only when they notice,
+// and a coordinator still alive holds the sweep's lease. Waits (up to 30 s) until the process
+// holding a lease in the database is gone, as a Slurm requeue does after killing the job step.
+void wait_for_lease_holder_to_exit(const std::string& db_path);
 
 }  // namespace cdmoe::testing

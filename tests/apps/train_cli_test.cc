@@ -209,16 +209,25 @@ TEST_F(TrainCli, KilledAtRandomPointsResumesToTheBytesOfAnUninterruptedRun) {
     a.insert(a.end(), {"--checkpoint-every", "1"});
     return a;
   };
+  const auto started = std::chrono::steady_clock::now();
   CommandResult whole = run_command(with_checkpoints(dir.file("whole")));
   ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  // Kill points are drawn within the uninterrupted run's own duration (10% to 90% of it, halved
+  // after a run that finished first), so a fast machine is killed as surely as a slow one.
+  double whole_ms = double(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
   std::mt19937 rng(2026);
   int kills = 0;
   for (int attempt = 0; attempt < 8 && kills < 3; ++attempt) {
     BackgroundCommand job(with_checkpoints(dir.file("killed")));
-    std::this_thread::sleep_for(std::chrono::milliseconds(400 + rng() % 1600));
+    std::this_thread::sleep_for(std::chrono::milliseconds(int64_t(whole_ms * (0.1 + 0.8 * double(rng() % 1000) / 1000.0))));
     job.signal_group(SIGKILL);
     CommandResult r = job.wait();
-    if (r.exit_code == 0) break;  // finished before the kill: the rest is the resume below
+    if (r.exit_code == 0 && kills > 0) break;  // finished before the kill: the rest is the resume below
+    if (r.exit_code == 0) {  // never killed yet: start over, sooner
+      std::filesystem::remove_all(dir.file("killed"));
+      whole_ms /= 2;
+      continue;
+    }
     ++kills;
   }
   CommandResult finish = run_command(with_checkpoints(dir.file("killed")));
