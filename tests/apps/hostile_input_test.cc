@@ -184,6 +184,16 @@ TEST_F(SweepCli, NumbersAndNamesThatLookValidButAreNot) {
   refused("--sweep", "", "--sweep must not be empty");
   refused("--sweep", "two\nlines", "--sweep must not hold control characters");
   refused("--sweep", " padded", "starts or ends with a space");
+  refused("--divergence-mean", "document", "--divergence-mean: \"document\" is not one of token, sequence");
+  refused("--routing-tokens", "whole", "--routing-tokens \"whole\" is not one of calibration, full");
+  // --experts-kept auto is the family's reference k (deepseek: 6), more than a 4-expert model has.
+  std::string four = file("four_experts");
+  CommandResult synth = run_command({std::string(CDMOE_BIN_DIR) + "/cdmoe-synth", "--out", four, "--tokenizer",
+                                     std::string(CDMOE_SOURCE_DIR) + "/third_party/tokenizers/llama2/tokenizer.json",
+                                     "--hidden", "32", "--layers", "2", "--experts", "4", "--top-k", "2", "--expert-inner", "16"});
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  expect_refused(local(with(with(sweep_args(db, "s"), "--model", four), "--experts-kept", "auto")), db,
+                 "--experts-kept auto (6) is more than the model's 4 routed experts");
 
   auto plans = [&](const std::string& text, const std::string& error) {
     write_file(file("plans.jsonl"), text);

@@ -389,6 +389,22 @@ TEST_F(SweepCli, ReferencePlansSitBesideOurs) {
   EXPECT_FALSE(std::filesystem::exists(file("ref.jsonl")));
   std::vector<std::string> good = no_experts;
   good.insert(good.end(), {"--experts", file("experts.json"), "--dynamic-weights", file("weights.json")});
+  auto import_refused = [&](std::vector<std::string> args, const std::string& text) {
+    CommandResult r = run_command(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(testing::count_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(text), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(file("ref.jsonl"))) << "nothing written";
+  };
+  std::vector<std::string> memory_budget = good;
+  memory_budget.insert(memory_budget.end(), {"--budgets", "memory:0.5"});
+  import_refused(memory_budget, "--budgets: memory:0.5 is not layers:N");
+  std::vector<std::string> past_order = good;
+  past_order.insert(past_order.end(), {"--budgets", "layers:3"});
+  import_refused(past_order, "budget layers:3 is beyond the 2 layers of " + file("order.json"));
+  std::vector<std::string> too_many = good;
+  *(std::find(too_many.begin(), too_many.end(), "2")) = "7";
+  import_refused(too_many, "--k 7 is not between 0 and the model's 6 routed experts");
   CommandResult imported = run_command(good);
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
   EXPECT_NE(imported.out.find("wrote 2 plans (reference_sr_k2, layers 1..2)"), std::string::npos) << imported.out;

@@ -77,6 +77,12 @@ TEST(ReferenceImport, BadArtifactsNameTheFileAndEntry) {
   EXPECT_NE(error_of([&] { reference_plans(shape, a, 6, {6}, "r"); }).find("budget layers:6 is beyond the 5 layers"), std::string::npos);
   a.expert_order.erase(22);
   EXPECT_NE(error_of([&] { reference_plans(shape, a, 2, {3}, "r"); }).find("no experts for MoE layer 22"), std::string::npos);
+  a = artifacts("layer_idx_order.e6.json");
+  a.expert_order[19].resize(3);
+  EXPECT_NE(error_of([&] { reference_plans(shape, a, 6, {1}, "r"); }).find("expert file: MoE layer 19 lists 3 experts, --k is 6"),
+            std::string::npos);
+  a.expert_order[19][0] = 64;
+  EXPECT_NE(error_of([&] { reference_plans(shape, a, 2, {1}, "r"); }).find("MoE layer 19: expert 64 is out of range"), std::string::npos);
 
   testing::TempDir dir;
   testing::write_file(dir.file("w.json"), R"({"3_4": [1, 2, 0.5]})");
