@@ -331,6 +331,9 @@ TEST(EvalCli, MetricsModeBadInput) {
   refused({"--calib", dir.file("calib.txt"), "--seq-len", "1000"}, "--seq-len 1000 exceeds the model's max_position_embeddings 512");
   refused({"--calib", dir.file("calib.txt"), "--divergence", "wasserstein"}, "--divergence: objective \"wasserstein\" is not one of");
   refused({"--calib", dir.file("calib.txt"), "--divergence-mean", "document"}, "--divergence-mean: \"document\" is not one of token, sequence");
+  const std::string real_tasks = std::string(CDMOE_SOURCE_DIR) + "/data/benchmarks";
+  refused({"--tasks", "piqa", "--benchmarks", real_tasks, "--task-average", "acc_normal"},
+          "--task-average: entry \"acc_normal\" is not TASK=acc or TASK=acc_norm");
   refused({"--speed", "--ppl", dir.file("calib.txt")}, "--speed times the plan on --calib");
   refused({"--calib", dir.file("calib.txt"), "--speed", "--speed-workload", "decode"},
           "--speed-workload \"decode\" is not one of calibration, prefill-2000");

@@ -186,6 +186,7 @@ TEST_F(SweepCli, NumbersAndNamesThatLookValidButAreNot) {
   refused("--sweep", " padded", "starts or ends with a space");
   refused("--divergence-mean", "document", "--divergence-mean: \"document\" is not one of token, sequence");
   refused("--routing-tokens", "whole", "--routing-tokens \"whole\" is not one of calibration, full");
+  refused("--task-average", "hellaswag=acc_norm", "--task-average: task hellaswag is not among --tasks");
   // --experts-kept auto is the family's reference k (deepseek: 6), more than a 4-expert model has.
   std::string four = file("four_experts");
   CommandResult synth = run_command({std::string(CDMOE_BIN_DIR) + "/cdmoe-synth", "--out", four, "--tokenizer",
