@@ -170,19 +170,17 @@ Worker::Worker(const WorkerOptions& options, int rank) : impl_(std::make_unique<
   w.full.calibration_cache = w.cache.get();  // full evaluations' divergence reuses the original's boundaries
   w.full.cache_bytes = options.cache_bytes;
   // The average routing weights that condense ops without explicit weights use (ARCHITECTURE.md
-  // §2): measured by the forward that fills the cache's boundaries, or on the documents whole.
+  // §2): measured on the documents whole, or by the forward that fills the cache's boundaries.
   if (options.routing_full_documents) {
     eval::CalibrationOptions whole = options.calib;
     whole.packed = false;
     whole.seq_len = w.model->shape().max_position_embeddings;
     eval::measure_router_statistics(*w.model, eval::load_calibration(options.calib_path, *w.tokenizer, whole).sequences,
                                     options.batch_size * options.calib.seq_len);
-    w.cache->boundary(w.cache->num_layers());
-  } else {
-    w.model->collect_router_stats(true);
-    w.cache->boundary(w.cache->num_layers());
-    w.model->collect_router_stats(false);
   }
+  w.model->collect_router_stats(!options.routing_full_documents);
+  w.cache->boundary(w.cache->num_layers());
+  w.model->collect_router_stats(false);
 }
 
 Worker::~Worker() = default;
