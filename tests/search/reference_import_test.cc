@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "model/family.h"
+#include "tests/search/search_test_util.h"
 #include "tests/test_util.h"
 
 namespace cdmoe::search {
@@ -51,48 +52,39 @@ TEST(ReferenceImport, TheReferencesChoicesAsPlans) {
   EXPECT_EQ(shared[0].plan.canonical(), R"({"layers":{"27":{"experts":[],"op":"condense"},"4":{"experts":[],"op":"condense"}}})");
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.exit_code(), 2);
-    return e.what();
-  }
-  ADD_FAILURE() << "accepted";
-  return "";
-}
+using search::testing::bad_input_message;
 
 TEST(ReferenceImport, BadArtifactsNameTheFileAndEntry) {
   ModelShape shape = model::read_model_shape(std::string(CDMOE_TEST_FIXTURES) + "/configs/deepseek-moe-16b");
   ReferenceArtifacts a = artifacts("layer_idx_order.e6.json");
-  EXPECT_NE(error_of([&] { reference_plans(shape, a, 7, {1}, "r"); }).find("dynamic weights: no entry \"19-6\""), std::string::npos)
+  EXPECT_NE(bad_input_message([&] { reference_plans(shape, a, 7, {1}, "r"); }).find("dynamic weights: no entry \"19-6\""), std::string::npos)
       << "the seventh expert has no weight in the file";
   a.mean_weights.erase({19, 4});
-  EXPECT_NE(error_of([&] { reference_plans(shape, a, 6, {1}, "r"); }).find("dynamic weights: no entry \"19-4\""), std::string::npos);
+  EXPECT_NE(bad_input_message([&] { reference_plans(shape, a, 6, {1}, "r"); }).find("dynamic weights: no entry \"19-4\""), std::string::npos);
   a = artifacts("layer_idx_order.e6.json");
   a.layer_order.push_back(27);
-  EXPECT_NE(error_of([&] { reference_plans(shape, a, 6, {1}, "r"); }).find("MoE layer 27 is out of range: the model has 27 MoE layers"),
+  EXPECT_NE(bad_input_message([&] { reference_plans(shape, a, 6, {1}, "r"); }).find("MoE layer 27 is out of range: the model has 27 MoE layers"),
             std::string::npos);
   a.layer_order.pop_back();
-  EXPECT_NE(error_of([&] { reference_plans(shape, a, 6, {6}, "r"); }).find("budget layers:6 is beyond the 5 layers"), std::string::npos);
+  EXPECT_NE(bad_input_message([&] { reference_plans(shape, a, 6, {6}, "r"); }).find("budget layers:6 is beyond the 5 layers"), std::string::npos);
   a.expert_order.erase(22);
-  EXPECT_NE(error_of([&] { reference_plans(shape, a, 2, {3}, "r"); }).find("no experts for MoE layer 22"), std::string::npos);
+  EXPECT_NE(bad_input_message([&] { reference_plans(shape, a, 2, {3}, "r"); }).find("no experts for MoE layer 22"), std::string::npos);
   a = artifacts("layer_idx_order.e6.json");
   a.expert_order[19].resize(3);
-  EXPECT_NE(error_of([&] { reference_plans(shape, a, 6, {1}, "r"); }).find("expert file: MoE layer 19 lists 3 experts, --k is 6"),
+  EXPECT_NE(bad_input_message([&] { reference_plans(shape, a, 6, {1}, "r"); }).find("expert file: MoE layer 19 lists 3 experts, --k is 6"),
             std::string::npos);
   a.expert_order[19][0] = 64;
-  EXPECT_NE(error_of([&] { reference_plans(shape, a, 2, {1}, "r"); }).find("MoE layer 19: expert 64 is out of range"), std::string::npos);
+  EXPECT_NE(bad_input_message([&] { reference_plans(shape, a, 2, {1}, "r"); }).find("MoE layer 19: expert 64 is out of range"), std::string::npos);
 
-  testing::TempDir dir;
-  testing::write_file(dir.file("w.json"), R"({"3_4": [1, 2, 0.5]})");
-  EXPECT_NE(error_of([&] { read_reference_weights(dir.file("w.json")); }).find("w.json: \"3_4\": key is not \"layer-expert\""), std::string::npos);
-  testing::write_file(dir.file("w.json"), R"({"3-4": [1, 2, "x"]})");
-  EXPECT_NE(error_of([&] { read_reference_weights(dir.file("w.json")); }).find("expected [sum, count, mean]"), std::string::npos);
-  testing::write_file(dir.file("o.json"), "[3, 4, 3]");
-  EXPECT_NE(error_of([&] { read_reference_layer_order(dir.file("o.json")); }).find("o.json: index 3 is listed twice"), std::string::npos);
-  testing::write_file(dir.file("o.json"), "[3, -1]");
-  EXPECT_NE(error_of([&] { read_reference_layer_order(dir.file("o.json")); }).find("-1 is not a layer or expert index"), std::string::npos);
+  cdmoe::testing::TempDir dir;
+  cdmoe::testing::write_file(dir.file("w.json"), R"({"3_4": [1, 2, 0.5]})");
+  EXPECT_NE(bad_input_message([&] { read_reference_weights(dir.file("w.json")); }).find("w.json: \"3_4\": key is not \"layer-expert\""), std::string::npos);
+  cdmoe::testing::write_file(dir.file("w.json"), R"({"3-4": [1, 2, "x"]})");
+  EXPECT_NE(bad_input_message([&] { read_reference_weights(dir.file("w.json")); }).find("expected [sum, count, mean]"), std::string::npos);
+  cdmoe::testing::write_file(dir.file("o.json"), "[3, 4, 3]");
+  EXPECT_NE(bad_input_message([&] { read_reference_layer_order(dir.file("o.json")); }).find("o.json: index 3 is listed twice"), std::string::npos);
+  cdmoe::testing::write_file(dir.file("o.json"), "[3, -1]");
+  EXPECT_NE(bad_input_message([&] { read_reference_layer_order(dir.file("o.json")); }).find("-1 is not a layer or expert index"), std::string::npos);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "core/model_shape.h"
 #include "model/family.h"
 #include "search/strategy.h"
@@ -76,6 +77,18 @@ inline std::vector<std::string> budget_texts(const std::vector<BudgetPoint>& poi
   std::vector<std::string> texts;
   for (const BudgetPoint& p : points) texts.push_back(p.method + " " + p.budget + " " + p.plan.canonical());
   return texts;
+}
+
+// The message of the bad-input error (exit code 2) that `f` throws; a test failure if it accepts.
+inline std::string bad_input_message(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 2);
+    return e.what();
+  }
+  ADD_FAILURE() << "accepted";
+  return "";
 }
 
 }  // namespace cdmoe::search::testing
