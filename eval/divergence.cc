@@ -10,6 +10,7 @@
 #include <ATen/Parallel.h>
 
 #include "core/error.h"
+#include "eval/row_kernels.h"
 
 namespace cdmoe::eval {
 namespace {
@@ -38,7 +39,8 @@ at::Tensor chunk_logits(const at::Tensor& x, const at::Tensor& w, int64_t chunk,
 
 // Calls body(row, pointer to the row's C values) for every row, rows split across threads.
 // The vocabulary-sized loops below are fused by hand: one pass over memory per chunk, in
-// float64, instead of a dozen [N, C] float64 temporaries (they were most of a candidate's cost).
+// float64, instead of a dozen [N, C] float64 temporaries (they were most of a candidate's cost),
+// their exponentials and logs vectorised (eval/row_kernels.h).
 template <typename Body>
 void for_each_row(const at::Tensor& logits, Body body) {
   int64_t rows = logits.size(0), width = logits.size(1);
@@ -84,12 +86,10 @@ at::Tensor chunked_logsumexp(const at::Tensor& x, const at::Tensor& w, int64_t c
     if (keep) keep->push_back(logits);
     int64_t width = logits.size(1);
     for_each_row(logits, [&](int64_t r, const auto* row) {
-      double top = max[size_t(r)];
-      for (int64_t c = 0; c < width; ++c) top = std::max(top, double(row[c]));
+      double top = std::max(max[size_t(r)], kernels::row_max(row, width));
       double total = std::isfinite(max[size_t(r)]) ? sum[size_t(r)] * std::exp(max[size_t(r)] - top) : 0.0;
-      for (int64_t c = 0; c < width; ++c) total += std::exp(double(row[c]) - top);
       max[size_t(r)] = top;
-      sum[size_t(r)] = total;
+      sum[size_t(r)] = total + kernels::sum_exp_row(row, top, width);
     });
   }
   at::Tensor lse = at::empty({rows}, at::kDouble);
@@ -140,7 +140,6 @@ double vocabulary_divergence(Kind kind, const VocabularyReference& reference, co
   }
   const double* lse = lse_q.data_ptr<double>();
   std::vector<double> total(size_t(q_rows.size(0)), 0.0);
-  const double log2 = std::log(2.0);
   const double* lse_p = reference.logsumexp().data_ptr<double>();
   for (int64_t index = 0; index < chunks; ++index) {
     // The reference's logits as kept (or recomputed), its log-probabilities formed in the loop:
@@ -152,19 +151,8 @@ double vocabulary_divergence(Kind kind, const VocabularyReference& reference, co
     for_each_row(logits, [&](int64_t r, const auto* row) {
       using Scalar = std::remove_cv_t<std::remove_pointer_t<decltype(row)>>;
       const Scalar* ref_row = ref_logits.data_ptr<Scalar>() + r * width;
-      double acc = 0;
-      for (int64_t c = 0; c < width; ++c) {
-        double lp = double(ref_row[c]) - lse_p[r], lq = double(row[c]) - lse[r];
-        double p = std::exp(lp);
-        if (kind == Kind::kKl) {
-          acc += p * (lp - lq);
-        } else {  // log m = log((p + q) / 2), from the log-probabilities (no underflow to log 0)
-          double hi = std::max(lp, lq), lo = std::min(lp, lq);
-          double log_m = hi + std::log1p(std::exp(lo - hi)) - log2;
-          acc += 0.5 * (p * (lp - log_m) + std::exp(lq) * (lq - log_m));
-        }
-      }
-      total[size_t(r)] += acc;
+      total[size_t(r)] += kind == Kind::kKl ? kernels::kl_row(ref_row, lse_p[r], row, lse[r], width)
+                                            : kernels::js_row(ref_row, lse_p[r], row, lse[r], width);
     });
   }
   if (row_weights.defined()) return row_mean(at::tensor(total, at::kDouble), row_weights);
@@ -246,14 +234,27 @@ at::Tensor prepare_hidden_reference(DivergenceKind kind, const at::Tensor& h_ref
 
 double hidden_divergence(DivergenceKind kind, const at::Tensor& prepared, const at::Tensor& h_cand, const at::Tensor& valid,
                          const at::Tensor& row_weights) {
+  if (kind == DivergenceKind::kJsHidden && h_cand.is_cpu()) {
+    // The candidate's log-softmax formed inside the JS loop, from its float32 or float64 rows.
+    at::Tensor q = valid_rows(h_cand, valid).contiguous();
+    if (q.scalar_type() != at::kFloat && q.scalar_type() != at::kDouble) q = q.to(at::kDouble);
+    const at::Tensor log_p = prepared.contiguous();
+    at::Tensor js = at::empty({q.size(0)}, at::kDouble);
+    double* out = js.data_ptr<double>();
+    const int64_t width = q.size(1);
+    for_each_row(q, [&](int64_t r, const auto* row) {
+      double top = kernels::row_max(row, width);
+      double lse_q = top + std::log(kernels::sum_exp_row(row, top, width));
+      out[r] = kernels::js_row(log_p.data_ptr<double>() + r * width, 0.0, row, lse_q, width);
+    });
+    return row_mean(js, row_weights);
+  }
   at::Tensor rows = valid_rows(h_cand, valid).to(at::kDouble);
   switch (kind) {
     case DivergenceKind::kJsHidden: {
-      const at::Tensor& log_p = prepared;
       at::Tensor log_q = at::log_softmax(rows, 1);
-      at::Tensor log_m = at::logaddexp(log_p, log_q) - std::log(2.0);
-      at::Tensor js = 0.5 * (log_p.exp() * (log_p - log_m)).sum(1) + 0.5 * (log_q.exp() * (log_q - log_m)).sum(1);
-      return row_mean(js, row_weights);
+      at::Tensor log_m = at::logaddexp(prepared, log_q) - std::log(2.0);
+      return row_mean(0.5 * (prepared.exp() * (prepared - log_m) + log_q.exp() * (log_q - log_m)).sum(1), row_weights);
     }
     case DivergenceKind::kMse:  // the plain mean over rows and D in one reduction, as before weights existed
       return row_weights.defined() ? row_mean((prepared - rows).pow(2).mean(1), row_weights)

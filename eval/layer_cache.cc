@@ -1,7 +1,10 @@
 #include "eval/layer_cache.h"
 
+#include <algorithm>
 #include <cmath>
 #include <iterator>
+#include <utility>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -193,24 +196,27 @@ at::Tensor LayerCache::hidden_reference(int boundary_layer, bool final_norm, int
   return prepared;
 }
 
-const model::MoeModel::MoeParts* LayerCache::parts(int layer) {
+LayerCache::KeptParts* LayerCache::parts(int layer) {
   auto found = parts_.find(layer);
   if (found != parts_.end()) {
     ++stats_.parts_hits;
     found->second.last_use = ++use_clock_;
-    return &found->second.parts;
+    return &found->second;
   }
   const ModelShape& shape = model_.shape();
-  const int64_t values = (shape.num_routed_experts + 2) * ids_.numel() * shape.hidden_size;
+  const int64_t values = (shape.num_routed_experts + 3) * ids_.numel() * shape.hidden_size;
   const int64_t bytes = values * int64_t(c10::elementSize(model_.dtype()));
   at::Tensor input = boundary(layer);  // cached first: the parts' room is what the boundaries leave
   if (bytes > cap_bytes_ - (stats_.bytes - stats_.parts_bytes)) return nullptr;
   evict_parts_for(bytes);
-  KeptParts kept{model_.moe_parts(input, mask_, layer), bytes, ++use_clock_};
+  KeptParts kept;
+  kept.parts = model_.moe_parts(input, mask_, layer);
+  kept.bytes = bytes;
+  kept.last_use = ++use_clock_;
   ++stats_.parts_computed;
   stats_.bytes += bytes;
   stats_.parts_bytes += bytes;
-  return &parts_.emplace(layer, std::move(kept)).first->second.parts;
+  return &parts_.emplace(layer, std::move(kept)).first->second;
 }
 
 void LayerCache::evict_parts_for(int64_t bytes) {
@@ -232,14 +238,53 @@ at::Tensor LayerCache::condensed_from_parts(const Plan& plan, int layer, int64_t
   if (op == plan.layers().end() || op->second.op != LayerOp::kCondense) return {};
   plan.validate(model_.shape(), "plan");
   const model::MoeModel::CondenseWeights weights = model_.condense_weights(layer, op->second);
-  const model::MoeModel::MoeParts* p = parts(layer);
-  if (!p) return {};
-  // The condensed MLP's output, s·shared + Σ w_e·out_e, then the residual added as the layer adds it.
-  at::Tensor mix = leading(p->shared, rows) * weights.shared;
-  for (size_t i = 0; i < op->second.experts.size(); ++i) {
-    mix.add_(leading(p->experts[op->second.experts[i]], rows), weights.experts[i]);
+  KeptParts* kept = parts(layer);
+  if (!kept) return {};
+  const model::MoeModel::MoeParts& p = kept->parts;
+  // The layer's output, residual + s·shared + Σ w_e·out_e: one expert added to the kept partial
+  // sum when that holds all of the plan's experts but one. Otherwise the partial sum is formed
+  // and kept without the one expert the previous candidate here did not have (consecutive
+  // candidates of a greedy round share the round's incumbent), or without the last expert.
+  std::vector<std::pair<int, double>> terms;
+  for (size_t i = 0; i < op->second.experts.size(); ++i) terms.emplace_back(op->second.experts[i], weights.experts[i]);
+  std::sort(terms.begin(), terms.end());
+  std::vector<int> previous = std::move(kept->previous_experts);
+  kept->previous_experts.clear();
+  for (const auto& term : terms) kept->previous_experts.push_back(term.first);
+  auto without = [&](size_t skip) {
+    std::vector<std::pair<int, double>> rest = terms;
+    rest.erase(rest.begin() + std::ptrdiff_t(skip));
+    return rest;
+  };
+  auto add_expert = [&](const at::Tensor& sum, const std::pair<int, double>& term) {
+    return at::add(sum, leading(p.experts[term.first], rows), term.second);
+  };
+  if (kept->partial.defined() && kept->partial_rows == rows && kept->partial_shared == weights.shared) {
+    for (size_t skip = 0; skip < terms.size(); ++skip) {
+      if (without(skip) == kept->partial_terms) {
+        ++stats_.partial_sum_hits;
+        return add_expert(kept->partial, terms[skip]);
+      }
+    }
   }
-  return leading(p->residual, rows) + mix;
+  at::Tensor partial = leading(p.residual, rows) + leading(p.shared, rows) * weights.shared;
+  if (terms.empty()) return partial;
+  size_t skip = terms.size() - 1, new_to_this_layer = 0;
+  for (size_t i = 0; i < terms.size(); ++i) {
+    if (std::find(previous.begin(), previous.end(), terms[i].first) == previous.end()) {
+      skip = i;
+      ++new_to_this_layer;
+    }
+  }
+  if (new_to_this_layer != 1) skip = terms.size() - 1;
+  for (size_t i = 0; i < terms.size(); ++i) {
+    if (i != skip) partial.add_(leading(p.experts[terms[i].first], rows), terms[i].second);
+  }
+  kept->partial = partial;
+  kept->partial_terms = without(skip);
+  kept->partial_shared = weights.shared;
+  kept->partial_rows = rows;
+  return add_expert(partial, terms[skip]);
 }
 
 at::Tensor LayerCache::layer_output(const Plan& plan, int layer, int64_t rows) {

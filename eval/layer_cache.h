@@ -74,6 +74,7 @@ class LayerCache {
   struct Stats {
     int64_t hits = 0, computed = 0, bytes = 0;  // bytes: boundaries, references and parts
     int64_t parts_hits = 0, parts_computed = 0, parts_evicted = 0, parts_bytes = 0;
+    int64_t partial_sum_hits = 0;  // candidates that added one expert to a kept partial sum
     int64_t incumbent_hits = 0, incumbent_computed = 0, incumbent_bytes = 0;  // boundaries under incumbents
   };
   const Stats& stats() const { return stats_; }
@@ -89,14 +90,22 @@ class LayerCache {
   // The condensed layer from the parts, or undefined when `plan` is not a condense of a layer
   // the base leaves original or its parts do not fit.
   at::Tensor condensed_from_parts(const Plan& plan, int layer, int64_t rows);
-  const model::MoeModel::MoeParts* parts(int layer);
-  void evict_parts_for(int64_t bytes);  // until `bytes` more fit under the cap, or no parts are left
-  std::map<std::tuple<int, bool, int64_t, int>, at::Tensor> hidden_references_;
   struct KeptParts {
     model::MoeModel::MoeParts parts;
-    int64_t bytes = 0;
+    int64_t bytes = 0;  // the parts and room for one partial sum: (E + 3)·B·T·D values
     int64_t last_use = 0;
+    // A greedy round's candidates share every expert but one with the round's incumbent: the
+    // sum residual + s·shared + Σ w_e·out_e over the experts two consecutive candidates share
+    // is kept, so the round's other candidates add one expert to it (1 addition, not k + 1).
+    at::Tensor partial;
+    std::vector<std::pair<int, double>> partial_terms;  // (expert, weight), sorted
+    double partial_shared = 0;
+    int64_t partial_rows = 0;
+    std::vector<int> previous_experts;  // the last candidate's, sorted
   };
+  KeptParts* parts(int layer);
+  void evict_parts_for(int64_t bytes);  // until `bytes` more fit under the cap, or no parts are left
+  std::map<std::tuple<int, bool, int64_t, int>, at::Tensor> hidden_references_;
   std::map<int, KeptParts> parts_;  // by layer
   // Boundaries under an incumbent plan for its leading `rows` sequences (rows -1: all).
   struct Incumbent {

@@ -2,6 +2,8 @@
 // nearly full) and without it, on candidates of every op; base changes invalidate correctly.
 #include "eval/layer_cache.h"
 
+#include <algorithm>
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -138,7 +140,7 @@ TEST(LayerCache, ExpertCandidatesSumCachedPartsWithinTheCap) {
     model->run_layers(model->embed(c.ids), c.mask, 0, int(shape.num_layers), Plan());
     model->collect_router_stats(false);
     const int64_t boundary_bytes = c.ids.numel() * shape.hidden_size * 4;
-    const int64_t parts_bytes = (shape.num_routed_experts + 2) * boundary_bytes;
+    const int64_t parts_bytes = (shape.num_routed_experts + 3) * boundary_bytes;  // and one partial sum
     // Room for every boundary, the prepared references (float64 rows: 2 divergences × 2 layers)
     // and one and a half layers' parts.
     const int64_t cap = (shape.num_layers + 1) * boundary_bytes + 4 * 2 * boundary_bytes + parts_bytes * 3 / 2;
@@ -164,9 +166,45 @@ TEST(LayerCache, ExpertCandidatesSumCachedPartsWithinTheCap) {
     EXPECT_EQ(one_layer.stats().parts_computed, 3) << family << ": layer A, B (evicting A), A again (evicting B)";
     EXPECT_EQ(one_layer.stats().parts_evicted, 2);
     EXPECT_EQ(one_layer.stats().parts_hits, 21);
+    // Each expert set's second divergence adds its last expert to the partial sum its first kept.
+    EXPECT_EQ(one_layer.stats().partial_sum_hits, 9);
     EXPECT_EQ(one_layer.stats().parts_bytes, parts_bytes);
     EXPECT_LE(one_layer.stats().bytes, cap);
   }
+}
+
+// A greedy expert selection's rounds: each candidate is the incumbent plus one expert. The
+// round's first two candidates show the cache the incumbent (what they share), and from the
+// third on each adds a single expert to its kept sum (the first round's incumbent, no expert, is
+// known from the first candidate); the values are those of the plain path (the condensed MLP).
+TEST(LayerCache, GreedyRoundsAddOneExpertToTheIncumbentsSum) {
+  auto model = model::MoeModel::load(kModels + "/deepseek_gqa", testing::test_device());
+  const ModelShape& shape = model->shape();
+  Calibration c = calibration(shape.vocab_size);
+  model->collect_router_stats(true);
+  model->run_layers(model->embed(c.ids), c.mask, 0, int(shape.num_layers), Plan());
+  model->collect_router_stats(false);
+  LayerCache cached(*model, c.ids, c.mask, Plan(), int64_t(1) << 30);
+  LayerCache uncached(*model, c.ids, c.mask, Plan(), 0);
+  const int layer = shape.moe_layers().at(0);
+  int compared = 0;
+  for (const std::vector<int>& incumbent : std::vector<std::vector<int>>{{}, {2}, {2, 0}}) {
+    for (int e = 0; e < 4; ++e) {
+      if (std::find(incumbent.begin(), incumbent.end(), e) != incumbent.end()) continue;
+      std::vector<int> experts = incumbent;
+      experts.push_back(e);
+      Plan plan;
+      plan.set_layer(layer, LayerPlan{LayerOp::kCondense, experts, {}, {}});
+      double summed = measure_objective(cached, "js-hidden", "layer", plan);
+      double plain = measure_objective(uncached, "js-hidden", "layer", plan);
+      EXPECT_GT(plain, 0);
+      EXPECT_LE(std::abs(summed - plain), 1e-6 * plain) << plan.canonical();
+      ++compared;
+    }
+  }
+  EXPECT_EQ(compared, 4 + 3 + 2);
+  EXPECT_EQ(cached.stats().parts_computed, 1);
+  EXPECT_EQ(cached.stats().partial_sum_hits, 3 + 1 + 0) << "every candidate of a round but its first two (the first: one)";
 }
 
 // Layer selection from the incumbent: a candidate runs from where it leaves the incumbent, and
