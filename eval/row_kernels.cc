@@ -1,5 +1,6 @@
 #include "eval/row_kernels.h"
 
+#include <cstdint>
 #include <cstring>
 #include <limits>
 
@@ -23,7 +24,6 @@ constexpr int kLanes = 8;
 typedef double Vd __attribute__((vector_size(kLanes * sizeof(double))));
 typedef int64_t Vi __attribute__((vector_size(kLanes * sizeof(int64_t))));
 typedef float Vf __attribute__((vector_size(kLanes * sizeof(float))));
-
 
 CDMOE_INLINE Vd splat(double x) { return Vd{} + x; }
 
