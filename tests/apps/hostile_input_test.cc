@@ -92,7 +92,7 @@ TEST_F(SweepCli, ASecondCoordinatorOnARunningSweepIsRefusedAndChangesNothing) {
                                      "--expert-inner", "128", "--seed", "5"});
   ASSERT_EQ(synth.exit_code, 0) << synth.err;
   std::string db = file("owner.db");
-  auto args = with(with(sweep_args(db, "s"), "--model", big), "--experts-kept", "0,4");
+  auto args = with(with(interruptible_sweep_args(db, "s"), "--model", big), "--experts-kept", "0,4");
   args = with(args, "--budgets", "layers:1-5");
   BackgroundCommand owner(mpi(2, args));
   wait_for_done(db, 3, [&] { return kill(owner.pid(), 0) == 0; });
@@ -219,7 +219,7 @@ TEST_F(SweepCli, NumbersAndNamesThatLookValidButAreNot) {
 // documented one: the sweep's state in the database, PREEMPTED, and the same command resumes.
 TEST_F(SweepCli, SigtermToMpirunLeavesAPreemptedSweepThatTheSameCommandResumes) {
   std::string db = file("mpirun_term.db");
-  auto args = sweep_args(db, "s");
+  auto args = interruptible_sweep_args(db, "s");
   BackgroundCommand job(mpi(3, args));
   wait_for_done(db, 10, [&] { return kill(job.pid(), 0) == 0; });
   job.signal_leader(SIGTERM);

@@ -52,7 +52,7 @@ class SlurmSweep : public SweepCli {
   // Submits the template for the suite's sweep into `db` (its options in a config file, as the
   // template's comment suggests); returns the job id. The job's output goes to NAME.log.
   static std::string submit(const std::string& db, const std::string& name) {
-    auto args = sweep_args(db, "s");
+    auto args = interruptible_sweep_args(db, "s");
     std::string config;
     for (size_t i = 0; i + 1 < args.size(); i += 2) config += args[i].substr(2) + " = " + args[i + 1] + "\n";
     write_file(file(name + ".ini"), config);

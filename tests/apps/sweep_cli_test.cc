@@ -133,7 +133,7 @@ TEST_F(SweepCli, SignalsPreemptCommitAndTheSameCommandResumes) {
   for (Case c : {Case{SIGTERM, false}, Case{SIGINT, false}, Case{SIGUSR2, true}}) {
     SCOPED_TRACE(strsignal(c.signal));
     std::string db = file("signal_" + std::to_string(c.signal) + ".db");
-    auto args = sweep_args(db, "s");
+    auto args = interruptible_sweep_args(db, "s");
     BackgroundCommand job(c.under_mpirun ? mpi(3, args) : local(args));
     wait_for_done(db, 10, [&] { return kill(job.pid(), 0) == 0; });
     auto sent = std::chrono::steady_clock::now();

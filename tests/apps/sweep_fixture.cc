@@ -53,6 +53,12 @@ std::vector<std::string> SweepCli::sweep_args(const std::string& db, const std::
           "--speed-repeats", "2", "--speed-max-s", "0", "--threads", "1"};
 }
 
+std::vector<std::string> SweepCli::interruptible_sweep_args(const std::string& db, const std::string& name) {
+  std::vector<std::string> args = sweep_args(db, name);
+  *(std::find(args.begin(), args.end(), "--speed-repeats") + 1) = "100";
+  return args;
+}
+
 std::vector<std::string> SweepCli::local(std::vector<std::string> args) {
   args.insert(args.begin(), kSweep);
   return args;
