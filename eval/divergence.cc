@@ -238,14 +238,15 @@ double hidden_divergence(DivergenceKind kind, const at::Tensor& prepared, const 
     // The candidate's log-softmax formed inside the JS loop, from its float32 or float64 rows.
     at::Tensor q = valid_rows(h_cand, valid).contiguous();
     if (q.scalar_type() != at::kFloat && q.scalar_type() != at::kDouble) q = q.to(at::kDouble);
-    const at::Tensor log_p = prepared.contiguous();
+    const at::Tensor log_p = prepared.contiguous();  // float64: prepare_hidden_reference's
+    const double* log_p_rows = log_p.data_ptr<double>();
     at::Tensor js = at::empty({q.size(0)}, at::kDouble);
     double* out = js.data_ptr<double>();
     const int64_t width = q.size(1);
     for_each_row(q, [&](int64_t r, const auto* row) {
       double top = kernels::row_max(row, width);
       double lse_q = top + std::log(kernels::sum_exp_row(row, top, width));
-      out[r] = kernels::js_row(log_p.data_ptr<double>() + r * width, 0.0, row, lse_q, width);
+      out[r] = kernels::js_row(log_p_rows + r * width, 0.0, row, lse_q, width);
     });
     return row_mean(js, row_weights);
   }
