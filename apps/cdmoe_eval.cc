@@ -95,6 +95,10 @@ int metrics_mode(const po::variables_map& args) {
     throw_bad_input("nothing to evaluate: give --tasks, --ppl or --calib (or --ids with --dump-logits)");
   }
   if (args.count("speed") && !args.count("calib")) throw_bad_input("--speed times the plan on --calib; give --calib FILE");
+  if (args.count("samples")) {
+    if (!args.count("tasks")) throw_bad_input("--samples records task items; give --tasks");
+    check_output_path(args["samples"].as<std::string>(), "--samples");
+  }
   find_divergence(args["divergence"].as<std::string>(), "--divergence");
   const DivergenceMean divergence_mean = divergence_mean_named(args["divergence-mean"].as<std::string>(), "--divergence-mean");
   std::string model_dir = args["model"].as<std::string>();
@@ -135,11 +139,16 @@ int metrics_mode(const po::variables_map& args) {
   if (args.count("ppl")) request.held_out = eval::load_calibration(args["ppl"].as<std::string>(), *tokenizer, text_options);
   if (args.count("calib")) request.calibration = eval::load_calibration(args["calib"].as<std::string>(), *tokenizer, text_options);
 
+  std::vector<eval::TaskSamples> samples;
+  if (args.count("samples")) request.samples = &samples;
   std::vector<Metric> metrics = eval::evaluate(*model, *tokenizer, plan, request);
   for (const Metric& m : metrics) {  // an overflowing plan gives NaN logits, and every score from them is noise
     if (!std::isfinite(m.value)) {
       throw_runtime("metric " + m.name + " is not finite: the model's logits under this plan are not finite");
     }
+  }
+  if (args.count("samples")) {
+    write_file_atomically(args["samples"].as<std::string>(), eval::samples_jsonl(request.tasks, samples), "--samples");
   }
   if (args.count("json")) {
     Json out = {{"model", model_dir},
@@ -187,6 +196,7 @@ int eval_main(int argc, char** argv) {
       ("batch-size", po::value<int64_t>()->default_value(8), "sequences per forward")
       ("speed", "also time the plan against the original on --calib (interleaved pairs, see --speed-ci)")
       ("metrics", po::value<std::string>(), metrics_help().c_str())
+      ("samples", po::value<std::string>(), "also write every task item's log-likelihoods and outcome here (JSON lines; compare two with cdmoe-paired)")
       ("json", "print JSON instead of a table")
       ("progress", "show progress on stderr even when it is not a terminal");
   add_speed_options(options, speed_options);

@@ -60,12 +60,19 @@ std::optional<boost::program_options::variables_map> parse_options(
   return args;
 }
 
-void write_file_atomically(const std::string& path, const std::string& contents, const std::string& option) {
+void check_output_path(const std::string& path, const std::string& option) {
   namespace fs = std::filesystem;
   fs::path target = fs::absolute(path);
   if (fs::is_directory(target)) throw_bad_input(option + " '" + path + "' is a directory");
   fs::path parent = target.parent_path();
   if (!fs::is_directory(parent)) throw_bad_input(option + " '" + path + "': directory '" + parent.string() + "' does not exist");
+}
+
+void write_file_atomically(const std::string& path, const std::string& contents, const std::string& option) {
+  namespace fs = std::filesystem;
+  check_output_path(path, option);
+  fs::path target = fs::absolute(path);
+  fs::path parent = target.parent_path();
   std::string temporary = target.string() + ".tmp-" + std::to_string(getpid());
   {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);

@@ -27,6 +27,9 @@ std::optional<boost::program_options::variables_map> parse_options(
 // file is complete or absent. A directory that is missing or unwritable is bad input naming
 // `option` (e.g. "--out") and the path.
 void write_file_atomically(const std::string& path, const std::string& contents, const std::string& option);
+// The checks write_file_atomically makes before writing, for a command to make them before its
+// work: `path` is not a directory and its directory exists.
+void check_output_path(const std::string& path, const std::string& option);
 
 // The speed metric's flags (--speed-repeats, --speed-ci, --speed-max-s, --speed-workload),
 // parsed into `speed` (which must outlive the parse) with its values as defaults; check them

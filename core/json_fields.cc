@@ -44,6 +44,19 @@ Json parse_json_text(std::string_view text, const std::string& where) {
   }
 }
 
+void for_each_json_line(const std::string& text, const std::string& path,
+                        const std::function<bool(const Json& object, const std::string& where)>& visit) {
+  std::istringstream in(text);
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    std::string where = path + ":" + std::to_string(number);
+    Json object = parse_json_text(line, where);
+    if (!object.is_object()) throw_bad_input(where + ": expected a JSON object");
+    if (!visit(object, where)) return;
+  }
+}
+
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw_bad_input("cannot read '" + path + "': no such file or not readable");

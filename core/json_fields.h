@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,12 @@ Json parse_json_text(std::string_view text, const std::string& where);
 Json read_json_file(const std::string& path);
 // Reads a whole file as bytes; a missing/unreadable file is bad input naming the path.
 std::string read_text_file(const std::string& path);
+
+// JSON lines: calls `visit(object, where)` for each non-blank line of `text` in order, `where`
+// being "path:N" (N from 1); a line that is not a JSON object is bad input naming it. `visit`
+// returns false to stop there.
+void for_each_json_line(const std::string& text, const std::string& path,
+                        const std::function<bool(const Json& object, const std::string& where)>& visit);
 
 // `object` must be a JSON object (checked) holding `key`.
 const Json& require_field(const Json& object, const std::string& key, const std::string& where);

@@ -30,12 +30,6 @@ std::vector<std::string> lines_of(const std::string& text) {
 
 bool blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
 
-Json parse_line(const std::string& line, const std::string& where) {
-  Json object = parse_json_text(line, where);
-  if (!object.is_object()) throw_bad_input(where + ": expected a JSON object");
-  return object;
-}
-
 void check_item(const TaskItem& item, const std::string& where) {
   if (item.choices.size() < 2) throw_bad_input(where + ": needs at least 2 choices, has " + std::to_string(item.choices.size()));
   if (item.gold < 0 || item.gold >= int(item.choices.size())) {
@@ -81,14 +75,13 @@ int64_t int_label(const Json& line, const std::string& key, const std::string& w
 Task read_jsonl(const std::string& name, const std::string& path, int64_t limit, const LineReader& read) {
   std::string text = read_text_file(path);
   Task task{name, {}, sha256_hex(text), true, {}};
-  std::vector<std::string> lines = lines_of(text);
-  for (size_t i = 0; i < lines.size() && (limit <= 0 || int64_t(task.items.size()) < limit); ++i) {
-    if (blank(lines[i])) continue;
-    std::string where = path + ":" + std::to_string(i + 1);
-    TaskItem item = read(parse_line(lines[i], where), where);
+  for_each_json_line(text, path, [&](const Json& line, const std::string& where) {
+    if (limit > 0 && int64_t(task.items.size()) >= limit) return false;
+    TaskItem item = read(line, where);
     check_item(item, where);
     task.items.push_back(std::move(item));
-  }
+    return true;
+  });
   if (task.items.empty()) throw_bad_input(path + ": holds no items");
   return task;
 }

@@ -21,6 +21,7 @@
 
 #include "core/messages.h"
 #include "core/objectives.h"
+#include "eval/task_samples.h"
 #include "eval/tasks.h"
 #include "eval/speed_options.h"
 #include "eval/text_data.h"
@@ -46,6 +47,9 @@ struct EvaluationRequest {
   bool speed = false;
   SpeedOptions speed_options;
   int64_t batch_size = 8;
+  // When given (not owned), each task's per-item log-likelihoods are appended here (cdmoe-eval
+  // --samples; eval/task_samples.h).
+  std::vector<TaskSamples>* samples = nullptr;
   bool progress = false;  // done/total, rate and ETA per task on stderr
   // Registered metrics to compute (eval/metrics.h); empty: every one whose inputs are here.
   // A named one whose inputs are missing is bad input.

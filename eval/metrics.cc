@@ -43,6 +43,7 @@ void task_metrics(const MetricInputs& in, std::vector<Metric>& out) {
       per_item.push_back(std::move(ll));
     }
     TaskScores s = score_task(task, per_item);
+    if (request.samples) request.samples->push_back({task.name, std::move(per_item)});
     std::string prefix = task_metric_prefix(task.name);
     out.push_back({prefix + "_acc", s.acc, "ratio"});
     out.push_back({prefix + "_acc_stderr", s.acc_stderr, "ratio"});

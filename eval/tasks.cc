@@ -97,23 +97,28 @@ double pooled_stderr(const std::vector<Accuracy>& members) {
   return dof > 0 ? std::sqrt(numerator / dof / total) : 0;
 }
 
+ItemChoice score_item(const Task& task, const TaskItem& item, const std::vector<double>& ll) {
+  if (ll.size() != item.choices.size()) throw_runtime("score_item: one log-likelihood per choice");
+  size_t best = 0, best_norm = 0;
+  double best_norm_value = -INFINITY;
+  for (size_t c = 0; c < ll.size(); ++c) {
+    if (ll[c] > ll[best]) best = c;
+    double length = double(count_code_points(item.choices[c], task.name));
+    double normalised = ll[c] / std::max(length, 1.0);
+    if (normalised > best_norm_value) best_norm_value = normalised, best_norm = c;
+  }
+  return {int(best), int(best_norm)};
+}
+
 TaskScores score_task(const Task& task, const std::vector<std::vector<double>>& loglikelihoods) {
   if (loglikelihoods.size() != task.items.size()) throw_runtime("score_task: one log-likelihood list per item");
   std::vector<double> acc, acc_norm;
   std::map<std::string, std::vector<double>> by_subject;
   for (size_t i = 0; i < task.items.size(); ++i) {
     const TaskItem& item = task.items[i];
-    const std::vector<double>& ll = loglikelihoods[i];
-    size_t best = 0, best_norm = 0;
-    double best_norm_value = -INFINITY;
-    for (size_t c = 0; c < ll.size(); ++c) {
-      if (ll[c] > ll[best]) best = c;
-      double length = double(count_code_points(item.choices[c], task.name));
-      double normalised = ll[c] / std::max(length, 1.0);
-      if (normalised > best_norm_value) best_norm_value = normalised, best_norm = c;
-    }
-    acc.push_back(int(best) == item.gold);
-    acc_norm.push_back(int(best_norm) == item.gold);
+    ItemChoice choice = score_item(task, item, loglikelihoods[i]);
+    acc.push_back(choice.chosen == item.gold);
+    acc_norm.push_back(choice.chosen_norm == item.gold);
     if (!item.subject.empty()) by_subject[item.subject].push_back(acc.back());
   }
   TaskScores scores;

@@ -66,6 +66,12 @@ struct TaskScores {
 };
 TaskScores score_task(const Task& task, const std::vector<std::vector<double>>& loglikelihoods);
 
+// One item under that scoring: the choice acc picks and the one acc_norm picks.
+struct ItemChoice {
+  int chosen = 0, chosen_norm = 0;
+};
+ItemChoice score_item(const Task& task, const TaskItem& item, const std::vector<double>& loglikelihoods);
+
 // lm-eval's pooled_sample_stderr: the standard error of a group from its members' standard
 // errors and sizes.
 double pooled_stderr(const std::vector<Accuracy>& members);

@@ -350,6 +350,86 @@ TEST(EvalCli, MetricsModeBadInput) {
           "metric \"perplexity\" needs held-out text, which was not given");
 }
 
+// --samples: every item's outcome, as the task's accuracy counts it; cdmoe-paired compares two
+// such files item by item (its arithmetic: tests/eval/paired_accuracy_test.cc).
+TEST(EvalCli, SamplesFilesComparedItemByItem) {
+  TempDir dir;
+  std::string model_dir = write_text_model(dir);
+  const std::string benchmarks = std::string(CDMOE_SOURCE_DIR) + "/data/benchmarks";
+  const std::string paired = std::string(CDMOE_BIN_DIR) + "/cdmoe-paired";
+  write_file(dir.file("plan.json"), R"({"layers":{"1":{"op":"drop"}}})");
+  auto evaluate_with_samples = [&](const std::vector<std::string>& extra, const std::string& samples) {
+    std::vector<std::string> args = {kEval, "--model", model_dir, "--tasks", "arc_easy,piqa", "--limit", "20", "--benchmarks",
+                                     benchmarks, "--samples", samples, "--json", "--threads", "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    CommandResult r = run_command(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return metrics_of(r.out);
+  };
+  auto original = evaluate_with_samples({}, dir.file("original.jsonl"));
+  auto dropped = evaluate_with_samples({"--plan", dir.file("plan.json")}, dir.file("dropped.jsonl"));
+  // The file's outcomes average to the reported accuracies, task by task.
+  std::map<std::string, std::vector<double>> acc, acc_norm;
+  int lines = 0;
+  for_each_json_line(read_text_file(dir.file("dropped.jsonl")), "dropped.jsonl", [&](const Json& line, const std::string&) {
+    ++lines;
+    acc[line["task"]].push_back(line["acc"].get<double>());
+    acc_norm[line["task"]].push_back(line["acc_norm"].get<double>());
+    EXPECT_EQ(line["loglikelihoods"].size(), line["task"] == "piqa" ? 2u : 4u);
+    EXPECT_EQ(line["acc"].get<int>(), int(line["chosen"] == line["gold"]));
+    return true;
+  });
+  EXPECT_EQ(lines, 40);
+  auto mean = [](const std::vector<double>& v) {
+    double sum = 0;
+    for (double x : v) sum += x;
+    return sum / double(v.size());
+  };
+  for (const char* task : {"arc_easy", "piqa"}) {
+    EXPECT_DOUBLE_EQ(mean(acc[task]), dropped[std::string(task) + "_acc"]) << task;
+    EXPECT_DOUBLE_EQ(mean(acc_norm[task]), dropped[std::string(task) + "_acc_norm"]) << task;
+  }
+  // B - A per task, from the two files, as the accuracies say.
+  CommandResult r = run_command({paired, "--a", dir.file("original.jsonl"), "--b", dir.file("dropped.jsonl"), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Json rows = Json::parse(r.out);
+  ASSERT_EQ(rows.size(), 2u) << r.out;
+  EXPECT_EQ(rows[0]["task"], "arc_easy");
+  for (const Json& row : rows) {
+    std::string task = row["task"];
+    EXPECT_EQ(row["items"], 20);
+    EXPECT_NEAR(row["difference"].get<double>(), dropped[task + "_acc"] - original[task + "_acc"], 1e-12) << task;
+    EXPECT_NEAR(row["only_b"].get<double>() - row["only_a"].get<double>(), 20 * row["difference"].get<double>(), 1e-9);
+    EXPECT_GE(row["stderr_paired"].get<double>(), 0);
+  }
+  r = run_command({paired, "--a", dir.file("dropped.jsonl"), "--b", dir.file("dropped.jsonl"), "--metric", "acc_norm", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const Json& row : Json::parse(r.out)) {
+    EXPECT_EQ(row["difference"], 0);
+    EXPECT_EQ(row["stderr_paired"], 0);
+  }
+  // Bad input: one line, exit 2, nothing written.
+  auto refused = [&](std::vector<std::string> args, const std::string& text) {
+    CommandResult bad = run_command(args);
+    EXPECT_EQ(bad.exit_code, 2) << bad.err;
+    EXPECT_EQ(testing::count_lines(bad.err), 1) << bad.err;
+    EXPECT_NE(bad.err.find(text), std::string::npos) << bad.err;
+  };
+  refused({kEval, "--model", model_dir, "--ppl", dir.file("plan.json"), "--samples", dir.file("s.jsonl")},
+          "--samples records task items; give --tasks");
+  refused({kEval, "--model", model_dir, "--tasks", "piqa", "--benchmarks", benchmarks, "--samples", dir.file("no/s.jsonl")},
+          "--samples '" + dir.file("no/s.jsonl") + "': directory '" + dir.file("no") + "' does not exist");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("s.jsonl")));
+  refused({paired, "--a", dir.file("original.jsonl")}, "--b is required");
+  write_file(dir.file("fewer.jsonl"), read_text_file(dir.file("original.jsonl")).substr(0, 10));
+  refused({paired, "--a", dir.file("original.jsonl"), "--b", dir.file("fewer.jsonl")}, "fewer.jsonl:1: not valid JSON");
+  CommandResult fewer = run_command({kEval, "--model", model_dir, "--tasks", "arc_easy,piqa", "--limit", "5", "--benchmarks",
+                                     benchmarks, "--samples", dir.file("fewer.jsonl")});
+  ASSERT_EQ(fewer.exit_code, 0) << fewer.err;
+  refused({paired, "--a", dir.file("original.jsonl"), "--b", dir.file("fewer.jsonl")},
+          "fewer.jsonl: task arc_easy has 5 items, " + dir.file("original.jsonl") + " 20: not the same items");
+}
+
 // The registry by name: --metrics picks registered metrics; each writes its own values only.
 TEST(EvalCli, MetricsAreChosenByRegisteredName) {
   TempDir dir;
