@@ -8,14 +8,6 @@
 namespace cdmoe::eval {
 namespace {
 
-double stderr_of_mean(const std::vector<double>& values) {
-  double n = double(values.size()), mean = 0, variance = 0;
-  if (values.size() < 2) return 0;
-  for (double x : values) mean += x / n;
-  for (double x : values) variance += (x - mean) * (x - mean) / (n - 1);
-  return std::sqrt(variance / n);
-}
-
 // One file's outcomes, by task (in first-seen order) and item index; every item once, 0..n-1.
 struct Outcomes {
   std::vector<std::string> order;
@@ -48,18 +40,18 @@ Outcomes index_samples(const std::vector<SampleRecord>& records, const std::stri
 
 PairedDifference paired_difference(const std::string& task, const std::vector<bool>& a, const std::vector<bool>& b) {
   if (a.size() != b.size()) throw_runtime("paired_difference: outcomes of different lengths");
-  std::vector<double> xa, xb, d;
+  std::vector<double> xa(a.begin(), a.end()), xb(b.begin(), b.end()), d;
   PairedDifference out{task, int64_t(a.size())};
   for (size_t i = 0; i < a.size(); ++i) {
-    xa.push_back(a[i]), xb.push_back(b[i]), d.push_back(double(b[i]) - double(a[i]));
+    d.push_back(xb[i] - xa[i]);
     out.only_a += a[i] && !b[i];
     out.only_b += b[i] && !a[i];
   }
-  double n = double(a.size());
-  for (size_t i = 0; i < a.size(); ++i) out.acc_a += xa[i] / n, out.acc_b += xb[i] / n;
+  Accuracy in_a = mean_stderr(xa), in_b = mean_stderr(xb);
+  out.acc_a = in_a.acc, out.acc_b = in_b.acc;
   out.difference = out.acc_b - out.acc_a;
-  out.stderr_paired = stderr_of_mean(d);
-  out.stderr_unpaired = std::hypot(stderr_of_mean(xa), stderr_of_mean(xb));
+  out.stderr_paired = mean_stderr(d).acc_stderr;
+  out.stderr_unpaired = std::hypot(in_a.acc_stderr, in_b.acc_stderr);
   return out;
 }
 

@@ -10,16 +10,6 @@
 namespace cdmoe::eval {
 namespace {
 
-// Mean and standard error of the mean of 0/1 outcomes (sample standard deviation).
-Accuracy mean_stderr(const std::vector<double>& outcomes) {
-  double n = double(outcomes.size()), mean = 0;
-  for (double x : outcomes) mean += x / n;
-  if (outcomes.size() < 2) return {mean, 0, int64_t(outcomes.size())};
-  double variance = 0;
-  for (double x : outcomes) variance += (x - mean) * (x - mean) / (n - 1);
-  return {mean, std::sqrt(variance / n), int64_t(outcomes.size())};
-}
-
 // A group's acc as lm-eval aggregates it with weight_by_size: members weighted by their sizes.
 Accuracy aggregate(const std::vector<Accuracy>& members) {
   Accuracy group;
@@ -85,6 +75,15 @@ bool is_builtin_task(const std::string& spec) {
     if (name == spec) return true;
   }
   return false;
+}
+
+Accuracy mean_stderr(const std::vector<double>& outcomes) {
+  double n = double(outcomes.size()), mean = 0;
+  for (double x : outcomes) mean += x / n;
+  if (outcomes.size() < 2) return {mean, 0, int64_t(outcomes.size())};
+  double variance = 0;
+  for (double x : outcomes) variance += (x - mean) * (x - mean) / (n - 1);
+  return {mean, std::sqrt(variance / n), int64_t(outcomes.size())};
 }
 
 double pooled_stderr(const std::vector<Accuracy>& members) {

@@ -72,6 +72,10 @@ struct ItemChoice {
 };
 ItemChoice score_item(const Task& task, const TaskItem& item, const std::vector<double>& loglikelihoods);
 
+// The mean of `outcomes` and the standard error of that mean (sample standard deviation, as
+// lm-eval's stderr); 0 for fewer than two.
+Accuracy mean_stderr(const std::vector<double>& outcomes);
+
 // lm-eval's pooled_sample_stderr: the standard error of a group from its members' standard
 // errors and sizes.
 double pooled_stderr(const std::vector<Accuracy>& members);
