@@ -134,6 +134,7 @@ int metrics_mode(const po::variables_map& args) {
       request.tasks.push_back(eval::load_task(spec, benchmarks, args["limit"].as<int64_t>()));
     }
     request.task_average = args["task-average"].as<std::string>();
+    request.special_tokens = eval::request_special_tokens_named(args["special-tokens"].as<std::string>(), "--special-tokens");
     eval::check_task_average(request.task_average, request.tasks);
   }
   if (args.count("ppl")) request.held_out = eval::load_calibration(args["ppl"].as<std::string>(), *tokenizer, text_options);
@@ -141,12 +142,7 @@ int metrics_mode(const po::variables_map& args) {
 
   std::vector<eval::TaskSamples> samples;
   if (args.count("samples")) request.samples = &samples;
-  std::vector<Metric> metrics = eval::evaluate(*model, *tokenizer, plan, request);
-  for (const Metric& m : metrics) {  // an overflowing plan gives NaN logits, and every score from them is noise
-    if (!std::isfinite(m.value)) {
-      throw_runtime("metric " + m.name + " is not finite: the model's logits under this plan are not finite");
-    }
-  }
+  std::vector<Metric> metrics = eval::evaluate(*model, *tokenizer, plan, request);  // refuses non-finite results
   if (args.count("samples")) {
     write_file_atomically(args["samples"].as<std::string>(), eval::samples_jsonl(request.tasks, samples), "--samples");
   }
@@ -183,6 +179,7 @@ int eval_main(int argc, char** argv) {
       ("tasks", po::value<std::string>(), "comma-separated: arc_challenge, boolq, piqa, rte, openbookqa, winogrande, mmlu, hellaswag, arc_easy (from --benchmarks), FILE.jsonl ({context, choices, gold})")
       ("benchmarks", po::value<std::string>(), "folder with the tasks' files, README.md \"The paper's eight tasks\" (default: $CDMOE_BENCHMARKS_DIR)")
       ("task-average", po::value<std::string>()->default_value("acc"), "which metric of each task enters task_acc_mean: acc, acc_norm (where lm-eval reports it) or TASK=METRIC,... over acc")
+      ("special-tokens", po::value<std::string>()->default_value("none"), eval::kRequestSpecialTokensHelp)
       ("limit", po::value<int64_t>()->default_value(0), "first N items of each task (0: all)")
       ("ppl", po::value<std::string>(), "held-out text (JSONL {\"text\"} or plain) for perplexity")
       ("calib", po::value<std::string>(), "calibration text for the divergence from the original (and --speed)")

@@ -127,7 +127,7 @@ int run_coordinator(const apps::SweepSettings& settings, const std::function<com
   options.in_flight_per_worker = settings.in_flight;
   options.progress = settings.progress || Progress::stderr_is_tty();
   options.full_evaluation = settings.full_evaluation;
-  options.finetune = apps::finetune_task(settings);
+  options.finetune = apps::finetune_task(settings, sweep.spec.data_hashes);
   options.finetune_control = settings.finetune_control;
   options.on_turn = [&lease] { lease.heartbeat(); };
   coordinator::SweepSummary summary;

@@ -95,10 +95,9 @@ po::options_description train_options() {
   return options;
 }
 
-template <typename T>
-T positive(const po::variables_map& args, const char* name) {
-  T value = args[name].as<T>();
-  if (!(value > 0)) throw_bad_input(std::string("--") + name + " must be positive");
+int64_t positive_count(const po::variables_map& args, const char* name) {
+  int64_t value = args[name].as<int64_t>();
+  if (value <= 0) throw_bad_input(std::string("--") + name + " must be positive");
   return value;
 }
 
@@ -106,6 +105,11 @@ int64_t non_negative(const po::variables_map& args, const char* name) {
   int64_t value = args[name].as<int64_t>();
   if (value < 0) throw_bad_input(std::string("--") + name + " must be 0 or positive");
   return value;
+}
+
+// A real-valued option within [low, high] ((low, high] when exclude_low): apps/cli.h.
+double number(const po::variables_map& args, const char* name, double low, double high, bool exclude_low = false) {
+  return checked_number(args[name].as<double>(), std::string("--") + name, low, high, exclude_low);
 }
 
 std::string file_option(const po::variables_map& args, const char* name) {
@@ -145,6 +149,64 @@ std::string format_rate(double value) {
   return out.str();
 }
 
+// --db --candidate: the sweep candidate whose plan trains, and the checks that the run fits its
+// sweep: a candidate the sweep evaluated (not a fine-tune, whose weights cdmoe-train does not
+// start from), on the model and tokenizer the sweep recorded.
+struct SweepParent {
+  std::string db_path;
+  int64_t id = 0;
+  db::CandidateOrigin origin;
+};
+
+void check_parent_fits(const SweepParent& parent, const model::Checkpoint& checkpoint, const model::Tokenizer& tokenizer,
+                       const std::string& model_dir) {
+  const db::CandidateOrigin& origin = parent.origin;
+  const std::string candidate = "--candidate " + std::to_string(parent.id);
+  if (origin.stage == "finetune" || origin.stage == db::kManualFinetuneStage) {
+    throw_bad_input(candidate + " is a fine-tuned model (" + origin.method + "); cdmoe-train starts from the original weights: "
+                    "give the candidate it was fine-tuned from");
+  }
+  if (origin.model_hash != checkpoint.fingerprint()) {
+    throw_bad_input("--model " + model_dir + " is not the model of sweep \"" + origin.sweep + "\" in " + parent.db_path +
+                    " (its config.json and weights differ from those the sweep recorded)");
+  }
+  Json config = parse_json_text(origin.sweep_config_json, parent.db_path + " sweep \"" + origin.sweep + "\" config");
+  if (config.contains("tokenizer_hash") && config["tokenizer_hash"] != tokenizer.fingerprint()) {
+    throw_bad_input("the tokenizer in --model " + model_dir + " is not the one sweep \"" + origin.sweep +
+                    "\" used (tokenizer.json or tokenizer_config.json differ)");
+  }
+}
+
+// Records the finished run into its sweep as a candidate of its own (leader only). 0, or
+// kStoppedExitCode when a sweep coordinator holds the sweep now: the same command, run again
+// once it has stopped, records the finished run.
+int record_in_sweep(const SweepParent& parent, const Plan& plan, const Json& identity, const RunFiles& files,
+                    const finetune::TrainPosition& position) {
+  db::Store store(parent.db_path);
+  std::optional<db::SweepLease> lease;
+  try {
+    lease.emplace(store.connection(), parent.origin.sweep);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kBadInput) throw;
+    std::cerr << "cdmoe-train: the run in " << files.dir << " is complete but not recorded: " << e.what()
+              << ". Run the same command again once that coordinator has stopped: it records the finished run.\n";
+    return kStoppedExitCode;
+  }
+  db::CandidateSpec spec{db::kManualFinetuneStage, parent.origin.method + "_ft", plan, parent.id, parent.origin.budget};
+  Result result;
+  result.worker_host = comm::host_name();
+  result.finetune_steps = position.steps();
+  result.metrics.push_back({"finetune_loss", result.finetune_steps.back().loss, "nats"});
+  result.metrics.push_back({"finetune_tokens", double(position.tokens), "tokens"});
+  auto [id, recorded] = store.record_train_run(parent.origin.sweep_id, spec, identity, fs::absolute(files.dir).string(), result);
+  if (recorded) {
+    std::cout << "recorded candidate " << id << " (" << spec.method << ", stage " << spec.stage << ", parent " << parent.id << ")\n";
+  } else {
+    std::cout << "this run is recorded already: candidate " << id << " of sweep \"" << parent.origin.sweep << "\"\n";
+  }
+  return 0;
+}
+
 int train_main(int argc, char** argv, comm::MpiSession* mpi) {
   auto parsed = parse_options(argc, argv, train_options(), /*with_command=*/false);
   if (!parsed) return 0;
@@ -176,18 +238,23 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
   }
   const std::string model_dir = args["model"].as<std::string>();
   const std::string data_path = file_option(args, "data");
-  const int64_t seq_len = positive<int64_t>(args, "seq-len");
-  const int64_t batch_size = positive<int64_t>(args, "batch-size");
-  const int64_t grad_accum = positive<int64_t>(args, "grad-accum");
-  const double lr = positive<double>(args, "lr");
-  if (args.count("steps") && args["steps"].as<int64_t>() <= 0) throw_bad_input("--steps must be positive");
-  if (args.count("epochs") && !(args["epochs"].as<double>() > 0)) throw_bad_input("--epochs must be positive");
-  const double lr_floor = args["lr-floor"].as<double>();
-  if (!(lr_floor >= 0 && lr_floor <= 1)) throw_bad_input("--lr-floor must lie in [0, 1]");
+  const int64_t seq_len = positive_count(args, "seq-len");
+  const int64_t batch_size = positive_count(args, "batch-size");
+  const int64_t grad_accum = positive_count(args, "grad-accum");
+  const double lr = number(args, "lr", 0, finetune::kMaxLearningRate, /*exclude_low=*/true);
+  if (args.count("steps")) {
+    const int64_t steps = args["steps"].as<int64_t>();
+    if (steps <= 0 || steps > finetune::kMaxSteps) {
+      throw_bad_input("--steps must lie in 1.." + std::to_string(finetune::kMaxSteps) + ", got " + std::to_string(steps));
+    }
+  }
+  if (args.count("epochs")) number(args, "epochs", 0, finetune::kMaxEpochs, /*exclude_low=*/true);
+  const double sft_epochs = number(args, "sft-epochs", 0, finetune::kMaxEpochs, /*exclude_low=*/true);
+  const double lr_floor = number(args, "lr-floor", 0, 1);
   const double weight_decay = args["weight-decay"].as<double>();
   if (!(weight_decay >= 0 && weight_decay < 1)) throw_bad_input("--weight-decay must lie in [0, 1)");
-  const double clip = args["clip"].as<double>();
-  if (!(clip >= 0)) throw_bad_input("--clip must be 0 or positive");
+  const double clip = number(args, "clip", 0, 1e9);
+  const double balance_coefficient = number(args, "balance-coef", 0, finetune::kMaxBalanceCoefficient);
   const int threads = args["threads"].as<int>();
   if (threads < 0) throw_bad_input("--threads must be 0 or positive");
 
@@ -213,28 +280,29 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
 
   model::Checkpoint checkpoint(model_dir);
   auto model = model::MoeModel::load(model_dir, at::Device(device), model::compute_dtype_named(dtype));
+  auto tokenizer = model::Tokenizer::load(model_dir);
+  model::check_tokenizer_fits(*tokenizer, model->shape().vocab_size, model_dir + "/tokenizer.json");
   Plan plan;
   std::string plan_source = "no plan";
-  std::optional<db::CandidateOrigin> parent;
-  int64_t parent_id = 0;
+  std::optional<SweepParent> parent;
   if (args.count("plan")) {
     plan_source = args["plan"].as<std::string>();
     plan = Plan::read_file(plan_source);
   } else if (args.count("db")) {
-    const std::string db_path = file_option(args, "db");
-    db::Connection connection = db::open_database(db_path, db::OpenMode::kReadOnly);
-    parent_id = args["candidate"].as<int64_t>();
-    plan_source = db_path + " candidate " + std::to_string(parent_id);
-    parent = db::candidate_origin(connection, parent_id);
-    plan = Plan::parse(db::candidate_plan_json(connection, parent_id), plan_source);
+    parent.emplace();
+    parent->db_path = file_option(args, "db");
+    parent->id = args["candidate"].as<int64_t>();
+    db::Connection connection = db::open_database(parent->db_path, db::OpenMode::kReadOnly);
+    plan_source = parent->db_path + " candidate " + std::to_string(parent->id);
+    parent->origin = db::candidate_origin(connection, parent->id);
+    check_parent_fits(*parent, checkpoint, *tokenizer, model_dir);
+    plan = Plan::parse(db::candidate_plan_json(connection, parent->id), plan_source);
     model->set_router_stats(
-        model::RouterStats::from_rows(db::candidate_sweep_routing(connection, parent_id), model->shape(), plan_source));
+        model::RouterStats::from_rows(db::candidate_sweep_routing(connection, parent->id), model->shape(), plan_source));
   }
   plan.validate(model->shape(), plan_source);
   if (!model->fixed_plan().is_original()) throw_bad_input(model_dir + " is an exported checkpoint; train from the original model");
 
-  auto tokenizer = model::Tokenizer::load(model_dir);
-  model::check_tokenizer_fits(*tokenizer, model->shape().vocab_size, model_dir + "/tokenizer.json");
   finetune::TokenRows lm = finetune::read_lm_rows(data_path, *tokenizer, seq_len);
   std::optional<finetune::TokenRows> sft, held_out;
   if (args.count("sft")) sft = finetune::read_sft_rows(file_option(args, "sft"), *tokenizer, seq_len);
@@ -248,22 +316,25 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
   run.checkpoint_every = non_negative(args, "checkpoint-every");
   const int64_t G = finetune::global_batch(run, collective->size());
   run.lm_steps = args.count("steps") ? args["steps"].as<int64_t>()
-                                     : finetune::steps_for_epochs(args["epochs"].as<double>(), int64_t(lm.rows.size()), G);
-  if (sft) run.sft_steps = finetune::steps_for_epochs(positive<double>(args, "sft-epochs"), int64_t(sft->rows.size()), G);
+                                     : finetune::steps_for_epochs(args["epochs"].as<double>(), int64_t(lm.rows.size()), G, "--epochs");
+  if (sft) run.sft_steps = finetune::steps_for_epochs(sft_epochs, int64_t(sft->rows.size()), G, "--sft-epochs");
+  const int64_t total = run.lm_steps + run.sft_steps;
 
   finetune::TrainerOptions trainer_options;
   trainer_options.mode = mode;
   trainer_options.schedule = {lr, non_negative(args, "warmup"), finetune::decay_named(args["decay"].as<std::string>()), lr_floor,
-                              run.lm_steps + run.sft_steps};
+                              total};
   trainer_options.adamw.weight_decay = weight_decay;
   trainer_options.clip_norm = clip;
   trainer_options.layers = block_layers;
-  trainer_options.balance_coefficient = args["balance-coef"].as<double>();
-  if (!(trainer_options.balance_coefficient >= 0)) throw_bad_input("--balance-coef must be 0 or positive");
+  trainer_options.balance_coefficient = balance_coefficient;
   finetune::Trainer trainer(*model, plan, trainer_options, *collective);  // refuses a plan with nothing to train
 
-  // What the run is: a checkpoint or directory made with anything else is not resumed.
-  run.identity = {{"model", checkpoint.fingerprint()}, {"plan_hash", plan.hash()}, {"train", finetune::train_mode_name(mode)},
+  // What the run is: a checkpoint or directory made with anything else is not resumed, and what
+  // a sweep records as the fine-tune's provenance. Every file the model is read with enters by
+  // its fingerprint.
+  run.identity = {{"model", checkpoint.fingerprint()}, {"tokenizer", tokenizer->fingerprint()}, {"plan_hash", plan.hash()},
+                  {"train", finetune::train_mode_name(mode)},
                   {"data", lm.content_hash}, {"sft", sft ? sft->content_hash : ""}, {"seq_len", seq_len},
                   {"global_batch", G}, {"lm_steps", run.lm_steps}, {"sft_steps", run.sft_steps}, {"lr", lr},
                   {"warmup", trainer_options.schedule.warmup_steps}, {"decay", args["decay"].as<std::string>()},
@@ -272,16 +343,25 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
                   {"seed", run.seed}, {"dtype", dtype}};
   RunFiles files{args["out"].as<std::string>()};
   run.state_path = files.state();
+  // Ranks started with other options or files fail here, together, before anything is written.
+  finetune::check_same_identity_on_every_rank(trainer, run.identity);
 
   // The run directory: new, or this run's (resume). Rank 0 decides; the others follow.
   double complete = 0;
+  std::optional<finetune::TrainPosition> stored;
   if (leader) {
     if (fs::exists(files.dir)) {
       if (!fs::is_regular_file(files.run())) {
         throw_bad_input("--out '" + files.dir + "' exists and is not a cdmoe-train run directory; refusing to touch it");
       }
       finetune::check_same_run(read_json_file(files.run()), run.identity, "--out '" + files.dir + "'");
+      // The checkpoint is checked whole (identity, position, checksum) before the log is touched.
+      stored = finetune::check_train_state(files.state(), run.identity, total);
       complete = fs::exists(files.config()) ? 1 : 0;
+      if (complete > 0 && !(stored && stored->step == total)) {
+        throw_bad_input("--out '" + files.dir + "' holds a fine-tuned model but no checkpoint of its last step; it cannot be "
+                        "recorded or resumed");
+      }
     } else {
       fs::path parent_dir = fs::absolute(files.dir).parent_path();
       if (!fs::is_directory(parent_dir)) throw_bad_input("--out '" + files.dir + "': directory '" + parent_dir.string() + "' does not exist");
@@ -290,23 +370,28 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
   }
   trainer.sum_over_ranks(&complete, 1);
   if (complete > 0) {
-    if (leader) std::cerr << "cdmoe-train: " << files.dir << " holds the finished run already; nothing to do\n";
-    return 0;
+    if (!leader) return 0;
+    std::cerr << "cdmoe-train: " << files.dir << " holds the finished run already; nothing to train\n";
+    return parent ? record_in_sweep(*parent, plan, run.identity, files, *stored) : 0;
   }
-  std::optional<db::Store> store;
-  if (parent && leader) store.emplace(args["db"].as<std::string>());  // opened (and migrated) before training
+  if (parent && leader) {
+    // Not while a coordinator writes the sweep: the run would train for nothing it could record.
+    db::Store store(parent->db_path);
+    try {
+      db::SweepLease probe(store.connection(), parent->origin.sweep);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kBadInput) throw;
+      throw_bad_input(std::string(e.what()) + "; fine-tune its candidates once it has stopped");
+    }
+  }
   if (leader && !fs::exists(files.dir)) {
     fs::create_directory(files.dir);
     write_file_atomically(files.run(), run.identity.dump(2) + "\n", "--out");
   }
-  if (leader) {
-    auto stored = finetune::stored_train_position(files.state());
-    trim_log(files, stored ? stored->step : 0);
-  }
+  if (leader) trim_log(files, stored ? stored->step : 0);
 
   install_stop_flag(g_stop);
   const bool show = args.count("progress") > 0 || Progress::stderr_is_tty();
-  const int64_t total = run.lm_steps + run.sft_steps;
   Progress progress("cdmoe-train", total, leader && show);
   std::ofstream log;
   if (leader) log.open(files.log(), std::ios::app);
@@ -358,23 +443,9 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
                   {"trainable_parameters", trainer.trainable_elements()}, {"device", device}, {"dtype", dtype}};
   write_file_atomically(files.dir + "/train_summary.json", summary.dump(2) + "\n", "--out");
   int64_t elements = model::write_hf_files(*model, plan, model_dir, files.dir, extra);
-  if (store) {
-    db::SweepLease lease(store->connection(), parent->sweep);  // refused while a sweep coordinator writes
-    db::CandidateSpec spec{"finetune", parent->method + "_ft", plan, parent_id, parent->budget};
-    int64_t id = store->add_candidates(parent->sweep_id, {spec}).front();
-    store->mark_dispatched(id, 0, comm::host_name());
-    Result result;
-    result.candidate_id = id;
-    result.worker_host = comm::host_name();
-    result.finetune_steps = outcome.position.steps();
-    result.metrics.push_back({"finetune_loss", result.finetune_steps.empty() ? NAN : result.finetune_steps.back().loss, "nats"});
-    result.metrics.push_back({"finetune_tokens", double(outcome.position.tokens), "tokens"});
-    store->record_result(result);
-    std::cout << "recorded candidate " << id << " (" << spec.method << ", parent " << parent_id << ")\n";
-  }
   std::cout << "wrote " << files.dir << ": " << outcome.position.step << " steps, " << outcome.position.tokens
             << " target tokens, " << trainer.trainable_elements() << " trained of " << elements << " parameters\n";
-  return 0;
+  return parent ? record_in_sweep(*parent, plan, run.identity, files, outcome.position) : 0;
 }
 
 }  // namespace

@@ -2,10 +2,12 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include <boost/program_options.hpp>
 
@@ -58,6 +60,16 @@ std::optional<boost::program_options::variables_map> parse_options(
     return std::nullopt;
   }
   return args;
+}
+
+double checked_number(double value, const std::string& option, double low, double high, bool exclude_low) {
+  const bool inside = std::isfinite(value) && (exclude_low ? value > low : value >= low) && value <= high;
+  if (!inside) {
+    std::ostringstream text;
+    text << option << " must be a finite number in " << (exclude_low ? "(" : "[") << low << ", " << high << "], got " << value;
+    throw_bad_input(text.str());
+  }
+  return value;
 }
 
 void check_output_path(const std::string& path, const std::string& option) {

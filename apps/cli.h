@@ -36,6 +36,11 @@ void check_output_path(const std::string& path, const std::string& option);
 // with speed.validate().
 void add_speed_options(boost::program_options::options_description& options, eval::SpeedOptions& speed);
 
+// A real number a user typed for `option` (e.g. "--lr"): bad input naming the option unless it is
+// finite and within [low, high], or (low, high] when `exclude_low` (inf, nan and 1e300 are
+// refused before anything runs).
+double checked_number(double value, const std::string& option, double low, double high, bool exclude_low = false);
+
 // "a,b,,c" -> {"a", "b", "c"}.
 std::vector<std::string> split_commas(const std::string& text);
 

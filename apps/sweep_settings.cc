@@ -115,6 +115,7 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
       ("tasks", po::value(&s.tasks), "zero-shot tasks of full evaluations, comma-separated: arc_challenge, boolq, piqa, rte, openbookqa, winogrande, mmlu, hellaswag, arc_easy (from --benchmarks), FILE.jsonl ({context, choices, gold})")
       ("benchmarks", po::value(&s.benchmarks_dir), "folder with the tasks' files, README.md \"The paper's eight tasks\" (default: $CDMOE_BENCHMARKS_DIR)")
       ("task-average", po::value(&s.task_average)->default_value(s.task_average), "which metric of each task enters task_acc_mean: acc, acc_norm (where lm-eval reports it) or TASK=METRIC,... over acc")
+      ("special-tokens", po::value(&s.special_tokens)->default_value(s.special_tokens), eval::kRequestSpecialTokensHelp)
       ("task-limit", po::value(&s.task_limit)->default_value(s.task_limit), "first N items per task (0: all)")
       ("ppl", po::value(&s.held_out_path), "held-out text for perplexity in full evaluations (default: none)")
       ("plans", po::value(&s.plans_file), "JSONL of plans for --strategy plans")
@@ -181,6 +182,7 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
   if (s.batch_size < 1) throw_bad_input("--batch-size must be at least 1");
   if (s.seq_len < 1) throw_bad_input("--seq-len must be at least 1");
   divergence_mean_named(s.divergence_mean, "--divergence-mean");
+  eval::request_special_tokens_named(s.special_tokens, "--special-tokens");
   if (s.routing_tokens != "calibration" && s.routing_tokens != "full") {
     throw_bad_input("--routing-tokens \"" + s.routing_tokens + "\" is not one of calibration, full");
   }
@@ -234,23 +236,26 @@ ValidatedSweep validate_sweep(const SweepSettings& s) {
   std::string model_hash = checkpoint.fingerprint();
   // What determines the results; runtime knobs (threads, in-flight, cache, attempts) are not in it.
   Json stored{{"model", absolute(s.model_dir)},  {"model_hash", model_hash},
-              {"tokenizer", absolute(s.tokenizer_dir)}, {"calib", absolute(s.calib_path)},
+              {"tokenizer", absolute(s.tokenizer_dir)}, {"tokenizer_hash", tokenizer->fingerprint()},
+              {"calib", absolute(s.calib_path)},
               {"data_hashes", data_hashes},        {"calib_samples", s.calib_samples},
               {"seq_len", s.seq_len},               {"packed", s.packed}, {"routing_tokens", s.routing_tokens},
               {"strategy", s.strategy},             {"experts_kept", parse_experts_kept(s.experts_kept, sweep.shape)},
               {"budgets", s.budgets},               {"objective", s.objective},
               {"expert_objective", s.expert_objective}, {"divergence_mean", s.divergence_mean}, {"beam_width", s.beam_width},
               {"screen_fraction", s.screen_fraction}, {"tasks", s.tasks},
-              {"task_limit", s.task_limit}, {"task_average", s.task_average},         {"ppl", absolute(s.held_out_path)},
+              {"task_limit", s.task_limit}, {"task_average", s.task_average}, {"special_tokens", s.special_tokens},         {"ppl", absolute(s.held_out_path)},
               {"plans", absolute(s.plans_file)},    {"seed", s.seed},
               {"full_evaluation", s.full_evaluation}, {"device", device_kind}, {"dtype", dtype},
               {"speed_repeats", s.speed.min_pairs},
               {"speed_ci", s.speed.target}, {"speed_max_s", s.speed.max_seconds}, {"speed_workload", s.speed.workload}};
-  if (std::optional<FinetuneTask> task = finetune_task(s)) {
-    // What determines the fine-tunes' results (not where checkpoints go, nor how often).
+  if (std::optional<FinetuneTask> task = finetune_task(s, data_hashes)) {
+    // What determines the fine-tunes' results (not where checkpoints go, nor how often; the
+    // data's hash is in data_hashes).
     Json params = task->to_params();
     params.erase("state_dir");
     params.erase("checkpoint_every");
+    params.erase("data_hash");
     params["control"] = s.finetune_control;
     stored["finetune"] = params;
   }
@@ -289,10 +294,11 @@ void print_dry_run(const SweepSettings& s, const ValidatedSweep& sweep, std::ost
   out << "\nestimated search compute: " << flops / 1e12 << " TFLOP (forward passes over the calibration tokens)\n";
 }
 
-std::optional<FinetuneTask> finetune_task(const SweepSettings& s) {
+std::optional<FinetuneTask> finetune_task(const SweepSettings& s, const Json& data_hashes) {
   if (s.finetune_data.empty()) return std::nullopt;
   FinetuneTask t;
   t.data = absolute(s.finetune_data);
+  t.data_hash = require_string(data_hashes, "finetune", "the sweep's data hashes");
   t.steps = s.finetune_steps;
   t.lr = s.finetune_lr;
   t.warmup = s.finetune_warmup;
@@ -318,6 +324,7 @@ worker::WorkerOptions worker_options(const SweepSettings& s, int local_rank) {
   w.benchmarks_dir = s.benchmarks_dir;
   w.task_limit = s.task_limit;
   w.task_average = s.task_average;
+  w.special_tokens = eval::request_special_tokens_named(s.special_tokens, "--special-tokens");
   w.batch_size = s.batch_size;
   w.cache_bytes = s.layer_cache ? s.cache_mb << 20 : 0;
   w.full_divergence = s.objective;

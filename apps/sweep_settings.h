@@ -33,6 +33,7 @@ struct SweepSettings {
   bool packed = false;
   std::string routing_tokens = "calibration";  // worker::WorkerOptions::routing_full_documents when "full"
   std::string task_average = "acc";  // eval::TaskAverage
+  std::string special_tokens = "none";  // eval::RequestSpecialTokens
   std::string tasks, benchmarks_dir, plans_file, device = "auto", dtype = "auto";
   int threads = 0;
   uint64_t seed = 0;
@@ -61,8 +62,9 @@ struct ValidatedSweep {
 ValidatedSweep validate_sweep(const SweepSettings& settings);
 void print_dry_run(const SweepSettings& settings, const ValidatedSweep& sweep, std::ostream& out);
 // The fine-tuning template of the coordinator (nullopt without --finetune-data); checkpoints go
-// beside the database, in DB.finetune/.
-std::optional<FinetuneTask> finetune_task(const SweepSettings& settings);
+// beside the database, in DB.finetune/. `data_hashes` are the validated sweep's (the data file's
+// hash travels with every task, so a worker sees when the file changed).
+std::optional<FinetuneTask> finetune_task(const SweepSettings& settings, const Json& data_hashes);
 
 // local_rank: this process among the job's processes on its node (picks its CUDA device).
 worker::WorkerOptions worker_options(const SweepSettings& settings, int local_rank);

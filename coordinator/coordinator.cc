@@ -97,6 +97,7 @@ class SweepLoop {
   void load_known_candidates() {
     std::vector<int64_t> interrupted;
     for (const db::CandidateRow& row : store_.candidates(sweep_id_)) {
+      if (row.stage == db::kManualFinetuneStage) continue;  // cdmoe-train's, never the sweep's own
       known_[row.stage + "\n" + row.plan_hash] = Known{row.id, row.state, row.attempts};
       if (row.state == CandidateState::kRunning) interrupted.push_back(row.id);
     }

@@ -8,17 +8,30 @@
 
 namespace cdmoe::coordinator {
 
-std::string describe_config_difference(const Json& stored, const Json& now) {
-  std::set<std::string> keys;
-  for (auto it = stored.begin(); it != stored.end(); ++it) keys.insert(it.key());
-  for (auto it = now.begin(); it != now.end(); ++it) keys.insert(it.key());
-  std::string text;
-  for (const std::string& key : keys) {
-    Json a = stored.contains(key) ? stored[key] : Json("(absent)");
-    Json b = now.contains(key) ? now[key] : Json("(absent)");
-    if (a == b) continue;
-    text += (text.empty() ? "" : "; ") + key + ": stored " + describe_json(a) + ", now " + describe_json(b);
+namespace {
+
+// Appends "path: stored A, now B" for each differing leaf, descending into objects both sides
+// have (data_hashes.finetune rather than two long excerpts of data_hashes).
+void describe_difference(const Json& stored, const Json& now, const std::string& path, std::string& text) {
+  if (stored.is_object() && now.is_object()) {
+    std::set<std::string> keys;
+    for (auto it = stored.begin(); it != stored.end(); ++it) keys.insert(it.key());
+    for (auto it = now.begin(); it != now.end(); ++it) keys.insert(it.key());
+    for (const std::string& key : keys) {
+      Json a = stored.contains(key) ? stored[key] : Json("(absent)");
+      Json b = now.contains(key) ? now[key] : Json("(absent)");
+      if (a != b) describe_difference(a, b, path.empty() ? key : path + "." + key, text);
+    }
+    return;
   }
+  text += (text.empty() ? "" : "; ") + path + ": stored " + describe_json(stored) + ", now " + describe_json(now);
+}
+
+}  // namespace
+
+std::string describe_config_difference(const Json& stored, const Json& now) {
+  std::string text;
+  describe_difference(stored, now, "", text);
   return text;
 }
 
@@ -30,7 +43,12 @@ namespace {
 const std::pair<const char*, const char*> kKeysAddedLater[] = {{"dtype", "float32"},
                                                                     {"task_average", "acc"},
                                                                     {"routing_tokens", "calibration"},
-                                                                    {"divergence_mean", "token"}};
+                                                                    {"divergence_mean", "token"},
+                                                                    {"special_tokens", "none"}};
+
+// Fingerprints added after sweeps were first stored: no earlier value can be assumed, so a sweep
+// stored without one resumes without comparing it (the file was not recorded then).
+const char* const kFingerprintsAddedLater[] = {"tokenizer_hash"};
 
 }  // namespace
 
@@ -42,6 +60,9 @@ SweepStart start_or_resume_sweep(db::Store& store, const db::SweepSpec& spec) {
   for (const auto& [key, earlier_value] : kKeysAddedLater) {
     if (stored.is_object() && !stored.contains(key)) stored[key] = earlier_value;
     if (now.is_object() && !now.contains(key)) now[key] = earlier_value;
+  }
+  for (const char* key : kFingerprintsAddedLater) {
+    if (stored.is_object() && !stored.contains(key) && now.is_object()) now.erase(key);
   }
   if (stored != now) {
     throw_bad_input("sweep \"" + spec.name + "\" exists with a different config (" +

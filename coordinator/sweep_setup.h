@@ -18,7 +18,7 @@ struct SweepStart {
 
 SweepStart start_or_resume_sweep(db::Store& store, const db::SweepSpec& spec);
 
-// "key: stored VALUE, now VALUE; ..." for the top-level keys whose values differ.
+// "key: stored VALUE, now VALUE; ..." for each differing value, nested keys as "key.sub".
 std::string describe_config_difference(const Json& stored, const Json& now);
 
 }  // namespace cdmoe::coordinator

@@ -7,15 +7,22 @@
 namespace cdmoe {
 
 Json FinetuneTask::to_params() const {
-  return {{"data", data}, {"train", train}, {"layers", layers}, {"steps", steps}, {"lr", lr}, {"warmup", warmup},
-          {"batch_size", batch_size}, {"seq_len", seq_len}, {"checkpoint_every", checkpoint_every}, {"seed", seed},
-          {"state_dir", state_dir}};
+  return {{"data", data}, {"data_hash", data_hash}, {"train", train}, {"layers", layers}, {"steps", steps}, {"lr", lr},
+          {"warmup", warmup}, {"batch_size", batch_size}, {"seq_len", seq_len}, {"checkpoint_every", checkpoint_every},
+          {"seed", seed}, {"state_dir", state_dir}};
+}
+
+Json FinetuneTask::run_identity() const {
+  Json identity = to_params();
+  for (const char* where : {"data", "state_dir", "checkpoint_every"}) identity.erase(where);
+  return identity;
 }
 
 FinetuneTask FinetuneTask::from_params(const Json& params, const std::string& where) {
   FinetuneTask t = with_json_errors(where, [&] {
     FinetuneTask t;
     t.data = params.at("data").get<std::string>();
+    t.data_hash = params.at("data_hash").get<std::string>();
     t.train = params.at("train").get<std::string>();
     t.layers = params.at("layers").get<std::vector<int>>();
     t.steps = params.at("steps").get<int64_t>();

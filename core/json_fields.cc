@@ -1,5 +1,6 @@
 #include "core/json_fields.h"
 
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -20,11 +21,15 @@ void require_object(const Json& object, const std::string& where) {
 }
 
 int64_t as_int(const Json& value, const std::string& key, const std::string& where) {
+  // An unsigned value past 2^63 - 1 would wrap into a negative one.
+  if (value.is_number_unsigned() && value.get<uint64_t>() > uint64_t(INT64_MAX)) {
+    wrong_type(where, key, "an integer below 2^63", value);
+  }
   if (value.is_number_integer()) return value.get<int64_t>();
-  // 2048.0 is an integer in every sense a config means; 2048.5 is not.
+  // 2048.0 is an integer in every sense a config means; 2048.5 is not (nor 1e19, past int64).
   if (value.is_number_float()) {
     double d = value.get<double>();
-    if (d == double(int64_t(d))) return int64_t(d);
+    if (d >= -0x1p63 && d < 0x1p63 && d == double(int64_t(d))) return int64_t(d);
   }
   wrong_type(where, key, "an integer", value);
 }

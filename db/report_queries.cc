@@ -40,14 +40,14 @@ std::string candidate_plan_json(Connection& connection, int64_t candidate_id) {
 
 CandidateOrigin candidate_origin(Connection& connection, int64_t candidate_id) {
   Statement find(connection, R"sql(
-    SELECT c.sweep_id, s.name, c.method, c.stage, c.budget FROM candidates c JOIN sweeps s ON s.id = c.sweep_id
-    WHERE c.id = ?)sql");
+    SELECT c.sweep_id, s.name, c.method, c.stage, c.budget, s.model_hash, s.config_json
+    FROM candidates c JOIN sweeps s ON s.id = c.sweep_id WHERE c.id = ?)sql");
   find.bind(1, candidate_id);
   if (!find.step()) {
     throw_bad_input("results DB '" + connection.path() + "' has no candidate " + std::to_string(candidate_id));
   }
   return {find.column_int(0), find.column_text(1), find.column_text(2), find.column_text(3),
-          find.column_is_null(4) ? "" : find.column_text(4)};
+          find.column_is_null(4) ? "" : find.column_text(4), find.column_text(5), find.column_text(6)};
 }
 
 std::vector<ExpertRouting> candidate_sweep_routing(Connection& connection, int64_t candidate_id) {

@@ -37,11 +37,13 @@ std::vector<ExpertRouting> candidate_sweep_routing(Connection& connection, int64
 // The canonical plan JSON of a candidate; bad input when there is no such candidate.
 std::string candidate_plan_json(Connection& connection, int64_t candidate_id);
 
-// Where a candidate comes from: its sweep (id and name), method, stage and budget; bad input
-// when there is no such candidate.
+// Where a candidate comes from: its sweep (id and name), method, stage and budget, and what the
+// sweep recorded of its model (fingerprint, stored config); bad input when there is no such
+// candidate.
 struct CandidateOrigin {
   int64_t sweep_id = 0;
   std::string sweep, method, stage, budget;
+  std::string model_hash, sweep_config_json;
 };
 CandidateOrigin candidate_origin(Connection& connection, int64_t candidate_id);
 

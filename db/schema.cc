@@ -159,6 +159,53 @@ WHERE NOT EXISTS (
     AND (accuracy > p.accuracy OR memory < p.memory OR (speed > p.speed AND NOT speed_tie)));
 )sql";
 
+// Version 5: fine-tunes that cdmoe-train runs on a sweep's candidate are candidates of their own
+// (stage 'train'), never the sweep's: the sweep admits its own fine-tunes by (stage, plan), so
+// the unique key on (sweep, stage, plan) leaves 'train' out (one plan may be fine-tuned by hand
+// on other data or steps), and train_runs holds each such run's provenance, keyed by its
+// identity so the same run is recorded once. SQLite cannot drop a table constraint: the table
+// is rebuilt, the rows of metrics, steps and children that point at it checked at commit.
+constexpr const char* kSchemaV5 = R"sql(
+PRAGMA defer_foreign_keys = ON;
+CREATE TEMP TABLE candidates_v4 AS SELECT * FROM candidates;
+DROP TABLE candidates;
+CREATE TABLE candidates (
+  id          INTEGER PRIMARY KEY,
+  sweep_id    INTEGER NOT NULL REFERENCES sweeps(id),
+  stage       TEXT NOT NULL,     -- e.g. expert_select, layer_select, full_eval, finetune, train
+  method      TEXT NOT NULL,     -- e.g. cdmoe_sr, cdmoe_s, drop, prune, original
+  plan_json   TEXT NOT NULL,     -- canonical plan (ARCHITECTURE.md §7)
+  plan_hash   TEXT NOT NULL,     -- sha256 of plan_json
+  parent_id   INTEGER REFERENCES candidates(id),
+  budget      TEXT,              -- the budget point this candidate stands for, if any
+  state       TEXT NOT NULL DEFAULT 'WAITING'
+              CHECK (state IN ('WAITING', 'RUNNING', 'DONE', 'FAILED', 'PREEMPTED')),
+  attempts    INTEGER NOT NULL DEFAULT 0,  -- dispatches so far, committed before each dispatch
+  worker_rank INTEGER,
+  worker_host TEXT,
+  created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+  started_at  TEXT,
+  finished_at TEXT,
+  elapsed_s   REAL,
+  error       TEXT
+);
+INSERT INTO candidates SELECT * FROM temp.candidates_v4;
+DROP TABLE temp.candidates_v4;
+CREATE UNIQUE INDEX candidates_by_plan ON candidates(sweep_id, stage, plan_hash) WHERE stage <> 'train';
+CREATE INDEX candidates_by_state ON candidates(sweep_id, state);
+
+CREATE TABLE train_runs (
+  candidate_id  INTEGER PRIMARY KEY REFERENCES candidates(id),  -- the run's own candidate (stage 'train')
+  sweep_id      INTEGER NOT NULL REFERENCES sweeps(id),
+  identity_json TEXT NOT NULL,  -- canonical JSON of what determined the run: model and tokenizer
+                                -- fingerprints, plan hash, data hashes, steps, learning rate and
+                                -- schedule, batch, sequence length, seed, dtype
+  identity_hash TEXT NOT NULL,  -- sha256 of identity_json
+  out_dir       TEXT NOT NULL,  -- the run's directory (absolute): its log and fine-tuned model
+  UNIQUE (sweep_id, identity_hash)
+);
+)sql";
+
 }  // namespace
 
 const std::vector<std::string>& migrations() {
@@ -167,6 +214,7 @@ const std::vector<std::string>& migrations() {
       kSchemaV2,
       kSchemaV3,
       kSchemaV4,
+      kSchemaV5,
   };
   return steps;
 }

@@ -51,7 +51,7 @@ struct Store::Statements {
   explicit Statements(Connection& c)
       : insert_candidate(c,
                          "INSERT INTO candidates (sweep_id, stage, method, plan_json, plan_hash, parent_id, budget) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sweep_id, stage, plan_hash) DO NOTHING"),
+                         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sweep_id, stage, plan_hash) WHERE stage <> 'train' DO NOTHING"),
         find_candidate(c, "SELECT id FROM candidates WHERE sweep_id = ? AND stage = ? AND plan_hash = ?"),
         dispatch(c,
                  "UPDATE candidates SET state = 'RUNNING', attempts = attempts + 1, worker_rank = ?, "
@@ -185,6 +185,30 @@ std::vector<int64_t> Store::add_candidates(int64_t sweep_id, const std::vector<C
   }
   transaction.commit();
   return ids;
+}
+
+std::optional<int64_t> Store::find_train_run(int64_t sweep_id, const Json& identity) {
+  Statement find(connection_, "SELECT candidate_id FROM train_runs WHERE sweep_id = ? AND identity_hash = ?");
+  find.bind_all(sweep_id, sha256_hex(identity.dump()));
+  if (!find.step()) return std::nullopt;
+  return find.column_int(0);
+}
+
+std::pair<int64_t, bool> Store::record_train_run(int64_t sweep_id, const CandidateSpec& spec, const Json& identity,
+                                                 const std::string& out_dir, Result result) {
+  if (spec.stage != kManualFinetuneStage) throw_runtime(std::string("record_train_run: a manual fine-tune's stage is ") + kManualFinetuneStage);
+  Transaction transaction(connection_);
+  if (std::optional<int64_t> earlier = find_train_run(sweep_id, identity)) return {*earlier, false};
+  const int64_t id = add_candidates(sweep_id, {spec}).front();  // never an existing row: 'train' is not unique by plan
+  mark_dispatched(id, result.worker_rank, result.worker_host);
+  result.candidate_id = id;
+  record_result(result);
+  const std::string identity_json = identity.dump();
+  Statement insert(connection_,
+                   "INSERT INTO train_runs (candidate_id, sweep_id, identity_json, identity_hash, out_dir) VALUES (?, ?, ?, ?, ?)");
+  insert.bind_all(id, sweep_id, identity_json, sha256_hex(identity_json), out_dir).run();
+  transaction.commit();
+  return {id, true};
 }
 
 std::vector<CandidateRow> Store::candidates(int64_t sweep_id, std::optional<CandidateState> state) {

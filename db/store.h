@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/json_fields.h"
@@ -17,6 +18,10 @@
 #include "db/sqlite.h"
 
 namespace cdmoe::db {
+
+// The stage of the fine-tunes cdmoe-train records into a sweep: candidates of their own, outside
+// the unique key the sweep admits its candidates by (db/schema.cc, version 5, names it too).
+inline constexpr const char* kManualFinetuneStage = "train";
 
 // Which metrics the `pareto` view compares, per sweep.
 struct ParetoAxes {
@@ -104,6 +109,16 @@ class Store {
   void give_up(int64_t candidate_id, const std::string& error);
   // Every stored metric of the sweep's candidates, by candidate id (what resume replays).
   std::map<int64_t, std::vector<Metric>> sweep_metrics(int64_t sweep_id);
+
+  // A fine-tune that cdmoe-train ran on a candidate of a sweep (schema 5), recorded in one
+  // transaction as a DONE candidate of its own (`spec`: stage "train") with `result`'s metrics
+  // and loss curve, and its provenance in train_runs: `identity` (canonical JSON, hashed) and
+  // the run's directory. Returns the candidate id and whether it was recorded now; a run whose
+  // identity the sweep holds already is not recorded twice (its earlier candidate is returned).
+  std::pair<int64_t, bool> record_train_run(int64_t sweep_id, const CandidateSpec& spec, const Json& identity,
+                                            const std::string& out_dir, Result result);
+  // The candidate of the sweep's cdmoe-train run with this identity, if recorded.
+  std::optional<int64_t> find_train_run(int64_t sweep_id, const Json& identity);
 
   // The sweep's router statistics with a `router_stats` event, unless it has them already (the
   // first worker's measurement is kept; every worker measures the same model on the same

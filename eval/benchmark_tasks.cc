@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include "core/error.h"
 #include "core/json_fields.h"
 #include "core/sha256.h"
+#include "eval/python_text.h"
 
 namespace cdmoe::eval {
 namespace {
@@ -60,13 +62,23 @@ std::vector<std::string> string_list(const Json& line, const std::string& key, c
   return out;
 }
 
+// A choice index (a gold label): 0 .. 2^31 - 1, so it cannot wrap into a valid one.
+int choice_index(int64_t value, const std::string& key, const std::string& where) {
+  if (value < 0 || value > std::numeric_limits<int>::max()) {
+    throw_bad_input(where + ": field '" + key + "' is " + std::to_string(value) + ", not a choice index");
+  }
+  return int(value);
+}
+
 // An integer label that may come as a number or a digit string (HF exports write HellaSwag's as "2").
-int64_t int_label(const Json& line, const std::string& key, const std::string& where) {
+int int_label(const Json& line, const std::string& key, const std::string& where) {
   const Json& value = require_field(line, key, where);
-  if (value.is_number_integer()) return value.get<int64_t>();
+  if (value.is_number()) return choice_index(require_int(line, key, where), key, where);
   if (value.is_string()) {
     const std::string& text = value.get_ref<const std::string&>();
-    if (!text.empty() && text.size() < 10 && std::all_of(text.begin(), text.end(), ::isdigit)) return std::stoll(text);
+    if (!text.empty() && text.size() < 10 && std::all_of(text.begin(), text.end(), ::isdigit)) {
+      return choice_index(std::stoll(text), key, where);
+    }
   }
   throw_bad_input(where + ": field '" + key + "' must be an integer label, got " + describe_json(value));
 }
@@ -147,7 +159,7 @@ Task load_boolq(const std::string& dir, int64_t limit) {
   Task task = read_jsonl("boolq", find_file("boolq", dir, {"boolq_validation.jsonl"}), limit, [](const Json& line, const std::string& where) {
     int gold = 0;
     if (has(line, "label")) {
-      gold = int(int_label(line, "label", where));
+      gold = int_label(line, "label", where);
     } else {
       const Json& answer = require_field(line, "answer", where);
       if (!answer.is_boolean()) throw_bad_input(where + ": field 'answer' must be true or false");
@@ -182,7 +194,7 @@ Task load_piqa(const std::string& dir, int64_t limit) {
     TaskItem item{"Question: " + require_string(line, "goal", where) + "\nAnswer:",
                   {require_string(line, "sol1", where), require_string(line, "sol2", where)}, 0, "", ""};
     if (!separate_labels) {
-      item.gold = int(int_label(line, "label", where));
+      item.gold = int_label(line, "label", where);
     } else {
       const std::string& label = labels[line_number - 1];
       if (label != "0" && label != "1") throw_bad_input(labels_path + ":" + std::to_string(line_number) + ": label is not 0 or 1");
@@ -243,7 +255,7 @@ Task load_rte(const std::string& dir, int64_t limit) {
                   ? load_rte_tsv(path, limit)
                   : read_jsonl("rte", path, limit, [](const Json& line, const std::string& where) {
                       return rte_item(require_string(line, "sentence1", where), require_string(line, "sentence2", where),
-                                      int(int_label(line, "label", where)));
+                                      int_label(line, "label", where));
                     });
   task.reports_acc_norm = false;
   return task;
@@ -257,7 +269,7 @@ Task load_openbookqa(const std::string& dir, int64_t limit) {
     std::string stem = original ? require_string(line["question"], "stem", where + ": question") : require_string(line, "question_stem", where);
     auto [texts, labels] = labelled_choices(original ? require_field(line["question"], "choices", where) : require_field(line, "choices", where), where);
     std::string answer = require_string(line, "answerKey", where);
-    answer.erase(0, answer.find_first_not_of(" \t\n\r\v\f"));
+    answer = python_lstrip(answer, where + ": answerKey");
     return TaskItem{stem, texts, label_index(labels, answer, where), "", ""};
   });
 }
@@ -270,7 +282,7 @@ Task load_winogrande(const std::string& dir, int64_t limit) {
     size_t blank_at = sentence.find('_');
     if (blank_at == std::string::npos) throw_bad_input(where + ": sentence has no blank '_'");
     if (answer != "1" && answer != "2") throw_bad_input(where + ": answer \"" + answer + "\" is not \"1\" or \"2\"");
-    std::string prefix = sentence.substr(0, blank_at), rest = python_strip(sentence.substr(blank_at + 1));
+    std::string prefix = sentence.substr(0, blank_at), rest = python_strip(sentence.substr(blank_at + 1), where + ": sentence");
     if (rest.empty()) throw_bad_input(where + ": nothing follows the blank to score");
     return TaskItem{"", {prefix + require_string(line, "option1", where), prefix + require_string(line, "option2", where)}, answer == "2", rest, ""};
   });
@@ -311,7 +323,7 @@ TaskItem mmlu_item(const std::string& subject, const std::string& question, cons
   if (choices.size() != 4) throw_bad_input(where + ": has " + std::to_string(choices.size()) + " choices, MMLU has 4");
   std::string spaced = subject;
   std::replace(spaced.begin(), spaced.end(), '_', ' ');
-  std::string context = "The following are multiple choice questions (with answers) about " + spaced + ".\n\n" + python_strip(question);
+  std::string context = "The following are multiple choice questions (with answers) about " + spaced + ".\n\n" + python_strip(question, where + ": question");
   const char* letters[] = {"A", "B", "C", "D"};
   for (int c = 0; c < 4; ++c) context += std::string("\n") + letters[c] + ". " + choices[size_t(c)];
   return TaskItem{context + "\nAnswer:", {"A", "B", "C", "D"}, gold, "", subject};
@@ -363,7 +375,10 @@ Task load_mmlu_csv(const std::string& folder, int64_t limit) {
     std::string path = folder + "/" + name, text = read_text_file(path);
     all_text += name + '\0' + text;
     std::string subject = name.substr(0, name.size() - 9);
-    for (const auto& [line, fields] : csv_records(text, path)) {
+    const auto records = csv_records(text, path);
+    // A subject without questions would score nothing and still count in the groups' sizes.
+    if (records.empty()) throw_bad_input(path + ": holds no items");
+    for (const auto& [line, fields] : records) {
       if (limit > 0 && int64_t(task.items.size()) >= limit) break;
       std::string where = path + ":" + std::to_string(line);
       if (fields.size() != 6) throw_bad_input(where + ": has " + std::to_string(fields.size()) + " fields, expected question,A,B,C,D,answer");
@@ -383,7 +398,7 @@ Task load_mmlu(const std::string& dir, int64_t limit) {
   Task task = fs::is_directory(path) ? load_mmlu_csv(path, limit)
                                      : read_jsonl("mmlu", path, limit, [](const Json& line, const std::string& where) {
                                          return mmlu_item(require_string(line, "subject", where), require_string(line, "question", where),
-                                                          string_list(line, "choices", where), int(int_label(line, "answer", where)), where);
+                                                          string_list(line, "choices", where), int_label(line, "answer", where), where);
                                        });
   task.reports_acc_norm = false;
   task.subject_groups = mmlu_groups();
@@ -397,31 +412,13 @@ Task load_hellaswag(const std::string& dir, int64_t limit) {
                     [](const Json& line, const std::string& where) {
                       std::string context = require_string(line, "ctx_a", where) + " " + python_capitalize(require_string(line, "ctx_b", where));
                       TaskItem item{hellaswag_preprocess(require_string(line, "activity_label", where) + ": " + context), {},
-                                    int(int_label(line, "label", where)), "", ""};
+                                    int_label(line, "label", where), "", ""};
                       for (const std::string& ending : string_list(line, "endings", where)) item.choices.push_back(hellaswag_preprocess(ending));
                       return item;
                     });
 }
 
-bool python_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= '\x1c' && c <= '\x1f'); }
-
 }  // namespace
-
-std::string python_strip(const std::string& text) {
-  size_t first = 0, last = text.size();
-  while (first < last && python_space(text[first])) ++first;
-  while (last > first && python_space(text[last - 1])) --last;
-  return text.substr(first, last - first);
-}
-
-std::string python_capitalize(const std::string& text) {
-  std::string out = text;
-  for (size_t i = 0; i < out.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(out[i]);
-    if (c < 0x80) out[i] = char(i == 0 ? std::toupper(c) : std::tolower(c));
-  }
-  return out;
-}
 
 std::string hellaswag_preprocess(const std::string& text) {
   std::string stripped = python_strip(text), titled;
@@ -464,7 +461,8 @@ Task load_builtin_task(const std::string& name, const std::string& dir, int64_t 
 
 Task load_jsonl_task(const std::string& path, int64_t limit) {
   return read_jsonl(path, path, limit, [](const Json& line, const std::string& where) {
-    TaskItem item{require_string(line, "context", where), string_list(line, "choices", where), int(require_int(line, "gold", where)), "", ""};
+    TaskItem item{require_string(line, "context", where), string_list(line, "choices", where),
+                  choice_index(require_int(line, "gold", where), "gold", where), "", ""};
     return item;
   });
 }

@@ -13,10 +13,6 @@ namespace cdmoe::eval {
 Task load_builtin_task(const std::string& name, const std::string& benchmarks_dir, int64_t limit);
 Task load_jsonl_task(const std::string& path, int64_t limit);
 
-// Python's str methods as lm-eval's templates apply them (ASCII letters and whitespace; other
-// characters pass unchanged).
-std::string python_strip(const std::string& text);
-std::string python_capitalize(const std::string& text);
 // lm-eval's hellaswag preprocess(): strip, " [title]" -> ". ", drop "[...]", "  " -> " ".
 std::string hellaswag_preprocess(const std::string& text);
 

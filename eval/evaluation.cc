@@ -1,5 +1,8 @@
 #include "eval/evaluation.h"
 
+#include <cmath>
+#include <string>
+
 #include "core/error.h"
 #include "eval/device_memory.h"
 #include "eval/metrics.h"
@@ -23,6 +26,13 @@ std::vector<Metric> evaluate(const model::MoeModel& model, const model::Tokenize
   std::vector<Metric> out;
   reset_device_peak(model.device());  // a CUDA peak then covers this evaluation (device_memory.h)
   for (const MetricDefinition* metric : chosen) metric->compute(MetricInputs{model, tokenizer, plan, request}, out);
+  for (const Metric& m : out) {
+    const bool interval_bound = m.name == "speedup_ci_low" || m.name == "speedup_ci_high";
+    if (!std::isfinite(m.value) && !interval_bound) {
+      throw_runtime("metric " + m.name + " is not finite (" + std::to_string(m.value) +
+                    "): the model's weights or activations under this plan are not finite");
+    }
+  }
   return out;
 }
 

@@ -35,6 +35,7 @@ class LayerCache;
 struct EvaluationRequest {
   std::vector<Task> tasks;
   std::string task_average = "acc";  // which metric of each task enters task_acc_mean (TaskAverage)
+  RequestSpecialTokens special_tokens = RequestSpecialTokens::kNone;  // in task requests (text_data.h)
   std::optional<CalibrationSet> held_out;     // perplexity
   std::optional<CalibrationSet> calibration;  // divergence and speed
   std::string divergence = "js-logits";  // a name of core/objectives.h
@@ -56,6 +57,9 @@ struct EvaluationRequest {
   std::vector<std::string> metrics;
 };
 
+// A runtime error naming the metric when one is not finite (a model whose weights or activations
+// overflowed: nothing it scores is a result), except the speed-up's interval bounds, which are
+// NaN when one pair was timed.
 std::vector<Metric> evaluate(const model::MoeModel& model, const model::Tokenizer& tokenizer, const Plan& plan,
                              const EvaluationRequest& request);
 

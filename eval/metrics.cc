@@ -28,7 +28,7 @@ void task_metrics(const MetricInputs& in, std::vector<Metric>& out) {
     std::vector<ContinuationRequest> requests;
     for (const TaskItem& item : task.items) {
       for (const auto& [context_text, continuation_text] : item_requests(item)) {
-        auto [context, continuation] = encode_pair(tokenizer, context_text, continuation_text);
+        auto [context, continuation] = encode_pair(tokenizer, context_text, continuation_text, request.special_tokens);
         requests.push_back({context, continuation});
       }
     }
@@ -39,7 +39,15 @@ void task_metrics(const MetricInputs& in, std::vector<Metric>& out) {
     size_t next = 0;
     for (const TaskItem& item : task.items) {
       std::vector<double> ll;
-      for (size_t c = 0; c < item.choices.size(); ++c) ll.push_back(scores[next++].loglikelihood);
+      for (size_t c = 0; c < item.choices.size(); ++c) {
+        // NaN compares false with everything: the first choice would "win" every item.
+        if (!std::isfinite(scores[next].loglikelihood)) {
+          throw_runtime("task " + task.name + " item " + std::to_string(per_item.size() + 1) + " choice " + std::to_string(c) +
+                        ": the log-likelihood is not finite (" + std::to_string(scores[next].loglikelihood) +
+                        "): the model's weights or activations under this plan are not finite");
+        }
+        ll.push_back(scores[next++].loglikelihood);
+      }
       per_item.push_back(std::move(ll));
     }
     TaskScores s = score_task(task, per_item);

@@ -63,11 +63,19 @@ int64_t count_code_points(const std::string& utf8, const std::string& where) {
 
 Task load_task(const std::string& spec, const std::string& benchmarks_dir, int64_t limit) {
   if (limit < 0) throw_bad_input("task item limit must be 0 (all) or positive, got " + std::to_string(limit));
-  if (is_builtin_task(spec)) return load_builtin_task(spec, benchmarks_dir, limit);
-  if (spec.size() > 6 && spec.compare(spec.size() - 6, 6, ".jsonl") == 0) return load_jsonl_task(spec, limit);
-  std::string names;
-  for (const std::string& name : builtin_task_names()) names += name + ", ";
-  throw_bad_input("unknown task \"" + spec + "\" (tasks: " + names + "or a FILE.jsonl)");
+  Task task;
+  if (is_builtin_task(spec)) {
+    task = load_builtin_task(spec, benchmarks_dir, limit);
+  } else if (spec.size() > 6 && spec.compare(spec.size() - 6, 6, ".jsonl") == 0) {
+    task = load_jsonl_task(spec, limit);
+  } else {
+    std::string names;
+    for (const std::string& name : builtin_task_names()) names += name + ", ";
+    throw_bad_input("unknown task \"" + spec + "\" (tasks: " + names + "or a FILE.jsonl)");
+  }
+  // Every loader refuses an empty file; this holds for any loader added later too.
+  if (task.items.empty()) throw_bad_input("task " + spec + " holds no items");
+  return task;
 }
 
 bool is_builtin_task(const std::string& spec) {
@@ -111,6 +119,7 @@ ItemChoice score_item(const Task& task, const TaskItem& item, const std::vector<
 
 TaskScores score_task(const Task& task, const std::vector<std::vector<double>>& loglikelihoods) {
   if (loglikelihoods.size() != task.items.size()) throw_runtime("score_task: one log-likelihood list per item");
+  if (task.items.empty()) throw_runtime("score_task: task " + task.name + " has no items");
   std::vector<double> acc, acc_norm;
   std::map<std::string, std::vector<double>> by_subject;
   for (size_t i = 0; i < task.items.size(); ++i) {
@@ -126,15 +135,18 @@ TaskScores score_task(const Task& task, const std::vector<std::vector<double>>& 
   scores.acc_norm = all_norm.acc, scores.acc_norm_stderr = all_norm.acc_stderr;
   if (by_subject.empty()) return scores;
   std::map<std::string, std::vector<Accuracy>> group_members;
+  std::vector<Accuracy> leaves;
   for (const auto& [subject, outcomes] : by_subject) {
     scores.subjects[subject] = mean_stderr(outcomes);
+    leaves.push_back(scores.subjects[subject]);
     auto group = task.subject_groups.find(subject);
     if (group == task.subject_groups.end()) throw_runtime("score_task: subject " + subject + " has no group");
     group_members[group->second].push_back(scores.subjects[subject]);
   }
-  std::vector<Accuracy> groups;
-  for (const auto& [group, members] : group_members) groups.push_back(scores.groups[group] = aggregate(members));
-  Accuracy whole = aggregate(groups);
+  for (const auto& [group, members] : group_members) scores.groups[group] = aggregate(members);
+  // lm-eval (v0.4.4 and later) aggregates a group of groups over its leaf tasks: the whole
+  // task's standard error pools the subjects' (the size-weighted mean is the same either way).
+  Accuracy whole = aggregate(leaves);
   scores.acc = whole.acc, scores.acc_stderr = whole.acc_stderr;
   return scores;
 }

@@ -53,8 +53,8 @@ int64_t count_code_points(const std::string& utf8, const std::string& where);
 // largest, acc_norm the largest divided by the choice's length in code points; ties go to
 // the first choice. Standard errors are those of a mean of 0/1 outcomes (sample variance).
 // A task with subjects also gets one entry per subject and per group, and its own acc is the
-// size-weighted mean of its groups with pooled standard errors (lm-eval's group aggregation,
-// weight_by_size: the mean over all items).
+// size-weighted mean over its subjects with their pooled standard error (lm-eval's group
+// aggregation, weight_by_size, over the leaf tasks: the mean over all items).
 struct Accuracy {
   double acc = 0, acc_stderr = 0;
   int64_t items = 0;

@@ -12,17 +12,41 @@
 #include "core/json_fields.h"
 #include "core/random.h"
 #include "core/sha256.h"
+#include "eval/python_text.h"
 #include "eval/tasks.h"
 
 namespace cdmoe::eval {
 
+RequestSpecialTokens request_special_tokens_named(const std::string& name, const std::string& option) {
+  if (name == "none") return RequestSpecialTokens::kNone;
+  if (name == "tokenizer") return RequestSpecialTokens::kTokenizer;
+  throw_bad_input(option + " \"" + name + "\" is not one of none, tokenizer");
+}
+
+const char* const kRequestSpecialTokensHelp =
+    "special tokens in task requests, as lm-evaluation-harness's tok_encode adds them: none (lm-eval v0.4.4 to "
+    "v0.4.9.1's default) or tokenizer (v0.4.9.2 and later: what the tokenizer adds, e.g. DeepSeekMoE's BOS)";
+
+const char* request_special_tokens_name(RequestSpecialTokens tokens) {
+  return tokens == RequestSpecialTokens::kNone ? "none" : "tokenizer";
+}
+
 std::pair<std::vector<int64_t>, std::vector<int64_t>> encode_pair(const model::Tokenizer& tokenizer,
                                                                   const std::string& context,
-                                                                  const std::string& continuation) {
-  size_t kept = context.find_last_not_of(" \t\n\r\f\v");
-  kept = kept == std::string::npos ? 0 : kept + 1;
-  std::string ctx = context.substr(0, kept), cont = context.substr(kept) + continuation;
-  std::vector<int64_t> whole = tokenizer.encode(ctx + cont), context_ids = tokenizer.encode(ctx);
+                                                                  const std::string& continuation,
+                                                                  RequestSpecialTokens special) {
+  std::string ctx = python_rstrip(context, "task request context");
+  std::string cont = context.substr(ctx.size()) + continuation;
+  auto encode = [&](const std::string& text) {
+    bool add = special == RequestSpecialTokens::kTokenizer;
+    if (add && !tokenizer.special_prefix().empty()) {
+      // lm-eval's has_bos_prefix: a string that starts with the BOS text gets no special tokens.
+      std::string bos = tokenizer.decode({tokenizer.special_prefix().front()});
+      add = text.compare(0, bos.size(), bos) != 0;
+    }
+    return tokenizer.encode(text, add);
+  };
+  std::vector<int64_t> whole = encode(ctx + cont), context_ids = encode(ctx);
   std::vector<int64_t> continuation_ids(whole.begin() + long(std::min(context_ids.size(), whole.size())), whole.end());
   return {context_ids, continuation_ids};
 }

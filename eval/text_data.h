@@ -13,11 +13,25 @@
 
 namespace cdmoe::eval {
 
-// lm-evaluation-harness's _encode_pair: trailing whitespace of the context moves to the
-// continuation; continuation ids = ids(context + continuation) after the first len(ids(context)).
+// The special tokens lm-evaluation-harness's tok_encode gives a task request, which differ by
+// version (and move every log-likelihood of a model whose tokenizer adds BOS, as DeepSeekMoE's):
+//   kNone       none: v0.4.4 to v0.4.9.1 by default (add_bos_token=False); cdmoe's default;
+//   kTokenizer  the tokenizer's own (add_special_tokens left to it): v0.4.9.2 and later by
+//               default, except for a string that already starts with the BOS token's text.
+enum class RequestSpecialTokens { kNone, kTokenizer };
+// "none" or "tokenizer"; bad input naming `option` otherwise.
+RequestSpecialTokens request_special_tokens_named(const std::string& name, const std::string& option);
+const char* request_special_tokens_name(RequestSpecialTokens tokens);
+// The --special-tokens option's help, for every command that scores tasks.
+extern const char* const kRequestSpecialTokensHelp;
+
+// lm-evaluation-harness's _encode_pair: what Python's rstrip() takes off the context (Unicode
+// whitespace, eval/python_text.h) moves to the continuation; continuation ids = ids(context +
+// continuation) after the first len(ids(context)), both encoded with `special` tokens.
 std::pair<std::vector<int64_t>, std::vector<int64_t>> encode_pair(const model::Tokenizer& tokenizer,
                                                                   const std::string& context,
-                                                                  const std::string& continuation);
+                                                                  const std::string& continuation,
+                                                                  RequestSpecialTokens special = RequestSpecialTokens::kNone);
 
 struct CalibrationOptions {
   int64_t samples = 100;  // documents (or blocks when packed) kept; <= 0: all

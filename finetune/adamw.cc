@@ -1,12 +1,23 @@
 #include "finetune/adamw.h"
 
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 
 #include "core/error.h"
 
 namespace cdmoe::finetune {
+namespace {
+
+std::string shape_text(at::IntArrayRef sizes) {
+  std::string text = "[";
+  for (size_t i = 0; i < sizes.size(); ++i) text += (i ? ", " : "") + std::to_string(sizes[i]);
+  return text + "]";
+}
+
+}  // namespace
 
 AdamW::AdamW(std::vector<std::pair<std::string, at::Tensor>> parameters, AdamWOptions options) : options_(options) {
   for (auto& [name, param] : parameters) {
@@ -51,16 +62,24 @@ std::vector<std::pair<std::string, at::Tensor>> AdamW::state() const {
   return out;
 }
 
-void AdamW::load_state(const std::function<at::Tensor(const std::string&)>& find, int64_t steps) {
+void AdamW::load_state(const std::function<at::Tensor(const std::string&)>& find, int64_t steps, const std::string& where) {
   at::NoGradGuard no_grad;
+  // Every tensor is checked before the first is copied: a refused state leaves this one intact.
+  std::vector<std::pair<at::Tensor*, at::Tensor>> copies;
   for (Slot& slot : slots_) {
     for (auto [prefix, target] : {std::pair{std::string("master/"), &slot.master}, {"exp_avg/", &slot.exp_avg},
                                   {"exp_avg_sq/", &slot.exp_avg_sq}}) {
       at::Tensor stored = find(prefix + slot.name);
-      if (!stored.defined()) throw_runtime("optimizer state has no tensor \"" + prefix + slot.name + "\"");
-      if (stored.sizes() != target->sizes()) throw_runtime("optimizer state \"" + prefix + slot.name + "\" has another shape");
-      target->copy_(stored);
+      if (!stored.defined()) throw_bad_input(where + ": optimizer state has no tensor \"" + prefix + slot.name + "\"");
+      if (stored.sizes() != target->sizes()) {
+        throw_bad_input(where + ": optimizer state \"" + prefix + slot.name + "\" has shape " + shape_text(stored.sizes()) +
+                        ", this run's is " + shape_text(target->sizes()));
+      }
+      copies.emplace_back(target, stored);
     }
+  }
+  for (auto& [target, stored] : copies) target->copy_(stored);
+  for (Slot& slot : slots_) {
     if (!slot.master.is_same(slot.param)) slot.param.copy_(slot.master);
   }
   steps_ = steps;

@@ -33,8 +33,9 @@ class AdamW {
   // The state a checkpoint keeps, by name: "master/N" (float32 weights), "exp_avg/N", "exp_avg_sq/N".
   std::vector<std::pair<std::string, at::Tensor>> state() const;
   // Restores state() written by a run with the same parameters; `find` returns the stored tensor
-  // of a name (undefined when absent: a runtime error naming it).
-  void load_state(const std::function<at::Tensor(const std::string&)>& find, int64_t steps);
+  // of a name (undefined when absent). A missing tensor or another shape is bad input naming
+  // `where` (the checkpoint), found before anything is copied.
+  void load_state(const std::function<at::Tensor(const std::string&)>& find, int64_t steps, const std::string& where);
 
  private:
   struct Slot {

@@ -1,7 +1,9 @@
 // A fine-tuning checkpoint: one safetensors file holding the optimizer's state (float32 master
 // weights of the trainable tensors, both Adam moments) and, in its metadata, the run's identity
-// and position {identity, step, tokens, history}. Written atomically (a temporary beside it, renamed),
-// so a kill at any instant leaves the previous checkpoint or the new one, never a torn file.
+// and position {identity, step, tokens, history} with a checksum of every tensor's name, shape
+// and bytes (core/checksum.h). Written atomically (a temporary beside it, renamed), so a kill at
+// any instant leaves the previous checkpoint or the new one, never a torn file; damaged later
+// (flipped bytes, a truncated copy, edited metadata) it is refused before anything is used.
 // The data position and the schedule are functions of the step (finetune/train_data.h,
 // finetune/schedule.h) and the run has no other randomness, so this is all a resume needs.
 #pragma once
@@ -28,13 +30,17 @@ struct TrainPosition {
 
 void save_train_state(const std::string& path, const AdamW& optimizer, const Json& identity, const TrainPosition& position);
 
-// Restores `optimizer` from `path` and returns the position; nullopt when there is no file. A
-// checkpoint of another run (its identity differs from `identity`) is bad input naming the
-// first field that differs and both values.
-std::optional<TrainPosition> load_train_state(const std::string& path, AdamW& optimizer, const Json& identity);
+// The checkpoint at `path` checked whole without loading it: readable, this format, of this run
+// (`identity`), a position that fits a run of `total_steps` steps (step within it, one history
+// entry per step, tokens their sum) and tensors that match their checksum. nullopt when there is
+// no file; bad input naming the file and what is wrong otherwise (another run's: the first field
+// that differs and both values).
+std::optional<TrainPosition> check_train_state(const std::string& path, const Json& identity, int64_t total_steps);
 
-// The position a checkpoint file holds, without loading it (nullopt when there is no file).
-std::optional<TrainPosition> stored_train_position(const std::string& path);
+// check_train_state, then restores `optimizer` from the file (every tensor's name and shape
+// checked before any is copied, so a refused file leaves the optimizer as it was).
+std::optional<TrainPosition> load_train_state(const std::string& path, AdamW& optimizer, const Json& identity,
+                                              int64_t total_steps);
 
 // Bad input when `stored` differs from `expected`, naming `what`, the first differing field and
 // both values.

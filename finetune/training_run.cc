@@ -1,11 +1,15 @@
 #include "finetune/training_run.h"
 
 #include <cmath>
+#include <cstdio>
+#include <optional>
+#include <string>
 
 #include "comm/collective.h"
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/sha256.h"
 #include "model/moe_model.h"
 
 namespace cdmoe::finetune {
@@ -32,10 +36,52 @@ class StepRows {
   std::vector<int64_t> order_;
 };
 
+// 62 bits of the SHA-256 of `text`: an int64 whose negation cannot overflow.
+int64_t digest62(const std::string& text) {
+  const std::string hex = sha256_hex(text).substr(0, 16);
+  return int64_t(std::stoull(hex, nullptr, 16) >> 2);
+}
+
+// Whether every rank holds the same value (max equals min over the ranks).
+bool same_on_every_rank(comm::Collective& collective, int64_t value) {
+  return collective.allreduce_scalar(value, comm::ReduceOp::kMax) == -collective.allreduce_scalar(-value, comm::ReduceOp::kMax);
+}
+
+void check_finite_weights(const AdamW& optimizer, int64_t step) {
+  for (const auto& [name, tensor] : optimizer.state()) {
+    if (name.rfind("master/", 0) == 0 && !tensor.isfinite().all().item<bool>()) {
+      throw_runtime("after step " + std::to_string(step) + " the trained tensor " + name.substr(7) +
+                    " is not finite (NaN or inf): the learning rate is too high for this model; nothing was checkpointed");
+    }
+  }
+}
+
 }  // namespace
 
-int64_t steps_for_epochs(double epochs, int64_t rows, int64_t global_batch_rows) {
-  return std::max<int64_t>(1, int64_t(std::ceil(epochs * double(rows) / double(global_batch_rows) - 1e-9)));
+void check_same_identity_on_every_rank(Trainer& trainer, const Json& identity) {
+  comm::Collective& collective = trainer.collective();
+  if (collective.size() == 1 || same_on_every_rank(collective, digest62(identity.dump()))) return;
+  std::string keys;
+  for (const auto& [key, value] : identity.items()) keys += key + "\n";
+  if (!same_on_every_rank(collective, digest62(keys))) {
+    throw_bad_input("the ranks of this job were started with different runs (their run descriptions have other fields)");
+  }
+  for (const auto& [key, value] : identity.items()) {  // every rank walks the same keys
+    if (!same_on_every_rank(collective, digest62(value.dump()))) {
+      throw_bad_input("the ranks of this job were started with different runs: their " + key + " differs (rank " +
+                      std::to_string(collective.rank()) + "'s is " + value.dump() + "); give every rank the same options and files");
+    }
+  }
+  throw_runtime("the ranks' run descriptions differ, but no field does");
+}
+
+int64_t steps_for_epochs(double epochs, int64_t rows, int64_t global_batch_rows, const std::string& option) {
+  const double steps = std::ceil(epochs * double(rows) / double(global_batch_rows) - 1e-9);
+  if (!(steps <= double(kMaxSteps))) {
+    throw_bad_input(option + " " + std::to_string(epochs) + " over " + std::to_string(rows) + " rows is " + std::to_string(steps) +
+                    " steps; at most " + std::to_string(kMaxSteps));
+  }
+  return std::max<int64_t>(1, int64_t(steps));
 }
 
 RunOutcome run_training(Trainer& trainer, const RunData& data, const RunOptions& options, const RunCallbacks& callbacks,
@@ -47,7 +93,15 @@ RunOutcome run_training(Trainer& trainer, const RunData& data, const RunOptions&
   const int64_t total = options.lm_steps + options.sft_steps;
 
   RunOutcome outcome;
-  if (auto position = load_train_state(options.state_path, trainer.optimizer(), options.identity)) {
+  std::optional<TrainPosition> position;
+  try {
+    position = load_train_state(options.state_path, trainer.optimizer(), options.identity, total);
+  } catch (const Error& e) {
+    if (!options.restart_unusable_checkpoint || e.kind() != ErrorKind::kBadInput) throw;
+    outcome.discarded_checkpoint = e.what();
+    if (rank == 0) std::remove(options.state_path.c_str());
+  }
+  if (position) {
     outcome.position = *position;
     outcome.resumed_from = position->step;
   }
@@ -56,6 +110,7 @@ RunOutcome run_training(Trainer& trainer, const RunData& data, const RunOptions&
   if (data.sft) sft.emplace(*data.sft, options.seed);
 
   auto checkpoint = [&](int64_t step) {
+    check_finite_weights(trainer.optimizer(), step);
     if (rank == 0) save_train_state(options.state_path, trainer.optimizer(), options.identity, outcome.position);
     if (callbacks.on_checkpoint) callbacks.on_checkpoint(step);
   };
@@ -87,6 +142,10 @@ RunOutcome run_training(Trainer& trainer, const RunData& data, const RunOptions&
       micro_batches.push_back(make_batch(rows, device));
     }
     StepStats stats = trainer.step(micro_batches);
+    if (!std::isfinite(stats.loss)) {  // the same value on every rank: they fail together
+      throw_runtime("training step " + std::to_string(step) + ": the loss is not finite (" + std::to_string(stats.loss) +
+                    "): the learning rate is too high for this model; the last checkpoint is kept");
+    }
     outcome.position.step = step + 1;
     outcome.position.tokens += stats.tokens;
     outcome.position.history.push_back({step, stats.loss, stats.lr, stats.tokens});

@@ -7,7 +7,10 @@
 //    s·G + (m·ranks + r)·batch_size + i. One rank with batch 2b therefore sees exactly what two
 //    ranks with b see, and a resumed run continues where the checkpoint's step says.
 //  - Checkpoints (rank 0 writes; every rank holds the same weights): every checkpoint_every
-//    steps, when a stop is requested (the ranks agree on the step), and at the end.
+//    steps, when a stop is requested (the ranks agree on the step), and at the end; a checkpoint
+//    is checked whole before it is resumed (finetune/train_state.h).
+//  - A step whose loss is not finite, or trained weights that are not at a checkpoint, fail the
+//    run (a runtime error): nothing non-finite is ever checkpointed or returned.
 #pragma once
 
 #include <atomic>
@@ -33,6 +36,10 @@ struct RunOptions {
   int64_t checkpoint_every = 0;  // 0: only when stopped and at the end
   std::string state_path;        // the checkpoint file
   Json identity;                 // what a checkpoint must match to be resumed
+  // A checkpoint that cannot be used (damaged, another run's or another format's) is deleted
+  // and the run starts from step 0 instead of being refused: for checkpoints that are a sweep's
+  // own working files. The reason comes back in RunOutcome::discarded_checkpoint.
+  bool restart_unusable_checkpoint = false;
 };
 
 struct RunData {
@@ -51,12 +58,25 @@ struct RunOutcome {
   TrainPosition position;
   int64_t resumed_from = 0;  // the step a checkpoint put the run at
   bool stopped = false;      // by `stop` before the last step (checkpointed)
+  std::string discarded_checkpoint;  // restart_unusable_checkpoint: why the checkpoint was not used
 };
+
+// Bounds on what a user may ask for: more steps than any run takes (and a count that cannot
+// overflow), and passes over the data.
+inline constexpr int64_t kMaxSteps = 1000000000;
+inline constexpr double kMaxEpochs = 1e6;
 
 // Global batch rows of one optimizer step.
 inline int64_t global_batch(const RunOptions& options, int ranks) { return options.batch_size * options.grad_accum * ranks; }
-// Optimizer steps for `epochs` passes over `rows` rows (at least one).
-int64_t steps_for_epochs(double epochs, int64_t rows, int64_t global_batch_rows);
+// Optimizer steps for `epochs` passes over `rows` rows (at least one); bad input naming `option`
+// when that is more than kMaxSteps.
+int64_t steps_for_epochs(double epochs, int64_t rows, int64_t global_batch_rows, const std::string& option);
+
+// Bad input on every rank unless every rank of the trainer's collective has the same
+// `identity`, naming the first field that differs and this rank's value: a caller on several
+// ranks checks it before anything is written, so ranks started with other data, steps or flags
+// fail together instead of training what no single run gives (or waiting on each other).
+void check_same_identity_on_every_rank(Trainer& trainer, const Json& identity);
 
 // `stop` (set by a signal handler) is polled after every step.
 RunOutcome run_training(Trainer& trainer, const RunData& data, const RunOptions& options, const RunCallbacks& callbacks,

@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "core/json_fields.h"
+#include "core/sha256.h"
 
 namespace cdmoe::model {
 namespace {
@@ -163,6 +164,7 @@ struct Tokenizer::Impl {
   std::map<std::string, int64_t> added;              // content -> id
   std::map<unsigned char, std::vector<std::string>> added_by_first_byte;  // longest first
   std::vector<int64_t> special_prefix, special_suffix;  // what add_special_tokens adds around the text
+  std::string fingerprint;  // sha256 of the files read
   std::string byte_to_char[256];
   std::unordered_map<std::string, unsigned char> char_to_byte;
   enum class Decoder { kByteLevel, kMetaspace } decoder = Decoder::kByteLevel;
@@ -383,10 +385,12 @@ bool is_llama_family(const std::string& tokenizer_class) {
 // classes keep tokenizer.json's. No config file: tokenizer.json alone, as the Rust library does.
 template <typename Vocab>
 void apply_tokenizer_config(const std::filesystem::path& file, const std::map<std::string, int64_t>& added_tokens,
-                            const Vocab& vocab, std::vector<int64_t>& prefix, std::vector<int64_t>& suffix) {
+                            const Vocab& vocab, std::vector<int64_t>& prefix, std::vector<int64_t>& suffix,
+                            std::string& read_bytes) {
   if (!std::filesystem::exists(file)) return;
   std::string where = file.string();
-  Json config = read_json_file(where);
+  read_bytes = read_text_file(where);
+  Json config = parse_json_text(read_bytes, where);
   if (!config.is_object()) throw_bad_input(where + ": expected a JSON object");
   if (!is_llama_family(string_or(config, "tokenizer_class", "", where))) return;
   auto id_of = [&](const std::string& field) {
@@ -415,7 +419,8 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path_or_dir) {
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::load_file(const std::string& path) {
-  Json config = read_json_file(path);
+  const std::string tokenizer_bytes = read_text_file(path);
+  Json config = parse_json_text(tokenizer_bytes, path);
   std::unique_ptr<Tokenizer> tokenizer(new Tokenizer());
   Impl& t = *tokenizer->impl_;
 
@@ -496,9 +501,14 @@ std::unique_ptr<Tokenizer> Tokenizer::load_file(const std::string& path) {
     }
   }
   std::string config_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
+  std::string config_bytes;
   with_json_errors(config_path, [&] {
-    apply_tokenizer_config(config_path, t.added, t.vocab, t.special_prefix, t.special_suffix);
+    apply_tokenizer_config(config_path, t.added, t.vocab, t.special_prefix, t.special_suffix, config_bytes);
   });
+  // Both files decide the ids; an absent config and an empty one differ.
+  t.fingerprint = sha256_hex(std::string("tokenizer.json\n") + std::to_string(tokenizer_bytes.size()) + "\n" + tokenizer_bytes +
+                             "tokenizer_config.json\n" +
+                             (std::filesystem::exists(config_path) ? std::to_string(config_bytes.size()) + "\n" + config_bytes : "absent"));
   int64_t max_id = 0;
   for (const auto& [token, id] : t.vocab) max_id = std::max(max_id, id);
   t.id_to_token.assign(size_t(max_id + 1), "");
@@ -507,6 +517,7 @@ std::unique_ptr<Tokenizer> Tokenizer::load_file(const std::string& path) {
 }
 
 int64_t Tokenizer::vocab_size() const { return int64_t(impl_->id_to_token.size()); }
+const std::string& Tokenizer::fingerprint() const { return impl_->fingerprint; }
 
 std::vector<std::string> Tokenizer::words(const std::string& text) const {
   return impl_->pre_tokenize(impl_->normalize(text), /*first_segment=*/true);

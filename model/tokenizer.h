@@ -31,6 +31,9 @@ class Tokenizer {
   const std::vector<int64_t>& special_suffix() const;
   std::string decode(const std::vector<int64_t>& ids) const;
   int64_t vocab_size() const;
+  // sha256 over the files the tokenizer was read from (tokenizer.json and, when present,
+  // tokenizer_config.json beside it): what a sweep or a training run records and compares.
+  const std::string& fingerprint() const;
   // The words BPE runs on for `text` (no added tokens): normalised, pre-tokenised and, for a
   // byte-level model, written in its byte alphabet. What a BPE trainer counts.
   std::vector<std::string> words(const std::string& text) const;

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -81,6 +82,10 @@ struct Worker::Impl {
   Result finetune(const Task& task) {
     const FinetuneTask spec = FinetuneTask::from_params(task.params, "task " + std::to_string(task.candidate_id));
     const finetune::TokenRows& rows = training_rows(spec.data, spec.seq_len);
+    if (rows.content_hash != spec.data_hash) {
+      throw_runtime("--finetune-data " + spec.data + " has changed since the sweep started (sha256 " + spec.data_hash.substr(0, 12) +
+                    "... then, " + rows.content_hash.substr(0, 12) + "... now): its fine-tunes would train on other text");
+    }
     finetune::TrainerOptions trainer_options;
     trainer_options.mode = finetune::train_mode_named(spec.train);
     trainer_options.schedule = {spec.lr, spec.warmup, finetune::Decay::kCosine, 0.0, spec.steps};
@@ -92,9 +97,10 @@ struct Worker::Impl {
     run.checkpoint_every = spec.checkpoint_every;
     std::filesystem::create_directories(spec.state_dir);
     run.state_path = spec.state_dir + "/candidate-" + std::to_string(task.candidate_id) + ".safetensors";
-    run.identity = task.params;
+    run.identity = spec.run_identity();
     run.identity["plan_hash"] = task.plan.hash();
-    run.identity["data_hash"] = rows.content_hash;
+    // The sweep's checkpoints are its own working files: one that cannot be used is started over.
+    run.restart_unusable_checkpoint = true;
 
     // The model is shared with every later task: what training changes is put back on the way out.
     std::vector<std::pair<at::Tensor, at::Tensor>> originals;  // kBlocks: (model tensor, copy)
@@ -114,6 +120,10 @@ struct Worker::Impl {
           for (const auto& [name, tensor] : trainer.trainable()) originals.emplace_back(tensor, tensor.detach().clone());
         }
         outcome = finetune::run_training(trainer, {&rows, nullptr, nullptr}, run, {}, options.stop ? *options.stop : never);
+      }
+      if (!outcome.discarded_checkpoint.empty()) {
+        std::cerr << "cdmoe-sweep: worker " << rank << ": candidate " << task.candidate_id << " starts its fine-tune over: "
+                  << outcome.discarded_checkpoint << "\n";
       }
       if (outcome.stopped) throw_runtime("stopped by a signal after step " + std::to_string(outcome.position.step) + " (checkpointed)");
       eval::EvaluationRequest request = full;
@@ -150,6 +160,7 @@ Worker::Worker(const WorkerOptions& options, int rank) : impl_(std::make_unique<
     w.full.tasks.push_back(eval::load_task(spec, options.benchmarks_dir, options.task_limit));
   }
   w.full.task_average = options.task_average;
+  w.full.special_tokens = options.special_tokens;
   if (!options.held_out_path.empty()) {
     w.full.held_out = eval::load_calibration(options.held_out_path, *w.tokenizer, options.calib);
   }

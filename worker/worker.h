@@ -44,6 +44,7 @@ struct WorkerOptions {
   std::string benchmarks_dir;               // where piqa/arc_easy live
   int64_t task_limit = 0;                   // first N items per task (0: all)
   std::string task_average = "acc";         // eval::TaskAverage: the metric task_acc_mean averages
+  eval::RequestSpecialTokens special_tokens = eval::RequestSpecialTokens::kNone;  // in task requests
   int64_t batch_size = 8;                   // sequences per forward in task scoring
   int64_t cache_bytes = int64_t(4) << 30;   // layer cache + condensed-layer cache cap (0: --no-layer-cache)
   std::string full_divergence = "js-logits";  // the divergence reported by full evaluations

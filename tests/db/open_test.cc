@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "db/database.h"
+#include "db/schema.h"
 #include "db/store.h"
 #include "tests/db/db_test_util.h"
 #include "tests/test_util.h"
@@ -103,36 +104,61 @@ TEST(OpenDatabase, RefusesNewerSchemaUntouched) {
   EXPECT_EQ(read_file(path), before);
 }
 
+// A database as version 1 wrote it (its own DDL, not today's minus later tables): a sweep, a
+// parent candidate and its child, metrics and a loss curve, all pointing at candidates, which
+// version 5 rebuilds.
+void make_version_one_database(const std::string& path) {
+  raw_sql(path, migrations()[0] + "PRAGMA application_id = " + std::to_string(kApplicationId) + "; PRAGMA user_version = 1;" +
+                    R"sql(
+      INSERT INTO sweeps (id, name, strategy, config_json, config_hash, seed, git_commit, host, model_path, model_hash)
+        VALUES (1, 's', 'cdmoe', '{}', 'h', 0, 'c', 'host', '/m', 'mh');
+      INSERT INTO candidates (id, sweep_id, stage, method, plan_json, plan_hash, parent_id, budget, state)
+        VALUES (1, 1, 'full_eval', 'cdmoe_s', '{"layers":{}}', 'p1', NULL, 'layers:1', 'DONE'),
+               (2, 1, 'finetune', 'cdmoe_s_ft', '{"layers":{}}', 'p1', 1, 'layers:1', 'DONE'),
+               (3, 1, 'full_eval', 'original', '{"layers":{}}', 'p0', NULL, NULL, 'WAITING');
+      INSERT INTO metric_names (name, unit) VALUES ('perplexity', '');
+      INSERT INTO metrics (candidate_id, name, value) VALUES (1, 'perplexity', 40.5), (2, 'perplexity', 39.5);
+      INSERT INTO finetune_steps (candidate_id, step, loss, lr, tokens) VALUES (2, 0, 3.5, 1e-5, 100);
+    )sql");
+}
+
 TEST(OpenDatabase, MigratesAVersionOneDatabaseKeepingItsRows) {
   TempDir dir;
   std::string path = dir.file("v1.db");
-  make_store_with_rows(path, 3);
-  raw_sql(path, "DROP TABLE router_stats; DROP TABLE sweep_leases; DROP VIEW pareto; "  // what version 1 wrote
-                "ALTER TABLE pareto_points DROP COLUMN speed_low; ALTER TABLE pareto_points DROP COLUMN speed_high; "
-                "PRAGMA user_version = 1");
+  make_version_one_database(path);
   std::string before = read_file(path);
   EXPECT_NE(open_error(path, OpenMode::kReadOnly).find("init"), std::string::npos) << "a reader never migrates";
   EXPECT_EQ(read_file(path), before);
+  auto count = [](Connection& c, const std::string& sql) {
+    Statement s(c, sql);
+    EXPECT_TRUE(s.step()) << sql;
+    return s.column_int(0);
+  };
   {
     Store store(path);
-    Statement candidates(store.connection(), "SELECT count(*) FROM candidates");
-    ASSERT_TRUE(candidates.step());
-    EXPECT_EQ(candidates.column_int(0), 3);
-    Statement routing(store.connection(), "SELECT count(*) FROM router_stats");
-    ASSERT_TRUE(routing.step());
-    EXPECT_EQ(routing.column_int(0), 0);
-    Statement leases(store.connection(), "SELECT count(*) FROM sweep_leases");
-    ASSERT_TRUE(leases.step());
-    EXPECT_EQ(leases.column_int(0), 0);
-    Statement front(store.connection(), "SELECT count(*), count(speed_low) FROM pareto");  // version 4's view
+    Connection& c = store.connection();
+    EXPECT_EQ(count(c, "SELECT count(*) FROM candidates"), 3);
+    EXPECT_EQ(count(c, "SELECT parent_id FROM candidates WHERE id = 2"), 1);
+    EXPECT_EQ(count(c, "SELECT count(*) FROM metrics m JOIN candidates c ON c.id = m.candidate_id"), 2);
+    EXPECT_EQ(count(c, "SELECT count(*) FROM finetune_steps"), 1);
+    EXPECT_EQ(count(c, "SELECT count(*) FROM results WHERE sweep = 's'"), 3) << "the views read the rebuilt table";
+    EXPECT_EQ(count(c, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    EXPECT_EQ(count(c, "SELECT count(*) FROM router_stats"), 0);
+    EXPECT_EQ(count(c, "SELECT count(*) FROM sweep_leases"), 0);
+    EXPECT_EQ(count(c, "SELECT count(*) FROM train_runs"), 0);
+    Statement front(c, "SELECT count(*), count(speed_low) FROM pareto");  // version 4's view
     ASSERT_TRUE(front.step());
     EXPECT_EQ(front.column_int(1), 0) << "old points have no speed interval";
+    // Version 5's key: the sweep's own candidates stay unique by (stage, plan) ...
+    EXPECT_EQ(store.add_candidates(1, {{"full_eval", "cdmoe_s", Plan(), {}, ""}}).front(),
+              store.add_candidates(1, {{"full_eval", "cdmoe_s", Plan(), {}, ""}}).front());
+    // ... while cdmoe-train's fine-tunes of one plan are candidates of their own.
+    const int64_t first = store.add_candidates(1, {{kManualFinetuneStage, "cdmoe_s_ft", Plan(), 1, ""}}).front();
+    EXPECT_NE(store.add_candidates(1, {{kManualFinetuneStage, "cdmoe_s_ft", Plan(), 1, ""}}).front(), first);
   }
   Connection c = open_database(path, OpenMode::kReadOnly);
-  Statement version(c, "PRAGMA user_version");
-  ASSERT_TRUE(version.step());
-  EXPECT_EQ(version.column_int(0), 4);
-  EXPECT_EQ(latest_schema_version(), 4);
+  EXPECT_EQ(count(c, "PRAGMA user_version"), latest_schema_version());
+  EXPECT_EQ(latest_schema_version(), 5);
 }
 
 TEST(OpenDatabase, RefusesCorruptFileUntouched) {

@@ -3,6 +3,8 @@
 // strings that tests/fixtures/benchmarks/make_fixtures.py derives from lm-eval's task
 // definitions; MMLU's group aggregation against lm-eval's formulas by hand; bad input in one line.
 #include <cmath>
+#include <map>
+#include <tuple>
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -13,6 +15,7 @@
 #include "eval/benchmark_tasks.h"
 #include "eval/evaluation.h"
 #include "eval/loglikelihood.h"
+#include "eval/python_text.h"
 #include "eval/tasks.h"
 #include "eval/text_data.h"
 #include "model/tokenizer.h"
@@ -83,30 +86,63 @@ TEST(BenchmarkTasks, PythonStringMethodsAsTheTemplatesUseThem) {
 // pooled_sample_stderr, computed here by hand from the outcomes.
 TEST(BenchmarkTasks, MmluAggregatesSubjectsIntoGroupsBySize) {
   Task mmlu = load_task("mmlu", kFixtures + "/hf", 0);
-  // Five items: abstract_algebra (stem), high_school_us_history (humanities), anatomy (stem),
-  // high_school_biology (stem), professional_accounting (other). Right: items 0, 2, 4.
+  // Six items: abstract_algebra (stem), high_school_us_history (humanities), anatomy (stem),
+  // high_school_biology (stem), professional_accounting (other), astronomy (stem). Right: items
+  // 0, 2, 4.
   std::vector<std::vector<double>> ll;
-  std::vector<int> right = {1, 0, 1, 0, 1};
+  std::vector<int> right = {1, 0, 1, 0, 1, 0};
   for (size_t i = 0; i < mmlu.items.size(); ++i) {
     std::vector<double> item(4, -5.0);
     item[size_t(right[i] ? mmlu.items[i].gold : (mmlu.items[i].gold + 1) % 4)] = -1.0;
     ll.push_back(item);
   }
   TaskScores s = score_task(mmlu, ll);
-  EXPECT_EQ(s.subjects.size(), 5u);
+  EXPECT_EQ(s.subjects.size(), 6u);
   EXPECT_DOUBLE_EQ(s.subjects.at("anatomy").acc, 1.0);
   EXPECT_DOUBLE_EQ(s.subjects.at("high_school_biology").acc, 0.0);
   ASSERT_EQ(s.groups.size(), 3u);
-  EXPECT_DOUBLE_EQ(s.groups.at("stem").acc, 2.0 / 3.0);
-  EXPECT_EQ(s.groups.at("stem").items, 3);
+  EXPECT_DOUBLE_EQ(s.groups.at("stem").acc, 2.0 / 4.0);
+  EXPECT_EQ(s.groups.at("stem").items, 4);
   EXPECT_DOUBLE_EQ(s.groups.at("humanities").acc, 0.0);
-  EXPECT_DOUBLE_EQ(s.acc, 3.0 / 5.0) << "weighted by size: the mean over all items";
-  // One-item subjects have stderr 0 and contribute (n-1)=0: pooled over 3 stem subjects of
+  EXPECT_DOUBLE_EQ(s.acc, 3.0 / 6.0) << "weighted by size: the mean over all items";
+  // One-item subjects have stderr 0 and contribute (n-1)=0: pooled over 4 stem subjects of
   // size 1 has no degrees of freedom.
   EXPECT_DOUBLE_EQ(s.groups.at("stem").acc_stderr, 0.0);
   // pooled_sample_stderr by hand: sizes 4 and 6, stderrs 0.2 and 0.1.
   double pooled = pooled_stderr({{0.5, 0.2, 4}, {0.5, 0.1, 6}});
   EXPECT_DOUBLE_EQ(pooled, std::sqrt((3 * 0.04 * 4 + 5 * 0.01 * 6) / (10.0 - 2) / 10.0));
+}
+
+// lm-eval (v0.4.4 and later) aggregates mmlu, a group of groups, over its leaf subjects: its
+// standard error pools the subjects' standard errors, not the groups' pooled ones.
+TEST(BenchmarkTasks, MmluStandardErrorPoolsTheSubjectsAsLmEvalDoes) {
+  Task task{"mmlu", {}, "", false, {{"anatomy", "stem"}, {"astronomy", "stem"}, {"virology", "other"}}};
+  // Outcomes per subject (1 right, 0 wrong): sizes 4, 2 and 3.
+  const std::vector<std::pair<std::string, std::vector<int>>> outcomes = {
+      {"anatomy", {1, 1, 0, 1}}, {"astronomy", {0, 1}}, {"virology", {1, 0, 0}}};
+  std::vector<std::vector<double>> ll;
+  std::map<std::string, std::vector<double>> by_subject;
+  for (const auto& [subject, right] : outcomes) {
+    for (int r : right) {
+      task.items.push_back(TaskItem{"Q", {"A", "B"}, 0, "", subject});
+      ll.push_back(r ? std::vector<double>{-1.0, -2.0} : std::vector<double>{-2.0, -1.0});
+      by_subject[subject].push_back(r);
+    }
+  }
+  TaskScores s = score_task(task, ll);
+  std::vector<Accuracy> leaves, stem;
+  for (const auto& [subject, x] : by_subject) {
+    leaves.push_back(mean_stderr(x));
+    if (subject != "virology") stem.push_back(leaves.back());
+  }
+  // By hand: sample variances 0.25 (anatomy), 0.5 (astronomy), 1/3 (virology).
+  const double by_hand = std::sqrt((3 * 0.25 / 4 * 4 + 1 * 0.5 / 2 * 2 + 2 * (1.0 / 3) / 3 * 3) / (9.0 - 3) / 9.0);
+  EXPECT_NEAR(pooled_stderr(leaves), by_hand, 1e-15);
+  EXPECT_NEAR(s.acc_stderr, by_hand, 1e-15);
+  EXPECT_DOUBLE_EQ(s.acc, 5.0 / 9.0);
+  // The older, group-then-task pooling gives another figure: the test tells them apart.
+  const double over_groups = pooled_stderr({s.groups.at("stem"), s.groups.at("other")});
+  EXPECT_GT(std::abs(over_groups - by_hand), 1e-4);
 }
 
 TEST(BenchmarkTasks, TaskAverageNamesTheMetricOfEachTask) {
@@ -203,7 +239,37 @@ TEST(BenchmarkTasks, MissingAndBadFilesAreOneLineNamingTaskAndFile) {
   std::filesystem::remove(dir.file("mmlu_test.jsonl"));
   testing::write_file(dir.file("mmlu_test/anatomy_test.csv"), "q,a,b,c,d,A\n\"open,a,b,c,d,A\n");
   EXPECT_EQ(load_error("mmlu", dir.path()), "/mmlu_test/anatomy_test.csv:2: a quoted field is not closed");
+  // A subject file without questions would score 0 and still count: refused.
+  testing::write_file(dir.file("mmlu_test/anatomy_test.csv"), "");
+  testing::write_file(dir.file("mmlu_test/virology_test.csv"), "\n");
+  EXPECT_EQ(load_error("mmlu", dir.path()), "/mmlu_test/anatomy_test.csv: holds no items");
   EXPECT_NE(load_error("squad", dir.path()).find("unknown task \"squad\" (tasks: arc_challenge, boolq"), std::string::npos);
+}
+
+// Labels are choice indices: 2^32 + 1 must not wrap into gold 1 (nor 2^64 - 1 into -1), in every
+// loader that reads one.
+TEST(BenchmarkTasks, LabelsBeyondAnIntAreRefusedNotWrapped) {
+  testing::TempDir dir;
+  const std::string piqa = R"({"goal": "g", "sol1": "a", "sol2": "b", "label": LABEL})";
+  const std::string boolq = R"({"passage": "p", "question": "q", "label": LABEL})";
+  const std::string rte = R"({"sentence1": "a", "sentence2": "b", "label": LABEL})";
+  const std::string hellaswag = R"({"activity_label": "a", "ctx_a": "b", "ctx_b": "c", "endings": ["x", "y"], "label": LABEL})";
+  const std::string mmlu = R"({"question": "q", "subject": "anatomy", "choices": ["a","b","c","d"], "answer": LABEL})";
+  const std::vector<std::tuple<std::string, std::string, std::string>> loaders = {
+      {"piqa", "piqa_validation.jsonl", piqa}, {"boolq", "boolq_validation.jsonl", boolq}, {"rte", "rte_validation.jsonl", rte},
+      {"hellaswag", "hellaswag_validation.jsonl", hellaswag}, {"mmlu", "mmlu_test.jsonl", mmlu}};
+  for (const auto& [task, file, line] : loaders) {
+    for (const std::string& label : {std::string("4294967297"), std::string("18446744073709551615"), std::string("-1"),
+                                     std::string("1e19")}) {
+      std::string text = line;
+      text.replace(text.find("LABEL"), 5, label);
+      testing::write_file(dir.file(file), text + "\n");
+      std::string message = load_error(task, dir.path());
+      EXPECT_EQ(message.rfind("/" + file + ":1: field '", 0), 0u) << task << " " << label << ": " << message;
+    }
+  }
+  testing::write_file(dir.file("generic.jsonl"), R"({"context": "x", "choices": ["a", "b"], "gold": 4294967297})" "\n");
+  EXPECT_THROW(load_task(dir.file("generic.jsonl"), "", 0), Error);
 }
 
 }  // namespace

@@ -136,12 +136,16 @@ TEST(Divergence, SequenceMeanIsTheMeanOfEachSequencesMean) {
     }
     return sum / sequences;
   };
+  // Each row's float32 logits come from a GEMM whose blocking (and so its rounding) may depend on
+  // how many rows it multiplies (OpenBLAS picks kernels per CPU and shape): the one-sequence
+  // computations agree with the batch to float32's precision, not to the last bit.
+  auto near_logits = [](double got, double want) { return std::abs(got - want) <= 1e-6 * std::max(1e-12, std::abs(want)); };
   auto near = [](double got, double want) { return std::abs(got - want) <= 1e-12 * std::max(1e-12, std::abs(want)); };
   for (auto kernel : {VocabularyKernel::kHostLoops, VocabularyKernel::kTensorOps}) {
     double js = js_logits(x_ref, x_cand, w, valid, 7, kernel, weights);
-    EXPECT_TRUE(near(js, per_sequence([&](const at::Tensor& v) { return js_logits(x_ref, x_cand, w, v, 7, kernel); }))) << js;
+    EXPECT_TRUE(near_logits(js, per_sequence([&](const at::Tensor& v) { return js_logits(x_ref, x_cand, w, v, 7, kernel); }))) << js;
     double kl = kl_logits(x_ref, x_cand, w, valid, 7, kernel, weights);
-    EXPECT_TRUE(near(kl, per_sequence([&](const at::Tensor& v) { return kl_logits(x_ref, x_cand, w, v, 7, kernel); }))) << kl;
+    EXPECT_TRUE(near_logits(kl, per_sequence([&](const at::Tensor& v) { return kl_logits(x_ref, x_cand, w, v, 7, kernel); }))) << kl;
     EXPECT_GT(std::abs(js - js_logits(x_ref, x_cand, w, valid, 7, kernel)), 1e-9) << "the weighting changes the figure";
     at::Tensor rows = valid.nonzero().squeeze(1);
     VocabularyReference reference(x_ref.index_select(0, rows), w, 7, int64_t(1) << 30, kernel);
