@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "eval/tasks.h"
 #include "eval/text_data.h"
+#include "finetune/schedule.h"
 #include "finetune/train_data.h"
 #include "model/checkpoint.h"
 #include "model/device.h"
@@ -161,7 +162,7 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
   if (!s.finetune_data.empty() || s.finetune_steps != 0) {
     if (s.finetune_data.empty()) throw_bad_input("--finetune-steps needs --finetune-data");
     if (s.finetune_steps < 1) throw_bad_input("--finetune-steps must be positive (with --finetune-data)");
-    if (!(s.finetune_lr > 0)) throw_bad_input("--finetune-lr must be positive");
+    checked_number(s.finetune_lr, "--finetune-lr", 0, finetune::kMaxLearningRate, /*exclude_low=*/true);
     if (s.finetune_warmup < 0) throw_bad_input("--finetune-warmup must be 0 or positive");
     if (s.finetune_batch_size < 1) throw_bad_input("--finetune-batch-size must be at least 1");
     if (s.finetune_seq_len < 2) throw_bad_input("--finetune-seq-len must be at least 2");

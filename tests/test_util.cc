@@ -5,11 +5,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace cdmoe::testing {
 
@@ -87,5 +89,14 @@ CommandResult BackgroundCommand::wait() {
 }
 
 CommandResult run_command(const std::vector<std::string>& argv) { return BackgroundCommand(argv).wait(); }
+
+bool wait_until(double timeout_s, const std::function<bool()>& reached) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  for (;;) {
+    if (reached()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
 
 }  // namespace cdmoe::testing

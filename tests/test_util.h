@@ -1,6 +1,7 @@
 // Helpers shared by the test suites: temporary directories and running real binaries.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,10 @@ class BackgroundCommand {
   int pid_ = -1;
   bool reaped_ = false;
 };
+
+// Polls `reached` every 50 ms until it is true (returns true) or `timeout_s` have passed
+// (returns false): tests assert on the result rather than going on after a timeout.
+[[nodiscard]] bool wait_until(double timeout_s, const std::function<bool()>& reached);
 
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& contents);

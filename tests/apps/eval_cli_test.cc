@@ -152,6 +152,41 @@ TEST(EvalCli, NonFiniteLogitsFailInsteadOfScoring) {
   EXPECT_EQ(metrics.exit_code, 1) << metrics.err;
   EXPECT_NE(metrics.err.find("is not finite"), std::string::npos) << metrics.err;
   EXPECT_EQ(metrics.out, "") << "no partial report";
+  // Tasks alone: every choice's log-likelihood is NaN, so the first choice would "win" every
+  // item (accuracy 1.0 where gold is 0). The evaluation fails instead, naming the item.
+  write_file(dir.file("task.jsonl"), R"({"context": "The router is", "choices": [" gone", " here"], "gold": 0})" "\n");
+  CommandResult tasks = run_command({kEval, "--model", model_dir, "--tasks", dir.file("task.jsonl"), "--json",
+                                     "--samples", dir.file("samples.jsonl")});
+  EXPECT_EQ(tasks.exit_code, 1) << tasks.err;
+  EXPECT_EQ(testing::count_lines(tasks.err), 1) << tasks.err;
+  EXPECT_NE(tasks.err.find("item 1 choice 0: the log-likelihood is not finite"), std::string::npos) << tasks.err;
+  EXPECT_EQ(tasks.out, "");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("samples.jsonl")));
+}
+
+// --special-tokens: lm-eval up to v0.4.9.1 encodes requests without special tokens, later
+// versions with the tokenizer's own (Llama-2's BOS here): every log-likelihood moves.
+TEST(EvalCli, SpecialTokensInRequestsAsTheLmEvalVersionAsked) {
+  TempDir dir;
+  std::string model_dir = write_text_model(dir);
+  write_file(dir.file("task.jsonl"), R"({"context": "The router is", "choices": [" gone", " here"], "gold": 0})" "\n"
+                                     R"({"context": "Experts are", "choices": [" condensed", " loud"], "gold": 0})" "\n");
+  auto run = [&](const std::string& tokens, const std::string& samples) {
+    return run_command({kEval, "--model", model_dir, "--tasks", dir.file("task.jsonl"), "--json", "--special-tokens", tokens,
+                        "--samples", dir.file(samples), "--threads", "1"});
+  };
+  CommandResult none = run("none", "none.jsonl"), tokenizer = run("tokenizer", "tokenizer.jsonl");
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  ASSERT_EQ(tokenizer.exit_code, 0) << tokenizer.err;
+  CommandResult by_default = run_command({kEval, "--model", model_dir, "--tasks", dir.file("task.jsonl"), "--json",
+                                          "--samples", dir.file("default.jsonl"), "--threads", "1"});
+  ASSERT_EQ(by_default.exit_code, 0) << by_default.err;
+  EXPECT_EQ(testing::read_file(dir.file("default.jsonl")), testing::read_file(dir.file("none.jsonl"))) << "none is the default";
+  EXPECT_NE(testing::read_file(dir.file("tokenizer.jsonl")), testing::read_file(dir.file("none.jsonl")));
+  CommandResult bad = run("bos", "bad.jsonl");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--special-tokens \"bos\" is not one of none, tokenizer"), std::string::npos) << bad.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("bad.jsonl")));
 }
 
 std::map<std::string, double> metrics_of(const std::string& json_text) {

@@ -95,7 +95,7 @@ TEST_F(SweepCli, ASecondCoordinatorOnARunningSweepIsRefusedAndChangesNothing) {
   auto args = with(with(interruptible_sweep_args(db, "s"), "--model", big), "--experts-kept", "0,4");
   args = with(args, "--budgets", "layers:1-5");
   BackgroundCommand owner(mpi(2, args));
-  wait_for_done(db, 3, [&] { return kill(owner.pid(), 0) == 0; });
+  ASSERT_TRUE(wait_for_done(db, 3, [&] { return kill(owner.pid(), 0) == 0; })) << "the first sweep reached no 3 DONE candidates while running";
   ASSERT_EQ(kill(owner.pid(), 0), 0) << "the first sweep ended before the second could start";
   int64_t events = count_rows(db, "SELECT count(*) FROM events WHERE kind IN ('interrupted', 'preempted', 'sweep_end')");
 
@@ -221,7 +221,7 @@ TEST_F(SweepCli, SigtermToMpirunLeavesAPreemptedSweepThatTheSameCommandResumes) 
   std::string db = file("mpirun_term.db");
   auto args = interruptible_sweep_args(db, "s");
   BackgroundCommand job(mpi(3, args));
-  wait_for_done(db, 10, [&] { return kill(job.pid(), 0) == 0; });
+  ASSERT_TRUE(wait_for_done(db, 10, [&] { return kill(job.pid(), 0) == 0; })) << "the sweep reached no 10 DONE candidates while running";
   job.signal_leader(SIGTERM);
   CommandResult stopped = job.wait();
   EXPECT_NE(stopped.exit_code, 0) << stopped.err;

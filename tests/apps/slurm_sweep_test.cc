@@ -90,7 +90,10 @@ class SlurmSweep : public SweepCli {
   static std::string interrupted_run(const std::string& name, const std::vector<std::string>& interrupt) {
     std::string db = file(name + ".db");
     std::string job = submit(db, name);
-    wait_for_done(db, 10, [&] { return listed(job); });
+    if (!wait_for_done(db, 10, [&] { return listed(job); })) {
+      ADD_FAILURE() << "job " << job << " reached no 10 DONE candidates while it ran";
+      return "";
+    }
     int64_t done_before = count_rows(db, "SELECT count(*) FROM candidates WHERE state = 'DONE'");
     EXPECT_LT(done_before, int64_t(reference_->done.size())) << "the sweep ended before the interruption";
     std::vector<std::string> command = interrupt;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -15,6 +16,7 @@
 #include <set>
 #include <thread>
 
+#include "core/json_fields.h"
 #include "db/database.h"
 #include "db/sqlite.h"
 #include "model/device.h"
@@ -135,7 +137,7 @@ TEST_F(SweepCli, SignalsPreemptCommitAndTheSameCommandResumes) {
     std::string db = file("signal_" + std::to_string(c.signal) + ".db");
     auto args = interruptible_sweep_args(db, "s");
     BackgroundCommand job(c.under_mpirun ? mpi(3, args) : local(args));
-    wait_for_done(db, 10, [&] { return kill(job.pid(), 0) == 0; });
+    ASSERT_TRUE(wait_for_done(db, 10, [&] { return kill(job.pid(), 0) == 0; })) << "the sweep reached no 10 DONE candidates while running";
     auto sent = std::chrono::steady_clock::now();
     job.signal_leader(c.signal);
     CommandResult stopped = job.wait();
@@ -300,6 +302,29 @@ TEST_F(SweepCli, BadInputIsOneLineExitTwoAndWritesNothing) {
   EXPECT_EQ(diff.exit_code, 2) << diff.err;
   EXPECT_NE(diff.err.find("calib_samples: stored 8, now 6"), std::string::npos) << diff.err;
   EXPECT_EQ(count_rows(done_db, "SELECT count(*) FROM events"), events);
+}
+
+// Every file the model is read with is part of the sweep's identity: after the tokenizer changed
+// (tokenizer.json, or BOS/EOS in tokenizer_config.json) the sweep does not resume and mix the
+// results of two tokenizers; the refusal names the fingerprint.
+TEST_F(SweepCli, ASweepDoesNotResumeAfterItsTokenizerChanged) {
+  testing::TempDir dir;
+  std::filesystem::copy(model(), dir.file("model"), std::filesystem::copy_options::recursive);
+  const std::string db = dir.file("r.db");
+  auto args = sweep_args(db, "s");
+  *(std::find(args.begin(), args.end(), "--model") + 1) = dir.file("model");
+  CommandResult first = run_command(local(args));
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const int64_t events = count_rows(db, "SELECT count(*) FROM events");
+  const std::string config_path = dir.file("model") + "/tokenizer_config.json";
+  Json config = read_json_file(config_path);
+  config["add_bos_token"] = false;
+  write_file(config_path, config.dump(2));
+  CommandResult again = run_command(local(args));
+  EXPECT_EQ(again.exit_code, 2) << again.err;
+  EXPECT_EQ(testing::count_lines(again.err), 1) << again.err;
+  EXPECT_NE(again.err.find("tokenizer_hash: stored"), std::string::npos) << again.err;
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM events"), events) << "nothing written";
 }
 
 TEST_F(SweepCli, MoreRanksThanCandidatesIsFine) {

@@ -140,16 +140,15 @@ void wait_for_lease_holder_to_exit(const std::string& db_path) {
   ADD_FAILURE() << "the lease holder of " << db_path << " is still running 30 s after its job was killed";
 }
 
-void wait_for_done(const std::string& db_path, int64_t done, const std::function<bool()>& running) {
-  for (int i = 0; i < 600; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (!std::filesystem::exists(db_path)) continue;
+bool wait_for_done(const std::string& db_path, int64_t done, const std::function<bool()>& running) {
+  return wait_until(120, [&] {
+    if (!std::filesystem::exists(db_path)) return !running();
     try {
-      if (count_rows(db_path, "SELECT count(*) FROM candidates WHERE state = 'DONE'") >= done) return;
+      if (count_rows(db_path, "SELECT count(*) FROM candidates WHERE state = 'DONE'") >= done) return true;
     } catch (const std::exception&) {  // not created yet
     }
-    if (!running()) return;
-  }
+    return !running();
+  }) && std::filesystem::exists(db_path) && count_rows(db_path, "SELECT count(*) FROM candidates WHERE state = 'DONE'") >= done;
 }
 
 }  // namespace cdmoe::testing

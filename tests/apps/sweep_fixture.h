@@ -56,8 +56,10 @@ SweepOutcome read_outcome(const std::string& db_path, const std::string& sweep);
 void expect_same_outcome(const SweepOutcome& a, const SweepOutcome& b, double tolerance);
 // The first column of the first row of `sql` on the database, read-only.
 int64_t count_rows(const std::string& db_path, const std::string& sql);
-// Waits (up to 30 s) until the sweep has at least `done` DONE candidates or `running()` is false.
-void wait_for_done(const std::string& db_path, int64_t done, const std::function<bool()>& running);
+// Waits (up to 120 s) until the sweep has at least `done` DONE candidates; false when it did not
+// come (the job ended first, or the time ran out), which the caller asserts against: a test
+// never goes on as if the state it needs had come.
+[[nodiscard]] bool wait_for_done(const std::string& db_path, int64_t done, const std::function<bool()>& running);
 // After a SIGKILLed mpirun: its ranks (each in its own process group) end only when they notice,
 // and a coordinator still alive holds the sweep's lease. Waits (up to 30 s) until the process
 // holding a lease in the database is gone, as a Slurm requeue does after killing the job step.

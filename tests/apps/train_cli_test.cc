@@ -76,11 +76,11 @@ std::vector<Json> log_lines(const std::string& dir) {
   return out;
 }
 
-// Every fine-tune's loss curve in a sweep database: (method, plan hash, step, loss), ordered.
+// The sweep's own fine-tunes' loss curves in a database: (method, plan hash, step, loss), ordered.
 std::vector<std::tuple<std::string, std::string, int64_t, double>> loss_curves(const std::string& path) {
   db::Connection c = db::open_database(path, db::OpenMode::kReadOnly);
   db::Statement rows(c, "SELECT c.method, c.plan_hash, f.step, f.loss FROM finetune_steps f "
-                        "JOIN candidates c ON c.id = f.candidate_id ORDER BY 1, 2, 3");
+                        "JOIN candidates c ON c.id = f.candidate_id WHERE c.stage = 'finetune' ORDER BY 1, 2, 3");
   std::vector<std::tuple<std::string, std::string, int64_t, double>> out;
   while (rows.step()) out.emplace_back(rows.column_text(0), rows.column_text(1), rows.column_int(2), rows.column_double(3));
   return out;
@@ -115,6 +115,28 @@ TEST_F(TrainCli, TwoRanksWithBatchBEndWhereOneRankWithBatchTwoBDoes) {
     // float32 sums in another order: equal to a relative 1e-6
     EXPECT_NEAR(la[i]["loss"].get<double>(), lb[i]["loss"].get<double>(), 1e-6 * la[i]["loss"].get<double>()) << "step " << i;
     EXPECT_EQ(la[i]["tokens"], lb[i]["tokens"]) << "step " << i;
+  }
+}
+
+// Ranks of one job started with other options train what no single run gives (other data) or
+// wait on each other for ever (other step counts): every rank's run is compared with rank 0's
+// before anything is written, and the job fails naming what differs.
+TEST_F(TrainCli, RanksStartedWithDifferentRunsFailTogetherNamingTheDifference) {
+  TempDir dir;
+  write_file(dir.file("other.txt"), read_file(file("calib.txt")) + "One more line that makes this another file.\n");
+  std::vector<std::string> other_data = args(dir.file("run"), 4, 2);
+  *(std::find(other_data.begin(), other_data.end(), "--data") + 1) = dir.file("other.txt");
+  std::vector<std::string> other_steps = args(dir.file("run"), 5, 2);
+  for (const auto& [second, says] : {std::pair{other_data, std::string("their data differs")},
+                                     std::pair{other_steps, std::string("their lm_steps differs")}}) {
+    std::vector<std::string> command = {kMpirun, "--oversubscribe", "-np", "1", kTrain};
+    for (const std::string& a : args(dir.file("run"), 4, 2)) command.push_back(a);
+    command.insert(command.end(), {":", "-np", "1", kTrain});
+    command.insert(command.end(), second.begin(), second.end());
+    CommandResult r = run_command(command);
+    EXPECT_NE(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("the ranks of this job were started with different runs: " + says), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir.file("run"))) << "nothing written";
   }
 }
 
@@ -248,12 +270,8 @@ TEST_F(TrainCli, SigtermCheckpointsAndExits75ThenTheSameCommandFinishes) {
   std::vector<std::string> a = train(args(dir.file("out"), 400));
   a.insert(a.end(), {"--checkpoint-every", "0"});
   BackgroundCommand job(a);
-  for (int i = 0; i < 600 && !fs::exists(dir.file("out") + "/train_log.jsonl"); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  for (int i = 0; i < 600 && read_file(dir.file("out") + "/train_log.jsonl").empty(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  ASSERT_TRUE(wait_until(120, [&] { return fs::exists(dir.file("out") + "/train_log.jsonl") && !read_file(dir.file("out") + "/train_log.jsonl").empty(); }))
+      << "no training step was logged";
   job.signal_leader(SIGTERM);
   CommandResult stopped = job.wait();
   ASSERT_EQ(stopped.exit_code, 75) << stopped.err;
@@ -289,9 +307,19 @@ TEST_F(TrainCli, BadInputIsOneLineExitTwoAndWritesNothing) {
       {with("--data", dir.file("missing.txt")), "--data"},
       {with("--data", dir.file("empty.txt")), "empty.txt: is empty"},
       {with("--data", dir.file("short.txt")), "fewer than one block"},
-      {with("--steps", "0"), "--steps must be positive"},
-      {with("--lr", "0"), "--lr must be positive"},
-      {with("--lr", "-1e-5"), "--lr must be positive"},
+      {with("--steps", "0"), "--steps must lie in 1..1000000000, got 0"},
+      {with("--steps", "9223372036854775807"), "--steps must lie in 1..1000000000"},
+      {with("--lr", "0"), "--lr must be a finite number in (0, 1], got 0"},
+      {with("--lr", "-1e-5"), "--lr must be a finite number in (0, 1]"},
+      // Non-finite and overflowing numbers: refused before anything runs (--lr inf trained to NaN
+      // weights and exited 0).
+      {with("--lr", "inf"), "--lr must be a finite number in (0, 1], got inf"},
+      {with("--lr", "nan"), "--lr must be a finite number"},
+      {with("--lr", "1e300"), "--lr must be a finite number in (0, 1], got 1e+300"},
+      {with("--balance-coef", "inf"), "--balance-coef must be a finite number in [0, 100]"},
+      {with("--clip", "inf"), "--clip must be a finite number"},
+      {with("--lr-floor", "nan"), "--lr-floor must be a finite number in [0, 1]"},
+      {with("--sft-epochs", "inf"), "--sft-epochs must be a finite number"},
       {with("--plan", dir.file("drop.json")), "condenses no layer"},
       {with("--train", "everything"), "--train"},
       {with("--eval-data", dir.file("empty.txt")), "empty.txt"},
@@ -302,6 +330,19 @@ TEST_F(TrainCli, BadInputIsOneLineExitTwoAndWritesNothing) {
     EXPECT_EQ(count_lines(r.err), 1) << r.err;
     EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
     EXPECT_FALSE(fs::exists(out)) << c.says;
+  }
+  // --epochs inf (instead of --steps), and more passes than any run makes.
+  for (const auto& [epochs, says] : {std::pair{std::string("inf"), std::string("--epochs must be a finite number in (0, 1e+06], got inf")},
+                                     std::pair{std::string("2e6"), std::string("--epochs must be a finite number in (0, 1e+06], got 2e+06")}}) {
+    std::vector<std::string> a = args(out, 3);
+    auto steps = std::find(a.begin(), a.end(), "--steps");
+    *steps = "--epochs";
+    *(steps + 1) = epochs;
+    CommandResult r = run_command(train(a));
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out));
   }
   // --out that exists and is not a run directory, or is another run's.
   fs::create_directory(dir.file("other"));
@@ -339,7 +380,9 @@ TEST_F(TrainCli, NewOptionsRefuseBadInputInOneLine) {
   std::vector<Case> cases = {
       {sweep_with({"--finetune-steps", "5"}), "--finetune-steps needs --finetune-data"},
       {sweep_with({"--finetune-data", data}), "--finetune-steps must be positive"},
-      {sweep_with({"--finetune-data", data, "--finetune-steps", "2", "--finetune-lr", "0"}), "--finetune-lr must be positive"},
+      {sweep_with({"--finetune-data", data, "--finetune-steps", "2", "--finetune-lr", "0"}), "--finetune-lr must be a finite number in (0, 1]"},
+      {sweep_with({"--finetune-data", data, "--finetune-steps", "2", "--finetune-lr", "inf"}), "--finetune-lr must be a finite number in (0, 1], got inf"},
+      {sweep_with({"--finetune-data", data, "--finetune-steps", "2", "--finetune-lr", "1e6"}), "--finetune-lr must be a finite number in (0, 1], got 1e+06"},
       {sweep_with({"--finetune-data", data, "--finetune-steps", "2", "--no-full-eval"}), "needs the full evaluation"},
       {sweep_with({"--finetune-data", dir.file("short.txt"), "--finetune-steps", "2", "--finetune-seq-len", "64"}),
        "fewer than one block"},
@@ -365,26 +408,171 @@ TEST_F(TrainCli, NewOptionsRefuseBadInputInOneLine) {
   EXPECT_FALSE(fs::exists(dir.file("out")));
 }
 
-TEST_F(TrainCli, DbCandidateIsFineTunedAndRecordedAsItsChildWithTheLossCurve) {
+// The sweep's candidate with the most condensed layers (a budget point's full evaluation).
+int64_t most_condensed_point(const std::string& db) {
+  return count_rows(db, "SELECT id FROM candidates WHERE stage = 'full_eval' AND plan_json LIKE '%condense%' AND state = 'DONE' "
+                        "ORDER BY length(plan_json) DESC, id LIMIT 1");
+}
+
+// Writes to the sweep database as a test's own process would: a lease row, or removing it.
+void execute(const std::string& db, const std::string& sql) {
+  db::Connection c = db::open_database(db, db::OpenMode::kReadWrite);
+  c.exec(sql);
+}
+std::string host_of_this_process() {
+  char name[256] = {};
+  gethostname(name, sizeof name - 1);
+  return name;
+}
+// A live coordinator on the sweep, as the lease table shows one: this test process, on this host.
+void hold_lease(const std::string& db, const std::string& sweep) {
+  execute(db, "INSERT INTO sweep_leases (sweep, host, pid, heartbeat) VALUES ('" + sweep + "', '" + host_of_this_process() +
+                  "', " + std::to_string(getpid()) + ", strftime('%s', 'now'))");
+}
+void release_lease(const std::string& db) { execute(db, "DELETE FROM sweep_leases"); }
+
+// A fine-tune by hand of a sweep's candidate is a candidate of its own: stage "train", method +
+// "_ft", the candidate as parent, its loss curve, and its provenance (identity and directory) in
+// train_runs. The same run again is not recorded twice; another run of the same candidate is
+// another candidate; a fine-tuned parent, another model and another tokenizer are refused.
+TEST_F(TrainCli, DbCandidateIsFineTunedAsACandidateOfItsOwnWithItsProvenance) {
   TempDir dir;
   const std::string db = dir.file("r.db");
   CommandResult sweep = run_command(local(sweep_args(db, "s")));
   ASSERT_EQ(sweep.exit_code, 0) << sweep.err;
-  // The budget point with the most condensed layers.
-  int64_t parent = count_rows(db, "SELECT id FROM candidates WHERE plan_json LIKE '%condense%' AND state = 'DONE' "
-                                  "ORDER BY length(plan_json) DESC, id LIMIT 1");
+  const int64_t parent = most_condensed_point(db);
   ASSERT_GT(parent, 0);
-  std::vector<std::string> a = {kTrain, "--model", model(), "--db", db, "--candidate", std::to_string(parent),
-                                "--data", file("calib.txt"), "--out", dir.file("ft"), "--steps", "3",
-                                "--batch-size", "2", "--seq-len", "16", "--lr", "1e-3", "--threads", "1"};
-  CommandResult r = run_command(a);
+  auto manual = [&](const std::string& out, const std::string& lr, const std::string& model_dir, int64_t candidate) {
+    return std::vector<std::string>{kTrain, "--model", model_dir, "--db", db, "--candidate", std::to_string(candidate),
+                                    "--data", file("calib.txt"), "--out", out, "--steps", "3",
+                                    "--batch-size", "2", "--seq-len", "16", "--lr", lr, "--threads", "1"};
+  };
+  CommandResult r = run_command(manual(dir.file("ft"), "1e-3", model(), parent));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  int64_t child = count_rows(db, "SELECT id FROM candidates WHERE parent_id = " + std::to_string(parent) +
-                                     " AND stage = 'finetune' AND state = 'DONE' AND method LIKE '%\\_ft' ESCAPE '\\'");
+  EXPECT_NE(r.out.find("recorded candidate"), std::string::npos) << r.out;
+  const std::string parent_is = "parent_id = " + std::to_string(parent);
+  const int64_t child = count_rows(db, "SELECT c.id FROM candidates c JOIN candidates p ON p.id = c.parent_id WHERE c." + parent_is +
+                                           " AND c.stage = 'train' AND c.state = 'DONE' AND c.method = p.method || '_ft' "
+                                           "AND c.plan_hash = p.plan_hash");
   ASSERT_GT(child, 0);
-  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM finetune_steps WHERE candidate_id = " + std::to_string(child)), 3);
-  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates c JOIN candidates p ON p.id = c.parent_id "
-                           "WHERE c.id = " + std::to_string(child) + " AND c.plan_hash = p.plan_hash"), 1);
+  const std::string of_child = " WHERE candidate_id = " + std::to_string(child);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM finetune_steps" + of_child), 3);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM train_runs" + of_child + " AND out_dir = '" + fs::absolute(dir.file("ft")).string() +
+                               "' AND json_extract(identity_json, '$.lr') = 0.001 AND json_extract(identity_json, '$.lm_steps') = 3 "
+                               "AND length(json_extract(identity_json, '$.data')) = 64 "
+                               "AND length(json_extract(identity_json, '$.tokenizer')) = 64"),
+            1);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM results WHERE candidate_id = " + std::to_string(child) +
+                               " AND finetune_tokens > 0 AND finetune_loss > 0"),
+            1);
+  // The same command again: the run is recorded already.
+  CommandResult again = run_command(manual(dir.file("ft"), "1e-3", model(), parent));
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("recorded already: candidate " + std::to_string(child)), std::string::npos) << again.out;
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE stage = 'train'"), 1);
+  // Another run of the same candidate (another learning rate) is another candidate.
+  CommandResult other = run_command(manual(dir.file("ft2"), "2e-3", model(), parent));
+  ASSERT_EQ(other.exit_code, 0) << other.err;
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE stage = 'train' AND state = 'DONE' AND " + parent_is), 2);
+  EXPECT_EQ(count_rows(db, "SELECT count(DISTINCT identity_hash) FROM train_runs"), 2);
+
+  // Refused, exit 2, one line, nothing written: a fine-tuned candidate as the parent (its
+  // weights are not what cdmoe-train starts from), another model, another tokenizer.
+  fs::copy(model(), dir.file("other_model"), fs::copy_options::recursive);
+  write_file(dir.file("other_model") + "/config.json", read_file(dir.file("other_model") + "/config.json") + "\n");
+  fs::copy(model(), dir.file("other_tokenizer"), fs::copy_options::recursive);
+  Json tokenizer_config = read_json_file(dir.file("other_tokenizer") + "/tokenizer_config.json");
+  tokenizer_config["add_eos_token"] = true;
+  write_file(dir.file("other_tokenizer") + "/tokenizer_config.json", tokenizer_config.dump());
+  const int64_t candidates_before = count_rows(db, "SELECT count(*) FROM candidates");
+  struct Case {
+    std::vector<std::string> argv;
+    std::string says;
+  };
+  for (const Case& c : {Case{manual(dir.file("bad"), "1e-3", model(), child), "is a fine-tuned model"},
+                        Case{manual(dir.file("bad"), "1e-3", dir.file("other_model"), parent), "is not the model of sweep \"s\""},
+                        Case{manual(dir.file("bad"), "1e-3", dir.file("other_tokenizer"), parent), "is not the one sweep \"s\" used"}}) {
+    CommandResult refused = run_command(c.argv);
+    EXPECT_EQ(refused.exit_code, 2) << refused.err;
+    EXPECT_EQ(count_lines(refused.err), 1) << refused.err;
+    EXPECT_NE(refused.err.find(c.says), std::string::npos) << refused.err;
+    EXPECT_FALSE(fs::exists(dir.file("bad")));
+  }
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates"), candidates_before);
+}
+
+// While a coordinator runs the sweep, cdmoe-train --db is refused before it trains; a run that
+// finishes while one runs is complete on disk but unrecorded (exit 75), and the same command
+// records it once the coordinator has gone.
+TEST_F(TrainCli, DbRunsWaitForTheSweepsCoordinatorAndAFinishedRunIsRecordedLater) {
+  TempDir dir;
+  const std::string db = dir.file("r.db");
+  CommandResult sweep = run_command(local(sweep_args(db, "s")));
+  ASSERT_EQ(sweep.exit_code, 0) << sweep.err;
+  const int64_t parent = most_condensed_point(db);
+  ASSERT_GT(parent, 0);
+  const std::vector<std::string> a = {kTrain, "--model", model(), "--db", db, "--candidate", std::to_string(parent),
+                                      "--data", file("calib.txt"), "--out", dir.file("ft"), "--steps", "12",
+                                      "--batch-size", "2", "--seq-len", "16", "--lr", "1e-3", "--threads", "1"};
+  hold_lease(db, "s");
+  CommandResult refused = run_command(a);
+  EXPECT_EQ(refused.exit_code, 2) << refused.err;
+  EXPECT_EQ(count_lines(refused.err), 1) << refused.err;
+  EXPECT_NE(refused.err.find("is being run by another cdmoe-sweep"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("once it has stopped"), std::string::npos) << refused.err;
+  EXPECT_FALSE(fs::exists(dir.file("ft")));
+  release_lease(db);
+
+  // A coordinator starts while the run trains (the run is held still meanwhile, so it cannot
+  // finish first).
+  {
+    BackgroundCommand job(a);
+    ASSERT_TRUE(wait_until(120, [&] { return fs::exists(dir.file("ft") + "/train_log.jsonl") && !read_file(dir.file("ft") + "/train_log.jsonl").empty(); }))
+        << "no training step was logged";
+    job.signal_leader(SIGSTOP);
+    hold_lease(db, "s");
+    job.signal_leader(SIGCONT);
+    CommandResult finished = job.wait();
+    EXPECT_EQ(finished.exit_code, 75) << finished.err;
+    EXPECT_NE(finished.err.find("is complete but not recorded"), std::string::npos) << finished.err;
+  }
+  EXPECT_TRUE(fs::exists(dir.file("ft") + "/config.json"));
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE stage = 'train'"), 0);
+  CommandResult still = run_command(a);
+  EXPECT_EQ(still.exit_code, 75) << still.err;
+  release_lease(db);
+  CommandResult recorded = run_command(a);
+  ASSERT_EQ(recorded.exit_code, 0) << recorded.err;
+  EXPECT_NE(recorded.err.find("holds the finished run already"), std::string::npos) << recorded.err;
+  EXPECT_NE(recorded.out.find("recorded candidate"), std::string::npos) << recorded.out;
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM finetune_steps f JOIN candidates c ON c.id = f.candidate_id WHERE c.stage = 'train'"), 12);
+}
+
+// cdmoe-train's checkpoints are checked before the run directory is touched: a damaged one is
+// refused in one line, and the log (which a resume trims) keeps every line.
+TEST_F(TrainCli, ADamagedCheckpointIsRefusedBeforeTheLogIsTouched) {
+  TempDir dir;
+  std::vector<std::string> a = train(args(dir.file("out"), 400));
+  a.insert(a.end(), {"--checkpoint-every", "0"});
+  {
+    BackgroundCommand job(a);
+    ASSERT_TRUE(wait_until(120, [&] { return fs::exists(dir.file("out") + "/train_log.jsonl") && count_lines(read_file(dir.file("out") + "/train_log.jsonl")) >= 2; }))
+        << "no training steps were logged";
+    job.signal_leader(SIGTERM);
+    ASSERT_EQ(job.wait().exit_code, 75);
+  }
+  const std::string state = dir.file("out") + "/trainer_state.safetensors";
+  std::string bytes = read_file(state);
+  bytes[bytes.size() - bytes.size() / 4] ^= 0x40;
+  write_file(state, bytes);
+  // A log line past the checkpoint, as a kill leaves one: a resume would trim it.
+  write_file(dir.file("out") + "/train_log.jsonl", read_file(dir.file("out") + "/train_log.jsonl") + "{\"step\": 399, \"loss\": 1}\n");
+  const std::string log_before = read_file(dir.file("out") + "/train_log.jsonl");
+  CommandResult r = run_command(a);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("trainer_state.safetensors: the checkpoint's tensors do not match their checksum"), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(dir.file("out") + "/train_log.jsonl"), log_before);
 }
 
 // The sweep's own fine-tuning: every budget point that condenses is fine-tuned as its child and
@@ -447,18 +635,38 @@ TEST_F(TrainCli, SweepPreemptedDuringAFineTuneResumesFromItsCheckpointToTheSameC
   {
     BackgroundCommand job(sweep_with(db));
     // Wait until a fine-tune has checkpointed at least once, then preempt the sweep.
-    for (int i = 0; i < 1200; ++i) {
-      if (fs::exists(db + ".finetune") && !fs::is_empty(db + ".finetune")) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    ASSERT_TRUE(wait_until(120, [&] { return fs::exists(db + ".finetune") && !fs::is_empty(db + ".finetune"); }))
+        << "no fine-tune checkpointed";
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     job.signal_leader(SIGTERM);
     CommandResult stopped = job.wait();
     ASSERT_EQ(stopped.exit_code, 75) << stopped.err;
   }
   EXPECT_GE(count_rows(db, "SELECT count(*) FROM candidates WHERE stage = 'finetune' AND state = 'PREEMPTED'"), 1);
+  // Meanwhile a fine-tune by hand of a budget point whose own fine-tune has not finished, on
+  // other text: it becomes a candidate of its own and never stands in for the sweep's.
+  const int64_t parent = count_rows(db, "SELECT parent_id FROM candidates WHERE stage = 'finetune' AND state IN ('WAITING', 'PREEMPTED') "
+                                        "ORDER BY id LIMIT 1");
+  ASSERT_GT(parent, 0);
+  std::string other_text;
+  for (int i = 0; i < 8; ++i) other_text += "Line " + std::to_string(i) + " of other text, about something else entirely and at length.\n";
+  write_file(dir.file("other.txt"), other_text);
+  CommandResult manual = run_command({kTrain, "--model", model(), "--db", db, "--candidate", std::to_string(parent), "--data",
+                                      dir.file("other.txt"), "--out", dir.file("manual"), "--steps", "3", "--batch-size", "2",
+                                      "--seq-len", "16", "--lr", "1e-3", "--threads", "1"});
+  ASSERT_EQ(manual.exit_code, 0) << manual.err;
   CommandResult resumed = run_command(sweep_with(db));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE stage = 'train' AND state = 'DONE' AND parent_id = " +
+                               std::to_string(parent)),
+            1);
+  // The sweep's own fine-tune of that point trained as long as the uninterrupted sweep's did.
+  const std::string tokens_of = "SELECT r.finetune_tokens FROM results r JOIN candidates p ON p.id = r.parent_id "
+                                "WHERE r.stage = 'finetune' AND r.state = 'DONE' AND p.plan_hash = (SELECT plan_hash FROM candidates WHERE id = " +
+                                std::to_string(parent) + ")";
+  const int64_t uninterrupted_tokens = count_rows(dir.file("whole.db"), tokens_of);
+  EXPECT_GT(uninterrupted_tokens, 0);
+  EXPECT_EQ(count_rows(db, tokens_of), uninterrupted_tokens);
   // At least one fine-tune continued from a checkpoint rather than from step 0 ...
   EXPECT_GE(count_rows(db, "SELECT count(*) FROM results WHERE stage = 'finetune' AND finetune_resumed_from > 0"), 1);
   // ... and every loss curve is the uninterrupted sweep's, value for value.

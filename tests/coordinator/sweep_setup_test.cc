@@ -65,5 +65,44 @@ TEST(SweepSetup, ASweepStoredBeforeTheDtypeKeyResumesAsFloat32Only) {
       << refusal(store, now);
 }
 
+// A changed data file is named by its key (data_hashes.finetune), not shown as two long and
+// identical-looking excerpts of the whole data_hashes object.
+TEST(SweepSetup, ANestedDifferenceIsNamedByItsKey) {
+  TempDir dir;
+  db::Store store(dir.file("r.db"));
+  db::SweepSpec spec = test_sweep("s");
+  spec.config["data_hashes"] = {{"calib", std::string(64, 'c')}, {"finetune", std::string(64, 'f')}, {"task:piqa", std::string(64, 'p')}};
+  start_or_resume_sweep(store, spec);
+  db::SweepSpec changed = spec;
+  changed.config["data_hashes"]["finetune"] = std::string(64, 'e');
+  const std::string message = refusal(store, changed);
+  EXPECT_NE(message.find("data_hashes.finetune: stored \"ffff"), std::string::npos) << message;
+  EXPECT_EQ(message.find("data_hashes.calib"), std::string::npos) << message;
+  EXPECT_EQ(message.find("task:piqa"), std::string::npos) << message;
+}
+
+// The tokenizer's fingerprint, recorded since schema 5's binaries: a sweep that has one resumes
+// only with the same tokenizer; one stored before it resumes (there is nothing to compare).
+TEST(SweepSetup, TheTokenizerFingerprintIsComparedWhereItWasRecorded) {
+  TempDir dir;
+  db::Store store(dir.file("r.db"));
+  db::SweepSpec spec = test_sweep("s");
+  spec.config["tokenizer_hash"] = std::string(64, '1');
+  start_or_resume_sweep(store, spec);
+  db::SweepSpec other = spec;
+  other.config["tokenizer_hash"] = std::string(64, '2');
+  EXPECT_NE(refusal(store, other).find("tokenizer_hash: stored"), std::string::npos) << refusal(store, other);
+  db::SweepSpec old = test_sweep("old");
+  ASSERT_FALSE(old.config.contains("tokenizer_hash"));
+  start_or_resume_sweep(store, old);
+  old.config["tokenizer_hash"] = std::string(64, '2');
+  EXPECT_TRUE(start_or_resume_sweep(store, old).resumed);
+  // special_tokens, added with --special-tokens: "none" is what earlier binaries did.
+  old.config["special_tokens"] = "none";
+  EXPECT_TRUE(start_or_resume_sweep(store, old).resumed);
+  old.config["special_tokens"] = "tokenizer";
+  EXPECT_NE(refusal(store, old).find("special_tokens: stored \"none\", now \"tokenizer\""), std::string::npos);
+}
+
 }  // namespace
 }  // namespace cdmoe::coordinator

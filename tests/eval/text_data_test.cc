@@ -21,19 +21,40 @@ const std::string kFixtures = std::string(CDMOE_TEST_FIXTURES) + "/tokenizer";
 
 class PairGolden : public ::testing::TestWithParam<std::string> {};
 
+// Both ways lm-eval's tok_encode encodes a request (--special-tokens none / tokenizer), and
+// Python's Unicode whitespace moving from the context to the continuation.
 TEST_P(PairGolden, SplitsAsTheHarnessDoes) {
   auto tokenizer = model::Tokenizer::load(kTokenizers + "/" + GetParam());
   std::ifstream in(kFixtures + "/pairs_" + GetParam() + ".jsonl");
   std::string line;
-  int pairs = 0;
+  int pairs = 0, with_bos = 0;
   while (std::getline(in, line)) {
     Json pair = Json::parse(line);
     auto [context, continuation] = encode_pair(*tokenizer, pair["context"], pair["continuation"]);
     EXPECT_EQ(context, pair["context_ids"].get<std::vector<int64_t>>()) << pair["context"];
     EXPECT_EQ(continuation, pair["continuation_ids"].get<std::vector<int64_t>>()) << pair["continuation"];
+    auto [context_special, continuation_special] =
+        encode_pair(*tokenizer, pair["context"], pair["continuation"], RequestSpecialTokens::kTokenizer);
+    EXPECT_EQ(context_special, pair["context_ids_special"].get<std::vector<int64_t>>()) << pair["context"];
+    EXPECT_EQ(continuation_special, pair["continuation_ids_special"].get<std::vector<int64_t>>()) << pair["continuation"];
+    with_bos += context_special.size() > context.size();
     ++pairs;
   }
-  EXPECT_EQ(pairs, 91);
+  // 91 PIQA / ARC-Easy pairs, 3 with Unicode whitespace, and for Llama-2 one that starts with "<s>".
+  EXPECT_EQ(pairs, GetParam() == "llama2" ? 95 : 94);
+  EXPECT_EQ(with_bos, GetParam() == "llama2" ? 94 : 0) << "Llama-2's tokenizer adds BOS, Qwen3's none";
+}
+
+TEST(RequestSpecialTokens, NamedOrRefusedNamingTheOption) {
+  EXPECT_EQ(request_special_tokens_named("none", "--special-tokens"), RequestSpecialTokens::kNone);
+  EXPECT_EQ(request_special_tokens_named("tokenizer", "--special-tokens"), RequestSpecialTokens::kTokenizer);
+  try {
+    request_special_tokens_named("bos", "--special-tokens");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 2);
+    EXPECT_EQ(std::string(e.what()), "--special-tokens \"bos\" is not one of none, tokenizer");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Real, PairGolden, ::testing::Values("qwen3", "llama2"));

@@ -3,7 +3,8 @@
 // a CPU tensor meeting one of its tensors in an operation stops the process (a CHECK failure),
 // where next to a CUDA tensor it would raise. A whole Worker on that device (load, calibration,
 // layer cache, router statistics, search objectives, full evaluation) must measure what a CPU
-// Worker measures, in float32 and in bfloat16 (the CUDA default). What this cannot check: CUDA kernels, timing that waits for the device, the
+// Worker measures, in float32 and in bfloat16 (the CUDA default), each within what its arithmetic
+// promises when the two take other kernels (tolerance() below). What this cannot check: CUDA kernels, timing that waits for the device, the
 // caching allocator's peak (README, "On GPUs").
 #include <filesystem>
 #include <map>
@@ -66,7 +67,14 @@ std::map<std::string, double> metrics_of(const Result& result) {
   return out;
 }
 
-bool near(double got, double want) { return std::abs(got - want) <= 1e-6 * std::max(1e-9, std::abs(want)); }
+// What the two workers may differ by. Both run libtorch's CPU kernels, but not necessarily the
+// same ones (the lazy backend lowers through TorchScript; oneDNN, OpenBLAS and ATen pick kernels
+// per CPU), so each operation may round differently: by float32's last bits, or by a whole unit
+// in the last place of bfloat16's 8-bit significand (2^-8 relative). Through a forward of a few
+// layers that compounds: float32 within 1e-6 relative, bfloat16 within 8 such units (2^-5),
+// and router choices between near-tied experts may go either way in bfloat16.
+double tolerance(const std::string& dtype) { return dtype == "bfloat16" ? 0x1p-5 : 1e-6; }
+bool near(double got, double want, double relative) { return std::abs(got - want) <= relative * std::max(1e-9, std::abs(want)); }
 
 TEST_P(SecondDevice, AWorkerThereMeasuresWhatACpuWorkerMeasures) {
   const std::string dtype = GetParam();
@@ -81,9 +89,14 @@ TEST_P(SecondDevice, AWorkerThereMeasuresWhatACpuWorkerMeasures) {
   std::vector<ExpertRouting> a = cpu.routing(), b = lazy.routing();
   ASSERT_EQ(a.size(), b.size());
   ASSERT_FALSE(a.empty());
+  const double relative = tolerance(dtype);
   for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_EQ(a[i].tokens, b[i].tokens) << i;
-    EXPECT_TRUE(near(b[i].average_weight, a[i].average_weight)) << i;
+    if (dtype == "float32") {
+      EXPECT_EQ(a[i].tokens, b[i].tokens) << i;
+    } else {  // a near-tie may route a token or two elsewhere
+      EXPECT_LE(std::abs(a[i].tokens - b[i].tokens), std::max(2.0, 0.02 * a[i].tokens)) << i;
+    }
+    EXPECT_TRUE(near(b[i].average_weight, a[i].average_weight, relative)) << i;
   }
 
   std::vector<Plan> plans = {
@@ -100,7 +113,7 @@ TEST_P(SecondDevice, AWorkerThereMeasuresWhatACpuWorkerMeasures) {
                                            {"metric", "objective"}}, 1};
           double want = metrics_of(cpu.run(task)).at("objective"), got = metrics_of(lazy.run(task)).at("objective");
           EXPECT_GT(want, 0) << divergence << " " << scope << " " << plan.canonical();
-          EXPECT_TRUE(near(got, want)) << divergence << " " << scope << " " << fraction << " " << plan.canonical()
+          EXPECT_TRUE(near(got, want, relative)) << divergence << " " << scope << " " << fraction << " " << plan.canonical()
                                        << ": " << got << " vs " << want;
         }
       }
@@ -113,7 +126,13 @@ TEST_P(SecondDevice, AWorkerThereMeasuresWhatACpuWorkerMeasures) {
     for (const auto& [name, value] : want) {
       ASSERT_TRUE(got.count(name)) << name;
       if (run_dependent_metric(name)) continue;  // timings, the process
-      EXPECT_TRUE(near(got[name], value)) << name << ": " << got[name] << " vs " << value;
+      if (dtype == "bfloat16" && name.find("_acc") != std::string::npos) {
+        // An item whose choices are near-tied may be decided either way in bfloat16: the
+        // accuracies may differ by one item of the task's four (and their errors with them).
+        EXPECT_LE(std::abs(got[name] - value), 0.25 + 1e-12) << name << ": " << got[name] << " vs " << value;
+        continue;
+      }
+      EXPECT_TRUE(near(got[name], value, relative)) << name << ": " << got[name] << " vs " << value;
     }
     EXPECT_EQ(got.size(), want.size());  // no CUDA peak: the lazy device is not CUDA
     // Parameter memory counts the compute dtype's bytes: 2 per parameter in bfloat16.

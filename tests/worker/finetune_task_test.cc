@@ -1,0 +1,122 @@
+// A sweep's fine-tune task on a real Worker: a data file changed since the sweep started is
+// refused (the candidate fails, naming the file); a checkpoint found in a moved checkpoint
+// folder resumes (the run's identity holds no path); a damaged one is started over.
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "core/finetune_task.h"
+#include "core/sha256.h"
+#include "model/synthetic_checkpoint.h"
+#include "tests/test_util.h"
+#include "worker/worker.h"
+
+namespace cdmoe::worker {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kSource = CDMOE_SOURCE_DIR;
+
+class WorkerFinetune : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    model::SyntheticShape shape;
+    shape.hidden = 32, shape.heads = 4, shape.layers = 3, shape.experts = 6, shape.expert_inner = 16;
+    shape.shared = 1, shape.top_k = 2, shape.dense_inner = 48, shape.seed = 3;
+    shape.tokenizer = kSource + "/third_party/tokenizers/llama2/tokenizer.json";
+    write_synthetic_checkpoint(dir_->file("model"), shape);
+    std::string text;
+    for (int i = 0; i < 12; ++i) text += "Line " + std::to_string(i) + ": the condensed layer trains on this text, a line at a time.\n";
+    testing::write_file(dir_->file("data.txt"), text);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  static WorkerOptions options(const std::atomic<int>* stop) {
+    WorkerOptions o;
+    o.model_dir = dir_->file("model");
+    o.calib_path = kSource + "/examples/calibration.jsonl";
+    o.calib = eval::CalibrationOptions{4, 16, false, 0};
+    o.batch_size = 2;
+    o.speed.min_pairs = 1;
+    o.speed.max_seconds = 0;
+    o.stop = stop;
+    return o;
+  }
+
+  // The fine-tune of candidate 7: two condensed layers, 4 steps, a checkpoint after every step.
+  static Task finetune_task(const std::string& state_dir) {
+    FinetuneTask spec;
+    spec.data = dir_->file("data.txt");
+    spec.data_hash = sha256_hex(testing::read_file(spec.data));
+    spec.steps = 4;
+    spec.lr = 1e-3;
+    spec.batch_size = 2;
+    spec.seq_len = 16;
+    spec.checkpoint_every = 1;
+    spec.state_dir = state_dir;
+    return Task{7, "finetune", Plan::parse(R"({"layers":{"1":{"op":"condense","experts":[0,4]},"2":{"op":"condense","experts":[]}}})", "p"),
+                spec.to_params(), 1};
+  }
+
+  static std::map<std::string, double> metrics_of(const Result& result) {
+    std::map<std::string, double> out;
+    for (const Metric& m : result.metrics) out[m.name] = m.value;
+    return out;
+  }
+
+  static testing::TempDir* dir_;
+};
+
+testing::TempDir* WorkerFinetune::dir_ = nullptr;
+
+TEST_F(WorkerFinetune, DataChangedSinceTheSweepStartedFailsTheCandidate) {
+  testing::TempDir state;
+  Worker worker(options(nullptr), 1);
+  Task task = finetune_task(state.path());
+  task.params["data_hash"] = sha256_hex("the file as it was when the sweep started");
+  Result result = worker.run(task);
+  EXPECT_FALSE(result.ok);
+  EXPECT_NE(result.error.find("--finetune-data " + dir_->file("data.txt") + " has changed since the sweep started"), std::string::npos)
+      << result.error;
+  EXPECT_TRUE(fs::is_empty(state.path())) << "nothing trained";
+}
+
+TEST_F(WorkerFinetune, AMovedCheckpointFolderResumesAndADamagedCheckpointStartsOver) {
+  testing::TempDir place;
+  const std::string first = place.file("r.db.finetune"), moved = place.file("moved/r.db.finetune");
+  std::atomic<int> stop{1};  // a stop signal already: the fine-tune checkpoints after its first step
+  {
+    Worker worker(options(&stop), 1);
+    Result stopped = worker.run(finetune_task(first));
+    EXPECT_FALSE(stopped.ok);
+    EXPECT_NE(stopped.error.find("stopped by a signal after step 1"), std::string::npos) << stopped.error;
+  }
+  ASSERT_TRUE(fs::exists(first + "/candidate-7.safetensors"));
+  fs::create_directories(place.file("moved"));
+  fs::rename(first, moved);
+  stop = 0;
+  Worker worker(options(&stop), 1);
+  Result resumed = worker.run(finetune_task(moved));
+  ASSERT_TRUE(resumed.ok) << resumed.error;
+  EXPECT_EQ(metrics_of(resumed).at("finetune_resumed_from"), 1) << "resumed where the checkpoint stood, from the moved folder";
+  EXPECT_EQ(resumed.finetune_steps.size(), 4u);
+
+  // Damaged: one flipped bit in the tensors. The sweep's own working file is started over, not
+  // a reason to fail the candidate for good.
+  const std::string checkpoint = moved + "/candidate-7.safetensors";
+  std::string bytes = testing::read_file(checkpoint);
+  bytes[bytes.size() - 5] ^= 0x02;
+  testing::write_file(checkpoint, bytes);
+  Result restarted = worker.run(finetune_task(moved));
+  ASSERT_TRUE(restarted.ok) << restarted.error;
+  EXPECT_EQ(metrics_of(restarted).at("finetune_resumed_from"), 0);
+  ASSERT_EQ(restarted.finetune_steps.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(restarted.finetune_steps[i].loss, resumed.finetune_steps[i].loss) << "step " << i;
+}
+
+}  // namespace
+}  // namespace cdmoe::worker
