@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 
@@ -19,6 +20,7 @@
 #include "model/synthetic_checkpoint.h"
 #include "bench/median_time.h"
 #include "eval/divergence.h"
+#include "eval/row_kernels.h"
 #include "eval/layer_cache.h"
 #include "model/moe_model.h"
 
@@ -35,6 +37,10 @@ int main(int argc, char** argv) {
     else if (flag == "--dir") dir = argv[i + 1];
   }
   keep_freed_memory_for_reuse();  // as the sweep's workers run (apps/launch.h)
+  // Which code paths ran: the divergence row kernels (CDMOE_ROW_KERNELS picks another than the
+  // CPU's best) and ATen's (ATEN_CPU_CAPABILITY), so an AVX-512 machine can time AVX2's.
+  const char* kernels_used = eval::kernels::row_kernel_isa_name(eval::kernels::row_kernel_isa());
+  const char* aten_capability = std::getenv("ATEN_CPU_CAPABILITY") ? std::getenv("ATEN_CPU_CAPABILITY") : "default";
   at::set_num_threads(threads);
   at::manual_seed(0);
   model::SyntheticShape shape;
@@ -72,6 +78,7 @@ int main(int argc, char** argv) {
   const int candidates = 64 + 63 + 62 + 61 + 60 + 59;
   double amortised = parts_s / candidates + (summed + summed_six) / 2;
   std::printf("%s\n", nlohmann::json{{"bench", "layer_cache"}, {"candidate", "expert_select (js-hidden, layer 4 of 8)"},
+                                     {"row_kernels", kernels_used}, {"aten_cpu_capability", aten_capability},
                                      {"layers", shape.layers}, {"experts", shape.experts}, {"calib_tokens", 8 * 256},
                                      {"threads", threads}, {"full_forward_s", full}, {"layer_path_s", one_layer},
                                      {"expert_sum_s", summed}, {"expert_sum_six_experts_s", summed_six},
@@ -107,6 +114,7 @@ int main(int argc, char** argv) {
   at::Tensor step_hidden;
   double layers_only = median_seconds(3, [&] { step_hidden = cache.final_hidden(step_two, -1, &incumbent); });
   std::printf("%s\n", nlohmann::json{{"bench", "layer_cache"}, {"candidate", "layer_select (js-logits, layer 6 of 8)"},
+                                     {"row_kernels", kernels_used}, {"aten_cpu_capability", aten_capability},
                                      {"layers", shape.layers}, {"calib_tokens", 8 * 256}, {"threads", threads},
                                      {"full_forward_s", full_model}, {"with_cache_reference_per_candidate_s", cached_unprepared},
                                      {"with_cache_s", cached_model}, {"ratio", full_model / cached_model},

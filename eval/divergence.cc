@@ -225,7 +225,10 @@ double kl_logits(const at::Tensor& x_ref, const at::Tensor& x_cand, const at::Te
 at::Tensor prepare_hidden_reference(DivergenceKind kind, const at::Tensor& h_ref, const at::Tensor& valid) {
   at::Tensor rows = valid_rows(h_ref, valid).to(at::kDouble);
   switch (kind) {
-    case DivergenceKind::kJsHidden: return at::log_softmax(rows, 1);
+    case DivergenceKind::kJsHidden: {
+      at::Tensor log_p = at::log_softmax(rows, 1);
+      return at::stack({log_p, log_p.exp()}, 1);
+    }
     case DivergenceKind::kMse:
     case DivergenceKind::kCosine: return rows;
     default: throw_runtime("prepare_hidden_reference: not a hidden-state divergence");
@@ -238,24 +241,27 @@ double hidden_divergence(DivergenceKind kind, const at::Tensor& prepared, const 
     // The candidate's log-softmax formed inside the JS loop, from its float32 or float64 rows.
     at::Tensor q = valid_rows(h_cand, valid).contiguous();
     if (q.scalar_type() != at::kFloat && q.scalar_type() != at::kDouble) q = q.to(at::kDouble);
-    const at::Tensor log_p = prepared.contiguous();  // float64: prepare_hidden_reference's
-    const double* log_p_rows = log_p.data_ptr<double>();
+    const at::Tensor reference = prepared.contiguous();  // [N, 2, D] float64: log_p, p
+    const double* reference_rows = reference.data_ptr<double>();
     at::Tensor js = at::empty({q.size(0)}, at::kDouble);
     double* out = js.data_ptr<double>();
     const int64_t width = q.size(1);
     for_each_row(q, [&](int64_t r, const auto* row) {
+      thread_local std::vector<double> exps;  // the candidate row's e^(q - top), for its probabilities
+      exps.resize(size_t(width));
       double top = kernels::row_max(row, width);
-      double lse_q = top + std::log(kernels::sum_exp_row(row, top, width));
-      out[r] = kernels::js_row(log_p_rows + r * width, 0.0, row, lse_q, width);
+      double lse_q = top + std::log(kernels::sum_exp_row(row, top, width, exps.data()));
+      const double* log_p = reference_rows + r * 2 * width;
+      out[r] = kernels::js_row(log_p, log_p + width, row, lse_q, exps.data(), std::exp(top - lse_q), width);
     });
     return row_mean(js, row_weights);
   }
   at::Tensor rows = valid_rows(h_cand, valid).to(at::kDouble);
   switch (kind) {
     case DivergenceKind::kJsHidden: {
-      at::Tensor log_q = at::log_softmax(rows, 1);
-      at::Tensor log_m = at::logaddexp(prepared, log_q) - std::log(2.0);
-      return row_mean(0.5 * (prepared.exp() * (prepared - log_m) + log_q.exp() * (log_q - log_m)).sum(1), row_weights);
+      at::Tensor log_p = prepared.select(1, 0), log_q = at::log_softmax(rows, 1);
+      at::Tensor log_m = at::logaddexp(log_p, log_q) - std::log(2.0);
+      return row_mean(0.5 * (prepared.select(1, 1) * (log_p - log_m) + log_q.exp() * (log_q - log_m)).sum(1), row_weights);
     }
     case DivergenceKind::kMse:  // the plain mean over rows and D in one reduction, as before weights existed
       return row_weights.defined() ? row_mean((prepared - rows).pow(2).mean(1), row_weights)

@@ -83,9 +83,10 @@ double mse(const at::Tensor& h_ref, const at::Tensor& h_cand, const at::Tensor& 
 // Mean over valid rows of 1 - cosine similarity.
 double cosine_distance(const at::Tensor& h_ref, const at::Tensor& h_cand, const at::Tensor& valid);
 // The same three with the reference side prepared once (what every candidate of a layer shares):
-// prepare_hidden_reference gives js-hidden's float64 log-softmax of the valid reference rows,
-// or (mse, cosine) the valid rows in float64; hidden_divergence then equals js_hidden / mse /
-// cosine_distance exactly (they are written as these two steps).
+// prepare_hidden_reference gives js-hidden's float64 log-softmax of the valid reference rows
+// and its exponential ([N, 2, D]: every candidate takes the reference's probabilities from it),
+// or (mse, cosine) the valid rows in float64 ([N, D]); hidden_divergence then equals js_hidden
+// / mse / cosine_distance exactly (they are written as these two steps).
 at::Tensor prepare_hidden_reference(DivergenceKind kind, const at::Tensor& h_ref, const at::Tensor& valid);
 double hidden_divergence(DivergenceKind kind, const at::Tensor& prepared, const at::Tensor& h_cand, const at::Tensor& valid,
                          const at::Tensor& row_weights = {});

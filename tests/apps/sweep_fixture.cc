@@ -1,6 +1,7 @@
 #include "tests/apps/sweep_fixture.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -8,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "core/messages.h"
@@ -125,19 +127,39 @@ int64_t count_rows(const std::string& db_path, const std::string& sql) {
   return s.column_int(0);
 }
 
+namespace {
+
+// Whether a live process other than this one has `needle` among its command-line arguments.
+bool process_with_argument_running(const std::string& needle) {
+  std::error_code error;  // processes come and go while /proc is listed
+  for (std::filesystem::directory_iterator it("/proc", error), end; !error && it != end; it.increment(error)) {
+    const std::filesystem::directory_entry& entry = *it;
+    const std::string pid = entry.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos || pid == std::to_string(getpid())) continue;
+    std::ifstream cmdline(entry.path() / "cmdline", std::ios::binary);
+    std::string argument;
+    while (std::getline(cmdline, argument, '\0')) {
+      if (argument == needle) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 void wait_for_lease_holder_to_exit(const std::string& db_path) {
-  if (!std::filesystem::exists(db_path)) return;
-  for (int i = 0; i < 600; ++i) {
+  const bool gone = wait_until(60, [&] {
+    if (process_with_argument_running(db_path)) return false;
+    if (!std::filesystem::exists(db_path)) return true;
     int64_t pid = 0;
     try {
       pid = count_rows(db_path, "SELECT coalesce(max(pid), 0) FROM sweep_leases");
     } catch (const std::exception&) {  // no lease table yet
-      return;
+      return true;
     }
-    if (pid <= 0 || (kill(pid_t(pid), 0) != 0 && errno == ESRCH)) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ADD_FAILURE() << "the lease holder of " << db_path << " is still running 30 s after its job was killed";
+    return pid <= 0 || (kill(pid_t(pid), 0) != 0 && errno == ESRCH);
+  });
+  if (!gone) ADD_FAILURE() << "a process of the job on " << db_path << " is still running 60 s after the job was killed";
 }
 
 bool wait_for_done(const std::string& db_path, int64_t done, const std::function<bool()>& running) {

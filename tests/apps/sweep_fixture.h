@@ -61,8 +61,10 @@ int64_t count_rows(const std::string& db_path, const std::string& sql);
 // never goes on as if the state it needs had come.
 [[nodiscard]] bool wait_for_done(const std::string& db_path, int64_t done, const std::function<bool()>& running);
 // After a SIGKILLed mpirun: its ranks (each in its own process group) end only when they notice,
-// and a coordinator still alive holds the sweep's lease. Waits (up to 30 s) until the process
-// holding a lease in the database is gone, as a Slurm requeue does after killing the job step.
+// and a coordinator still alive holds the sweep's lease, or takes it after the kill when it was
+// still reading its inputs. Waits (up to 60 s) until no process of that job is left (none whose
+// command line names the database) and none holds a lease, as a Slurm requeue does after
+// killing the job step; a test failure when they do not go.
 void wait_for_lease_holder_to_exit(const std::string& db_path);
 
 }  // namespace cdmoe::testing
