@@ -162,7 +162,7 @@ void check_parent_fits(const SweepParent& parent, const model::Checkpoint& check
                        const std::string& model_dir) {
   const db::CandidateOrigin& origin = parent.origin;
   const std::string candidate = "--candidate " + std::to_string(parent.id);
-  if (origin.stage == "finetune" || origin.stage == db::kManualFinetuneStage) {
+  if (origin.stage == db::kFinetuneStage || origin.stage == db::kManualFinetuneStage) {
     throw_bad_input(candidate + " is a fine-tuned model (" + origin.method + "); cdmoe-train starts from the original weights: "
                     "give the candidate it was fine-tuned from");
   }

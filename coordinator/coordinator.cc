@@ -15,7 +15,7 @@ namespace cdmoe::coordinator {
 namespace {
 
 const char* const kFullStage = "full_eval";
-const char* const kFinetuneStage = "finetune";
+using db::kFinetuneStage;
 
 // A runnable candidate on its way to a worker.
 struct Work {

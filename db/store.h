@@ -19,8 +19,10 @@
 
 namespace cdmoe::db {
 
-// The stage of the fine-tunes cdmoe-train records into a sweep: candidates of their own, outside
-// the unique key the sweep admits its candidates by (db/schema.cc, version 5, names it too).
+// The stages of fine-tuned candidates: the sweep's own (one per condensing budget point and the
+// control), and those cdmoe-train records into a sweep: candidates of their own, outside the
+// unique key the sweep admits its candidates by (db/schema.cc, version 5, names it too).
+inline constexpr const char* kFinetuneStage = "finetune";
 inline constexpr const char* kManualFinetuneStage = "train";
 
 // Which metrics the `pareto` view compares, per sweep.

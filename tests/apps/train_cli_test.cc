@@ -53,6 +53,8 @@ class TrainCli : public SweepCli {
     a.insert(a.begin(), kTrain);
     return a;
   }
+  // Runs the suite's sweep into `db` and returns its most condensed budget point (0 on failure).
+  static int64_t swept_point(const std::string& db);
 };
 
 std::map<std::string, at::Tensor> weights_of(const std::string& dir) {
@@ -414,6 +416,12 @@ int64_t most_condensed_point(const std::string& db) {
                         "ORDER BY length(plan_json) DESC, id LIMIT 1");
 }
 
+int64_t TrainCli::swept_point(const std::string& db) {
+  CommandResult sweep = run_command(local(sweep_args(db, "s")));
+  EXPECT_EQ(sweep.exit_code, 0) << sweep.err;
+  return sweep.exit_code == 0 ? most_condensed_point(db) : 0;
+}
+
 // Writes to the sweep database as a test's own process would: a lease row, or removing it.
 void execute(const std::string& db, const std::string& sql) {
   db::Connection c = db::open_database(db, db::OpenMode::kReadWrite);
@@ -438,9 +446,7 @@ void release_lease(const std::string& db) { execute(db, "DELETE FROM sweep_lease
 TEST_F(TrainCli, DbCandidateIsFineTunedAsACandidateOfItsOwnWithItsProvenance) {
   TempDir dir;
   const std::string db = dir.file("r.db");
-  CommandResult sweep = run_command(local(sweep_args(db, "s")));
-  ASSERT_EQ(sweep.exit_code, 0) << sweep.err;
-  const int64_t parent = most_condensed_point(db);
+  const int64_t parent = swept_point(db);
   ASSERT_GT(parent, 0);
   auto manual = [&](const std::string& out, const std::string& lr, const std::string& model_dir, int64_t candidate) {
     return std::vector<std::string>{kTrain, "--model", model_dir, "--db", db, "--candidate", std::to_string(candidate),
@@ -507,9 +513,7 @@ TEST_F(TrainCli, DbCandidateIsFineTunedAsACandidateOfItsOwnWithItsProvenance) {
 TEST_F(TrainCli, DbRunsWaitForTheSweepsCoordinatorAndAFinishedRunIsRecordedLater) {
   TempDir dir;
   const std::string db = dir.file("r.db");
-  CommandResult sweep = run_command(local(sweep_args(db, "s")));
-  ASSERT_EQ(sweep.exit_code, 0) << sweep.err;
-  const int64_t parent = most_condensed_point(db);
+  const int64_t parent = swept_point(db);
   ASSERT_GT(parent, 0);
   const std::vector<std::string> a = {kTrain, "--model", model(), "--db", db, "--candidate", std::to_string(parent),
                                       "--data", file("calib.txt"), "--out", dir.file("ft"), "--steps", "12",
