@@ -111,7 +111,7 @@ int metrics_mode(const po::variables_map& args) {
   eval::EvaluationRequest request;
   request.divergence = args["divergence"].as<std::string>();
   request.divergence_mean = divergence_mean;
-  request.batch_size = std::max<int64_t>(1, args["batch-size"].as<int64_t>());
+  request.batch_size = checked_count(args["batch-size"].as<int64_t>(), "--batch-size", 1, int64_t(1) << 16);
   request.speed = args.count("speed") > 0;
   speed_options.validate();
   request.speed_options = speed_options;
@@ -119,8 +119,7 @@ int metrics_mode(const po::variables_map& args) {
   request.metrics = metric_names;
   if (args["limit"].as<int64_t>() < 0) throw_bad_input("--limit must be 0 (all items) or positive");
   if (args["calib-samples"].as<int64_t>() < 1) throw_bad_input("--calib-samples must be at least 1");
-  if (args["cache-mb"].as<int64_t>() < 0) throw_bad_input("--cache-mb must be 0 or positive");
-  request.cache_bytes = args["cache-mb"].as<int64_t>() << 20;
+  request.cache_bytes = checked_count(args["cache-mb"].as<int64_t>(), "--cache-mb", 0, kMaxCacheMb) << 20;
   int64_t seq_len = args["seq-len"].as<int64_t>();
   if (seq_len > model->shape().max_position_embeddings) {
     throw_bad_input("--seq-len " + std::to_string(seq_len) + " exceeds the model's max_position_embeddings " +
@@ -201,8 +200,7 @@ int eval_main(int argc, char** argv) {
   if (!parsed) return 0;
   const po::variables_map& args = *parsed;
   if (!args.count("model")) throw_bad_input("--model is required (see --help)");
-  int threads = args["threads"].as<int>();
-  if (threads < 0) throw_bad_input("--threads must be 0 or positive");
+  int threads = checked_threads(args["threads"].as<int>(), "--threads");
   if (threads > 0) at::set_num_threads(threads);
   if (!args.count("ids") && !args.count("dump-logits")) return metrics_mode(args);
   for (const char* required : {"ids", "dump-logits"}) {

@@ -38,6 +38,7 @@
 #include "db/store.h"
 #include "db/sweep_lease.h"
 #include "eval/device_memory.h"
+#include "finetune/limits.h"
 #include "finetune/training_run.h"
 #include "model/checkpoint.h"
 #include "model/device.h"
@@ -241,6 +242,13 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
   const int64_t seq_len = positive_count(args, "seq-len");
   const int64_t batch_size = positive_count(args, "batch-size");
   const int64_t grad_accum = positive_count(args, "grad-accum");
+  if (seq_len > finetune::kMaxMicroBatchTokens || batch_size > finetune::kMaxMicroBatchTokens / seq_len) {
+    throw_bad_input("--batch-size " + std::to_string(batch_size) + " × --seq-len " + std::to_string(seq_len) +
+                    " tokens per micro-batch is more than any device holds (at most " + std::to_string(finetune::kMaxMicroBatchTokens) + ")");
+  }
+  if (grad_accum > finetune::kMaxGradAccum) {
+    throw_bad_input("--grad-accum " + std::to_string(grad_accum) + " is more than " + std::to_string(finetune::kMaxGradAccum));
+  }
   const double lr = number(args, "lr", 0, finetune::kMaxLearningRate, /*exclude_low=*/true);
   if (args.count("steps")) {
     const int64_t steps = args["steps"].as<int64_t>();
@@ -255,8 +263,7 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
   if (!(weight_decay >= 0 && weight_decay < 1)) throw_bad_input("--weight-decay must lie in [0, 1)");
   const double clip = number(args, "clip", 0, 1e9);
   const double balance_coefficient = number(args, "balance-coef", 0, finetune::kMaxBalanceCoefficient);
-  const int threads = args["threads"].as<int>();
-  if (threads < 0) throw_bad_input("--threads must be 0 or positive");
+  const int threads = checked_threads(args["threads"].as<int>(), "--threads");
 
   std::unique_ptr<comm::Collective> collective;
   const int local_rank = mpi ? mpi->local_rank() : 0;
@@ -302,6 +309,10 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
   }
   plan.validate(model->shape(), plan_source);
   if (!model->fixed_plan().is_original()) throw_bad_input(model_dir + " is an exported checkpoint; train from the original model");
+  if (seq_len > model->shape().max_position_embeddings) {
+    throw_bad_input("--seq-len " + std::to_string(seq_len) + " exceeds the model's max_position_embeddings " +
+                    std::to_string(model->shape().max_position_embeddings));
+  }
 
   finetune::TokenRows lm = finetune::read_lm_rows(data_path, *tokenizer, seq_len);
   std::optional<finetune::TokenRows> sft, held_out;

@@ -72,6 +72,13 @@ double checked_number(double value, const std::string& option, double low, doubl
   return value;
 }
 
+int64_t checked_count(int64_t value, const std::string& option, int64_t low, int64_t high) {
+  if (value < low || value > high) {
+    throw_bad_input(option + " must lie in " + std::to_string(low) + ".." + std::to_string(high) + ", got " + std::to_string(value));
+  }
+  return value;
+}
+
 void check_output_path(const std::string& path, const std::string& option) {
   namespace fs = std::filesystem;
   fs::path target = fs::absolute(path);

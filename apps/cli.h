@@ -3,6 +3,7 @@
 // kind's code (2 bad input, 1 runtime), a command-line parsing error exits 2, anything else 1.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -40,6 +41,11 @@ void add_speed_options(boost::program_options::options_description& options, eva
 // finite and within [low, high], or (low, high] when `exclude_low` (inf, nan and 1e300 are
 // refused before anything runs).
 double checked_number(double value, const std::string& option, double low, double high, bool exclude_low = false);
+
+// A count a user typed for `option`: bad input naming it unless within [low, high].
+int64_t checked_count(int64_t value, const std::string& option, int64_t low, int64_t high);
+// The largest --cache-mb any command accepts (16 TiB: the byte count stays far inside int64).
+inline constexpr int64_t kMaxCacheMb = int64_t(1) << 24;
 
 // "a,b,,c" -> {"a", "b", "c"}.
 std::vector<std::string> split_commas(const std::string& text);

@@ -12,6 +12,8 @@
 #include <string>
 #include <thread>
 
+#include "core/error.h"
+
 namespace cdmoe {
 namespace {
 
@@ -41,6 +43,15 @@ int usable_cores() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
   return int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+int checked_threads(int threads, const std::string& option) {
+  const int hardware = int(std::max(1u, std::thread::hardware_concurrency()));
+  if (threads < 0 || threads > 4 * hardware) {
+    throw_bad_input(option + " " + std::to_string(threads) + " is not 0 (the default) or at most 4 per hardware thread of this machine (" +
+                    std::to_string(4 * hardware) + ")");
+  }
+  return threads;
 }
 
 void install_stop_flag(std::atomic<int>& flag) {

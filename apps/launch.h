@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <string>
 
 namespace cdmoe {
 
@@ -11,6 +12,11 @@ bool launched_by_mpi();
 
 // The cores this process may run on (its affinity mask).
 int usable_cores();
+
+// A --threads value: 0 (the default share of the cores) or at most four threads per hardware
+// thread of this machine (more only thrashes: 100,000 started hundreds and hung). Bad input
+// naming `option` otherwise.
+int checked_threads(int threads, const std::string& option);
 
 // glibc's allocator set to serve every allocation from its heap and never hand freed memory
 // back to the OS, as a caching allocator does: a forward pass frees and reallocates the same

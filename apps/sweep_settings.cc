@@ -8,10 +8,11 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/cli.h"
+#include "apps/launch.h"
 #include "core/error.h"
 #include "eval/tasks.h"
 #include "eval/text_data.h"
-#include "finetune/schedule.h"
+#include "finetune/limits.h"
 #include "finetune/train_data.h"
 #include "model/checkpoint.h"
 #include "model/device.h"
@@ -162,26 +163,32 @@ std::optional<SweepSettings> parse_sweep_settings(int argc, char** argv, bool pr
   if (!s.finetune_data.empty() || s.finetune_steps != 0) {
     if (s.finetune_data.empty()) throw_bad_input("--finetune-steps needs --finetune-data");
     if (s.finetune_steps < 1) throw_bad_input("--finetune-steps must be positive (with --finetune-data)");
+    checked_count(s.finetune_steps, "--finetune-steps", 1, finetune::kMaxSteps);
     checked_number(s.finetune_lr, "--finetune-lr", 0, finetune::kMaxLearningRate, /*exclude_low=*/true);
-    if (s.finetune_warmup < 0) throw_bad_input("--finetune-warmup must be 0 or positive");
-    if (s.finetune_batch_size < 1) throw_bad_input("--finetune-batch-size must be at least 1");
-    if (s.finetune_seq_len < 2) throw_bad_input("--finetune-seq-len must be at least 2");
-    if (s.finetune_checkpoint_every < 0) throw_bad_input("--finetune-checkpoint-every must be 0 or positive");
+    checked_count(s.finetune_warmup, "--finetune-warmup", 0, finetune::kMaxSteps);
+    checked_count(s.finetune_seq_len, "--finetune-seq-len", 2, finetune::kMaxMicroBatchTokens);
+    checked_count(s.finetune_batch_size, "--finetune-batch-size", 1, finetune::kMaxMicroBatchTokens / s.finetune_seq_len);
+    checked_count(s.finetune_checkpoint_every, "--finetune-checkpoint-every", 0, finetune::kMaxSteps);
     if (!s.full_evaluation) throw_bad_input("--finetune-data needs the full evaluation (drop --no-full-eval)");
   }
   if (s.benchmarks_dir.empty()) {
     const char* env = std::getenv("CDMOE_BENCHMARKS_DIR");
     if (env) s.benchmarks_dir = env;
   }
-  if (s.threads < 0) throw_bad_input("--threads must be 0 or positive");
+  checked_threads(s.threads, "--threads");
   if (s.calib_samples < 1) throw_bad_input("--calib-samples must be at least 1, got " + std::to_string(s.calib_samples));
+  checked_count(s.calib_samples, "--calib-samples", 1, int64_t(1) << 30);
   if (s.task_limit < 0) throw_bad_input("--task-limit must be 0 (all items) or positive, got " + std::to_string(s.task_limit));
   check_sweep_name(s.sweep_name);
   if (s.max_attempts < 1) throw_bad_input("--max-attempts must be at least 1");
+  checked_count(s.max_attempts, "--max-attempts", 1, 1000);
   if (s.in_flight < 1) throw_bad_input("--in-flight must be at least 1");
+  checked_count(s.in_flight, "--in-flight", 1, 1024);
   if (s.cache_mb < 0) throw_bad_input("--cache-mb must be 0 or positive");
-  if (s.batch_size < 1) throw_bad_input("--batch-size must be at least 1");
+  checked_count(s.cache_mb, "--cache-mb", 0, kMaxCacheMb);
   if (s.seq_len < 1) throw_bad_input("--seq-len must be at least 1");
+  if (s.batch_size < 1) throw_bad_input("--batch-size must be at least 1");
+  checked_count(s.batch_size, "--batch-size", 1, finetune::kMaxMicroBatchTokens / std::max<int64_t>(1, s.seq_len));
   divergence_mean_named(s.divergence_mean, "--divergence-mean");
   eval::request_special_tokens_named(s.special_tokens, "--special-tokens");
   if (s.routing_tokens != "calibration" && s.routing_tokens != "full") {

@@ -60,6 +60,14 @@ std::vector<SampleRecord> read_samples(const std::string& path) {
     return true;
   });
   if (records.empty()) throw_bad_input(path + ": holds no samples");
+  // Items are numbered 0..n-1 within their task, so none can be past the file's own count: a
+  // larger id is refused here, before anything is sized by it (10^12 was an allocation failure).
+  for (const SampleRecord& r : records) {
+    if (r.item >= int64_t(records.size())) {
+      throw_bad_input(r.where + ": field 'item' is " + std::to_string(r.item) + ", past the file's " + std::to_string(records.size()) +
+                      " samples");
+    }
+  }
   return records;
 }
 

@@ -10,10 +10,6 @@
 
 namespace cdmoe::finetune {
 
-// The largest peak learning rate a run accepts: AdamW moves each weight by about lr per step, so
-// anything near 1 already destroys a trained model; larger values are typing mistakes.
-inline constexpr double kMaxLearningRate = 1.0;
-
 enum class Decay { kCosine, kLinear, kConstant };
 
 Decay decay_named(const std::string& name);  // "cosine", "linear", "constant"; else bad input naming --decay

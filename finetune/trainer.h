@@ -42,9 +42,6 @@ enum class TrainMode { kCondensed, kAll, kBlocks };
 TrainMode train_mode_named(const std::string& name);  // "condensed", "all", "blocks"; else bad input naming --train
 const char* train_mode_name(TrainMode mode);
 
-// The largest weight of the router balance loss a run accepts (DeepSeekMoE trains with 0.001-0.01).
-inline constexpr double kMaxBalanceCoefficient = 100.0;
-
 struct TrainerOptions {
   TrainMode mode = TrainMode::kCondensed;
   Schedule schedule;

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/json_fields.h"
+#include "finetune/limits.h"
 #include "finetune/train_state.h"
 #include "finetune/trainer.h"
 
@@ -60,11 +61,6 @@ struct RunOutcome {
   bool stopped = false;      // by `stop` before the last step (checkpointed)
   std::string discarded_checkpoint;  // restart_unusable_checkpoint: why the checkpoint was not used
 };
-
-// Bounds on what a user may ask for: more steps than any run takes (and a count that cannot
-// overflow), and passes over the data.
-inline constexpr int64_t kMaxSteps = 1000000000;
-inline constexpr double kMaxEpochs = 1e6;
 
 // Global batch rows of one optimizer step.
 inline int64_t global_batch(const RunOptions& options, int ranks) { return options.batch_size * options.grad_accum * ranks; }

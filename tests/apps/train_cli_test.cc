@@ -322,6 +322,14 @@ TEST_F(TrainCli, BadInputIsOneLineExitTwoAndWritesNothing) {
       {with("--clip", "inf"), "--clip must be a finite number"},
       {with("--lr-floor", "nan"), "--lr-floor must be a finite number in [0, 1]"},
       {with("--sft-epochs", "inf"), "--sft-epochs must be a finite number"},
+      // Counts past what a machine holds (they hung, overflowed or were OOM-killed), refused first.
+      {with("--threads", "100000"), "--threads 100000 is not 0 (the default) or at most 4 per hardware thread"},
+      {with("--batch-size", "4611686018427387904"), "tokens per micro-batch is more than any device holds"},
+      {with("--batch-size", "1000000000"), "tokens per micro-batch is more than any device holds"},
+      {with("--grad-accum", "4611686018427387904"), "--grad-accum 4611686018427387904 is more than 65536"},
+      // Found after the model is read, still before --out exists (the corrected rerun is not
+      // refused as "another run").
+      {with("--seq-len", "4096"), "--seq-len 4096 exceeds the model's max_position_embeddings"},
       {with("--plan", dir.file("drop.json")), "condenses no layer"},
       {with("--train", "everything"), "--train"},
       {with("--eval-data", dir.file("empty.txt")), "empty.txt"},
@@ -385,6 +393,21 @@ TEST_F(TrainCli, NewOptionsRefuseBadInputInOneLine) {
       {sweep_with({"--finetune-data", data, "--finetune-steps", "2", "--finetune-lr", "0"}), "--finetune-lr must be a finite number in (0, 1]"},
       {sweep_with({"--finetune-data", data, "--finetune-steps", "2", "--finetune-lr", "inf"}), "--finetune-lr must be a finite number in (0, 1], got inf"},
       {sweep_with({"--finetune-data", data, "--finetune-steps", "2", "--finetune-lr", "1e6"}), "--finetune-lr must be a finite number in (0, 1], got 1e+06"},
+      {sweep_with({"--finetune-data", data, "--finetune-steps", "9223372036854775807"}), "--finetune-steps must lie in 1..1000000000"},
+      {sweep_with({"--finetune-data", data, "--finetune-steps", "2", "--finetune-batch-size", "1000000000"}),
+       "--finetune-batch-size must lie in 1.."},
+      {[&] {
+         std::vector<std::string> a = sweep_with({});
+         *(std::find(a.begin(), a.end(), "--threads") + 1) = "100000";
+         return a;
+       }(),
+       "--threads 100000 is not 0"},
+      {sweep_with({"--cache-mb", "9223372036854775807"}), "--cache-mb must lie in 0..16777216"},
+      {sweep_with({"--in-flight", "100000000"}), "--in-flight must lie in 1..1024"},
+      {sweep_with({"--batch-size", "1000000000"}), "--batch-size must lie in 1.."},
+      {{std::string(CDMOE_BIN_DIR) + "/cdmoe-eval", "--model", model(), "--ppl", data, "--threads", "100000"}, "--threads 100000"},
+      {{std::string(CDMOE_BIN_DIR) + "/cdmoe-eval", "--model", model(), "--ppl", data, "--cache-mb", "9223372036854775807"},
+       "--cache-mb must lie in 0..16777216"},
       {sweep_with({"--finetune-data", data, "--finetune-steps", "2", "--no-full-eval"}), "needs the full evaluation"},
       {sweep_with({"--finetune-data", dir.file("short.txt"), "--finetune-steps", "2", "--finetune-seq-len", "64"}),
        "fewer than one block"},

@@ -99,7 +99,17 @@ TEST(PairedAccuracy, SamplesRoundTripAndCompare) {
             bad + ":1: item 0 of task kjv has gold 0, " + dir.file("a.jsonl") + ":1 has 1: not the same items");
   EXPECT_EQ(error_of("{\"task\":\"kjv\",\"item\":0,\"gold\":1,\"acc\":1}\n{\"task\":\"kjv\",\"item\":0,\"gold\":1,\"acc\":1}\n"),
             bad + ":2: item 0 of task kjv appears again (first at " + bad + ":1)");
-  EXPECT_EQ(error_of("{\"task\":\"kjv\",\"item\":1,\"gold\":1,\"acc\":1}\n"), bad + ":1: task kjv has item 1 but no item 0");
+  EXPECT_EQ(error_of("{\"task\":\"kjv\",\"item\":1,\"gold\":1,\"acc\":1}\n{\"task\":\"kjv\",\"item\":1,\"gold\":1,\"acc\":1}\n"),
+            bad + ":2: item 1 of task kjv appears again (first at " + bad + ":1)");
+  EXPECT_EQ(error_of("{\"task\":\"kjv\",\"item\":1,\"gold\":1,\"acc\":1}\n{\"task\":\"other\",\"item\":0,\"gold\":0,\"acc\":1}\n"),
+            bad + ":1: task kjv has item 1 but no item 0");
+  // Ids past the file's own count are refused before anything is sized by them (10^12 and 2^31
+  // were an allocation failure and 17 GB).
+  EXPECT_EQ(error_of("{\"task\":\"kjv\",\"item\":1,\"gold\":1,\"acc\":1}\n"), bad + ":1: field 'item' is 1, past the file's 1 samples");
+  EXPECT_EQ(error_of("{\"task\":\"kjv\",\"item\":1000000000000,\"gold\":1,\"acc\":1}\n"),
+            bad + ":1: field 'item' is 1000000000000, past the file's 1 samples");
+  EXPECT_EQ(error_of("{\"task\":\"kjv\",\"item\":2147483648,\"gold\":1,\"acc\":1}\n{\"task\":\"kjv\",\"item\":0,\"gold\":1,\"acc\":1}\n"),
+            bad + ":1: field 'item' is 2147483648, past the file's 2 samples");
   EXPECT_EQ(error_of("{\"task\":\"new\",\"item\":0,\"gold\":1,\"acc\":1}\n"), bad + ":1: task new is not in a.jsonl");
   EXPECT_EQ(error_of("{\"task\":\"kjv\",\"item\":0,\"gold\":1,\"acc\":2}\n"), bad + ":1: field 'acc' must be 0 or 1, got 2");
   EXPECT_EQ(error_of("{\"task\":\"kjv\",\"item\":0,\"gold\":1}\n").find(bad + ":1"), 0u) << "no acc";
