@@ -5,7 +5,8 @@
 // of a prefix of it, each attending to its own context and to itself at the positions it would
 // have alone (MoeModel's TokenLayout), so each value is the one its own forward would give;
 // identical requests are scored once. Rows run longest first, batched with right padding. A request longer than the
-// model's max_position_embeddings is refused (not truncated). The model may live on any device;
+// model's max_position_embeddings is refused here (task scoring cuts it first, as lm-eval does:
+// eval/metrics.cc). The model may live on any device;
 // the scores come back on the host.
 #pragma once
 

@@ -24,11 +24,22 @@ void task_metrics(const MetricInputs& in, std::vector<Metric>& out) {
   const auto& [model, tokenizer, plan, request] = in;
   TaskAverage average(request.task_average);
   double average_sum = 0;
+  const int64_t max_length = model.shape().max_position_embeddings;
   for (const Task& task : request.tasks) {
     std::vector<ContinuationRequest> requests;
-    for (const TaskItem& item : task.items) {
-      for (const auto& [context_text, continuation_text] : item_requests(item)) {
+    for (size_t i = 0; i < task.items.size(); ++i) {
+      for (const auto& [context_text, continuation_text] : item_requests(task.items[i])) {
         auto [context, continuation] = encode_pair(tokenizer, context_text, continuation_text, request.special_tokens);
+        // lm-evaluation-harness's _loglikelihood_tokens scores (context + continuation)[-(max_length
+        // + 1):]: a request longer than the model's context loses its context's first tokens;
+        // a continuation longer than the context itself cannot be scored (lm-eval asserts).
+        if (int64_t(continuation.size()) > max_length) {
+          throw_bad_input("task " + task.name + " item " + std::to_string(i + 1) + ": a choice of " +
+                          std::to_string(continuation.size()) + " tokens is longer than the model's max_position_embeddings " +
+                          std::to_string(max_length));
+        }
+        const int64_t over = int64_t(context.size() + continuation.size()) - (max_length + 1);
+        if (over > 0) context.erase(context.begin(), context.begin() + over);
         requests.push_back({context, continuation});
       }
     }

@@ -218,6 +218,55 @@ std::string load_error(const std::string& name, const std::string& dir) {
   return "";
 }
 
+// A request longer than the model's context is scored as lm-evaluation-harness scores it: the
+// context loses its first tokens until context + continuation is max_position_embeddings + 1
+// tokens (the byte model's tokens are the text's bytes, so the cut is exact in the text). A
+// choice longer than the context itself is refused naming the task and item.
+TEST(BenchmarkTasks, RequestsLongerThanTheContextAreCutFromTheLeftAsLmEvalDoes) {
+  auto model = model::MoeModel::load(kFixtures + "/byte_model", testing::test_device());
+  auto tokenizer = model::Tokenizer::load(kFixtures + "/byte_model");
+  const int64_t max_length = model->shape().max_position_embeddings;
+  std::string long_context;
+  for (int i = 0; long_context.size() < size_t(max_length + 200); ++i) long_context += "word" + std::to_string(i) + " ";
+  long_context += "answer:";
+  const std::vector<std::string> choices = {"yes", "no way"};
+  auto task_of = [&](const std::string& context) {
+    Task task;
+    task.name = "long";
+    task.items.push_back(TaskItem{context, choices, 0, "", ""});
+    return task;
+  };
+  EvaluationRequest whole, cut;
+  std::vector<TaskSamples> whole_samples, cut_samples;
+  whole.metrics = cut.metrics = {"tasks"};
+  whole.samples = &whole_samples, cut.samples = &cut_samples;
+  whole.tasks = {task_of(long_context)};
+  // Each choice's own cut: " yes" and " no way" are 4 and 7 bytes, so different lengths of context.
+  evaluate(*model, *tokenizer, Plan(), whole);
+  ASSERT_EQ(whole_samples.size(), 1u);
+  for (size_t c = 0; c < choices.size(); ++c) {
+    const size_t keep = size_t(max_length + 1) - (choices[c].size() + 1);
+    cut.tasks = {task_of(long_context.substr(long_context.size() - keep))};
+    cut_samples.clear();
+    evaluate(*model, *tokenizer, Plan(), cut);
+    EXPECT_EQ(whole_samples[0].loglikelihoods[0][c], cut_samples[0].loglikelihoods[0][c]) << "choice " << c;
+  }
+  Task too_long = task_of("Q:");
+  too_long.items[0].choices = {std::string(size_t(max_length + 1), 'x'), "y"};  // " " + 513 bytes: 514 tokens
+  EvaluationRequest refused;
+  refused.metrics = {"tasks"};
+  refused.tasks = {too_long};
+  try {
+    evaluate(*model, *tokenizer, Plan(), refused);
+    FAIL() << "scored a choice longer than the model's context";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 2);
+    EXPECT_NE(std::string(e.what()).find("task long item 1: a choice of " + std::to_string(max_length + 2) + " tokens is longer"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(BenchmarkTasks, MissingAndBadFilesAreOneLineNamingTaskAndFile) {
   testing::TempDir dir;
   EXPECT_EQ(load_error("winogrande", dir.path()), "/winogrande_validation.jsonl (README.md, \"The paper's eight tasks\", has the export command)");
