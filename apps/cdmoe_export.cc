@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/cli.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/param_count.h"
 #include "db/database.h"
@@ -70,7 +71,8 @@ int export_main(int argc, char** argv) {
 
   // Everything that can fail on the inputs happens before the first byte is written.
   (void)model->materialise(plan);
-  std::string staging = out + ".tmp-" + std::to_string(getpid());
+  remove_stale_temporaries(out);  // staging folders of exports that were killed
+  std::string staging = temporary_path(out);
   std::error_code cannot;
   if (!fs::create_directory(staging, cannot)) {
     throw_bad_input("--out '" + out + "': cannot create a directory there (" + cannot.message() + ")");

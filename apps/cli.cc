@@ -11,6 +11,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace cdmoe {
@@ -88,25 +89,8 @@ void check_output_path(const std::string& path, const std::string& option) {
 }
 
 void write_file_atomically(const std::string& path, const std::string& contents, const std::string& option) {
-  namespace fs = std::filesystem;
   check_output_path(path, option);
-  fs::path target = fs::absolute(path);
-  fs::path parent = target.parent_path();
-  std::string temporary = target.string() + ".tmp-" + std::to_string(getpid());
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) throw_bad_input(option + " '" + path + "': cannot write in '" + parent.string() + "'");
-    out.write(contents.data(), std::streamsize(contents.size()));
-    out.close();
-    if (!out) {
-      std::remove(temporary.c_str());
-      throw_runtime(option + " '" + path + "': writing failed (disk full?)");
-    }
-  }
-  if (std::rename(temporary.c_str(), target.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    throw_bad_input(option + " '" + path + "': cannot replace it");
-  }
+  cdmoe::write_file_atomically(path, std::string_view(contents));
 }
 
 void add_speed_options(boost::program_options::options_description& options, eval::SpeedOptions& speed) {

@@ -24,9 +24,9 @@ int run_cli(const char* program, const std::function<int()>& body);
 std::optional<boost::program_options::variables_map> parse_options(
     int argc, char** argv, const boost::program_options::options_description& options, bool with_command);
 
-// Writes `contents` to `path` through a temporary file beside it renamed into place, so the
-// file is complete or absent. A directory that is missing or unwritable is bad input naming
-// `option` (e.g. "--out") and the path.
+// Writes `contents` to `path` as core/atomic_file.h does (complete or absent, durable), after
+// check_output_path: a directory that is missing or unwritable is bad input naming `option`
+// (e.g. "--out") and the path.
 void write_file_atomically(const std::string& path, const std::string& contents, const std::string& option);
 // The checks write_file_atomically makes before writing, for a command to make them before its
 // work: `path` is not a directory and its directory exists.

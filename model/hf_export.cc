@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "model/moe_model.h"
 #include "model/safetensors.h"
@@ -15,19 +16,6 @@ namespace {
 
 constexpr const char* kTokenizerFiles[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                                            "tokenizer.model", "generation_config.json"};
-
-void write_text_atomically(const std::string& path, const std::string& text) {
-  std::string temporary = path + ".tmp";
-  {
-    std::FILE* file = std::fopen(temporary.c_str(), "wb");
-    if (!file) throw_runtime("cannot write " + temporary);
-    bool ok = std::fwrite(text.data(), 1, text.size(), file) == text.size();
-    ok = std::fflush(file) == 0 && ok;
-    ok = std::fclose(file) == 0 && ok;
-    if (!ok) throw_runtime("cannot write " + temporary + " (disk full?)");
-  }
-  fs::rename(temporary, path);
-}
 
 }  // namespace
 
@@ -53,7 +41,7 @@ int64_t write_hf_files(const MoeModel& model, const Plan& plan, const std::strin
     fs::path from = fs::path(source_dir) / name;
     if (fs::exists(from)) fs::copy_file(from, fs::path(dir) / name, fs::copy_options::overwrite_existing);
   }
-  write_text_atomically(dir + "/config.json", config.dump(2) + "\n");
+  write_file_atomically(dir + "/config.json", config.dump(2) + "\n");
   return elements;
 }
 

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace cdmoe::model {
@@ -202,23 +203,17 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keep the data 8-byte aligned, as HF's writer does
-  std::string temporary = path + ".tmp-" + std::to_string(getpid());
-  FILE* out = std::fopen(temporary.c_str(), "wb");
-  if (!out) throw_bad_input(path + ": cannot write (" + std::strerror(errno) + ")");
-  uint8_t size_bytes[8];
-  for (int i = 0; i < 8; ++i) size_bytes[i] = uint8_t(uint64_t(text.size()) >> (8 * i));
-  bool ok = std::fwrite(size_bytes, 1, 8, out) == 8 && std::fwrite(text.data(), 1, text.size(), out) == text.size();
-  for (const TensorToWrite* t : ordered) {
-    uint64_t bytes = dtype_size(t->dtype);
-    for (int64_t d : t->shape) bytes *= uint64_t(d);
-    ok = ok && (bytes == 0 || std::fwrite(t->data, 1, bytes, out) == bytes);
-  }
-  ok = std::fflush(out) == 0 && fsync(fileno(out)) == 0 && ok;
-  ok = std::fclose(out) == 0 && ok;
-  if (!ok || std::rename(temporary.c_str(), path.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    throw_runtime(path + ": write failed (" + std::strerror(errno) + ")");
-  }
+  write_file_atomically(path, [&](std::FILE* out) {
+    uint8_t size_bytes[8];
+    for (int i = 0; i < 8; ++i) size_bytes[i] = uint8_t(uint64_t(text.size()) >> (8 * i));
+    bool ok = std::fwrite(size_bytes, 1, 8, out) == 8 && std::fwrite(text.data(), 1, text.size(), out) == text.size();
+    for (const TensorToWrite* t : ordered) {
+      uint64_t bytes = dtype_size(t->dtype);
+      for (int64_t d : t->shape) bytes *= uint64_t(d);
+      ok = ok && (bytes == 0 || std::fwrite(t->data, 1, bytes, out) == bytes);
+    }
+    return ok;
+  });
 }
 
 }  // namespace cdmoe::model

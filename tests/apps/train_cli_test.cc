@@ -258,6 +258,10 @@ TEST_F(TrainCli, KilledAtRandomPointsResumesToTheBytesOfAnUninterruptedRun) {
   ASSERT_EQ(finish.exit_code, 0) << finish.err;
   EXPECT_GE(kills, 1);
   EXPECT_EQ(read_file(dir.file("killed") + "/model.safetensors"), read_file(dir.file("whole") + "/model.safetensors"));
+  // The killed runs' half-written checkpoints (.tmp-HOST-PID) went with the next write.
+  for (const auto& entry : fs::directory_iterator(dir.file("killed"))) {
+    EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << "left behind: " << entry.path();
+  }
   // The log holds each step once, with the uninterrupted run's losses.
   std::vector<Json> killed = log_lines(dir.file("killed")), uninterrupted = log_lines(dir.file("whole"));
   ASSERT_EQ(killed.size(), size_t(steps));
