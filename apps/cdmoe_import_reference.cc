@@ -14,6 +14,7 @@
 #include "model/family.h"
 #include "search/budget.h"
 #include "search/reference_import.h"
+#include "search/strategy.h"
 
 namespace po = boost::program_options;
 using namespace cdmoe;
@@ -64,6 +65,7 @@ int import_main(int argc, char** argv) {
     for (size_t n = 1; n <= artifacts.layer_order.size(); ++n) counts.push_back(int(n));
   }
   std::string method = args.count("method") ? args["method"].as<std::string>() : k == 0 ? "reference_s" : "reference_sr_k" + std::to_string(k);
+  search::check_method_name(method, "--method");  // here, not only when a sweep reads the file
   std::string lines;
   for (const search::ReferencePlan& p : search::reference_plans(shape, artifacts, k, counts, method)) {
     lines += Json{{"name", p.method + " " + p.budget}, {"method", p.method}, {"budget", p.budget}, {"plan", p.plan.to_json()}}.dump() + "\n";

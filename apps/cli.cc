@@ -31,6 +31,46 @@ int run_cli(const char* program, const std::function<int()>& body) {
   }
 }
 
+namespace {
+
+std::string trimmed(const std::string& text) {
+  size_t first = text.find_first_not_of(" \t\r"), last = text.find_last_not_of(" \t\r");
+  return first == std::string::npos ? "" : text.substr(first, last - first + 1);
+}
+
+// A config file as Boost should read it. Boost counts a switch (an option that takes no value)
+// as given whatever its value says, so "no-finetune-control = false" turned the control off:
+// here a switch's line is kept for true, dropped for false and refused for anything else. A
+// config file naming another one ("config = other.ini") was silently ignored: refused.
+std::string config_file_for_boost(std::istream& file, const boost::program_options::options_description& options,
+                                  const std::string& path) {
+  std::string out, line;
+  for (int number = 1; std::getline(file, line); ++number) {
+    const std::string where = path + ":" + std::to_string(number);
+    const std::string content = trimmed(line);
+    const size_t equals = content.find('=');
+    if (content.empty() || content[0] == '#' || content[0] == '[' || equals == std::string::npos) {
+      out += line + "\n";
+      continue;
+    }
+    const std::string key = trimmed(content.substr(0, equals)), value = trimmed(content.substr(equals + 1));
+    if (key == "config") throw_bad_input(where + ": a --config file cannot name another one (config = " + value + ")");
+    const auto* option = options.find_nothrow(key, false);
+    if (!option || option->semantic()->max_tokens() != 0) {
+      out += line + "\n";
+      continue;
+    }
+    if (value == "true" || value == "1" || value == "yes" || value == "on" || value.empty()) {
+      out += key + " = true\n";
+    } else if (value != "false" && value != "0" && value != "no" && value != "off") {
+      throw_bad_input(where + ": " + key + " is a switch: true or false, got \"" + value + "\"");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::optional<boost::program_options::variables_map> parse_options(
     int argc, char** argv, const boost::program_options::options_description& options, bool with_command) {
   namespace po = boost::program_options;
@@ -49,8 +89,9 @@ std::optional<boost::program_options::variables_map> parse_options(
     std::string path = args["config"].as<std::string>();
     std::ifstream file(path);
     if (!file) throw_bad_input(path + ": cannot read the --config file");
+    std::istringstream text(config_file_for_boost(file, options, path));
     try {
-      po::store(po::parse_config_file(file, options), args);  // the command line wins: stored first
+      po::store(po::parse_config_file(text, options), args);  // the command line wins: stored first
     } catch (const po::error& e) {
       throw_bad_input(path + ": " + e.what());
     }

@@ -10,6 +10,7 @@
 #include "apps/cli.h"
 #include "apps/launch.h"
 #include "core/error.h"
+#include "core/names.h"
 #include "eval/tasks.h"
 #include "eval/text_data.h"
 #include "finetune/limits.h"
@@ -30,10 +31,7 @@ namespace {
 // A sweep name is a key users type into SQL and reports: printable, no surrounding blanks.
 void check_sweep_name(const std::string& name) {
   if (name.empty()) throw_bad_input("--sweep must not be empty");
-  if (name.size() > 200) throw_bad_input("--sweep is " + std::to_string(name.size()) + " bytes long; at most 200");
-  for (unsigned char c : name) {
-    if (c < 0x20 || c == 0x7f) throw_bad_input("--sweep must not hold control characters (a newline or tab)");
-  }
+  check_printable_name(name, "--sweep");
   if (name.front() == ' ' || name.back() == ' ') throw_bad_input("--sweep \"" + name + "\" starts or ends with a space");
 }
 

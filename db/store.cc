@@ -8,6 +8,7 @@
 
 #include "core/build_info.h"
 #include "core/error.h"
+#include "core/names.h"
 #include "core/sha256.h"
 #include "db/database.h"
 #include "db/schema.h"
@@ -114,6 +115,7 @@ std::optional<SweepRow> Store::find_sweep(const std::string& name) {
 }
 
 int64_t Store::create_sweep(const SweepSpec& spec) {
+  check_printable_name(spec.name, "sweep name");
   for (const std::string* axis : {&spec.axes.accuracy, &spec.axes.memory, &spec.axes.speed}) {
     if (!is_valid_metric_name(*axis)) throw_bad_input("Pareto axis \"" + *axis + "\" is not a valid metric name");
   }
@@ -167,6 +169,10 @@ std::vector<int64_t> Store::add_candidates(int64_t sweep_id, const std::vector<C
   ids.reserve(specs.size());
   Transaction transaction(connection_);
   for (const CandidateSpec& spec : specs) {
+    // Names go into SQL results, one-line messages and the HTML report: printable UTF-8 only.
+    check_printable_name(spec.stage, "candidate stage");
+    check_printable_name(spec.method, "candidate method");
+    check_printable_name(spec.budget, "candidate budget");
     std::string plan_hash = spec.plan.hash();
     Statement& insert = statements_->insert_candidate;
     insert.bind_all(sweep_id, spec.stage, spec.method, spec.plan.canonical(), plan_hash);

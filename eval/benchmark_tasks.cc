@@ -22,11 +22,15 @@ namespace {
 namespace fs = std::filesystem;
 using LineReader = std::function<TaskItem(const Json& line, const std::string& where)>;
 
+// The lines of a text file, LF or CRLF (a file saved on Windows reads as the same lines).
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
   std::istringstream in(text);
   std::string line;
-  while (std::getline(in, line)) lines.push_back(line);
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(line);
+  }
   return lines;
 }
 
@@ -238,8 +242,7 @@ Task load_rte_tsv(const std::string& path, int64_t limit) {
     std::string where = path + ":" + std::to_string(i + 1);
     std::vector<std::string> fields = split(lines[i], '\t');
     if (fields.size() != header.size()) throw_bad_input(where + ": has " + std::to_string(fields.size()) + " fields, the header " + std::to_string(header.size()));
-    std::string value = fields[label];
-    if (!value.empty() && value.back() == '\r') value.pop_back();
+    const std::string& value = fields[label];
     if (value != "entailment" && value != "not_entailment") throw_bad_input(where + ": label \"" + value + "\" is not entailment or not_entailment");
     TaskItem item = rte_item(fields[s1], fields[s2], value == "not_entailment");
     check_item(item, where);
@@ -329,8 +332,8 @@ TaskItem mmlu_item(const std::string& subject, const std::string& question, cons
   return TaskItem{context + "\nAnswer:", {"A", "B", "C", "D"}, gold, "", subject};
 }
 
-// RFC 4180 records (quoted fields may hold commas, doubled quotes and newlines), as the
-// original MMLU CSVs (no header) are written. Each record carries its first line number.
+// RFC 4180 records (quoted fields may hold commas, doubled quotes and newlines, LF or CRLF, read
+// as "\n"), as the original MMLU CSVs (no header) are written. Each record carries its first line number.
 std::vector<std::pair<size_t, std::vector<std::string>>> csv_records(const std::string& text, const std::string& path) {
   std::vector<std::pair<size_t, std::vector<std::string>>> records;
   std::vector<std::string> fields;
@@ -342,6 +345,7 @@ std::vector<std::pair<size_t, std::vector<std::string>>> csv_records(const std::
     if (quoted) {
       if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') field += '"', ++i;
       else if (c == '"') quoted = false;
+      else if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') continue;  // a line break is "\n" whichever the file used
       else field += c, line += c == '\n';
     } else if (c == '"') {
       quoted = any = true;

@@ -93,6 +93,7 @@ Documents read_documents(const std::string& path) {
   std::string line;
   for (int number = 1; std::getline(lines, line); ++number) {
     std::string where = path + ":" + std::to_string(number);
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF: the same document as LF
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     std::string document = line;
     if (jsonl) {

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "core/json_fields.h"
 #include "report/markup.h"
 #include "report/sweep_figures.h"
@@ -253,6 +256,17 @@ std::string render_html_report(const std::vector<db::SweepSnapshot>& sweeps, con
 }
 
 std::string render_metric_svg(const std::vector<db::SweepSnapshot>& sweeps, const std::string& x, const std::string& y) {
+  // A metric no sweep recorded would draw an empty chart: refused, listing the ones there are.
+  for (const auto& [axis, metric] : {std::pair{"--x", x}, std::pair{"--y", y}}) {
+    bool known = false;
+    std::string names;
+    std::set<std::string> all = {kCondensedLayers};  // the plans' own count, not a metric row
+    for (const db::SweepSnapshot& sweep : sweeps) {
+      for (const auto& [name, unit] : sweep.units) all.insert(name);
+    }
+    for (const std::string& name : all) names += (names.empty() ? "" : ", ") + name, known = known || name == metric;
+    if (!known) throw_bad_input(std::string(axis) + " \"" + metric + "\" is not a metric of these sweeps (metrics: " + names + ")");
+  }
   Element svg = render_chart(metric_chart(sweeps, method_styles(sweeps), x, y, y == sweeps.front().accuracy_axis));
   std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   svg.write(out);

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/names.h"
+
 namespace cdmoe::report {
 namespace {
 
@@ -71,7 +73,16 @@ std::string Element::str() const {
 }
 
 void append_escaped(std::string& out, const std::string& text) {
+  // XML 1.0 cannot carry C0 controls but tab, newline and carriage return, even as character
+  // references, nor invalid UTF-8: such text (from a database written before names were checked)
+  // is shown with U+FFFD in their place rather than making the page or an SVG ill-formed.
+  const bool valid = is_valid_utf8(text);
   for (char c : text) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t' && c != '\n' && c != '\r') || (!valid && u >= 0x80)) {
+      out += "\xEF\xBF\xBD";
+      continue;
+    }
     switch (c) {
       case '&': out += "&amp;"; break;
       case '<': out += "&lt;"; break;

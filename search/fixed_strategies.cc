@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/names.h"
 #include "core/model_shape.h"
 #include "core/random.h"
 #include "search/book_strategy.h"
@@ -99,9 +100,8 @@ std::vector<BudgetPoint> plans_from_file(const ModelShape& shape, const SearchCo
     std::string method = wrapped ? string_or(entry, "method", "plans", where) : "plans";
     std::string budget = wrapped ? string_or(entry, "budget", name, where) : name;
     if (wrapped) check_keys_of_plan_line(entry, where);
-    if (method.empty() || method.size() > 64 || method.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") != std::string::npos) {
-      throw_bad_input(where + ": method \"" + method + "\" must be lower_snake_case (at most 64 characters)");
-    }
+    check_method_name(method, where + ": method");
+    check_printable_name(budget, where + ": budget");
     for (size_t i = 0; i < points.size(); ++i) {  // merged silently, two lines would look like one result
       if (points[i].method == method && points[i].budget == budget) {
         throw_bad_input(where + ": plan name \"" + budget + "\" is used again (first on line " + std::to_string(lines_of[i]) + ")");
@@ -126,6 +126,12 @@ std::unique_ptr<Strategy> make_random_strategy(const ModelShape& shape, const Se
 
 std::unique_ptr<Strategy> make_plans_strategy(const ModelShape& shape, const SearchConfig& config) {
   return std::make_unique<FixedStrategy>(plans_from_file(shape, config));
+}
+
+void check_method_name(const std::string& method, const std::string& what) {
+  if (method.empty() || method.size() > 64 || method.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") != std::string::npos) {
+    throw_bad_input(what + " \"" + method + "\" must be lower_snake_case (at most 64 characters)");
+  }
 }
 
 }  // namespace cdmoe::search

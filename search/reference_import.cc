@@ -51,7 +51,9 @@ std::map<int, std::vector<int>> read_reference_experts(const std::string& path) 
   if (!file.is_object()) throw_bad_input(path + ": expected an object {\"layer\": [experts...]}");
   std::map<int, std::vector<int>> experts;
   for (const auto& [key, list] : file.items()) {
-    experts[index_text(key, path + ": key")] = distinct_indices(list, path + ": layer \"" + key + "\"");
+    const int layer = index_text(key, path + ": key");
+    if (experts.count(layer)) throw_bad_input(path + ": key \"" + key + "\" names layer " + std::to_string(layer) + " again");
+    experts[layer] = distinct_indices(list, path + ": layer \"" + key + "\"");
   }
   return experts;
 }
@@ -65,6 +67,9 @@ std::map<std::pair<int, int>, double> read_reference_weights(const std::string& 
     size_t dash = key.find('-');
     if (dash == std::string::npos) throw_bad_input(where + ": key is not \"layer-expert\"");
     int layer = index_text(key.substr(0, dash), where), expert = index_text(key.substr(dash + 1), where);
+    if (weights.count({layer, expert})) {  // "0-1" and "00-1" name one entry: which would win is arbitrary
+      throw_bad_input(where + ": names layer " + std::to_string(layer) + ", expert " + std::to_string(expert) + " again");
+    }
     if (!value.is_array() || value.empty() || !value.back().is_number()) {
       throw_bad_input(where + ": expected [sum, count, mean] ending in a number");
     }

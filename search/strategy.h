@@ -61,4 +61,8 @@ class Strategy {
 std::unique_ptr<Strategy> make_strategy(const std::string& name, const ModelShape& shape, const SearchConfig& config);
 std::string strategy_names();
 
+// Bad input naming `what` unless `method` is a method name results are recorded under:
+// lower_snake_case, at most 64 characters (plans files and cdmoe-import-reference's --method).
+void check_method_name(const std::string& method, const std::string& what);
+
 }  // namespace cdmoe::search

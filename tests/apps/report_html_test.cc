@@ -158,6 +158,10 @@ TEST_F(SweepCli, ReportBadInputIsOneLineExitTwoAndWritesNothing) {
   refused({"html", "--sweep", "s", "--out", file("missing/x.html")}, "--out '" + file("missing/x.html") + "': directory");
   refused({"html", "--sweep", "s", "--out", file("")}, "is a directory");
   refused({"plot", "--sweep", "s", "--format", "png"}, "--format \"png\" is not supported");
+  // A metric no sweep has drew an empty chart and exited 0: refused, naming the ones there are.
+  refused({"plot", "--sweep", "s", "--x", "nosuch", "--y", "task_acc_mean", "--out", file("x.svg")},
+          "--x \"nosuch\" is not a metric of these sweeps (metrics: condensed_layers");
+  EXPECT_FALSE(fs::exists(file("x.svg")));
   refused({"pareto", "--sweep", "s", "--sweep", "t"}, "'pareto' takes one --sweep NAME");
   EXPECT_FALSE(fs::exists(file("x.html")));
   for (const auto& entry : fs::directory_iterator(dir_->path())) {

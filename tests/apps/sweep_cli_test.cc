@@ -282,6 +282,10 @@ TEST_F(SweepCli, BadInputIsOneLineExitTwoAndWritesNothing) {
   refused(with("--dtype", "fp8"), "--dtype \"fp8\"");
   if (model::visible_cuda_devices() == 0) refused(with("--device", "cuda"), "--device cuda: this ");
   refused(with("--seq-len", "100000"), "max_position_embeddings");
+  // Names are stored, printed and drawn: not invalid UTF-8 (it broke `cdmoe-report sweeps --json`
+  // for the whole database), nor control characters.
+  refused(with("--sweep", "caf\xe9"), "--sweep is not valid UTF-8 (byte 3)");
+  refused(with("--sweep", "a\x1b[31mred"), "--sweep holds a control character (U+001B");
   refused({"--model", model()}, "--calib is required");
 
   // Under mpirun too: exit 2, nothing written, and the workers are let go.
@@ -430,6 +434,9 @@ TEST_F(SweepCli, ReferencePlansSitBesideOurs) {
   std::vector<std::string> too_many = good;
   *(std::find(too_many.begin(), too_many.end(), "2")) = "7";
   import_refused(too_many, "--k 7 is not between 0 and the model's 6 routed experts");
+  std::vector<std::string> markup_method = good;
+  markup_method.insert(markup_method.end(), {"--method", "<b>x"});
+  import_refused(markup_method, "--method \"<b>x\" must be lower_snake_case");
   CommandResult imported = run_command(good);
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
   EXPECT_NE(imported.out.find("wrote 2 plans (reference_sr_k2, layers 1..2)"), std::string::npos) << imported.out;
@@ -481,6 +488,27 @@ TEST_F(SweepCli, DryRunCountsAndConfigFileGivesTheSameOptions) {
   EXPECT_EQ(help.exit_code, 0);
   for (const char* option : {"--experts-kept", "--budgets", "--objective", "--max-attempts", "--dry-run", "--config"}) {
     EXPECT_NE(help.out.find(option), std::string::npos) << option;
+  }
+
+  // A switch in a config file means what its value says ("no-full-eval = false" turned the full
+  // evaluation off); a value that is not true or false, and a config naming another, are refused.
+  auto with_config_line = [&](const std::string& line) {
+    write_file(file("switch.ini"), config + line + "\n");
+    return run_command({kSweep, "--config", file("switch.ini"), "--dry-run"});
+  };
+  CommandResult off = with_config_line("no-full-eval = false");
+  ASSERT_EQ(off.exit_code, 0) << off.err;
+  EXPECT_NE(off.out.find("full evaluations"), std::string::npos) << "false kept the full evaluation: " << off.out;
+  CommandResult on = with_config_line("no-full-eval = true");
+  ASSERT_EQ(on.exit_code, 0) << on.err;
+  EXPECT_EQ(on.out.find("full evaluations"), std::string::npos) << on.out;
+  for (const auto& [line, says] : {std::pair{std::string("no-full-eval = maybe"), std::string("no-full-eval is a switch: true or false, got \"maybe\"")},
+                                   std::pair{std::string("config = other.ini"), std::string("a --config file cannot name another one")}}) {
+    CommandResult refused = with_config_line(line);
+    EXPECT_EQ(refused.exit_code, 2) << line;
+    EXPECT_EQ(testing::count_lines(refused.err), 1) << refused.err;
+    EXPECT_NE(refused.err.find(file("switch.ini") + ":"), std::string::npos) << refused.err;
+    EXPECT_NE(refused.err.find(says), std::string::npos) << refused.err;
   }
 }
 

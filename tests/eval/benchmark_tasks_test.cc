@@ -295,6 +295,32 @@ TEST(BenchmarkTasks, MissingAndBadFilesAreOneLineNamingTaskAndFile) {
   EXPECT_NE(load_error("squad", dir.path()).find("unknown task \"squad\" (tasks: arc_challenge, boolq"), std::string::npos);
 }
 
+// A file saved with Windows line ends (CRLF) reads as the same items as with LF, in every form:
+// the original distributions (RTE's TSV, PIQA's labels, MMLU's CSVs) and the JSONL exports.
+TEST(BenchmarkTasks, CrlfLineEndsReadAsTheSameItems) {
+  testing::TempDir dir;
+  const std::string original = kFixtures + "/original";
+  std::filesystem::create_directory(dir.file("mmlu_test"));
+  auto crlf = [](const std::string& text) {
+    std::string out;
+    for (char c : text) out += c == '\n' ? std::string("\r\n") : std::string(1, c);
+    return out;
+  };
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(original)) {
+    if (!entry.is_regular_file()) continue;
+    const std::string relative = entry.path().string().substr(original.size());
+    testing::write_file(dir.path() + relative, crlf(testing::read_file(entry.path().string())));
+  }
+  for (const char* name : {"rte", "piqa", "mmlu", "boolq", "hellaswag", "winogrande", "openbookqa", "arc_challenge"}) {
+    Task lf = load_task(name, original, 0), windows = load_task(name, dir.path(), 0);
+    ASSERT_EQ(lf.items.size(), windows.items.size()) << name;
+    for (size_t i = 0; i < lf.items.size(); ++i) {
+      EXPECT_EQ(item_requests(lf.items[i]), item_requests(windows.items[i])) << name << " item " << i;
+      EXPECT_EQ(lf.items[i].gold, windows.items[i].gold) << name << " item " << i;
+    }
+  }
+}
+
 // Labels are choice indices: 2^32 + 1 must not wrap into gold 1 (nor 2^64 - 1 into -1), in every
 // loader that reads one.
 TEST(BenchmarkTasks, LabelsBeyondAnIntAreRefusedNotWrapped) {

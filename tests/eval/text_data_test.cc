@@ -59,6 +59,16 @@ TEST(RequestSpecialTokens, NamedOrRefusedNamingTheOption) {
 
 INSTANTIATE_TEST_SUITE_P(Real, PairGolden, ::testing::Values("qwen3", "llama2"));
 
+// A plain-text document file with CRLF line ends gives the same documents as with LF (the
+// carriage return is not part of the text the tokenizer sees).
+TEST(Calibration, CrlfLineEndsGiveTheSameDocuments) {
+  testing::TempDir dir;
+  testing::write_file(dir.file("lf.txt"), "First document here.\nSecond one.\n\nThird.\n");
+  testing::write_file(dir.file("crlf.txt"), "First document here.\r\nSecond one.\r\n\r\nThird.\r\n");
+  EXPECT_EQ(read_documents(dir.file("crlf.txt")).texts, read_documents(dir.file("lf.txt")).texts);
+  EXPECT_EQ(read_documents(dir.file("crlf.txt")).texts.size(), 3u);
+}
+
 TEST(Calibration, LoadsSamplesTruncatesAndPacks) {
   auto tokenizer = model::Tokenizer::load(kTokenizers + "/qwen3");
   testing::TempDir dir;

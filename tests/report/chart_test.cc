@@ -16,6 +16,12 @@ TEST(Markup, EveryTextAndAttributeIsEscaped) {
   Element style("style");
   style.trusted_text("a > b { color: red }");
   EXPECT_EQ(style.str(), "<style>a > b { color: red }</style>") << "the page's own CSS is written as is";
+  // What XML 1.0 cannot carry even escaped (C0 controls but tab/LF/CR, invalid UTF-8) becomes
+  // U+FFFD, so a name from an old database cannot make the page or an SVG ill-formed.
+  Element bad("text");
+  bad.attr("data-x", std::string("a\0b\x1b", 4)).text(std::string("c\x01" "d\te\n") + "\xff");
+  const std::string replacement = "\xEF\xBF\xBD";  // U+FFFD
+  EXPECT_EQ(bad.str(), "<text data-x=\"a" + replacement + "b" + replacement + "\">c" + replacement + "d\te\n" + replacement + "</text>");
   Element meta("meta");
   meta.attr("charset", "utf-8");
   EXPECT_EQ(meta.str(), "<meta charset=\"utf-8\">") << "void elements have no end tag";

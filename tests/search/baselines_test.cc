@@ -182,6 +182,12 @@ TEST(PlansStrategy, ReadsJsonlAndNamesTheBadLine) {
   };
   EXPECT_NE(refusal(R"({"name": "a", "methd": "x", "plan": {}})").find(":1: unknown field 'methd'"), std::string::npos);
   EXPECT_NE(refusal(R"({"name": "a", "method": "Ref S", "plan": {}})").find("method \"Ref S\" must be lower_snake_case"), std::string::npos);
+  // Budgets (and names, their default) are stored and drawn in the report: no control
+  // characters (a NUL made the SVGs ill-formed XML), valid UTF-8.
+  EXPECT_NE(refusal(R"({"name": "a", "budget": "layers:\u0000x", "plan": {}})").find(":1: budget holds a control character (U+0000"),
+            std::string::npos);
+  EXPECT_NE(refusal(R"({"name": "a\u001b[31m", "plan": {}})").find(":1: budget holds a control character (U+001B"), std::string::npos);
+  EXPECT_NE(refusal("{\"name\": \"a\", \"budget\": \"x\\u0085\", \"plan\": {}}").find("control character (U+0085"), std::string::npos);
 }
 
 }  // namespace

@@ -79,6 +79,11 @@ TEST(ReferenceImport, BadArtifactsNameTheFileAndEntry) {
   cdmoe::testing::TempDir dir;
   cdmoe::testing::write_file(dir.file("w.json"), R"({"3_4": [1, 2, 0.5]})");
   EXPECT_NE(bad_input_message([&] { read_reference_weights(dir.file("w.json")); }).find("w.json: \"3_4\": key is not \"layer-expert\""), std::string::npos);
+  // "0-1" and "00-1" name the same entry: which one wins would be arbitrary.
+  cdmoe::testing::write_file(dir.file("w.json"), R"({"0-1": [1, 2, 0.5], "00-1": [1, 2, 0.25]})");
+  EXPECT_NE(bad_input_message([&] { read_reference_weights(dir.file("w.json")); }).find("names layer 0, expert 1 again"), std::string::npos);
+  cdmoe::testing::write_file(dir.file("e.json"), R"({"3": [1, 2], "03": [4]})");
+  EXPECT_NE(bad_input_message([&] { read_reference_experts(dir.file("e.json")); }).find("names layer 3 again"), std::string::npos);
   cdmoe::testing::write_file(dir.file("w.json"), R"({"3-4": [1, 2, "x"]})");
   EXPECT_NE(bad_input_message([&] { read_reference_weights(dir.file("w.json")); }).find("expected [sum, count, mean]"), std::string::npos);
   cdmoe::testing::write_file(dir.file("o.json"), "[3, 4, 3]");
