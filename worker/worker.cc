@@ -1,12 +1,10 @@
 #include "worker/worker.h"
 
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <map>
 #include <optional>
-#include <sstream>
 
 #include <ATen/ATen.h>
 
@@ -23,24 +21,6 @@
 #include "model/tokenizer.h"
 
 namespace cdmoe::worker {
-namespace {
-
-// Whether the comma-separated test hook list in `variable` names this candidate (on this rank).
-bool hook_names(const char* variable, int64_t candidate_id, int rank) {
-  const char* value = std::getenv(variable);
-  if (!value) return false;
-  std::stringstream list(value);
-  std::string item;
-  while (std::getline(list, item, ',')) {
-    size_t at = item.find('@');
-    if (std::atoll(item.substr(0, at).c_str()) != candidate_id) continue;
-    if (at == std::string::npos || std::atoi(item.c_str() + at + 1) == rank) return true;
-  }
-  return false;
-}
-
-}  // namespace
-
 struct Worker::Impl {
   WorkerOptions options;
   int rank = 0;
@@ -205,8 +185,6 @@ Result Worker::run(const Task& task) {
   auto start = std::chrono::steady_clock::now();
   Result result;
   try {
-    if (hook_names("CDMOE_TEST_CRASH", task.candidate_id, impl_->rank)) std::abort();
-    if (hook_names("CDMOE_TEST_FAIL", task.candidate_id, impl_->rank)) throw_runtime("injected failure (CDMOE_TEST_FAIL)");
     if (task.kind == "search") {
       result = impl_->search(task);
     } else if (task.kind == "full_eval") {

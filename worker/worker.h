@@ -14,9 +14,8 @@
 //                finetune_loss and the loss curve. The model is put back as it was afterwards.
 //   "noop"       nothing (measures dispatch overhead).
 // run() never throws: a failing task becomes a FAILED result carrying the message, and the
-// worker carries on. Test hooks (environment, for the fault tests only):
-//   CDMOE_TEST_FAIL="ID[@RANK],..."  candidate ID fails (on RANK only, when given);
-//   CDMOE_TEST_CRASH="ID,..."        the process aborts on candidate ID (a crash that kills the job).
+// worker carries on. (What the coordinator does with failures, crashes and retries is tested
+// with scripted workers: tests/coordinator/coordinator_test.cc.)
 // Not thread-safe: one thread owns a Worker.
 #pragma once
 

@@ -200,52 +200,6 @@ TEST_F(SweepCli, KilledAtRandomPointsResumesToExactlyTheUninterruptedResult) {
   EXPECT_EQ(resumed.done_events_max, 1) << "a candidate was DONE twice (seed " << seed << ")";
 }
 
-TEST_F(SweepCli, FailedCandidatesAreRetriedElsewhereThenFailedForGood) {
-  std::string db = file("retry.db");
-  auto args = sweep_args(db, "s");
-  args.insert(args.end(), {"--max-attempts", "2"});
-  // Candidates 2-20 except 5 fail on rank 1 only (a flaky node): whichever of them rank 1 gets
-  // (which depends on when each worker said hello) are retried on rank 2 and succeed there.
-  // Candidate 5 fails everywhere: FAILED after 2 attempts with its error, and the sweep goes on.
-  std::string faults = "5";
-  for (int id = 2; id <= 20; ++id) faults += id == 5 ? "" : "," + std::to_string(id) + "@1";
-  setenv("CDMOE_TEST_FAIL", faults.c_str(), 1);
-  CommandResult r = run_command(mpi(3, args));
-  unsetenv("CDMOE_TEST_FAIL");
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE id = 5 AND state = 'FAILED' AND attempts = 2 "
-                           "AND error LIKE '%injected failure%'"), 1);
-  const std::string retried = "SELECT candidate_id FROM events WHERE kind = 'retry' AND candidate_id <> 5";
-  EXPECT_GE(count_rows(db, "SELECT count(DISTINCT candidate_id) FROM (" + retried + ")"), 1) << "rank 1 failed none";
-  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE id IN (" + retried + ") AND NOT (id BETWEEN 2 AND 20 "
-                           "AND state = 'DONE' AND worker_rank = 2 AND attempts = 2)"), 0);
-  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM events WHERE kind = 'retry' AND candidate_id <> 5 AND "
-                           "json_extract(detail, '$.failed_rank') <> 1"), 0);
-  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM events WHERE kind = 'retry' AND candidate_id = 5"), 1);
-  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM events WHERE kind = 'failed' AND candidate_id = 5"), 1);
-  EXPECT_EQ(read_outcome(db, "s").state, "DONE");
-}
-
-TEST_F(SweepCli, ACandidateThatCrashesTheJobEndsFailedInsteadOfLooping) {
-  std::string db = file("crash.db");
-  auto args = sweep_args(db, "s");
-  args.insert(args.end(), {"--max-attempts", "2"});
-  setenv("CDMOE_TEST_CRASH", "4", 1);
-  std::vector<int> codes;
-  for (int run = 0; run < 4; ++run) {
-    CommandResult r = run_command(local(args));
-    codes.push_back(r.exit_code);
-    if (r.exit_code == 0) break;
-  }
-  unsetenv("CDMOE_TEST_CRASH");
-  ASSERT_EQ(codes.size(), 3u);  // two crashed runs (one per attempt), then a finished one
-  EXPECT_EQ(codes[0], 128 + SIGABRT);
-  EXPECT_EQ(codes[1], 128 + SIGABRT);
-  EXPECT_EQ(codes[2], 0);
-  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE id = 4 AND state = 'FAILED' AND attempts = 2 "
-                           "AND error LIKE '%died during each of its 2 attempts%'"), 1);
-}
-
 TEST_F(SweepCli, BadInputIsOneLineExitTwoAndWritesNothing) {
   std::string db = file("bad.db");
   auto refused = [&](std::vector<std::string> args, const std::string& text) {
