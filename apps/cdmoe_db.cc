@@ -34,8 +34,7 @@ int db_main(int argc, char** argv) {
   }
   if (command == "check") {
     db::Connection connection = db::open_database(path, db::OpenMode::kReadOnly);
-    db::Statement check(connection, "PRAGMA integrity_check");
-    std::string first = check.step() ? check.column_text(0) : "no answer";
+    const std::string first = db::integrity_check(connection);
     if (first != "ok") throw_bad_input("results DB '" + path + "' is damaged: " + first);
     std::cout << "results DB '" << path << "': ok\n";
     return 0;

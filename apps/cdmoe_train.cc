@@ -32,6 +32,7 @@
 #include "comm/collective.h"
 #include "comm/mpi_transport.h"
 #include "core/error.h"
+#include "core/host_name.h"
 #include "core/progress.h"
 #include "db/database.h"
 #include "db/report_queries.h"
@@ -195,7 +196,7 @@ int record_in_sweep(const SweepParent& parent, const Plan& plan, const Json& ide
   }
   db::CandidateSpec spec{db::kManualFinetuneStage, parent.origin.method + "_ft", plan, parent.id, parent.origin.budget};
   Result result;
-  result.worker_host = comm::host_name();
+  result.worker_host = host_name();
   result.finetune_steps = position.steps();
   result.metrics.push_back({"finetune_loss", result.finetune_steps.back().loss, "nats"});
   result.metrics.push_back({"finetune_tokens", double(position.tokens), "tokens"});

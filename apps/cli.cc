@@ -13,6 +13,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/split.h"
 
 namespace cdmoe {
 
@@ -149,14 +150,8 @@ void add_speed_options(boost::program_options::options_description& options, eva
 
 std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> parts;
-  std::string current;
-  for (char c : text + ",") {
-    if (c != ',') {
-      current += c;
-    } else if (!current.empty()) {
-      parts.push_back(current);
-      current.clear();
-    }
+  for (std::string& part : split_trimmed(text, ",")) {
+    if (!part.empty()) parts.push_back(std::move(part));
   }
   return parts;
 }

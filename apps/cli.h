@@ -47,7 +47,7 @@ int64_t checked_count(int64_t value, const std::string& option, int64_t low, int
 // The largest --cache-mb any command accepts (16 TiB: the byte count stays far inside int64).
 inline constexpr int64_t kMaxCacheMb = int64_t(1) << 24;
 
-// "a,b,,c" -> {"a", "b", "c"}.
+// "a, b,,c" -> {"a", "b", "c"} (core/split.h, empty parts dropped).
 std::vector<std::string> split_commas(const std::string& text);
 
 }  // namespace cdmoe

@@ -9,12 +9,6 @@
 
 namespace cdmoe::comm {
 
-std::string host_name() {
-  char name[256] = {};
-  if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
-  return name;
-}
-
 namespace {
 
 // A queue one thread fills and another drains, with a timed wait.

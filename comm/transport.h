@@ -46,7 +46,4 @@ using MessageHandler = std::function<std::optional<Message>(const Message&)>;
 // and joins.
 std::unique_ptr<Transport> make_in_process_transport(std::function<Message()> start_worker, MessageHandler worker);
 
-// The host this process runs on.
-std::string host_name();
-
 }  // namespace cdmoe::comm

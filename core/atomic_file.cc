@@ -9,19 +9,14 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/host_name.h"
 
 namespace cdmoe {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string this_host() {
-  char name[256] = {};
-  if (gethostname(name, sizeof name - 1) != 0) return "unknown";
-  return name;
-}
-
-std::string temporary_prefix(const fs::path& target) { return target.filename().string() + ".tmp-" + this_host() + "-"; }
+std::string temporary_prefix(const fs::path& target) { return target.filename().string() + ".tmp-" + host_name() + "-"; }
 
 // The directory entry of a rename is only durable once the directory itself is synced.
 void sync_directory(const fs::path& directory) {

@@ -37,7 +37,6 @@ DivergenceMean divergence_mean_named(const std::string& name, const std::string&
   throw_bad_input(where + ": \"" + name + "\" is not one of token, sequence");
 }
 
-const char* divergence_mean_name(DivergenceMean mean) { return mean == DivergenceMean::kToken ? "token" : "sequence"; }
 
 void validate_objective_scope(const std::string& scope, const std::string& where) {
   for (const char* known : kObjectiveScopes) {

@@ -31,7 +31,6 @@ std::string divergence_names();
 enum class DivergenceMean { kToken, kSequence };
 // The mean named `name`; bad input ("WHERE: \"x\" is not one of token, sequence") otherwise.
 DivergenceMean divergence_mean_named(const std::string& name, const std::string& where);
-const char* divergence_mean_name(DivergenceMean mean);
 
 // The scopes an objective compares at: the changed layer's output, or the model's output.
 inline constexpr const char* kObjectiveScopes[] = {"layer", "model"};

@@ -62,9 +62,13 @@ std::string quick_check(Connection& connection) {
   return answer;
 }
 
-void migrate(Connection& connection, int from_version) {
+void migrate(Connection& connection) {
   const std::vector<std::string>& steps = migrations();
-  Transaction transaction(connection);
+  Transaction transaction(connection);  // BEGIN IMMEDIATE: one migrating writer at a time
+  // Read again under the write lock: another process that opened the same old file at the same
+  // moment may have migrated it while this one waited for the lock.
+  const int64_t from_version = pragma_int(connection, "user_version");
+  if (from_version >= int64_t(steps.size())) return;
   for (size_t version = size_t(from_version); version < steps.size(); ++version) {
     connection.exec(steps[version]);
   }
@@ -129,8 +133,13 @@ Connection open_database(const std::string& path, OpenMode mode) {
   connection.exec("PRAGMA cache_size = -65536");
   connection.exec("PRAGMA wal_autocheckpoint = 10000");
   connection.exec("PRAGMA foreign_keys = ON");
-  if (version < latest_schema_version()) migrate(connection, int(version));
+  if (version < latest_schema_version()) migrate(connection);
   return connection;
+}
+
+std::string integrity_check(Connection& connection) {
+  Statement check(connection, "PRAGMA integrity_check");
+  return check.step() ? check.column_text(0) : "no answer";
 }
 
 }  // namespace cdmoe::db

@@ -20,4 +20,8 @@ int latest_schema_version();
 
 Connection open_database(const std::string& path, OpenMode mode);
 
+// SQLite's full integrity check (PRAGMA integrity_check, O(file size)): "ok", or the first
+// problem it reports.
+std::string integrity_check(Connection& connection);
+
 }  // namespace cdmoe::db

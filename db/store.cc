@@ -8,6 +8,7 @@
 
 #include "core/build_info.h"
 #include "core/error.h"
+#include "core/host_name.h"
 #include "core/names.h"
 #include "core/sha256.h"
 #include "db/database.h"
@@ -20,12 +21,6 @@ namespace {
 const std::set<std::string> kResultsViewColumns = {
     "sweep", "candidate_id", "stage", "method", "budget", "state", "attempts", "plan_hash", "plan_json",
     "parent_id", "worker_rank", "worker_host", "started_at", "finished_at", "elapsed_s", "error"};
-
-std::string host_name() {
-  char buffer[256] = {};
-  if (gethostname(buffer, sizeof buffer - 1) != 0) return "unknown";
-  return buffer;
-}
 
 CandidateRow read_candidate(const Statement& s) {
   CandidateRow row;

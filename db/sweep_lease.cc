@@ -9,18 +9,13 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/host_name.h"
 
 namespace cdmoe::db {
 namespace {
 
 double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string this_host() {
-  char name[256] = {};
-  if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
-  return name;
 }
 
 bool process_exists(int64_t pid) { return pid > 0 && (kill(pid_t(pid), 0) == 0 || errno == EPERM); }
@@ -48,7 +43,7 @@ std::string describe(const Holder& holder, double now) {
 }  // namespace
 
 SweepLease::SweepLease(Connection& connection, const std::string& sweep, double stale_after_s)
-    : connection_(connection), sweep_(sweep), host_(this_host()), pid_(int64_t(getpid())) {
+    : connection_(connection), sweep_(sweep), host_(host_name()), pid_(int64_t(getpid())) {
   double watched_since = 0, first_beat = 0;
   for (;;) {
     Transaction take(connection_);

@@ -27,10 +27,6 @@ const char* const kRequestSpecialTokensHelp =
     "special tokens in task requests, as lm-evaluation-harness's tok_encode adds them: none (lm-eval v0.4.4 to "
     "v0.4.9.1's default) or tokenizer (v0.4.9.2 and later: what the tokenizer adds, e.g. DeepSeekMoE's BOS)";
 
-const char* request_special_tokens_name(RequestSpecialTokens tokens) {
-  return tokens == RequestSpecialTokens::kNone ? "none" : "tokenizer";
-}
-
 std::pair<std::vector<int64_t>, std::vector<int64_t>> encode_pair(const model::Tokenizer& tokenizer,
                                                                   const std::string& context,
                                                                   const std::string& continuation,

@@ -21,7 +21,6 @@ namespace cdmoe::eval {
 enum class RequestSpecialTokens { kNone, kTokenizer };
 // "none" or "tokenizer"; bad input naming `option` otherwise.
 RequestSpecialTokens request_special_tokens_named(const std::string& name, const std::string& option);
-const char* request_special_tokens_name(RequestSpecialTokens tokens);
 // The --special-tokens option's help, for every command that scores tasks.
 extern const char* const kRequestSpecialTokensHelp;
 

@@ -14,15 +14,6 @@ Decay decay_named(const std::string& name) {
   throw_bad_input("--decay: \"" + name + "\" is not one of cosine, linear, constant");
 }
 
-const char* decay_name(Decay decay) {
-  switch (decay) {
-    case Decay::kCosine: return "cosine";
-    case Decay::kLinear: return "linear";
-    case Decay::kConstant: return "constant";
-  }
-  return "?";
-}
-
 double learning_rate(const Schedule& s, int64_t step) {
   if (step < s.warmup_steps) return s.lr * double(step + 1) / double(s.warmup_steps);
   if (s.decay == Decay::kConstant) return s.lr;

@@ -13,7 +13,6 @@ namespace cdmoe::finetune {
 enum class Decay { kCosine, kLinear, kConstant };
 
 Decay decay_named(const std::string& name);  // "cosine", "linear", "constant"; else bad input naming --decay
-const char* decay_name(Decay decay);
 
 struct Schedule {
   double lr = 1e-5;

@@ -75,13 +75,12 @@ class Trainer {
   Trainer(model::MoeModel& model, Plan plan, TrainerOptions options, comm::Collective& collective);
   ~Trainer();
 
-  // One optimizer step at step index steps_done() over this rank's micro-batches (every rank
+  // One optimizer step (the optimizer's next) over this rank's micro-batches (every rank
   // passes the same number).
   StepStats step(const std::vector<Batch>& micro_batches);
   // Summed cross-entropy and target tokens of batches over every rank, no gradients.
   std::pair<double, int64_t> evaluate(const std::vector<Batch>& batches);
 
-  int64_t steps_done() const { return optimizer_.steps(); }
   const std::vector<std::pair<std::string, at::Tensor>>& trainable() const { return trainable_; }
   int64_t trainable_elements() const;
   AdamW& optimizer() { return optimizer_; }

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "core/split.h"
 #include "core/model_shape.h"
 #include "core/param_count.h"
 #include "core/plan.h"
@@ -15,21 +16,6 @@ std::string trim(const std::string& text) {
   size_t first = text.find_first_not_of(" \t");
   if (first == std::string::npos) return "";
   return text.substr(first, text.find_last_not_of(" \t") - first + 1);
-}
-
-std::vector<std::string> split(const std::string& text, const std::string& separators) {
-  std::vector<std::string> parts;
-  std::string current;
-  for (char c : text) {
-    if (separators.find(c) != std::string::npos) {
-      parts.push_back(trim(current));
-      current.clear();
-    } else {
-      current += c;
-    }
-  }
-  parts.push_back(trim(current));
-  return parts;
 }
 
 double parse_number(const std::string& text, const std::string& where) {
@@ -73,7 +59,7 @@ std::string format_number(double value) {
 
 std::vector<Budget> parse_budgets(const std::string& spec, const std::string& where) {
   std::vector<Budget> budgets;
-  for (const std::string& group : split(spec, ";|")) {
+  for (const std::string& group : split_trimmed(spec, ";|")) {
     if (group.empty()) continue;
     size_t colon = group.find(':');
     if (colon == std::string::npos) {
@@ -81,7 +67,7 @@ std::vector<Budget> parse_budgets(const std::string& spec, const std::string& wh
     }
     std::string kind = trim(group.substr(0, colon));
     std::string at = where + ": budget \"" + group + "\"";
-    for (const std::string& item : split(group.substr(colon + 1), ",")) {
+    for (const std::string& item : split_trimmed(group.substr(colon + 1), ",")) {
       if (item.empty()) throw_bad_input(at + " has an empty value");
       if (kind == "layers") {
         size_t dash = item.find('-');

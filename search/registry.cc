@@ -1,4 +1,5 @@
 #include "core/error.h"
+#include "core/split.h"
 #include "search/strategies.h"
 
 namespace cdmoe::search {
@@ -32,10 +33,7 @@ std::unique_ptr<Strategy> make_strategy(const std::string& name, const ModelShap
   }
   std::vector<std::unique_ptr<Strategy>> parts;
   std::vector<std::string> seen;
-  size_t start = 0;
-  for (;;) {  // a comma-separated list: the method and its baselines side by side
-    size_t comma = name.find(',', start);
-    std::string one = name.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+  for (const std::string& one : split_trimmed(name, ",")) {  // the method and its baselines side by side
     const Registered* found = nullptr;
     for (const Registered& s : kStrategies) {
       if (one == s.name) found = &s;
@@ -46,8 +44,6 @@ std::unique_ptr<Strategy> make_strategy(const std::string& name, const ModelShap
     }
     seen.push_back(one);
     parts.push_back(found->make(shape, config));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   if (parts.size() == 1) return std::move(parts.front());
   return make_combined_strategy(std::move(parts));

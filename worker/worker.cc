@@ -11,6 +11,7 @@
 #include "comm/collective.h"
 #include "comm/transport.h"
 #include "core/error.h"
+#include "core/host_name.h"
 #include "core/finetune_task.h"
 #include "core/objectives.h"
 #include "eval/evaluation.h"
@@ -201,7 +202,7 @@ Result Worker::run(const Task& task) {
   }
   result.candidate_id = task.candidate_id;
   result.worker_rank = impl_->rank;
-  result.worker_host = comm::host_name();
+  result.worker_host = host_name();
   result.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

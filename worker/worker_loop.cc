@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/host_name.h"
+
 namespace cdmoe::worker {
 
 comm::MessageHandler as_handler(TaskRunner run) {
@@ -25,7 +27,7 @@ comm::MessageHandler as_handler(TaskRunner run) {
 
 comm::Message hello_message(const Starter& start) {
   Hello hello;
-  hello.host = comm::host_name();
+  hello.host = host_name();
   try {
     start(hello);
   } catch (const std::exception& e) {

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "core/host_name.h"
 #include "core/json_fields.h"
 #include "model/moe_model.h"
 #include "model/safetensors.h"
@@ -454,14 +455,9 @@ void execute(const std::string& db, const std::string& sql) {
   db::Connection c = db::open_database(db, db::OpenMode::kReadWrite);
   c.exec(sql);
 }
-std::string host_of_this_process() {
-  char name[256] = {};
-  gethostname(name, sizeof name - 1);
-  return name;
-}
 // A live coordinator on the sweep, as the lease table shows one: this test process, on this host.
 void hold_lease(const std::string& db, const std::string& sweep) {
-  execute(db, "INSERT INTO sweep_leases (sweep, host, pid, heartbeat) VALUES ('" + sweep + "', '" + host_of_this_process() +
+  execute(db, "INSERT INTO sweep_leases (sweep, host, pid, heartbeat) VALUES ('" + sweep + "', '" + host_name() +
                   "', " + std::to_string(getpid()) + ", strftime('%s', 'now'))");
 }
 void release_lease(const std::string& db) { execute(db, "DELETE FROM sweep_leases"); }

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "core/host_name.h"
 #include "db/store.h"
 #include "tests/test_util.h"
 
@@ -23,12 +24,6 @@ using cdmoe::testing::TempDir;
 
 double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string this_host() {
-  char name[256] = {};
-  gethostname(name, sizeof(name) - 1);
-  return name;
 }
 
 // A pid that existed a moment ago and no longer does.
@@ -64,7 +59,7 @@ TEST(SweepLease, TakenWhenFreeHeldWhileAliveReleasedAtTheEnd) {
     SweepLease lease(store.connection(), "s");
     auto held = holder(store.connection(), "s");
     ASSERT_TRUE(held);
-    EXPECT_EQ(held->host, this_host());
+    EXPECT_EQ(held->host, host_name());
     EXPECT_EQ(held->pid, int64_t(getpid()));
     EXPECT_FALSE(holder(store.connection(), "other")) << "leases are per sweep";
     SweepLease other(store.connection(), "other");
@@ -76,14 +71,14 @@ TEST(SweepLease, ALiveOwnerOnThisHostRefusesTheNewcomerAtOnceChangingNothing) {
   TempDir dir;
   Store store(dir.file("l.db"));
   const int64_t live = int64_t(getppid());  // the test runner's parent: alive
-  put_holder(store.connection(), "s", this_host(), live, unix_now() - 1000);  // even with an old heartbeat
+  put_holder(store.connection(), "s", host_name(), live, unix_now() - 1000);  // even with an old heartbeat
   try {
     SweepLease lease(store.connection(), "s");
     ADD_FAILURE() << "took a live owner's lease";
   } catch (const Error& e) {
     EXPECT_EQ(e.exit_code(), 2);
     std::string message = e.what();
-    EXPECT_NE(message.find("sweep \"s\" is being run by another cdmoe-sweep (host " + this_host() + ", pid " +
+    EXPECT_NE(message.find("sweep \"s\" is being run by another cdmoe-sweep (host " + host_name() + ", pid " +
                            std::to_string(live)), std::string::npos) << message;
     EXPECT_EQ(message.find('\n'), std::string::npos);
   }
@@ -95,7 +90,7 @@ TEST(SweepLease, ALiveOwnerOnThisHostRefusesTheNewcomerAtOnceChangingNothing) {
 TEST(SweepLease, ADeadOwnerOnThisHostIsTakenOverAtOnce) {
   TempDir dir;
   Store store(dir.file("l.db"));
-  put_holder(store.connection(), "s", this_host(), dead_pid(), unix_now());
+  put_holder(store.connection(), "s", host_name(), dead_pid(), unix_now());
   SweepLease lease(store.connection(), "s");
   EXPECT_EQ(holder(store.connection(), "s")->pid, int64_t(getpid()));
 }
@@ -106,14 +101,14 @@ TEST(SweepLease, AnotherHostsOwnerIsTakenOverOnlyWhenItsHeartbeatIsStale) {
   // Silent for longer than stale_after: a SIGKILLed job on another node.
   put_holder(store.connection(), "old", "node-17", 4242, unix_now() - 10);
   SweepLease old_lease(store.connection(), "old", /*stale_after_s=*/5);
-  EXPECT_EQ(holder(store.connection(), "old")->host, this_host());
+  EXPECT_EQ(holder(store.connection(), "old")->host, host_name());
 
   // Fresh but silent: the newcomer waits until it goes stale, then takes it.
   put_holder(store.connection(), "quiet", "node-17", 4242, unix_now());
   auto start = std::chrono::steady_clock::now();
   SweepLease quiet(store.connection(), "quiet", /*stale_after_s=*/1.5);
   EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 1.0) << "it waited";
-  EXPECT_EQ(holder(store.connection(), "quiet")->host, this_host());
+  EXPECT_EQ(holder(store.connection(), "quiet")->host, host_name());
 
   // Beating: the owner lives, the newcomer is refused and changes nothing.
   put_holder(store.connection(), "alive", "node-17", 4242, unix_now());

@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <thread>
+#include <vector>
+
 #include "core/error.h"
 #include "db/database.h"
 #include "db/schema.h"
@@ -159,6 +163,36 @@ TEST(OpenDatabase, MigratesAVersionOneDatabaseKeepingItsRows) {
   Connection c = open_database(path, OpenMode::kReadOnly);
   EXPECT_EQ(count(c, "PRAGMA user_version"), latest_schema_version());
   EXPECT_EQ(latest_schema_version(), 5);
+}
+
+// Two writers opening the same old file at once (two jobs of one array starting together): the
+// second to take the write lock finds it migrated already instead of running the steps again.
+TEST(OpenDatabase, TwoWritersOpeningAnOldFileAtOnceMigrateItOnce) {
+  for (int round = 0; round < 5; ++round) {
+    TempDir dir;
+    std::string path = dir.file("v1.db");
+    make_version_one_database(path);
+    std::vector<std::string> errors(4);
+    std::vector<std::thread> openers;
+    for (size_t t = 0; t < errors.size(); ++t) {
+      openers.emplace_back([&, t] {
+        try {
+          Store store(path);
+        } catch (const std::exception& e) {
+          errors[t] = e.what();
+        }
+      });
+    }
+    for (std::thread& t : openers) t.join();
+    for (const std::string& e : errors) EXPECT_EQ(e, "") << "round " << round;
+    Connection c = open_database(path, OpenMode::kReadOnly);
+    Statement version(c, "PRAGMA user_version");
+    ASSERT_TRUE(version.step());
+    EXPECT_EQ(version.column_int(0), latest_schema_version());
+    Statement rows(c, "SELECT count(*) FROM candidates");
+    ASSERT_TRUE(rows.step());
+    EXPECT_EQ(rows.column_int(0), 3);
+  }
 }
 
 TEST(OpenDatabase, RefusesCorruptFileUntouched) {
