@@ -1,5 +1,5 @@
-// Collective over NCCL on CUDA device buffers; compiled only when CMake found NCCL and the CUDA
-// runtime (CDMOE_WITH_NCCL). The unique id travels from rank 0 over MPI. Calls are enqueued on
+// Collective over NCCL on CUDA device buffers; compiled instead of nccl_unavailable.cc only in a
+// build configured with -DCDMOE_NCCL=ON (comm/CMakeLists.txt: NCCL and the CUDA runtime found). The unique id travels from rank 0 over MPI. Calls are enqueued on
 // the legacy default stream, which orders them after the kernels libtorch queued there, and
 // return after that stream synchronises: the buffer holds the result when a call returns.
 #include <cuda_runtime.h>

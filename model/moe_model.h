@@ -90,7 +90,7 @@ class MoeModel {
   const Plan& fixed_plan() const;
 
   // The pieces a condense op of MoE layer `layer` combines, for the calibration rows `hidden`
-  // [B, T, D] entering the layer (eval/expert_outputs.h: expert selection as a weighted sum):
+  // [B, T, D] entering the layer (eval/layer_cache.h: expert selection as a weighted sum):
   // the layer's output under condense(K, w, s) is residual + s·shared + Σ_{e∈K} w_e·experts[e],
   // equal to run_layers(hidden, mask, layer, layer + 1, plan) up to floating-point summation order.
   struct MoeParts {

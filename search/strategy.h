@@ -56,7 +56,8 @@ class Strategy {
   virtual std::vector<StageProgress> progress() const = 0;
 };
 
-// Builds a registered strategy: cdmoe, drop, prune, random, plans. Checks the config against
+// Builds a registered strategy (search/registry.cc: cdmoe, drop, blockdrop, prune, random, plans;
+// several comma-separated run side by side). Checks the config against
 // the shape (k larger than the routed experts, budgets that cannot be met, ...): bad input.
 std::unique_ptr<Strategy> make_strategy(const std::string& name, const ModelShape& shape, const SearchConfig& config);
 std::string strategy_names();
