@@ -1,5 +1,6 @@
 #include "coordinator/coordinator.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <deque>
@@ -9,6 +10,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/objectives.h"
 #include "core/progress.h"
 
 namespace cdmoe::coordinator {
@@ -24,6 +26,7 @@ struct Work {
   Plan plan;
   Task task;
   bool search = true;   // a search candidate: its result goes back to the strategy
+  std::optional<int64_t> parent;  // the candidate it derives from (a fine-tune's budget point)
   int attempts = 0;     // dispatches so far (committed)
   int avoid_rank = -1;  // the worker its last attempt failed on: retry elsewhere when possible
 };
@@ -106,6 +109,11 @@ class SweepLoop {
       if (known.state == CandidateState::kRunning) known.state = CandidateState::kPreempted;
     }
     stored_metrics_ = store_.sweep_metrics(sweep_id_);
+    for (const auto& [key, known] : known_) {  // a resumed sweep's full evaluations, for their fine-tunes
+      if (known.state == CandidateState::kDone && key.rfind(std::string(kFullStage) + "\n", 0) == 0) {
+        remember_speed(known.id, stored_metrics_[known.id]);
+      }
+    }
   }
 
   // Adds candidates (new ones to the database in one transaction) and routes each by its
@@ -148,7 +156,7 @@ class SweepLoop {
         Task task = tasks[i];
         task.candidate_id = known.id;
         task.plan = spec.plan;
-        queue_.push_back(Work{known.id, spec.stage, spec.plan, std::move(task), search, known.attempts, -1});
+        queue_.push_back(Work{known.id, spec.stage, spec.plan, std::move(task), search, spec.parent_id, known.attempts, -1});
       }
     }
   }
@@ -317,6 +325,7 @@ class SweepLoop {
         finished_work.emplace_back(std::move(result), std::move(work));
       }
     }
+    share_parent_speed(finished_work, final_results);
     if (!final_results.empty()) store_.record_results(final_results);
     for (auto& [result, work] : retries) {
       store_.requeue({work.id}, CandidateState::kWaiting, "retry",
@@ -331,6 +340,40 @@ class SweepLoop {
         ++summary_.failed;
         if (work.search) strategy_.record_failure(work.stage, work.plan);
       }
+    }
+  }
+
+  // Full evaluations' speed metrics, by candidate: what their fine-tuned children share.
+  void remember_speed(int64_t id, const std::vector<Metric>& metrics) {
+    std::vector<Metric>& kept = speed_of_[id];
+    kept.clear();
+    for (const Metric& m : metrics) {
+      const auto& names = speed_metric_names();
+      if (std::find(names.begin(), names.end(), m.name) != names.end()) kept.push_back(m);
+    }
+  }
+
+  // A fine-tune of a budget point has its parent's architecture (the same plan), so its speed is its parent's:
+  // the parent's one measurement replaces the fine-tune's second, noisy one for the same shape
+  // (and speed_shared_from names the candidate it came from). Full evaluations arriving now are
+  // remembered for their children first.
+  void share_parent_speed(std::vector<std::pair<Result, Work>>& finished, std::vector<Result>& results) {
+    for (auto& [result, work] : finished) {
+      if (result.ok && work.stage == kFullStage) remember_speed(work.id, result.metrics);
+    }
+    for (Result& result : results) {
+      auto flight = std::find_if(finished.begin(), finished.end(), [&](const auto& f) { return f.second.id == result.candidate_id; });
+      if (!result.ok || flight == finished.end() || flight->second.stage != kFinetuneStage || !flight->second.parent) continue;
+      // The control changed the original model itself: it has no speed-up against it to share.
+      if (flight->second.task.params.value("train", std::string()) == "blocks") continue;
+      auto parent = speed_of_.find(*flight->second.parent);
+      if (parent == speed_of_.end() || parent->second.empty()) continue;
+      const auto& names = speed_metric_names();
+      result.metrics.erase(std::remove_if(result.metrics.begin(), result.metrics.end(),
+                                          [&](const Metric& m) { return std::find(names.begin(), names.end(), m.name) != names.end(); }),
+                           result.metrics.end());
+      result.metrics.insert(result.metrics.end(), parent->second.begin(), parent->second.end());
+      result.metrics.push_back({"speed_shared_from", double(*flight->second.parent), ""});
     }
   }
 
@@ -367,6 +410,7 @@ class SweepLoop {
   Progress progress_;
 
   std::unordered_map<std::string, Known> known_;  // stage + plan hash -> candidate
+  std::unordered_map<int64_t, std::vector<Metric>> speed_of_;  // full evaluation -> its speed metrics
   std::map<int64_t, std::vector<Metric>> stored_metrics_;
   std::set<std::string> admitted_;
   std::deque<Work> queue_;

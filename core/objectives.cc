@@ -51,4 +51,10 @@ std::string divergence_metric_name(const DivergenceInfo& divergence, const std::
   return name;
 }
 
+const std::vector<std::string>& speed_metric_names() {
+  static const std::vector<std::string> names = {"tokens_per_s", "speedup",     "speedup_ci_low",
+                                                 "speedup_ci_high", "speed_pairs", "speed_tokens"};
+  return names;
+}
+
 }  // namespace cdmoe

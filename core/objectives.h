@@ -42,4 +42,9 @@ void validate_objective_scope(const std::string& scope, const std::string& where
 std::string divergence_metric_name(const DivergenceInfo& divergence, const std::string& scope,
                                    double calib_fraction = 1.0);
 
+// The metrics a speed measurement records (eval/metrics.cc's `speed`). They describe a plan's
+// architecture, not its weights: a fine-tuned candidate, the same plan as its parent, shares its
+// parent's instead of a second noisy figure for one shape (coordinator/coordinator.cc).
+const std::vector<std::string>& speed_metric_names();
+
 }  // namespace cdmoe

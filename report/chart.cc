@@ -141,6 +141,18 @@ Element render_chart(const ChartSpec& spec) {
         .attr("fill", "#666666").attr("class", "empty").text(spec.empty_message);
   }
 
+  // Links (under the series), each a thin dotted grey segment with its meaning on hover.
+  if (!spec.links.empty()) {
+    Element& links = svg.child("g");
+    links.attr("class", "links").attr("stroke", "#777777").attr("stroke-width", "1").attr("stroke-dasharray", "2,2");
+    for (const ChartLink& link : spec.links) {
+      Element& line = links.child("line");
+      line.attr("class", "link").attr("data-from", std::to_string(link.from_candidate)).attr("data-to", std::to_string(link.to_candidate));
+      line.attr("x1", px(sx(link.from_x))).attr("y1", px(sy(link.from_y))).attr("x2", px(sx(link.to_x))).attr("y2", px(sy(link.to_y)));
+      line.child("title").text(link.title);
+    }
+  }
+
   // Series: line, error bars, highlight rings, markers (in that order, markers on top).
   for (const ChartSeries& s : spec.series) {
     const char* colour = kColours[s.style % 7];

@@ -40,10 +40,19 @@ struct ChartAxis {
   bool integer = false;  // counts: ticks at whole numbers only
 };
 
+// A thin dotted segment from one point to another (a fine-tuned candidate to the one it was
+// fine-tuned from): drawn under the series, with a hover title.
+struct ChartLink {
+  double from_x = 0, from_y = 0, to_x = 0, to_y = 0;
+  int64_t from_candidate = -1, to_candidate = -1;
+  std::string title;
+};
+
 struct ChartSpec {
   std::string title;
   ChartAxis x, y;
   std::vector<ChartSeries> series;
+  std::vector<ChartLink> links;
   std::string highlight_label;  // legend text of the ring; empty: no highlighted points expected
   std::string empty_message = "no data yet";
   int width = 640, height = 420;

@@ -8,11 +8,18 @@
 
 #include "core/json_fields.h"
 #include "core/objectives.h"
+#include "db/store.h"
 
 namespace cdmoe::report {
 namespace {
 
 constexpr const char* kFullStage = "full_eval";
+
+// Candidates with a full evaluation: the budget points and the original, and the fine-tuned
+// ones (the sweep's, and cdmoe-train's recorded into it), whose series sit beside their parents'.
+bool evaluated_in_full(const db::SnapshotCandidate& c) {
+  return c.stage == kFullStage || c.stage == db::kFinetuneStage || c.stage == db::kManualFinetuneStage;
+}
 
 struct PlanLayers {
   std::map<int, Json> layers;  // decoder layer -> its op object
@@ -74,7 +81,7 @@ std::map<std::string, int> method_styles(const std::vector<db::SweepSnapshot>& s
   std::set<std::string> methods;
   for (const db::SweepSnapshot& s : sweeps) {
     for (const db::SnapshotCandidate& c : s.candidates) {
-      if (c.stage == kFullStage) methods.insert(series_name(c.method, s, sweeps.size()));
+      if (evaluated_in_full(c)) methods.insert(series_name(c.method + (c.stage == db::kManualFinetuneStage ? " (cdmoe-train)" : ""), s, sweeps.size()));
     }
   }
   std::map<std::string, int> styles;
@@ -125,8 +132,9 @@ ChartSpec metric_chart(const std::vector<db::SweepSnapshot>& sweeps, const std::
   for (const db::SweepSnapshot& s : sweeps) {
     std::set<int64_t> front(s.pareto_ids.begin(), s.pareto_ids.end());
     std::map<std::string, std::vector<std::pair<std::pair<double, double>, ChartPoint>>> by_method;
+    std::map<int64_t, ChartPoint> drawn;  // candidate -> its point, for the links to parents
     for (const db::SnapshotCandidate& c : s.candidates) {
-      if (c.stage != kFullStage || c.state != CandidateState::kDone) continue;
+      if (!evaluated_in_full(c) || c.state != CandidateState::kDone) continue;
       ChartPoint p;
       if (!value_of(c, x, p.x) || !value_of(c, y, p.y)) continue;
       p.candidate = c.id;
@@ -142,7 +150,16 @@ ChartSpec metric_chart(const std::vector<db::SweepSnapshot>& sweeps, const std::
                 (std::isfinite(p.y_error) ? " \u00b1 " + format_number(p.y_error, 3) : "") + "\nplan " + short_plan(c.plan_json);
       double layers = double(plan_layers(c.plan_json).layers.size());
       double ratio = c.metrics.count("param_ratio") ? c.metrics.at("param_ratio") : 1.0;
-      by_method[c.method].push_back({{layers, -ratio}, p});
+      drawn[c.id] = p;
+      by_method[c.method + (c.stage == db::kManualFinetuneStage ? " (cdmoe-train)" : "")].push_back({{layers, -ratio}, p});
+    }
+    // Each fine-tuned point joined to the point it was fine-tuned from: what fine-tuning recovered.
+    for (const db::SnapshotCandidate& c : s.candidates) {
+      if (c.stage == kFullStage || !c.parent_id || !drawn.count(c.id) || !drawn.count(*c.parent_id)) continue;
+      const ChartPoint &child = drawn.at(c.id), &parent = drawn.at(*c.parent_id);
+      spec.links.push_back({parent.x, parent.y, child.x, child.y, *c.parent_id, c.id,
+                            "candidate " + std::to_string(*c.parent_id) + " fine-tuned: candidate " + std::to_string(c.id) + " (" +
+                                c.method + "), " + y + " " + format_number(parent.y) + " \u2192 " + format_number(child.y)});
     }
     for (auto& [method, points] : by_method) {
       std::stable_sort(points.begin(), points.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -303,19 +320,38 @@ ChartSpec finetune_chart(const std::vector<db::SweepSnapshot>& sweeps) {
   for (const db::SweepSnapshot& s : sweeps) {
     for (const auto& [candidate, steps] : s.finetune) {
       const db::SnapshotCandidate* c = s.find(candidate);
-      ChartSeries series;
-      series.name = (c ? c->method + (c->budget.empty() ? "" : " " + c->budget) : "candidate") + " #" + std::to_string(candidate);
-      if (sweeps.size() > 1) series.name += " \u00b7 " + s.name;
-      series.style = style++;
+      std::string name = (c ? c->method + (c->budget.empty() ? "" : " " + c->budget) : "candidate") + " #" + std::to_string(candidate);
+      if (sweeps.size() > 1) name += " \u00b7 " + s.name;
+      // Each step's loss is one batch's: noisy. The raw steps are drawn as unjoined markers and a
+      // smoothed curve (the mean of a centred window of about a tenth of the run) as the line.
+      ChartSeries raw, smooth;
+      raw.name = name + " (steps)";
+      smooth.name = name + " (smoothed)";
+      raw.style = smooth.style = style++;
+      raw.joined = false;
+      std::vector<const db::FinetuneStep*> finite;
       for (const db::FinetuneStep& step : steps) {
-        if (!std::isfinite(step.loss)) continue;
+        if (std::isfinite(step.loss)) finite.push_back(&step);
+      }
+      const int64_t half = std::max<int64_t>(1, int64_t(finite.size()) / 20);
+      for (size_t i = 0; i < finite.size(); ++i) {
+        const db::FinetuneStep& step = *finite[i];
         ChartPoint p;
         p.x = double(step.step), p.y = step.loss, p.candidate = candidate;
         p.title = "step " + std::to_string(step.step) + ": loss " + format_number(step.loss, 5) + ", lr " +
                   format_number(step.lr, 3) + ", " + std::to_string(step.tokens) + " tokens";
-        series.points.push_back(p);
+        raw.points.push_back(p);
+        const size_t from = i > size_t(half) ? i - size_t(half) : 0, to = std::min(finite.size(), i + size_t(half) + 1);
+        double sum = 0;
+        for (size_t k = from; k < to; ++k) sum += finite[k]->loss;
+        ChartPoint m = p;
+        m.y = sum / double(to - from);
+        m.title = "step " + std::to_string(step.step) + ": mean loss of steps " + std::to_string(finite[from]->step) + "-" +
+                  std::to_string(finite[to - 1]->step) + " " + format_number(m.y, 5);
+        smooth.points.push_back(m);
       }
-      spec.series.push_back(std::move(series));
+      spec.series.push_back(std::move(raw));
+      spec.series.push_back(std::move(smooth));
     }
   }
   return spec;

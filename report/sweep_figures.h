@@ -20,11 +20,14 @@ std::map<std::string, int> method_styles(const std::vector<db::SweepSnapshot>& s
 // Derived x values a metric chart accepts besides metric names.
 inline constexpr const char* kCondensedLayers = "condensed_layers";  // layers the plan changes
 
-// Full evaluations (stage full_eval, DONE) of every sweep: one series per method, its points in
-// budget order (fewer changed layers first), x and y by metric name (or kCondensedLayers).
-// Candidates without either value are left out. y gets error bars from "<y>_stderr" (for
-// task_acc_mean: the tasks' acc standard errors combined), x from "<x>_ci_low/_ci_high";
-// candidates on their sweep's Pareto front are highlighted when `pareto_ring` is set.
+// Full evaluations (DONE) of every sweep: the budget points and the original (stage full_eval),
+// and the fine-tuned candidates (stage finetune, and cdmoe-train's stage train, named
+// "<method> (cdmoe-train)"), one series per method, its points in budget order (fewer changed
+// layers first), each fine-tuned point joined to its parent's by a link. x and y by metric name
+// (or kCondensedLayers). Candidates without either value are left out. y gets error bars from
+// "<y>_stderr" (for task_acc_mean: the tasks' acc standard errors combined), x from
+// "<x>_ci_low/_ci_high"; candidates on their sweep's Pareto front are highlighted when
+// `pareto_ring` is set.
 ChartSpec metric_chart(const std::vector<db::SweepSnapshot>& sweeps, const std::map<std::string, int>& styles,
                        const std::string& x, const std::string& y, bool pareto_ring);
 
@@ -58,7 +61,9 @@ std::map<std::string, std::vector<LayerStep>> layer_orders(const db::SweepSnapsh
 // Router statistics: each routed expert's share of its layer's routed tokens.
 HeatmapSpec router_heatmap(const db::SweepSnapshot& sweep);
 
-// Loss against step, one series per fine-tuned candidate.
+// Loss against step per fine-tuned candidate: its steps as unjoined markers ("... (steps)") and
+// their centred moving mean (a window of about a tenth of the run) as a line ("... (smoothed)").
+// The database holds the training loss only: held-out losses stay in cdmoe-train's log.
 ChartSpec finetune_chart(const std::vector<db::SweepSnapshot>& sweeps);
 
 }  // namespace cdmoe::report

@@ -182,7 +182,7 @@ TEST_F(SweepCli, NumbersAndNamesThatLookValidButAreNot) {
   refused("--budgets", "memory:1.5", "memory:1.5 is neither a fraction in (0, 1] nor a size in bytes");
   refused("--budgets", "memory:900", "memory:900 is neither");
   refused("--sweep", "", "--sweep must not be empty");
-  refused("--sweep", "two\nlines", "--sweep must not hold control characters");
+  refused("--sweep", "two\nlines", "--sweep holds a control character (U+000A");
   refused("--sweep", " padded", "starts or ends with a space");
   refused("--divergence-mean", "document", "--divergence-mean: \"document\" is not one of token, sequence");
   refused("--routing-tokens", "whole", "--routing-tokens \"whole\" is not one of calibration, full");

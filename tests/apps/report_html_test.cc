@@ -3,6 +3,9 @@
 // counted and mapped back to the database's values, a screenshot kept as a test artifact;
 // escaping of names from the database; unfinished sweeps; bad input.
 #include <filesystem>
+#include <map>
+#include <regex>
+#include <set>
 
 #include "db/database.h"
 #include "db/store.h"
@@ -113,6 +116,72 @@ TEST_F(SweepCli, TheHtmlReportRendersInABrowserWithEveryCandidateWhereItsValuesS
   ASSERT_EQ(svg.exit_code, 0) << svg.err;
   EXPECT_EQ(svg.out.rfind("<?xml", 0), 0u);
   EXPECT_EQ(testing::read_svg_points(svg.out, &misplaced).size(), points.size());
+}
+
+// The fine-tuned points belong in every chart of full evaluations beside the untuned ones (they
+// were missing from all of them while leading the Pareto table): for every metric chart of the
+// page ("Y against X"), the points drawn are exactly the DONE full evaluations and fine-tunes
+// with both values, each at its values, every fine-tuned point joined to its parent's; the loss
+// curves show each run's steps and their smoothed mean.
+TEST_F(SweepCli, EveryDoneCandidateOfEveryMethodIsInEveryChartItBelongsTo) {
+  std::string db = file("finetuned.db");
+  auto args = sweep_args(db, "s");
+  args.insert(args.end(), {"--ppl", file("calib.txt"), "--finetune-data", file("calib.txt"), "--finetune-steps", "4",
+                           "--finetune-batch-size", "2", "--finetune-seq-len", "16"});
+  CommandResult swept = run_command(local(args));
+  ASSERT_EQ(swept.exit_code, 0) << swept.err;
+  ASSERT_GE(count_rows(db, "SELECT count(*) FROM candidates WHERE stage = 'finetune' AND state = 'DONE'"), 2);
+  std::string page = file("finetuned.html");
+  ASSERT_EQ(run_command({kReport, "--db", db, "html", "--sweep", "s", "--out", page}).exit_code, 0);
+  const std::string html = testing::read_file(page);
+  db::Connection c = db::open_database(db, db::OpenMode::kReadOnly);
+  auto value_of = [&](int64_t candidate, const std::string& name, double& out) {
+    if (name == "condensed_layers") {
+      db::Statement plan(c, "SELECT (SELECT count(*) FROM json_each(plan_json, '$.layers')) FROM candidates WHERE id = ?");
+      plan.bind(1, candidate);
+      if (!plan.step()) return false;
+      out = double(plan.column_int(0));
+      return true;
+    }
+    out = metric(db, candidate, name);
+    return std::isfinite(out);
+  };
+  int metric_charts = 0;
+  for (const std::string& chart : charts_of(html)) {
+    std::smatch title;
+    if (!std::regex_search(chart, title, std::regex("<title>([a-z0-9_]+) against ([a-z0-9_]+)</title>"))) continue;
+    const std::string y = title[1], x = title[2];
+    ++metric_charts;
+    SCOPED_TRACE(y + " against " + x);
+    double misplaced = 1;
+    std::set<int64_t> drawn;
+    for (const testing::SvgPoint& p : testing::read_svg_points(chart, &misplaced)) {
+      drawn.insert(p.candidate);
+      double want_x = NAN, want_y = NAN;
+      ASSERT_TRUE(value_of(p.candidate, x, want_x) && value_of(p.candidate, y, want_y)) << p.candidate;
+      EXPECT_DOUBLE_EQ(p.x, want_x) << p.candidate;
+      EXPECT_DOUBLE_EQ(p.y, want_y) << p.candidate;
+    }
+    EXPECT_LT(misplaced, 0.002);
+    std::set<int64_t> expected, finetuned;
+    db::Statement done(c, "SELECT id, stage, parent_id FROM candidates WHERE state = 'DONE' AND stage IN ('full_eval', 'finetune', 'train')");
+    std::map<int64_t, int64_t> parent_of;
+    while (done.step()) {
+      double vx = NAN, vy = NAN;
+      if (!value_of(done.column_int(0), x, vx) || !value_of(done.column_int(0), y, vy)) continue;
+      expected.insert(done.column_int(0));
+      if (done.column_text(1) != "full_eval") parent_of[done.column_int(0)] = done.column_int(2);
+    }
+    EXPECT_EQ(drawn, expected);
+    for (const auto& [child, parent] : parent_of) {
+      if (!expected.count(parent)) continue;
+      EXPECT_NE(chart.find("data-from=\"" + std::to_string(parent) + "\" data-to=\"" + std::to_string(child) + "\""), std::string::npos)
+          << "fine-tuned candidate " << child << " is joined to its parent " << parent;
+    }
+  }
+  EXPECT_GE(metric_charts, 4) << "accuracy against memory and speed, perplexity and divergence against layers";
+  EXPECT_NE(html.find("(smoothed)"), std::string::npos) << "the loss curves' smoothed mean";
+  EXPECT_NE(html.find("(steps)"), std::string::npos) << "and their raw steps";
 }
 
 TEST_F(SweepCli, NamesFromTheDatabaseAreEscapedAndUnfinishedSweepsSaySo) {

@@ -315,7 +315,16 @@ TEST_F(Coordinator, APreemptionMidTurnRefundsTheInFlightAttemptsAndResumeReplays
 TEST_F(Coordinator, FineTunesAreAdmittedAfterTheBudgetPointsAsTheirChildren) {
   db::Store store(path_);
   const int64_t sweep = new_sweep(store);
-  ScriptedWorkers workers(2, succeed);
+  // A fine-tuned model's own timing comes out other than its parent's (noise, for one shape).
+  ScriptedWorkers workers(2, [](int rank, const Task& task) {
+    std::optional<Result> r = succeed(rank, task);
+    if (task.kind == "finetune") {
+      for (Metric& m : r->metrics) {
+        if (m.name == "speedup") m.value += 0.37;
+      }
+    }
+    return r;
+  });
   CoordinatorOptions options;
   FinetuneTask finetune;
   finetune.data = "/data/c4.jsonl";
@@ -354,6 +363,12 @@ TEST_F(Coordinator, FineTunesAreAdmittedAfterTheBudgetPointsAsTheirChildren) {
     }
   }
   EXPECT_LT(last_full, first_finetune) << "fine-tunes are admitted after the budget points";
+  // One speed per architecture: each budget point's fine-tune records its parent's measurement.
+  EXPECT_EQ(count("SELECT count(*) FROM results c JOIN results p ON p.candidate_id = c.parent_id WHERE c.stage = 'finetune' "
+                  "AND c.method != 'original_ft' AND c.speedup = p.speedup AND c.speed_shared_from = p.candidate_id"),
+            points);
+  EXPECT_EQ(count("SELECT count(*) FROM results WHERE method = 'original_ft' AND speed_shared_from IS NULL"), 1)
+      << "the control, which changed the original itself, shares nothing";
 }
 
 TEST_F(Coordinator, ADuplicateResultIsLoggedAsStaleAndCountedOnce) {
