@@ -10,7 +10,8 @@
 // the checkpoint (after a kill, SIGTERM/SIGINT/SIGUSR2 (exit 75), or a crash); a DIR2 of another
 // run is refused naming what differs. With --db, the fine-tuned model is recorded as a new
 // candidate of the candidate's sweep (method + "_ft", parent = the candidate) with its loss curve
-// in finetune_steps, in one transaction at the end.
+// in finetune_steps and its held-out losses (--eval-data) in finetune_held_out, in one
+// transaction at the end.
 // Exit codes: 0 done, 2 bad input, 1 failure, 75 stopped by a signal (checkpointed).
 #include <unistd.h>
 
@@ -200,6 +201,11 @@ int record_in_sweep(const SweepParent& parent, const Plan& plan, const Json& ide
   result.finetune_steps = position.steps();
   result.metrics.push_back({"finetune_loss", result.finetune_steps.back().loss, "nats"});
   result.metrics.push_back({"finetune_tokens", double(position.tokens), "tokens"});
+  result.held_out_losses = position.held_out_losses();
+  // The held-out loss of the fine-tuned model: the last evaluation's, when it was after the last step.
+  if (!result.held_out_losses.empty() && result.held_out_losses.back().after_steps == position.step) {
+    result.metrics.push_back({"finetune_held_out_loss", result.held_out_losses.back().loss, "nats"});
+  }
   auto [id, recorded] = store.record_train_run(parent.origin.sweep_id, spec, identity, fs::absolute(files.dir).string(), result);
   if (recorded) {
     std::cout << "recorded candidate " << id << " (" << spec.method << ", stage " << spec.stage << ", parent " << parent.id << ")\n";

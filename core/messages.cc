@@ -109,8 +109,14 @@ Json result_to_json(const Result& result) {
     steps.push_back({{"step", s.step}, {"loss", number_or_null(s.loss)}, {"lr", s.learning_rate},
                      {"tokens", s.tokens}});
   }
+  Json held_out = Json::array();
+  for (const HeldOutLoss& h : result.held_out_losses) {
+    held_out.push_back({{"after_steps", h.after_steps}, {"loss", number_or_null(h.loss)}, {"tokens", h.tokens},
+                        {"data_hash", h.data_hash}});
+  }
   return Json{{"candidate_id", result.candidate_id}, {"ok", result.ok},     {"metrics", metrics},
-              {"finetune_steps", steps},              {"error", result.error}, {"worker_rank", result.worker_rank},
+              {"finetune_steps", steps},              {"held_out_losses", held_out},
+              {"error", result.error}, {"worker_rank", result.worker_rank},
               {"worker_host", result.worker_host},    {"elapsed_s", result.elapsed_s}};
 }
 
@@ -131,6 +137,13 @@ Result result_from_json(const Json& json, const std::string& where) {
       std::string at = where + ": finetune step";
       result.finetune_steps.push_back(FinetuneStep{require_int(s, "step", at), number_or_nan(s, "loss", at),
                                                    number_or(s, "lr", 0, at), int_or(s, "tokens", 0, at)});
+    }
+  }
+  if (json.contains("held_out_losses")) {
+    for (const Json& h : require_array(json, "held_out_losses", where)) {
+      std::string at = where + ": held-out loss";
+      result.held_out_losses.push_back(HeldOutLoss{require_int(h, "after_steps", at), number_or_nan(h, "loss", at),
+                                                   int_or(h, "tokens", 0, at), string_or(h, "data_hash", "", at)});
     }
   }
   result.error = string_or(json, "error", "", where);

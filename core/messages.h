@@ -41,6 +41,15 @@ struct FinetuneStep {
   int64_t tokens = 0;
 };
 
+// A held-out evaluation during fine-tuning: the mean loss (nats per target token) over the
+// held-out text whose content hash is data_hash, after after_steps optimizer steps.
+struct HeldOutLoss {
+  int64_t after_steps = 0;
+  double loss = 0;
+  int64_t tokens = 0;
+  std::string data_hash;
+};
+
 struct Task {
   int64_t candidate_id = 0;
   std::string kind;               // "search", "full_eval", "finetune", "noop", ...
@@ -54,6 +63,7 @@ struct Result {
   bool ok = true;  // false: the task failed and `error` says why
   std::vector<Metric> metrics;
   std::vector<FinetuneStep> finetune_steps;
+  std::vector<HeldOutLoss> held_out_losses;
   std::string error;
   int worker_rank = 0;
   std::string worker_host;

@@ -206,6 +206,20 @@ CREATE TABLE train_runs (
 );
 )sql";
 
+// Version 6: held-out losses measured while fine-tuning (cdmoe-train --eval-data), after a
+// number of steps, on the held-out text of data_hash (a run resumed with other held-out text
+// keeps both, told apart by it).
+constexpr const char* kSchemaV6 = R"sql(
+CREATE TABLE finetune_held_out (
+  candidate_id INTEGER NOT NULL REFERENCES candidates(id),
+  after_steps  INTEGER NOT NULL,  -- optimizer steps done when it was measured
+  data_hash    TEXT NOT NULL,     -- content hash of the held-out text
+  loss         REAL,              -- mean nats per held-out target token; NULL when not finite
+  tokens       INTEGER,           -- held-out target tokens
+  PRIMARY KEY (candidate_id, after_steps, data_hash)
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 const std::vector<std::string>& migrations() {
@@ -215,6 +229,7 @@ const std::vector<std::string>& migrations() {
       kSchemaV3,
       kSchemaV4,
       kSchemaV5,
+      kSchemaV6,
   };
   return steps;
 }

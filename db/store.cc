@@ -67,13 +67,17 @@ struct Store::Statements {
         insert_step(c,
                     "INSERT OR REPLACE INTO finetune_steps (candidate_id, step, loss, lr, tokens) "
                     "VALUES (?, ?, ?, ?, ?)"),
+        insert_held_out(c,
+                        "INSERT OR REPLACE INTO finetune_held_out (candidate_id, after_steps, data_hash, loss, tokens) "
+                        "VALUES (?, ?, ?, ?, ?)"),
         insert_event(c, "INSERT INTO events (sweep_id, candidate_id, kind, rank, detail) VALUES (?, ?, ?, ?, ?)"),
         insert_pareto_point(c,
                             "INSERT INTO pareto_points (candidate_id, sweep_id, accuracy, memory, speed, speed_low, "
                             "speed_high) VALUES (?, ?, ?, ?, ?, ?, ?)"),
         sweep_axes(c, "SELECT pareto_accuracy, pareto_memory, pareto_speed FROM sweeps WHERE id = ?") {}
 
-  Statement insert_candidate, find_candidate, dispatch, finish, requeue, give_up, insert_metric, insert_step, insert_event,
+  Statement insert_candidate, find_candidate, dispatch, finish, requeue, give_up, insert_metric, insert_step, insert_held_out,
+      insert_event,
       insert_pareto_point, sweep_axes;
 };
 
@@ -301,6 +305,9 @@ void Store::record_results(const std::vector<Result>& results) {
       for (const FinetuneStep& step : result.finetune_steps) {
         statements_->insert_step.bind_all(result.candidate_id, step.step, step.loss, step.learning_rate, step.tokens)
             .run();
+      }
+      for (const HeldOutLoss& h : result.held_out_losses) {
+        statements_->insert_held_out.bind_all(result.candidate_id, h.after_steps, h.data_hash, h.loss, h.tokens).run();
       }
       Json detail{{"elapsed_s", result.elapsed_s}};
       if (!result.ok) detail["error"] = result.error;

@@ -81,6 +81,15 @@ SweepSnapshot read_sweep_snapshot(Connection& connection, const std::string& swe
                                                steps.column_is_null(3) ? NAN : steps.column_double(3),
                                                steps.column_is_null(4) ? 0 : steps.column_int(4)});
   }
+  Statement held_out(connection, R"sql(
+    SELECT h.candidate_id, h.after_steps, h.loss, h.tokens, h.data_hash FROM finetune_held_out h
+    JOIN candidates c ON c.id = h.candidate_id WHERE c.sweep_id = ?
+    ORDER BY h.candidate_id, h.data_hash, h.after_steps)sql");
+  held_out.bind(1, sweep_id);
+  while (held_out.step()) {
+    s.held_out[held_out.column_int(0)].push_back({held_out.column_int(1), held_out.column_is_null(2) ? NAN : held_out.column_double(2),
+                                                  held_out.column_is_null(3) ? 0 : held_out.column_int(3), held_out.column_text(4)});
+  }
   return s;
 }
 

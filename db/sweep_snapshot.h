@@ -39,6 +39,7 @@ struct SweepSnapshot {
   std::vector<int64_t> pareto_ids;                      // the `pareto` view's candidates
   std::vector<ExpertRouting> routing;                   // router_stats, by layer then expert
   std::map<int64_t, std::vector<FinetuneStep>> finetune;  // candidate -> steps in order
+  std::map<int64_t, std::vector<HeldOutLoss>> held_out;   // candidate -> held-out losses by data, then step
 
   bool finished() const { return state == "DONE"; }
   const SnapshotCandidate* find(int64_t id) const;

@@ -2,6 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <cmath>
+#include <set>
+
 #include <ATen/ATen.h>
 
 #include <nlohmann/json.hpp>
@@ -71,6 +74,17 @@ TrainPosition checked_position(const Json& state, int64_t total_steps, const std
       throw_bad_input(path + ": the checkpoint's token count " + std::to_string(position.tokens) +
                       " is not the sum of its steps' " + std::to_string(tokens));
     }
+    position.held_out = state.value("held_out", Json::array());
+    if (!position.held_out.is_array()) throw_bad_input(path + ": the checkpoint's held-out losses are not a list");
+    std::set<std::pair<int64_t, std::string>> seen;
+    for (size_t i = 0; i < position.held_out.size(); ++i) {
+      const Json& entry = position.held_out[i];
+      const bool ok = entry.is_array() && entry.size() == 4 && entry[0].is_number_integer() &&
+                      (entry[1].is_number() || entry[1].is_null()) && entry[2].is_number_integer() && entry[3].is_string() &&
+                      entry[0].get<int64_t>() >= 1 && entry[0].get<int64_t>() <= position.step && entry[2].get<int64_t>() >= 0 &&
+                      seen.emplace(entry[0].get<int64_t>(), entry[3].get<std::string>()).second;
+      if (!ok) throw_bad_input(path + ": the checkpoint's held-out loss entry " + std::to_string(i) + " is malformed");
+    }
     return position;
   });
 }
@@ -105,6 +119,15 @@ std::vector<FinetuneStep> TrainPosition::steps() const {
   return out;
 }
 
+std::vector<HeldOutLoss> TrainPosition::held_out_losses() const {
+  std::vector<HeldOutLoss> out;
+  for (const Json& entry : held_out) {
+    out.push_back({entry[0].get<int64_t>(), entry[1].is_null() ? NAN : entry[1].get<double>(), entry[2].get<int64_t>(),
+                   entry[3].get<std::string>()});
+  }
+  return out;
+}
+
 void check_same_run(const Json& stored, const Json& expected, const std::string& what) {
   if (stored == expected) return;
   for (const auto& [key, value] : expected.items()) {
@@ -130,7 +153,7 @@ void save_train_state(const std::string& path, const AdamW& optimizer, const Jso
     add_tensor(sum, name, shape, tensor.data_ptr<float>(), size_t(tensor.numel()) * sizeof(float));
   }
   Json state = {{"identity", identity}, {"step", position.step}, {"tokens", position.tokens},
-                {"history", position.history}, {"format", kFormat}, {"tensors_checksum", sum.hex_digest()}};
+                {"history", position.history}, {"held_out", position.held_out}, {"format", kFormat}, {"tensors_checksum", sum.hex_digest()}};
   model::write_safetensors(path, tensors, {{kStateKey, state.dump()}});
 }
 

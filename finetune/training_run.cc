@@ -115,7 +115,7 @@ RunOutcome run_training(Trainer& trainer, const RunData& data, const RunOptions&
     if (callbacks.on_checkpoint) callbacks.on_checkpoint(step);
   };
   auto evaluate = [&](int64_t step) {
-    if (!data.eval || !callbacks.on_eval) return;
+    if (!data.eval) return;
     // Held-out rows split across ranks in order; every rank takes part in the sums.
     std::vector<Batch> batches;
     std::vector<const TokenRow*> rows;
@@ -128,7 +128,17 @@ RunOutcome run_training(Trainer& trainer, const RunData& data, const RunOptions&
     }
     if (!rows.empty()) batches.push_back(make_batch(rows, device));
     auto [sum, tokens] = trainer.evaluate(batches);
-    callbacks.on_eval(step, tokens ? sum / double(tokens) : NAN, tokens);
+    const double loss = tokens ? sum / double(tokens) : NAN;
+    // Kept in the position (checkpointed with the step after which it was measured): the curve
+    // survives a resume, and a run resumed with other held-out text keeps both, by their hash.
+    // (A run killed between its last checkpoint and its model files evaluates its last step again:
+    // the new measurement replaces the old.)
+    Json& held_out = outcome.position.held_out;
+    for (auto it = held_out.begin(); it != held_out.end();) {
+      it = (*it)[0] == step && (*it)[3] == data.eval->content_hash ? held_out.erase(it) : it + 1;
+    }
+    held_out.push_back({step, std::isfinite(loss) ? Json(loss) : Json(), tokens, data.eval->content_hash});
+    if (callbacks.on_eval) callbacks.on_eval(step, loss, tokens);
   };
 
   for (int64_t step = outcome.position.step; step < total; ++step) {

@@ -314,7 +314,7 @@ ChartSpec finetune_chart(const std::vector<db::SweepSnapshot>& sweeps) {
   ChartSpec spec;
   spec.title = "Fine-tuning loss per fine-tuned candidate";
   spec.x.label = "step";
-  spec.y.label = "training loss (nats per token)";
+  spec.y.label = "loss (nats per target token)";
   spec.empty_message = "no fine-tuning steps recorded";
   int style = 0;
   for (const db::SweepSnapshot& s : sweeps) {
@@ -352,6 +352,24 @@ ChartSpec finetune_chart(const std::vector<db::SweepSnapshot>& sweeps) {
       }
       spec.series.push_back(std::move(raw));
       spec.series.push_back(std::move(smooth));
+      // The held-out losses (cdmoe-train --eval-data), one joined series per held-out text, in a
+      // style of its own: what generalises, beside what was fitted.
+      auto held_out = s.held_out.find(candidate);
+      if (held_out == s.held_out.end()) continue;
+      std::map<std::string, ChartSeries> by_text;
+      for (const HeldOutLoss& h : held_out->second) {
+        if (!std::isfinite(h.loss)) continue;
+        ChartPoint p;
+        p.x = double(h.after_steps), p.y = h.loss, p.candidate = candidate;
+        p.title = "after " + std::to_string(h.after_steps) + " steps: held-out loss " + format_number(h.loss, 5) + " (" +
+                  std::to_string(h.tokens) + " tokens of text " + h.data_hash.substr(0, 12) + ")";
+        by_text[h.data_hash].points.push_back(p);
+      }
+      for (auto& [hash, series] : by_text) {
+        series.name = name + " (held-out" + (by_text.size() > 1 ? " " + hash.substr(0, 8) : std::string()) + ")";
+        series.style = style++;
+        spec.series.push_back(std::move(series));
+      }
     }
   }
   return spec;

@@ -61,9 +61,10 @@ std::map<std::string, std::vector<LayerStep>> layer_orders(const db::SweepSnapsh
 // Router statistics: each routed expert's share of its layer's routed tokens.
 HeatmapSpec router_heatmap(const db::SweepSnapshot& sweep);
 
-// Loss against step per fine-tuned candidate: its steps as unjoined markers ("... (steps)") and
-// their centred moving mean (a window of about a tenth of the run) as a line ("... (smoothed)").
-// The database holds the training loss only: held-out losses stay in cdmoe-train's log.
+// Loss against step per fine-tuned candidate: its steps as unjoined markers ("... (steps)"),
+// their centred moving mean (a window of about a tenth of the run) as a line ("... (smoothed)"),
+// and its held-out losses when cdmoe-train recorded them (--eval-data) as a line of their own
+// ("... (held-out)", per held-out text), at the number of steps done when measured.
 ChartSpec finetune_chart(const std::vector<db::SweepSnapshot>& sweeps);
 
 }  // namespace cdmoe::report

@@ -476,7 +476,9 @@ TEST_F(TrainCli, DbCandidateIsFineTunedAsACandidateOfItsOwnWithItsProvenance) {
                                     "--data", file("calib.txt"), "--out", out, "--steps", "3",
                                     "--batch-size", "2", "--seq-len", "16", "--lr", lr, "--threads", "1"};
   };
-  CommandResult r = run_command(manual(dir.file("ft"), "1e-3", model(), parent));
+  std::vector<std::string> with_held_out = manual(dir.file("ft"), "1e-3", model(), parent);
+  with_held_out.insert(with_held_out.end(), {"--eval-data", file("calib.txt"), "--eval-every", "2"});
+  CommandResult r = run_command(with_held_out);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("recorded candidate"), std::string::npos) << r.out;
   const std::string parent_is = "parent_id = " + std::to_string(parent);
@@ -494,8 +496,36 @@ TEST_F(TrainCli, DbCandidateIsFineTunedAsACandidateOfItsOwnWithItsProvenance) {
   EXPECT_EQ(count_rows(db, "SELECT count(*) FROM results WHERE candidate_id = " + std::to_string(child) +
                                " AND finetune_tokens > 0 AND finetune_loss > 0"),
             1);
+  // Its held-out losses (after steps 2 and 3, the end) are the ones its log shows, on the
+  // held-out text's hash; the last is the candidate's finetune_held_out_loss.
+  std::map<int64_t, double> logged;
+  for (const Json& line : log_lines(dir.file("ft"))) {
+    if (line.contains("eval_loss")) logged[line["step"].get<int64_t>()] = line["eval_loss"].get<double>();
+  }
+  ASSERT_EQ(logged.size(), 2u);
+  {
+    db::Connection c = db::open_database(db, db::OpenMode::kReadOnly);
+    db::Statement held_out(c, "SELECT after_steps, loss, tokens, length(data_hash) FROM finetune_held_out" + of_child +
+                                  " ORDER BY after_steps");
+    std::map<int64_t, double> recorded;
+    while (held_out.step()) {
+      recorded[held_out.column_int(0)] = held_out.column_double(1);
+      EXPECT_GT(held_out.column_int(2), 0);
+      EXPECT_EQ(held_out.column_int(3), 64);
+    }
+    EXPECT_EQ(recorded, logged);
+    db::Statement last(c, "SELECT finetune_held_out_loss FROM results WHERE candidate_id = ?");
+    last.bind(1, child);
+    ASSERT_TRUE(last.step());
+    EXPECT_EQ(last.column_double(0), logged.at(3));
+  }
+  // The report's loss chart draws them beside the training loss.
+  CommandResult page =
+      run_command({std::string(CDMOE_BIN_DIR) + "/cdmoe-report", "--db", db, "html", "--sweep", "s", "--out", dir.file("r.html")});
+  ASSERT_EQ(page.exit_code, 0) << page.err;
+  EXPECT_NE(read_file(dir.file("r.html")).find("#" + std::to_string(child) + " (held-out)"), std::string::npos);
   // The same command again: the run is recorded already.
-  CommandResult again = run_command(manual(dir.file("ft"), "1e-3", model(), parent));
+  CommandResult again = run_command(with_held_out);
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_NE(again.out.find("recorded already: candidate " + std::to_string(child)), std::string::npos) << again.out;
   EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE stage = 'train'"), 1);
@@ -504,6 +534,7 @@ TEST_F(TrainCli, DbCandidateIsFineTunedAsACandidateOfItsOwnWithItsProvenance) {
   ASSERT_EQ(other.exit_code, 0) << other.err;
   EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE stage = 'train' AND state = 'DONE' AND " + parent_is), 2);
   EXPECT_EQ(count_rows(db, "SELECT count(DISTINCT identity_hash) FROM train_runs"), 2);
+  EXPECT_EQ(count_rows(db, "SELECT count(DISTINCT candidate_id) FROM finetune_held_out"), 1) << "the second run had no held-out text";
 
   // Refused, exit 2, one line, nothing written: a fine-tuned candidate as the parent (its
   // weights are not what cdmoe-train starts from), another model, another tokenizer.

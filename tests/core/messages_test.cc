@@ -31,6 +31,7 @@ TEST(Messages, ResultRoundTripKeepsNonFiniteAsNaN) {
   result.error = "out of memory";
   result.metrics = {{"js_logits", 0.125, "nats"}, {"perplexity", INFINITY, ""}};
   result.finetune_steps = {{1, 2.5, 1e-4, 4096}, {2, 2.25, 1e-4, 8192}};
+  result.held_out_losses = {{2, 2.75, 512, "ab12"}};
   result.worker_rank = 3;
   result.worker_host = "node7";
   result.elapsed_s = 1.5;
@@ -46,6 +47,11 @@ TEST(Messages, ResultRoundTripKeepsNonFiniteAsNaN) {
   ASSERT_EQ(back.finetune_steps.size(), 2u);
   EXPECT_EQ(back.finetune_steps[1].tokens, 8192);
   EXPECT_DOUBLE_EQ(back.finetune_steps[1].loss, 2.25);
+  ASSERT_EQ(back.held_out_losses.size(), 1u);
+  EXPECT_EQ(back.held_out_losses[0].after_steps, 2);
+  EXPECT_DOUBLE_EQ(back.held_out_losses[0].loss, 2.75);
+  EXPECT_EQ(back.held_out_losses[0].tokens, 512);
+  EXPECT_EQ(back.held_out_losses[0].data_hash, "ab12");
   EXPECT_EQ(back.worker_rank, 3);
   EXPECT_EQ(back.worker_host, "node7");
 }

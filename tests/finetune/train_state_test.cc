@@ -3,7 +3,8 @@
 // a truncated file or another run's identity is refused naming the file, and a refused file
 // leaves the optimizer untouched. The run loop (finetune/training_run.h) restarts from an
 // unusable checkpoint when asked (a sweep's own working file), fails on a non-finite loss without
-// checkpointing it, and the ranks' identity check passes on one rank.
+// checkpointing it, keeps its held-out losses with the steps they follow, and the ranks'
+// identity check passes on one rank.
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -221,6 +222,75 @@ TEST(TrainingRun, ANonFiniteLossFailsTheRunWithoutCheckpointingIt) {
       EXPECT_TRUE(t.isfinite().all().item<bool>()) << name;
     }
   }
+}
+
+// Held-out losses live in the checkpoint with the steps they follow: a run resumed from step 2
+// keeps the evaluation after step 2, and one resumed with other held-out text keeps both, by
+// their hashes; the last step evaluated again (a run killed before its model files) replaces
+// its measurement. Entries that do not fit the position are refused.
+TEST(TrainingRun, HeldOutLossesAreCheckpointedWithTheirStepsAndText) {
+  testing::TempDir dir;
+  const std::string path = dir.file("state.safetensors");
+  static const std::atomic<int> never{0};
+  TokenRows rows = some_rows();
+  TokenRows held_a = some_rows(), held_b = some_rows();
+  held_a.content_hash = "text-a", held_b.content_hash = "text-b";
+  held_b.rows.resize(2);
+  std::vector<std::pair<int64_t, double>> reported;
+  RunCallbacks callbacks;
+  callbacks.on_eval = [&](int64_t step, double loss, int64_t) { reported.push_back({step, loss}); };
+  auto run_until = [&](int64_t steps, const TokenRows& held_out) {
+    Rig s;
+    Trainer trainer(*s.model, s.plan, s.options(), *s.single);
+    RunOptions run = run_options(path);
+    run.lm_steps = 4;
+    run.eval_every = 2;
+    std::atomic<int> stop{0};
+    RunCallbacks stop_at = callbacks;
+    stop_at.on_step = [&](int64_t step, const StepStats&) { if (step + 1 == steps) stop = 15; };
+    return run_training(trainer, {&rows, nullptr, &held_out}, run, stop_at, steps < 4 ? stop : never);
+  };
+  RunOutcome first = run_until(2, held_a);  // stopped after step 2, evaluated after it
+  EXPECT_TRUE(first.stopped);
+  ASSERT_EQ(reported.size(), 1u);
+  std::optional<TrainPosition> stored = check_train_state(path, run_options(path).identity, 4);
+  ASSERT_TRUE(stored);
+  ASSERT_EQ(stored->held_out_losses().size(), 1u);
+  EXPECT_EQ(stored->held_out_losses()[0].after_steps, 2);
+  EXPECT_EQ(stored->held_out_losses()[0].data_hash, "text-a");
+  EXPECT_EQ(stored->held_out_losses()[0].loss, reported[0].second);
+  EXPECT_GT(stored->held_out_losses()[0].tokens, 0);
+
+  RunOutcome rest = run_until(4, held_b);  // resumed with other held-out text: evaluated after step 4
+  EXPECT_EQ(rest.resumed_from, 2);
+  std::vector<HeldOutLoss> losses = check_train_state(path, run_options(path).identity, 4)->held_out_losses();
+  ASSERT_EQ(losses.size(), 2u);
+  EXPECT_EQ(losses[1].after_steps, 4);
+  EXPECT_EQ(losses[1].data_hash, "text-b");
+  EXPECT_EQ(losses[1].loss, reported.back().second);
+  EXPECT_EQ(losses[1].tokens, 2 * 11);
+
+  RunOutcome again = run_until(4, held_b);  // at the last step already: evaluated again, replaced
+  EXPECT_EQ(again.resumed_from, 4);
+  EXPECT_EQ(check_train_state(path, run_options(path).identity, 4)->held_out_losses().size(), 2u);
+
+  const std::string good = testing::read_file(path);
+  const Json identity = run_options(path).identity;
+  for (const Json& bad : {Json::array({Json::array({5, 1.0, 10, "x"})}),  // after a step not done
+                          Json::array({Json::array({0, 1.0, 10, "x"})}),  // before any step
+                          Json::array({Json::array({2, 1.0, 10, "x"}), Json::array({2, 1.5, 10, "x"})}),  // twice
+                          Json::array({Json::array({2, "1.0", 10, "x"})}),
+                          Json::array({Json::array({2, 1.0, -1, "x"})}),
+                          Json::array({Json::array({2, 1.0, 10})}),
+                          Json("none")}) {
+    testing::write_file(path, good);
+    edit_state(path, [&](Json& s) { s["held_out"] = bad; });
+    EXPECT_NE(refusal([&] { check_train_state(path, identity, 4); }).find(path + ": the checkpoint's held-out loss"),
+              std::string::npos) << bad.dump();
+  }
+  testing::write_file(path, good);
+  edit_state(path, [](Json& s) { s.erase("held_out"); });
+  EXPECT_TRUE(check_train_state(path, identity, 4)->held_out_losses().empty()) << "a checkpoint without any has none";
 }
 
 TEST(TrainingRun, OneRankAlwaysAgreesWithItself) {
