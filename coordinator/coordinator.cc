@@ -267,6 +267,8 @@ class SweepLoop {
     for (auto& [rank, work] : sends) {
       ++work.attempts;
       work.task.attempt = work.attempts;
+      // A fine-tune whose parent's speed is known records that: the worker need not time it again.
+      if (shared_speed(work)) work.task.params[kMeasureSpeedParam] = false;
       transport_.send(rank, comm::Tag::kTask, task_to_json(work.task).dump());
       ++summary_.dispatched;
       in_flight_.emplace(work.id, std::make_pair(rank, std::move(work)));
@@ -363,18 +365,26 @@ class SweepLoop {
     }
     for (Result& result : results) {
       auto flight = std::find_if(finished.begin(), finished.end(), [&](const auto& f) { return f.second.id == result.candidate_id; });
-      if (!result.ok || flight == finished.end() || flight->second.stage != kFinetuneStage || !flight->second.parent) continue;
-      // The control changed the original model itself: it has no speed-up against it to share.
-      if (flight->second.task.params.value("train", std::string()) == "blocks") continue;
-      auto parent = speed_of_.find(*flight->second.parent);
-      if (parent == speed_of_.end() || parent->second.empty()) continue;
+      if (!result.ok || flight == finished.end()) continue;
+      const std::vector<Metric>* parent_speed = shared_speed(flight->second);
+      if (!parent_speed) continue;
       const auto& names = speed_metric_names();
       result.metrics.erase(std::remove_if(result.metrics.begin(), result.metrics.end(),
                                           [&](const Metric& m) { return std::find(names.begin(), names.end(), m.name) != names.end(); }),
                            result.metrics.end());
-      result.metrics.insert(result.metrics.end(), parent->second.begin(), parent->second.end());
+      result.metrics.insert(result.metrics.end(), parent_speed->begin(), parent_speed->end());
       result.metrics.push_back({"speed_shared_from", double(*flight->second.parent), ""});
     }
+  }
+
+  // The speed metrics `work` shares with its parent: a budget point's fine-tune whose parent's
+  // full evaluation measured them. Not the control's: it changed the original model itself, and
+  // has no speed-up against it.
+  const std::vector<Metric>* shared_speed(const Work& work) const {
+    if (work.stage != kFinetuneStage || !work.parent) return nullptr;
+    if (work.task.params.value("train", std::string()) == "blocks") return nullptr;
+    auto parent = speed_of_.find(*work.parent);
+    return parent == speed_of_.end() || parent->second.empty() ? nullptr : &parent->second;
   }
 
   void preempt(int signal) {

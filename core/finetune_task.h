@@ -14,6 +14,11 @@
 
 namespace cdmoe {
 
+// A task parameter beside FinetuneTask's (not part of the run): false when the coordinator
+// records the parent's speed for this fine-tune (one architecture, one measurement), so the
+// worker leaves the speed measurement out of its evaluation.
+inline constexpr const char* kMeasureSpeedParam = "measure_speed";
+
 struct FinetuneTask {
   std::string data;       // training text (absolute path)
   std::string data_hash;  // its content hash (eval's Documents::content_hash) at the sweep's start

@@ -108,6 +108,7 @@ struct Worker::Impl {
       }
       if (outcome.stopped) throw_runtime("stopped by a signal after step " + std::to_string(outcome.position.step) + " (checkpointed)");
       eval::EvaluationRequest request = full;
+      if (!task.params.value(kMeasureSpeedParam, true)) request.speed = false;  // the parent's is recorded
       if (trainer_options.mode != finetune::TrainMode::kCondensed) {
         // The control changed the original model itself: divergence and speed-up against "the
         // original" would compare it with itself, and the layer cache holds the untrained states.

@@ -653,6 +653,10 @@ TEST_F(TrainCli, SweepFineTunesEveryCondensedBudgetPointAndTheControl) {
                            "WHERE c.method != 'original_ft'"), 4 * points);
   EXPECT_EQ(count_rows(db, "SELECT count(*) FROM results WHERE stage = 'finetune' AND task_acc_mean IS NOT NULL "
                            "AND finetune_loss IS NOT NULL AND js_logits_model IS NOT NULL AND speedup IS NOT NULL"), points);
+  // Their speed is their parent's measurement (one architecture, one number), every speed metric of it.
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM results c JOIN results p ON p.candidate_id = c.parent_id "
+                           "WHERE c.stage = 'finetune' AND c.speed_shared_from = p.candidate_id AND c.speedup = p.speedup "
+                           "AND c.tokens_per_s = p.tokens_per_s AND c.speed_pairs = p.speed_pairs"), points);
   // The control: the original model, its MoE blocks trained the same way, parent = the original.
   EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates c JOIN candidates p ON p.id = c.parent_id "
                            "WHERE c.method = 'original_ft' AND c.state = 'DONE' AND p.method = 'original'"), 1);

@@ -315,12 +315,19 @@ TEST_F(Coordinator, APreemptionMidTurnRefundsTheInFlightAttemptsAndResumeReplays
 TEST_F(Coordinator, FineTunesAreAdmittedAfterTheBudgetPointsAsTheirChildren) {
   db::Store store(path_);
   const int64_t sweep = new_sweep(store);
-  // A fine-tuned model's own timing comes out other than its parent's (noise, for one shape).
-  ScriptedWorkers workers(2, [](int rank, const Task& task) {
+  // A fine-tuned model's own timing comes out other than its parent's (noise, for one shape);
+  // told that its parent's is recorded, the worker measures none.
+  int unmeasured = 0;
+  ScriptedWorkers workers(2, [&](int rank, const Task& task) {
     std::optional<Result> r = succeed(rank, task);
     if (task.kind == "finetune") {
       for (Metric& m : r->metrics) {
         if (m.name == "speedup") m.value += 0.37;
+      }
+      if (!task.params.value(kMeasureSpeedParam, true)) {
+        ++unmeasured;
+        r->metrics.erase(std::remove_if(r->metrics.begin(), r->metrics.end(), [](const Metric& m) { return m.name == "speedup"; }),
+                         r->metrics.end());
       }
     }
     return r;
@@ -332,6 +339,16 @@ TEST_F(Coordinator, FineTunesAreAdmittedAfterTheBudgetPointsAsTheirChildren) {
   finetune.steps = 7;
   finetune.state_dir = dir_.file("r.db.finetune");
   options.finetune = finetune;
+  options.in_flight_per_worker = 1;
+  std::map<int64_t, bool> parent_done_at_send;  // budget points' fine-tunes
+  std::set<int64_t> told_not_to_measure;
+  workers.on_send = [&](int, const Task& task) {
+    if (task.kind != "finetune" || task.plan.layers().empty()) return;
+    const std::string id = std::to_string(task.candidate_id);
+    parent_done_at_send[task.candidate_id] =
+        count("SELECT count(*) FROM candidates c JOIN candidates p ON p.id = c.parent_id WHERE c.id = " + id + " AND p.state = 'DONE'") == 1;
+    if (!task.params.value(kMeasureSpeedParam, true)) told_not_to_measure.insert(task.candidate_id);
+  };
   auto s = strategy("cdmoe", {0});  // CD-MoE-S: condensing budget points
   run_sweep(workers, store, sweep, *s, options, stop_);
   // A child per condensing budget point (same plan, method + _ft), and the control.
@@ -369,6 +386,14 @@ TEST_F(Coordinator, FineTunesAreAdmittedAfterTheBudgetPointsAsTheirChildren) {
             points);
   EXPECT_EQ(count("SELECT count(*) FROM results WHERE method = 'original_ft' AND speed_shared_from IS NULL"), 1)
       << "the control, which changed the original itself, shares nothing";
+  // A budget point's fine-tune sent once its parent was DONE (with a speed) is told not to
+  // measure it again; one sent earlier measures it (and records the parent's all the same).
+  EXPECT_EQ(parent_done_at_send.size(), size_t(points));
+  for (const auto& [candidate, parent_done] : parent_done_at_send) {
+    EXPECT_EQ(told_not_to_measure.count(candidate) == 1, parent_done) << "candidate " << candidate;
+  }
+  EXPECT_EQ(size_t(unmeasured), told_not_to_measure.size());
+  EXPECT_GT(unmeasured, 0) << "one task per worker at a time: the parents are done before their children leave";
 }
 
 TEST_F(Coordinator, ADuplicateResultIsLoggedAsStaleAndCountedOnce) {
