@@ -35,9 +35,13 @@ void check_sweep_name(const std::string& name) {
   if (name.front() == ' ' || name.back() == ' ') throw_bad_input("--sweep \"" + name + "\" starts or ends with a space");
 }
 
-// --experts-kept as numbers; "auto" is CD-MoE-S (0) and the k the reference ran this family with.
+// --experts-kept as numbers; "auto" is CD-MoE-S (0, with shared experts only) and the k the
+// reference ran this family with (model::reference_experts_kept).
 std::vector<int> parse_experts_kept(const std::string& text, const ModelShape& shape) {
-  if (text == "auto") return {0, model::find_family(shape.model_type, "config.json").reference_experts_kept};
+  if (text == "auto") {
+    const int k = model::reference_experts_kept(shape);
+    return shape.shared_intermediate_size > 0 ? std::vector<int>{0, k} : std::vector<int>{k};
+  }
   std::vector<int> ks;
   for (const std::string& part : split_commas(text)) {
     char* end = nullptr;

@@ -13,14 +13,21 @@ namespace cdmoe {
 
 enum class LayerKind { kDense, kMoe };
 
+// Where a family RMS-normalises queries and keys before RoPE (each with its own weight).
+enum class QkNorm {
+  kNone,
+  kPerHead,        // Qwen3-MoE: over each head's d values, weights [d]
+  kWholeProjection,  // OLMoE: over all H·d (keys: KV·d) values of the projection
+};
+
 struct ModelShape {
-  std::string model_type;  // "deepseek" or "qwen2_moe"
+  std::string model_type;  // a registered family's config.json model_type (model/family.cc)
   int64_t num_layers = 0;
   int64_t hidden_size = 0;
   int64_t vocab_size = 0;
   int64_t num_attention_heads = 0;
   int64_t num_key_value_heads = 0;
-  int64_t head_dim = 0;
+  int64_t head_dim = 0;  // config.json head_dim where the family reads it, else hidden / heads
   int64_t max_position_embeddings = 0;
   int64_t dense_intermediate_size = 0;   // SwiGLU inner size of the dense (non-MoE) layers
   int64_t expert_intermediate_size = 0;  // inner size of one routed expert
@@ -31,6 +38,8 @@ struct ModelShape {
   bool tie_word_embeddings = false;
   bool attention_qkv_bias = false;
   bool attention_output_bias = false;
+  QkNorm qk_norm = QkNorm::kNone;
+  double clip_qkv = 0;  // OLMoE: q, k, v clamped to [-clip_qkv, clip_qkv] after the norms; 0 = none
   bool shared_expert_gate = false;  // qwen2_moe: shared expert scaled by sigmoid(Linear(D, 1))
   std::string torch_dtype;          // dtype the checkpoint declares (informational)
   std::vector<LayerKind> layer_kinds;  // one per decoder layer

@@ -16,7 +16,8 @@ int64_t attention(const ModelShape& s) {
   int64_t kv = s.num_key_value_heads * s.head_dim;
   int64_t weights = s.hidden_size * (q + 2 * kv) + q * s.hidden_size;
   int64_t biases = (s.attention_qkv_bias ? q + 2 * kv : 0) + (s.attention_output_bias ? s.hidden_size : 0);
-  return weights + biases;
+  int64_t qk_norms = s.qk_norm == QkNorm::kPerHead ? 2 * s.head_dim : s.qk_norm == QkNorm::kWholeProjection ? q + kv : 0;
+  return weights + biases + qk_norms;
 }
 
 int64_t moe_block(const ModelShape& s, int64_t experts_kept, bool with_router) {

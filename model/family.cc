@@ -11,7 +11,7 @@ namespace cdmoe::model {
 namespace {
 
 // The one table of families (ARCHITECTURE.md §4).
-const Family* const kFamilies[] = {&kDeepseekFamily, &kQwen2MoeFamily};
+const Family* const kFamilies[] = {&kDeepseekFamily, &kQwen2MoeFamily, &kQwen3MoeFamily, &kMixtralFamily, &kOlmoeFamily};
 
 }  // namespace
 
@@ -26,6 +26,11 @@ const Family& find_family(const std::string& model_type, const std::string& wher
     if (model_type == family->model_type) return *family;
   }
   throw_bad_input(where + ": model_type \"" + model_type + "\" is not supported (supported: " + supported_model_types() + ")");
+}
+
+int reference_experts_kept(const ModelShape& shape) {
+  int k = find_family(shape.model_type, "config.json").reference_experts_kept;
+  return k == kExpertsPerToken ? int(shape.experts_per_token) : k;
 }
 
 ModelShape model_shape_from_config(const Json& config, const std::string& where) {

@@ -4,6 +4,8 @@
 //   - its weight-name table (the Hugging Face tensor names of the MoE block; load and export
 //     both build every name from it, model/weight_names.h),
 //   - its MoE block's differences (shared-expert gate, top-k normalisation).
+// Attention options (explicit head_dim, biases, q/k norms, clip_qkv) are facts of the config
+// that the reader puts into ModelShape.
 // Torch-free: core's ModelShape plus constants. Families are immutable statics; thread-safe.
 #pragma once
 
@@ -14,13 +16,26 @@
 
 namespace cdmoe::model {
 
-// Tensor names inside one decoder layer's MLP, relative to "model.layers.{i}.mlp.".
+// The three projections of one SwiGLU expert, each followed by ".weight".
+struct SwigluNames {
+  const char* gate;  // silu(gate x) * up x, then down
+  const char* up;
+  const char* down;
+};
+inline constexpr SwigluNames kSwigluNames{"gate_proj", "up_proj", "down_proj"};  // transformers' MLP classes
+
+// Tensor names of one decoder layer's MoE block, relative to "model.layers.{i}." + block.
 struct MoeWeightNames {
+  const char* block;        // "mlp." (most families) / "block_sparse_moe." (mixtral)
   const char* router;       // "gate.weight": [E, D]
-  const char* experts;      // "experts.": then "{e}.gate_proj.weight" ...
-  const char* shared_mlp;   // "shared_experts." (deepseek) / "shared_expert." (qwen2_moe)
+  const char* experts;      // "experts.": then "{e}." + expert projection + ".weight"
+  SwigluNames expert;       // the routed experts' projection names
+  const char* shared_mlp;   // "shared_experts." (deepseek) / "shared_expert." (qwen2_moe); unused without shared experts
   const char* shared_gate;  // "shared_expert_gate.weight" [1, D], or "" when the family has none
 };
+
+// reference_experts_kept for families whose default k is the config's own top-k.
+inline constexpr int kExpertsPerToken = -1;
 
 struct Family {
   const char* model_type;  // config.json "model_type"
@@ -28,14 +43,21 @@ struct Family {
   MoeWeightNames names;
   bool shared_expert_gate;   // sigmoid(Linear(D, 1)) scales the shared expert per token (qwen2_moe)
   double topk_norm_epsilon;  // added to the top-k sum when norm_topk_prob (deepseek: 1e-20)
+  int topk_norm_min_k;       // the top-k is normalised only when k is at least this (deepseek: 2)
+  double default_rms_norm_eps;  // the config class's defaults, for a config.json without them
+  double default_rope_theta;
   // The routed experts the CD-MoE reference keeps per condensed layer in its runs of this family
-  // (k = 6 for DeepSeekMoE, 4 for Qwen-MoE): cdmoe-sweep's default --experts-kept is "0,k".
+  // (k = 6 for DeepSeekMoE, 4 for Qwen-MoE), or kExpertsPerToken for families the paper did not
+  // run (the config's num_experts_per_tok): cdmoe-sweep's --experts-kept auto is "0,k" for a
+  // model with shared experts and "k" for one without (k = 0 would condense to nothing).
   int reference_experts_kept;
 };
 
 // The family registered for `model_type`; bad input naming `where` and the supported ones.
 const Family& find_family(const std::string& model_type, const std::string& where);
-// "deepseek, qwen2_moe", for messages.
+// The k that cdmoe-sweep's --experts-kept auto uses for this model (see reference_experts_kept).
+int reference_experts_kept(const ModelShape& shape);
+// "deepseek, qwen2_moe, ...", for messages.
 std::string supported_model_types();
 
 // Reads config.json (already parsed) with its family's reader; `where` names it in errors.

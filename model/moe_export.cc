@@ -31,7 +31,7 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::materialise(const Plan
     out.emplace_back(n.input_norm, L.input_norm);
     for (const auto& [name, tensor] : {std::pair{&n.q, &L.q}, {&n.k, &L.k}, {&n.v, &L.v}, {&n.o, &L.o},
                                        {&n.q_bias, &L.q_bias}, {&n.k_bias, &L.k_bias}, {&n.v_bias, &L.v_bias},
-                                       {&n.o_bias, &L.o_bias}}) {
+                                       {&n.o_bias, &L.o_bias}, {&n.q_norm, &L.q_norm}, {&n.k_norm, &L.k_norm}}) {
       if (tensor->defined()) out.emplace_back(*name, *tensor);
     }
     if (L.dropped || (lp && lp->op == LayerOp::kDrop)) continue;

@@ -29,9 +29,16 @@ at::Tensor MoeModel::Impl::attention(const Layer& L, const at::Tensor& x, const 
                      const at::Tensor& sin) const {
   const ModelShape& s = config.shape;
   int64_t B = x.size(0), T = x.size(1), H = s.num_attention_heads, KV = s.num_key_value_heads, d = s.head_dim;
-  at::Tensor q = at::linear(x, L.q, L.q_bias).view({B, T, H, d}).transpose(1, 2);    // [B, H, T, d]
-  at::Tensor k = at::linear(x, L.k, L.k_bias).view({B, T, KV, d}).transpose(1, 2);   // [B, KV, T, d]
-  at::Tensor v = at::linear(x, L.v, L.v_bias).view({B, T, KV, d}).transpose(1, 2);
+  at::Tensor q = at::linear(x, L.q, L.q_bias), k = at::linear(x, L.k, L.k_bias), v = at::linear(x, L.v, L.v_bias);
+  if (s.qk_norm == QkNorm::kWholeProjection) q = rms_norm(q, L.q_norm), k = rms_norm(k, L.k_norm);  // OLMoE
+  if (s.clip_qkv > 0) {
+    q = q.clamp(-s.clip_qkv, s.clip_qkv), k = k.clamp(-s.clip_qkv, s.clip_qkv), v = v.clamp(-s.clip_qkv, s.clip_qkv);
+  }
+  q = q.view({B, T, H, d}), k = k.view({B, T, KV, d});
+  if (s.qk_norm == QkNorm::kPerHead) q = rms_norm(q, L.q_norm), k = rms_norm(k, L.k_norm);  // Qwen3-MoE
+  q = q.transpose(1, 2);                                                             // [B, H, T, d]
+  k = k.transpose(1, 2);                                                             // [B, KV, T, d]
+  v = v.view({B, T, KV, d}).transpose(1, 2);
   q = q * cos + rotate_half(q) * sin;
   k = k * cos + rotate_half(k) * sin;
   if (KV != H) {
@@ -55,7 +62,7 @@ at::Tensor MoeModel::Impl::routed(const Moe& M, const at::Tensor& x, const at::T
   at::Tensor probs = at::softmax(at::linear(x.to(at::kFloat), router.to(at::kFloat)), -1);  // [N, E']
   int64_t k = std::min<int64_t>(s.experts_per_token, probs.size(1));
   auto [top_weight, top_index] = probs.topk(k, -1);                            // [N, k]
-  if (s.norm_topk_prob && k > 1) top_weight = top_weight / (top_weight.sum(-1, true) + family().topk_norm_epsilon);
+  if (s.norm_topk_prob && k >= family().topk_norm_min_k) top_weight = top_weight / (top_weight.sum(-1, true) + family().topk_norm_epsilon);
   if (candidates.defined()) top_index = candidates.index_select(0, top_index.flatten()).view(top_index.sizes());
   if (collecting && !candidates.defined()) record_routing(layer, top_index, top_weight, valid);
   if (balancing && !candidates.defined()) add_balance_loss(probs, top_index, valid);

@@ -37,6 +37,7 @@ struct Moe {
 struct Layer {
   at::Tensor input_norm, post_norm;
   at::Tensor q, k, v, o, q_bias, k_bias, v_bias, o_bias;
+  at::Tensor q_norm, k_norm;   // ModelShape::qk_norm: [d] per head, or [H·d] / [KV·d] whole
   bool is_moe = false;
   bool dropped = false;        // an exported checkpoint's dropped layer: attention only
   bool block_dropped = false;  // an exported checkpoint's drop_block layer: no weights at all

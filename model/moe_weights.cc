@@ -90,6 +90,11 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
       L.v_bias = reader.read(n.v_bias, {kv_dim});
     }
     if (s.attention_output_bias) L.o_bias = reader.read(n.o_bias, {D});
+    const std::vector<TensorSpec> qk_norms = qk_norm_tensors(s, n);
+    if (!qk_norms.empty()) {
+      L.q_norm = reader.read(qk_norms[0].name, qk_norms[0].shape);
+      L.k_norm = reader.read(qk_norms[1].name, qk_norms[1].shape);
+    }
     if (fixed_op && fixed_op->op == LayerOp::kDrop) {
       L.dropped = true;
       m.layers.push_back(std::move(L));

@@ -1,5 +1,6 @@
 #include "model/synthetic_checkpoint.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -10,56 +11,79 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "model/model_config.h"
 #include "model/safetensors.h"
 #include "model/tokenizer.h"
+#include "model/weight_names.h"
 
 namespace cdmoe::model {
 
-void write_synthetic_checkpoint(const std::string& dir, SyntheticShape s) {
-  if (!s.tokenizer.empty()) s.vocab = int64_t(Tokenizer::load(s.tokenizer)->vocab_size());
-  std::filesystem::create_directories(dir);
-  nlohmann::json config = {{"model_type", "deepseek"}, {"hidden_size", s.hidden}, {"num_attention_heads", s.heads},
+namespace {
+
+// config.json for the family, with its own keys: layer 0 dense (deepseek, qwen*), `shared`
+// shared experts (deepseek: n_shared_experts; qwen2_moe: one shared expert that wide).
+nlohmann::json synthetic_config(const SyntheticShape& s) {
+  nlohmann::json config = {{"model_type", s.family}, {"hidden_size", s.hidden}, {"num_attention_heads", s.heads},
                            {"num_key_value_heads", s.heads}, {"num_hidden_layers", s.layers}, {"vocab_size", s.vocab},
-                           {"intermediate_size", s.dense_inner}, {"moe_intermediate_size", s.expert_inner},
-                           {"n_routed_experts", s.experts}, {"n_shared_experts", s.shared},
-                           {"num_experts_per_tok", s.top_k}, {"first_k_dense_replace", 1}, {"moe_layer_freq", 1},
-                           {"norm_topk_prob", false}, {"max_position_embeddings", s.max_positions},
+                           {"num_experts_per_tok", s.top_k}, {"max_position_embeddings", s.max_positions},
                            {"rms_norm_eps", 1e-6}, {"rope_theta", 10000.0}, {"tie_word_embeddings", false},
                            {"torch_dtype", s.bf16 ? "bfloat16" : "float32"}};
+  if (s.family == "deepseek") {
+    config.update({{"intermediate_size", s.dense_inner}, {"moe_intermediate_size", s.expert_inner},
+                   {"n_routed_experts", s.experts}, {"n_shared_experts", s.shared}, {"first_k_dense_replace", 1},
+                   {"moe_layer_freq", 1}, {"norm_topk_prob", false}});
+  } else if (s.family == "qwen2_moe" || s.family == "qwen3_moe") {
+    config.update({{"intermediate_size", s.dense_inner}, {"moe_intermediate_size", s.expert_inner},
+                   {"num_experts", s.experts}, {"mlp_only_layers", {0}}, {"decoder_sparse_step", 1},
+                   {"norm_topk_prob", s.family == "qwen3_moe"}});
+    if (s.family == "qwen2_moe") config["shared_expert_intermediate_size"] = s.shared * s.expert_inner;
+  } else if (s.family == "mixtral") {
+    config.update({{"intermediate_size", s.expert_inner}, {"num_local_experts", s.experts}});
+  } else if (s.family == "olmoe") {
+    config.update({{"intermediate_size", s.expert_inner}, {"num_experts", s.experts}, {"norm_topk_prob", false}});
+  } else {
+    throw_bad_input("--family \"" + s.family + "\" is not one of deepseek, qwen2_moe, qwen3_moe, mixtral, olmoe");
+  }
+  return config;
+}
+
+// "model.layers.3.": the layer a tensor belongs to, empty for embeddings, final norm and head.
+std::string layer_prefix(const std::string& name) {
+  const std::string layers = "model.layers.";
+  if (name.compare(0, layers.size(), layers) != 0) return "";
+  return name.substr(0, name.find('.', layers.size()) + 1);
+}
+
+}  // namespace
+
+void write_synthetic_checkpoint(const std::string& dir, SyntheticShape s) {
+  if (!s.tokenizer.empty()) s.vocab = int64_t(Tokenizer::load(s.tokenizer)->vocab_size());
+  const nlohmann::json config = synthetic_config(s);
+  const ModelConfig model_config = model_config_from_json(config, "synthetic config.json");
+  std::filesystem::create_directories(dir);
   std::ofstream(dir + "/config.json") << config.dump(2);
+  // The family's tensor table, each layer's 1-D tensors (norms) drawn first: for deepseek the
+  // draw order, and so the weights of a seed, of the hand-written table this replaced.
+  std::vector<TensorSpec> specs = expected_tensors(model_config, Plan());
+  for (auto begin = specs.begin(); begin != specs.end();) {
+    auto end = std::find_if(begin, specs.end(), [&](const TensorSpec& t) { return layer_prefix(t.name) != layer_prefix(begin->name); });
+    if (!layer_prefix(begin->name).empty()) {
+      std::stable_partition(begin, end, [](const TensorSpec& t) { return t.shape.size() == 1; });
+    }
+    begin = end;
+  }
   at::manual_seed(s.seed);
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   // Projections ~ N(0, 1/fan_in) as at initialisation, norms ~ 1: every block moves the
   // residual stream, so condensing or dropping one changes the output measurably.
-  // With pretrain_init, DeepseekPreTrainedModel._init_weights: every Linear and the embedding
+  // With pretrain_init, the families' _init_weights: every Linear and the embedding
   // N(0, initializer_range = 0.02), every RMSNorm weight 1.
-  auto add = [&](const std::string& name, std::vector<int64_t> shape, double scale) {
-    at::Tensor t = at::randn(shape) * (s.pretrain_init ? 0.02 : scale);
-    if (shape.size() == 1) t = s.pretrain_init ? at::ones(shape) : t + 1.0;
-    tensors.emplace_back(name, s.bf16 ? t.to(at::kBFloat16) : t);
-  };
-  const int64_t D = s.hidden;
-  const double per_D = 1.0 / std::sqrt(double(D));
-  add("model.embed_tokens.weight", {s.vocab, D}, 1.0);
-  add("model.norm.weight", {D}, 0.1);
-  add("lm_head.weight", {s.vocab, D}, per_D);
-  for (int64_t l = 0; l < s.layers; ++l) {
-    std::string p = "model.layers." + std::to_string(l) + ".";
-    add(p + "input_layernorm.weight", {D}, 0.1);
-    add(p + "post_attention_layernorm.weight", {D}, 0.1);
-    for (const char* n : {"q", "k", "v", "o"}) add(p + "self_attn." + n + "_proj.weight", {D, D}, per_D);
-    auto mlp = [&](const std::string& prefix, int64_t inner) {
-      add(prefix + "gate_proj.weight", {inner, D}, per_D);
-      add(prefix + "up_proj.weight", {inner, D}, per_D);
-      add(prefix + "down_proj.weight", {D, inner}, 1.0 / std::sqrt(double(inner)));
-    };
-    if (l == 0) {
-      mlp(p + "mlp.", s.dense_inner);
-      continue;
-    }
-    add(p + "mlp.gate.weight", {s.experts, D}, per_D);
-    for (int64_t e = 0; e < s.experts; ++e) mlp(p + "mlp.experts." + std::to_string(e) + ".", s.expert_inner);
-    mlp(p + "mlp.shared_experts.", s.shared * s.expert_inner);
+  for (const TensorSpec& spec : specs) {
+    const bool embedding = spec.name == kEmbedTokensName;
+    double scale = spec.shape.size() == 1 ? 0.1 : embedding ? 1.0 : 1.0 / std::sqrt(double(spec.shape[1]));
+    at::Tensor t = at::randn(spec.shape) * (s.pretrain_init ? 0.02 : scale);
+    if (spec.shape.size() == 1) t = s.pretrain_init ? at::ones(spec.shape) : t + 1.0;
+    tensors.emplace_back(spec.name, s.bf16 ? t.to(at::kBFloat16) : t);
   }
   std::vector<TensorToWrite> out;
   for (auto& [name, t] : tensors) {

@@ -1,6 +1,8 @@
-// A random DeepSeekMoE-shaped checkpoint (config.json + model.safetensors, optionally beside a
-// real tokenizer.json whose vocabulary size it takes): for benchmarks, end-to-end tests and the
-// README's demo sweep until the project ships a trained demo model. Deterministic per seed.
+// A random MoE checkpoint of a registered family (config.json + model.safetensors, optionally
+// beside a real tokenizer.json whose vocabulary size it takes): for benchmarks, end-to-end tests
+// and the README's demo sweep until the project ships a trained demo model. Deterministic per
+// seed. The tensors are the family's own table (model/weight_names.h expected_tensors), so any
+// family that loads can be synthesised.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +12,9 @@ namespace cdmoe::model {
 
 struct SyntheticShape {
   int64_t hidden = 1024, heads = 16, layers = 8, experts = 64, expert_inner = 352, shared = 2, top_k = 6;
-  int64_t vocab = 8192, dense_inner = 2816;  // layer 0 is dense
+  int64_t vocab = 8192, dense_inner = 2816;  // layer 0 is dense where the family has dense layers
+  std::string family = "deepseek";  // config.json model_type; mixtral and olmoe have no dense
+                                    // layers, and only deepseek and qwen2_moe shared experts
   int64_t max_positions = 4096;
   bool bf16 = true;       // weights stored as BF16 (else F32)
   bool pretrain_init = false;  // transformers' initialisation (N(0, 0.02), norms 1) instead of the test one

@@ -6,26 +6,32 @@
 
 namespace cdmoe::model {
 
-MlpNames mlp_names(const std::string& prefix) {
-  return {prefix + "gate_proj.weight", prefix + "up_proj.weight", prefix + "down_proj.weight"};
+MlpNames mlp_names(const std::string& prefix, const SwigluNames& projections) {
+  return {prefix + projections.gate + ".weight", prefix + projections.up + ".weight", prefix + projections.down + ".weight"};
 }
 
-MlpNames LayerNames::expert(int64_t e) const { return mlp_names(experts_prefix + std::to_string(e) + "."); }
+MlpNames LayerNames::expert(int64_t e) const {
+  return mlp_names(experts_prefix + std::to_string(e) + ".", expert_projections);
+}
 
 LayerNames layer_names(const Family& family, int layer) {
   const std::string p = "model.layers." + std::to_string(layer) + ".";
-  const std::string attn = p + "self_attn.", mlp = p + "mlp.";
+  // Dense layers (and an exported condensed layer's fused MLP) sit under "mlp." in every family;
+  // the MoE block under the family's own block name.
+  const std::string attn = p + "self_attn.", mlp = p + "mlp.", block = p + family.names.block;
   LayerNames n;
   n.input_norm = p + "input_layernorm.weight";
   n.post_norm = p + "post_attention_layernorm.weight";
   n.q = attn + "q_proj.weight", n.k = attn + "k_proj.weight", n.v = attn + "v_proj.weight", n.o = attn + "o_proj.weight";
   n.q_bias = attn + "q_proj.bias", n.k_bias = attn + "k_proj.bias", n.v_bias = attn + "v_proj.bias";
   n.o_bias = attn + "o_proj.bias";
+  n.q_norm = attn + "q_norm.weight", n.k_norm = attn + "k_norm.weight";
   n.mlp = mlp_names(mlp);
-  n.router = mlp + family.names.router;
-  n.shared = mlp_names(mlp + family.names.shared_mlp);
-  if (*family.names.shared_gate) n.shared_gate = mlp + family.names.shared_gate;
-  n.experts_prefix = mlp + family.names.experts;
+  n.router = block + family.names.router;
+  n.shared = mlp_names(block + family.names.shared_mlp);
+  if (*family.names.shared_gate) n.shared_gate = block + family.names.shared_gate;
+  n.experts_prefix = block + family.names.experts;
+  n.expert_projections = family.names.expert;
   return n;
 }
 
@@ -33,6 +39,16 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   std::string text = "[";
   for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
   return text + "]";
+}
+
+std::vector<TensorSpec> qk_norm_tensors(const ModelShape& s, const LayerNames& n) {
+  switch (s.qk_norm) {
+    case QkNorm::kNone: return {};
+    case QkNorm::kPerHead: return {{n.q_norm, {s.head_dim}}, {n.k_norm, {s.head_dim}}};
+    case QkNorm::kWholeProjection:
+      return {{n.q_norm, {s.num_attention_heads * s.head_dim}}, {n.k_norm, {s.num_key_value_heads * s.head_dim}}};
+  }
+  return {};
 }
 
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config, const Plan& fixed) {
@@ -62,6 +78,7 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config, const Plan& 
       out.push_back({n.v_bias, {kv_dim}});
     }
     if (s.attention_output_bias) out.push_back({n.o_bias, {D}});
+    for (const TensorSpec& norm : qk_norm_tensors(s, n)) out.push_back(norm);
     if (fixed_op && fixed_op->op == LayerOp::kDrop) continue;  // attention only
     out.push_back({n.post_norm, {D}});
     if (!s.is_moe_layer(layer)) {

@@ -15,20 +15,23 @@
 
 namespace cdmoe::model {
 
-// A SwiGLU MLP's three projections under `prefix`: prefix + "gate_proj.weight", ...
+// A SwiGLU MLP's three projections under `prefix`: prefix + "gate_proj.weight", ... (or the
+// family's own projection names, e.g. Mixtral's experts' "w1", "w3", "w2").
 struct MlpNames {
   std::string gate, up, down;
 };
-MlpNames mlp_names(const std::string& prefix);
+MlpNames mlp_names(const std::string& prefix, const SwigluNames& projections = kSwigluNames);
 
 struct LayerNames {
   std::string input_norm, post_norm;
   std::string q, k, v, o, q_bias, k_bias, v_bias, o_bias;
+  std::string q_norm, k_norm;  // families with QK normalisation (ModelShape::qk_norm)
   MlpNames mlp;             // a dense layer's MLP, or an exported condensed layer's fused one
   std::string router;       // [E, D]
   MlpNames shared;          // the shared expert(s) as one MLP
   std::string shared_gate;  // [1, D]; empty when the family has none
   std::string experts_prefix;
+  SwigluNames expert_projections;
   MlpNames expert(int64_t e) const;  // routed expert e (renumbered 0..r-1 in an exported pruned layer)
 };
 LayerNames layer_names(const Family& family, int layer);
@@ -41,6 +44,9 @@ struct TensorSpec {
   std::string name;
   std::vector<int64_t> shape;
 };
+
+// A layer's q/k norm weights with their shapes, none when the family has no QK norm.
+std::vector<TensorSpec> qk_norm_tensors(const ModelShape& shape, const LayerNames& names);
 
 // Every tensor a checkpoint of `config` holds, in load order; `fixed` is an exported
 // checkpoint's own plan (its config.json "cdmoe" block; empty for an original checkpoint).

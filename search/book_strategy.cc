@@ -94,6 +94,10 @@ void check_experts_kept(const ModelShape& shape, const std::vector<int>& experts
       throw_bad_input("--experts-kept: k = " + std::to_string(k) + " is outside 0.." +
                       std::to_string(shape.num_routed_experts) + " (the model's routed experts per layer)");
     }
+    if (k == 0 && shape.shared_intermediate_size == 0) {
+      throw_bad_input("--experts-kept: k = 0 (CD-MoE-S) keeps only shared experts, and this " + shape.model_type +
+                      " model has none: its condensed layer would be the drop baseline (give k >= 1)");
+    }
   }
   if (shape.moe_layers().empty()) throw_bad_input("the model has no MoE layers to condense");
 }

@@ -1,5 +1,8 @@
 #include "model/families/config_reading.h"
 
+#include <algorithm>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -39,23 +42,61 @@ int64_t non_negative_or(const Json& config, const std::string& key, int64_t fall
   return bounded(value, key, where);
 }
 
-void read_common_shape(const Json& config, const std::string& where, ModelShape& shape) {
+void read_common_shape(const Json& config, const std::string& where, ModelShape& shape, bool explicit_head_dim) {
   shape.num_layers = require_positive(config, "num_hidden_layers", where);
   shape.hidden_size = require_positive(config, "hidden_size", where);
   shape.vocab_size = require_positive(config, "vocab_size", where);
   shape.num_attention_heads = require_positive(config, "num_attention_heads", where);
   shape.num_key_value_heads = positive_or(config, "num_key_value_heads", shape.num_attention_heads, where);
-  if (shape.hidden_size % shape.num_attention_heads != 0) {
-    throw_bad_input(where + ": hidden_size " + std::to_string(shape.hidden_size) +
-                    " is not divisible by num_attention_heads " + std::to_string(shape.num_attention_heads));
-  }
   if (shape.num_attention_heads % shape.num_key_value_heads != 0) {
     throw_bad_input(where + ": num_attention_heads " + std::to_string(shape.num_attention_heads) +
                     " is not divisible by num_key_value_heads " + std::to_string(shape.num_key_value_heads));
   }
-  shape.head_dim = shape.hidden_size / shape.num_attention_heads;
+  if (explicit_head_dim && config.contains("head_dim") && !config["head_dim"].is_null()) {
+    shape.head_dim = require_positive(config, "head_dim", where);
+  } else {
+    if (shape.hidden_size % shape.num_attention_heads != 0) {
+      throw_bad_input(where + ": hidden_size " + std::to_string(shape.hidden_size) +
+                      " is not divisible by num_attention_heads " + std::to_string(shape.num_attention_heads));
+    }
+    shape.head_dim = shape.hidden_size / shape.num_attention_heads;
+  }
+  if (shape.head_dim % 2 != 0) {  // RoPE rotates halves
+    throw_bad_input(where + ": the head size " + std::to_string(shape.head_dim) + " is odd; rotary embeddings need it even");
+  }
   shape.torch_dtype = string_or(config, "torch_dtype", "float32", where);
   shape.tie_word_embeddings = bool_or(config, "tie_word_embeddings", false, where);
+}
+
+void read_qwen_layer_kinds(const Json& config, const std::string& where, ModelShape& shape) {
+  int64_t sparse_step = positive_or(config, "decoder_sparse_step", 1, where);
+  std::vector<int64_t> mlp_only;
+  if (config.contains("mlp_only_layers") && !config["mlp_only_layers"].is_null()) {
+    const Json& list = config["mlp_only_layers"];
+    if (!list.is_array()) throw_bad_input(where + ": field 'mlp_only_layers' must be an array of layer indices");
+    for (const Json& item : list) {
+      if (!item.is_number_integer()) {
+        throw_bad_input(where + ": field 'mlp_only_layers' holds " + describe_json(item) + ", not a layer index");
+      }
+      mlp_only.push_back(item.get<int64_t>());
+    }
+  }
+  shape.layer_kinds.clear();
+  for (int64_t layer = 0; layer < shape.num_layers; ++layer) {
+    bool listed = std::find(mlp_only.begin(), mlp_only.end(), layer) != mlp_only.end();
+    bool moe = !listed && shape.num_routed_experts > 0 && (layer + 1) % sparse_step == 0;
+    shape.layer_kinds.push_back(moe ? LayerKind::kMoe : LayerKind::kDense);
+  }
+}
+
+void refuse_sliding_window(const Json& config, const std::string& enabled_key, const std::string& where) {
+  bool enabled = enabled_key.empty() ? config.contains("sliding_window") && !config["sliding_window"].is_null()
+                                     : bool_or(config, enabled_key, false, where);
+  if (enabled) {
+    throw_bad_input(where + ": field '" + (enabled_key.empty() ? std::string("sliding_window") : enabled_key) +
+                    "' turns on sliding-window attention, which is not supported (set it to " +
+                    (enabled_key.empty() ? "null" : "false") + ")");
+  }
 }
 
 void check_top_k(const ModelShape& shape, const std::string& where) {

@@ -13,8 +13,15 @@ namespace cdmoe::model {
 int64_t require_positive(const Json& config, const std::string& key, const std::string& where);
 int64_t positive_or(const Json& config, const std::string& key, int64_t fallback, const std::string& where);
 int64_t non_negative_or(const Json& config, const std::string& key, int64_t fallback, const std::string& where);
-// num_hidden_layers, hidden_size, vocab_size, heads, torch_dtype, tie_word_embeddings.
-void read_common_shape(const Json& config, const std::string& where, ModelShape& shape);
+// num_hidden_layers, hidden_size, vocab_size, heads, torch_dtype, tie_word_embeddings; head_dim
+// = hidden_size / num_attention_heads, or config.json's head_dim (when present and not null)
+// for families whose transformers class reads it (`explicit_head_dim`).
+void read_common_shape(const Json& config, const std::string& where, ModelShape& shape, bool explicit_head_dim = false);
+// Qwen's dense-or-MoE rule: MoE unless listed in mlp_only_layers, every decoder_sparse_step-th
+// layer (1-based), when there are routed experts. Fills shape.layer_kinds.
+void read_qwen_layer_kinds(const Json& config, const std::string& where, ModelShape& shape);
+// Sliding-window attention changes the mask past the window; no family here implements it.
+void refuse_sliding_window(const Json& config, const std::string& enabled_key, const std::string& where);
 // num_experts_per_tok must not exceed the routed experts.
 void check_top_k(const ModelShape& shape, const std::string& where);
 

@@ -43,8 +43,8 @@ ModelShape read_deepseek(const Json& config, const std::string& where) {
 }  // namespace
 
 const Family kDeepseekFamily{"deepseek", read_deepseek,
-                             MoeWeightNames{"gate.weight", "experts.", "shared_experts.", ""},
-                             /*shared_expert_gate=*/false, /*topk_norm_epsilon=*/1e-20,
+                             MoeWeightNames{"mlp.", "gate.weight", "experts.", kSwigluNames, "shared_experts.", ""},
+                             /*shared_expert_gate=*/false, /*topk_norm_epsilon=*/1e-20, /*topk_norm_min_k=*/2, /*default_rms_norm_eps=*/1e-6, /*default_rope_theta=*/10000,
                              /*reference_experts_kept=*/6};
 
 }  // namespace cdmoe::model

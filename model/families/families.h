@@ -8,5 +8,8 @@ namespace cdmoe::model {
 
 extern const Family kDeepseekFamily;
 extern const Family kQwen2MoeFamily;
+extern const Family kQwen3MoeFamily;
+extern const Family kMixtralFamily;
+extern const Family kOlmoeFamily;
 
 }  // namespace cdmoe::model

@@ -64,7 +64,9 @@ TEST_P(Export, SameLogitsAndTheAnalyticParameterCount) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, Export,
-                         ::testing::Values("deepseek_gqa", "deepseek_tied_bf16", "qwen_sharded", "qwen_tied_f16"));
+                         ::testing::Values("deepseek_gqa", "deepseek_tied_bf16", "qwen_sharded", "qwen_tied_f16",
+                                           "qwen3_head_dim", "qwen3_v5_bias_bf16", "mixtral_head_dim",
+                                           "mixtral_defaults_f16", "olmoe_clip", "olmoe_bias_bf16"));
 
 TEST(ExportCli, FromADatabaseCandidateAndBadInput) {
   TempDir dir;

@@ -138,7 +138,7 @@ TEST(Checkpoint, MissingExtraAndMisshapenTensors) {
   config["hidden_act"] = "silu";
   config["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}};
   write_file(model + "/config.json", config.dump());
-  EXPECT_NE(load_error(model).find("rope_scaling type \"yarn\" is not supported (supported: none, linear)"), std::string::npos);
+  EXPECT_NE(load_error(model).find("rope_scaling: type \"yarn\" is not supported (supported: none, linear)"), std::string::npos);
 }
 
 TEST(Checkpoint, ShardProblems) {

@@ -1,4 +1,4 @@
-// Logits of tiny checkpoints of both families, under every plan op, against golden logits
+// Logits of tiny checkpoints of every family, under every plan op, against golden logits
 // from an independent PyTorch reference (tests/fixtures/model/make_golden.py).
 #include <dirent.h>
 
@@ -116,7 +116,9 @@ TEST_P(Golden, Bfloat16ComputeStaysNearTheFloat32Reference) {
 
 INSTANTIATE_TEST_SUITE_P(Families, Golden,
                          ::testing::Combine(::testing::Values("deepseek_gqa", "deepseek_tied_bf16", "qwen_sharded",
-                                                              "qwen_tied_f16"),
+                                                              "qwen_tied_f16", "qwen3_head_dim", "qwen3_v5_bias_bf16",
+                                                              "mixtral_head_dim", "mixtral_defaults_f16", "olmoe_clip",
+                                                              "olmoe_bias_bf16"),
                                             ::testing::Values("test", "lazy")),
                          [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param); });
 

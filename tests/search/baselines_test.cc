@@ -76,7 +76,9 @@ TEST(BlockDropStrategy, RemovesWholeBlocksGreedily) {
   EXPECT_LE(parameter_ratio(shape, blockdrop[1].plan), 0.7);
   // A block removes more than its MoE: fewer blocks than drops meet the same memory budget.
   for (const BudgetPoint& p : strategy->budget_points()) {
-    if (p.method == "drop" && p.budget == "memory:0.7") EXPECT_LE(blockdrop[1].plan.layers().size(), p.plan.layers().size());
+    if (p.method == "drop" && p.budget == "memory:0.7") {
+      EXPECT_LE(blockdrop[1].plan.layers().size(), p.plan.layers().size());
+    }
   }
 }
 
