@@ -30,10 +30,7 @@ std::vector<std::pair<std::string, at::Tensor>> choose_trainable(model::MoeModel
     std::vector<std::pair<std::string, at::Tensor>> out;
     for (int layer : options.layers) {
       if (!model.shape().is_moe_layer(layer)) throw_bad_input("--train blocks: layer " + std::to_string(layer) + " is not an MoE layer");
-      const std::string prefix = "model.layers." + std::to_string(layer) + ".mlp.";
-      for (auto& named : model.parameters()) {
-        if (named.first.rfind(prefix, 0) == 0) out.push_back(named);
-      }
+      for (auto& named : model.moe_block_parameters(layer)) out.push_back(std::move(named));
     }
     if (out.empty()) throw_bad_input("--train blocks: no MoE layer to train");
     return out;

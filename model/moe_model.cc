@@ -106,7 +106,8 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::parameters() const {
     const LayerNames n = layer_names(m.family(), layer);
     for (const auto& [name, tensor] : {std::pair{&n.input_norm, &L.input_norm}, {&n.post_norm, &L.post_norm}, {&n.q, &L.q},
                                        {&n.k, &L.k}, {&n.v, &L.v}, {&n.o, &L.o}, {&n.q_bias, &L.q_bias},
-                                       {&n.k_bias, &L.k_bias}, {&n.v_bias, &L.v_bias}, {&n.o_bias, &L.o_bias}}) {
+                                       {&n.k_bias, &L.k_bias}, {&n.v_bias, &L.v_bias}, {&n.o_bias, &L.o_bias},
+                                       {&n.q_norm, &L.q_norm}, {&n.k_norm, &L.k_norm}}) {
       add(*name, *tensor);
     }
     add_mlp(n.mlp, L.dense);
@@ -115,6 +116,16 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::parameters() const {
     add_mlp(mlp_names(n.experts_prefix), Mlp{L.moe.expert_gate, L.moe.expert_up, L.moe.expert_down});
     add_mlp(n.shared, L.moe.shared);
     add(n.shared_gate, L.moe.shared_gate);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> MoeModel::moe_block_parameters(int layer) const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  if (layer < 0 || layer >= shape().num_layers || !impl_->layers[size_t(layer)].is_moe) return out;
+  const std::string block = layer_names(impl_->family(), layer).block;
+  for (auto& named : parameters()) {
+    if (named.first.rfind(block, 0) == 0) out.push_back(std::move(named));
   }
   return out;
 }

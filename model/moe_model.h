@@ -110,9 +110,13 @@ class MoeModel {
   // Training access (finetune/). The handles share storage with the model: setting
   // requires_grad on them, or updating them in place, changes what every later forward computes.
   // Names are the Hugging Face names materialise() writes; stacked routed experts appear as
-  // "model.layers.L.mlp.experts.{gate,up,down}_proj.weight" ([E, ...], one tensor per kind).
+  // "model.layers.L.<block>experts.{gate,up,down}_proj.weight" ([E, ...], one tensor per kind;
+  // <block> is the family's MoE block name, "mlp." or Mixtral's "block_sparse_moe.").
   // parameters(): every tensor of the model as held (a tied embedding once).
   std::vector<std::pair<std::string, at::Tensor>> parameters() const;
+  // The parameters of original MoE layer `layer`'s block (router, experts, shared experts and
+  // gate): what --train blocks trains. Empty for a dense or exported non-MoE layer.
+  std::vector<std::pair<std::string, at::Tensor>> moe_block_parameters(int layer) const;
   // The fused dense MLP of each condensed layer of `plan` (built now if not cached): what
   // condensed-only fine-tuning trains. Its frozen sources (the experts) are not touched.
   std::vector<std::pair<std::string, at::Tensor>> condensed_parameters(const Plan& plan) const;

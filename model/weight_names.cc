@@ -27,6 +27,7 @@ LayerNames layer_names(const Family& family, int layer) {
   n.o_bias = attn + "o_proj.bias";
   n.q_norm = attn + "q_norm.weight", n.k_norm = attn + "k_norm.weight";
   n.mlp = mlp_names(mlp);
+  n.block = block;
   n.router = block + family.names.router;
   n.shared = mlp_names(block + family.names.shared_mlp);
   if (*family.names.shared_gate) n.shared_gate = block + family.names.shared_gate;

@@ -27,6 +27,7 @@ struct LayerNames {
   std::string q, k, v, o, q_bias, k_bias, v_bias, o_bias;
   std::string q_norm, k_norm;  // families with QK normalisation (ModelShape::qk_norm)
   MlpNames mlp;             // a dense layer's MLP, or an exported condensed layer's fused one
+  std::string block;        // the MoE block's prefix: "model.layers.{i}." + the family's block name
   std::string router;       // [E, D]
   MlpNames shared;          // the shared expert(s) as one MLP
   std::string shared_gate;  // [1, D]; empty when the family has none

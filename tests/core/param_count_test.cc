@@ -52,6 +52,18 @@ TEST(ModelShape, LayerPatterns) {
                {"num_attention_heads", 2}, {"num_experts", 4}, {"num_experts_per_tok", 2},
                {"decoder_sparse_step", 2}, {"mlp_only_layers", {3}}};
   EXPECT_EQ(model::model_shape_from_config(qwen, "c").moe_layers(), (std::vector<int>{1, 5}));
+  qwen["model_type"] = "qwen3_moe";  // the same rule, no shared expert
+  ModelShape qwen3 = model::model_shape_from_config(qwen, "c");
+  EXPECT_EQ(qwen3.moe_layers(), (std::vector<int>{1, 5}));
+  EXPECT_EQ(qwen3.shared_intermediate_size, 0);
+  EXPECT_EQ(qwen3.head_dim, 4);
+  qwen["head_dim"] = 6;  // Qwen3's explicit head size wins over hidden / heads
+  EXPECT_EQ(model::model_shape_from_config(qwen, "c").head_dim, 6);
+  for (const char* every_layer : {"mixtral", "olmoe"}) {
+    Json all = {{"model_type", every_layer}, {"num_hidden_layers", 3}, {"hidden_size", 8}, {"vocab_size", 10},
+                {"num_attention_heads", 2}, {"num_experts", 4}, {"num_local_experts", 4}, {"num_experts_per_tok", 2}};
+    EXPECT_EQ(model::model_shape_from_config(all, "c").moe_layers(), (std::vector<int>{0, 1, 2})) << every_layer;
+  }
 }
 
 void expect_bad_config(const Json& config, const std::string& expected) {
@@ -68,9 +80,27 @@ TEST(ModelShape, RejectsBadConfigs) {
   Json base = {{"model_type", "deepseek"}, {"num_hidden_layers", 2}, {"hidden_size", 8}, {"vocab_size", 10},
                {"num_attention_heads", 2}, {"intermediate_size", 16}, {"n_routed_experts", 4},
                {"num_experts_per_tok", 2}};
-  Json mixtral = base;
-  mixtral["model_type"] = "mixtral";
-  expect_bad_config(mixtral, "model_type \"mixtral\" is not supported (supported: deepseek, qwen2_moe)");
+  Json llama = base;
+  llama["model_type"] = "llama";
+  expect_bad_config(llama, "model_type \"llama\" is not supported (supported: deepseek, qwen2_moe, qwen3_moe, mixtral, olmoe)");
+  // What the new families' transformers classes would compute differently, refused by name.
+  Json qwen3 = {{"model_type", "qwen3_moe"}, {"num_hidden_layers", 2}, {"hidden_size", 8}, {"vocab_size", 10},
+                {"num_attention_heads", 2}, {"num_experts", 4}, {"num_experts_per_tok", 2}};
+  Json sliding = qwen3;
+  sliding["use_sliding_window"] = true;
+  expect_bad_config(sliding, "config.json: field 'use_sliding_window' turns on sliding-window attention, which is not supported");
+  Json odd_head = qwen3;
+  odd_head["head_dim"] = 7;
+  expect_bad_config(odd_head, "config.json: the head size 7 is odd");
+  Json mixtral = {{"model_type", "mixtral"}, {"num_hidden_layers", 2}, {"hidden_size", 8}, {"vocab_size", 10},
+                  {"num_attention_heads", 2}, {"num_local_experts", 4}, {"num_experts_per_tok", 2}, {"sliding_window", 4096}};
+  expect_bad_config(mixtral, "config.json: field 'sliding_window' turns on sliding-window attention");
+  mixtral["sliding_window"] = nullptr;
+  mixtral["num_experts_per_tok"] = 5;
+  expect_bad_config(mixtral, "num_experts_per_tok 5 exceeds the number of routed experts 4");
+  Json olmoe = {{"model_type", "olmoe"}, {"num_hidden_layers", 2}, {"hidden_size", 8}, {"vocab_size", 10},
+                {"num_attention_heads", 2}, {"num_experts", 4}, {"num_experts_per_tok", 2}, {"clip_qkv", -1}};
+  expect_bad_config(olmoe, "config.json: field 'clip_qkv' must be a positive finite number or null, got -1");
   Json missing = base;
   missing.erase("hidden_size");
   expect_bad_config(missing, "config.json: missing required field 'hidden_size'");

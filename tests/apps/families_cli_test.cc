@@ -1,0 +1,93 @@
+// The whole campaign on the families added after the paper's two (Qwen3-MoE, Mixtral, OLMoE; no
+// shared experts): a tiny random checkpoint of each, written by the real cdmoe-synth, goes through
+// cdmoe-sweep with fine-tuning to DONE, cdmoe-train (--train all and a DB candidate), cdmoe-export
+// of a condensed point and cdmoe-eval of the export. Their logits are checked against the PyTorch
+// reference in tests/model/golden_test.cc; this is that every tool takes them.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tests/apps/sweep_fixture.h"
+#include "tests/test_util.h"
+
+namespace cdmoe::testing {
+namespace {
+
+const std::string kSynth = std::string(CDMOE_BIN_DIR) + "/cdmoe-synth";
+const std::string kTrainApp = std::string(CDMOE_BIN_DIR) + "/cdmoe-train";
+const std::string kEvalApp = std::string(CDMOE_BIN_DIR) + "/cdmoe-eval";
+const std::string kExportApp = std::string(CDMOE_BIN_DIR) + "/cdmoe-export";
+
+class FamilyCampaign : public SweepCli, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(FamilyCampaign, SweepsWithFineTuningTrainsExportsAndEvaluates) {
+  const std::string family = GetParam();
+  TempDir dir;
+  const std::string model = dir.file("model");
+  CommandResult synth = run_command({kSynth, "--out", model, "--family", family, "--tokenizer",
+                                     std::string(CDMOE_SOURCE_DIR) + "/third_party/tokenizers/llama2/tokenizer.json",
+                                     "--hidden", "32", "--layers", "3", "--experts", "6", "--top-k", "2",
+                                     "--expert-inner", "16", "--seed", "4"});
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+
+  auto sweep = [&](const std::string& db, const std::string& experts_kept) {
+    return std::vector<std::string>{kSweep, "--model", model, "--calib", file("calib.txt"), "--calib-samples", "8",
+                                    "--seq-len", "24", "--db", db, "--sweep", "s", "--experts-kept", experts_kept,
+                                    "--budgets", "layers:1-2", "--tasks", file("task.jsonl"), "--speed-repeats", "2",
+                                    "--speed-max-s", "0", "--threads", "1", "--finetune-data", file("calib.txt"),
+                                    "--finetune-steps", "2", "--finetune-batch-size", "2", "--finetune-seq-len", "16",
+                                    "--finetune-lr", "1e-3"};
+  };
+  // CD-MoE-S keeps only shared experts, which these families have none of: refused, nothing written.
+  CommandResult zero = run_command(sweep(dir.file("zero.db"), "0,2"));
+  EXPECT_EQ(zero.exit_code, 2) << zero.err;
+  EXPECT_NE(zero.err.find("k = 0 (CD-MoE-S) keeps only shared experts, and this " + family + " model has none"),
+            std::string::npos) << zero.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("zero.db")));
+
+  // auto = the config's top-k (2): every candidate DONE, condensed points fine-tuned and scored.
+  const std::string db = dir.file("r.db");
+  CommandResult r = run_command(sweep(db, "auto"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE state != 'DONE'"), 0);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE plan_json LIKE '%\"experts\":[]%'"), 0);
+  const int64_t condensed = count_rows(db, "SELECT count(*) FROM candidates WHERE stage = 'full_eval' AND "
+                                           "plan_json LIKE '%condense%'");
+  ASSERT_GT(condensed, 0);
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM results WHERE stage = 'finetune' AND method != 'original_ft' AND "
+                           "task_acc_mean IS NOT NULL AND finetune_loss IS NOT NULL AND js_logits_model IS NOT NULL"),
+            condensed);
+
+  // The most condensed point: trained further by cdmoe-train as a candidate of its own, and
+  // exported; the export loads in cdmoe-eval.
+  const int64_t point = count_rows(db, "SELECT id FROM candidates WHERE stage = 'full_eval' AND plan_json LIKE "
+                                       "'%condense%' ORDER BY length(plan_json) DESC, id LIMIT 1");
+  CommandResult trained = run_command({kTrainApp, "--model", model, "--db", db, "--candidate", std::to_string(point),
+                                       "--data", file("calib.txt"), "--out", dir.file("ft"), "--steps", "2",
+                                       "--batch-size", "2", "--seq-len", "16", "--lr", "1e-3", "--threads", "1"});
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM candidates WHERE stage = 'train' AND state = 'DONE' AND parent_id = " +
+                               std::to_string(point)), 1);
+  CommandResult exported = run_command({kExportApp, "--model", model, "--db", db, "--candidate", std::to_string(point),
+                                        "--out", dir.file("export")});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  CommandResult evaluated = run_command({kEvalApp, "--model", dir.file("export"), "--ppl", file("calib.txt"), "--json"});
+  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.err;
+  EXPECT_NE(evaluated.out.find("\"perplexity\""), std::string::npos) << evaluated.out;
+
+  // --train all: every parameter of the original, q/k norms included, trains and reloads.
+  CommandResult all = run_command({kTrainApp, "--model", model, "--train", "all", "--data", file("calib.txt"), "--out",
+                                   dir.file("all"), "--steps", "2", "--batch-size", "2", "--seq-len", "16", "--lr",
+                                   "1e-3", "--threads", "1"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  CommandResult reloaded = run_command({kEvalApp, "--model", dir.file("all"), "--ppl", file("calib.txt"), "--json"});
+  EXPECT_EQ(reloaded.exit_code, 0) << reloaded.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(NewFamilies, FamilyCampaign, ::testing::Values("qwen3_moe", "mixtral", "olmoe"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace cdmoe::testing
