@@ -211,7 +211,7 @@ ValidatedSweep validate_sweep(const SweepSettings& s) {
   std::string dtype = model::compute_dtype_for(s.dtype, device);
   ValidatedSweep sweep;
   model::Checkpoint checkpoint(s.model_dir);  // config.json and every weight file's header
-  model::ModelConfig config = model::model_config_from_json(checkpoint.config(), checkpoint.config_path());
+  model::ModelConfig config = model::read_checkpoint_config(checkpoint);
   // The weights against config.json (names, shapes, dtypes) from the headers alone, here on rank
   // 0 before anything is written, rather than in a worker after the sweep row exists.
   model::check_checkpoint_tensors(checkpoint, config, model::fixed_plan_of(checkpoint, config.shape));

@@ -12,7 +12,8 @@ set(CDMOE_JSON_BOUNDS_FALSE_POSITIVES
   core/finetune_task.cc core/json_fields.cc core/messages.cc core/plan.cc
   db/store.cc
   eval/task_samples.cc
-  model/bpe_trainer.cc model/safetensors.cc
+  finetune/training_run.cc
+  model/bpe_trainer.cc model/hf_export.cc model/safetensors.cc
   report/html_report.cc
   search/objective.cc
   tests/apps/eval_cli_test.cc tests/apps/export_cli_test.cc tests/apps/hostile_input_test.cc tests/apps/report_cli_test.cc

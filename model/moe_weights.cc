@@ -58,7 +58,7 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
   Impl& m = *model->impl_;
   m.device = device;
   m.dtype = dtype;
-  m.config = model_config_from_json(checkpoint.config(), checkpoint.config_path());
+  m.config = read_checkpoint_config(checkpoint);
   const ModelShape& s = m.config.shape;
   m.fixed = fixed_plan_of(checkpoint, s);
   check_checkpoint_tensors(checkpoint, m.config, m.fixed);
@@ -70,8 +70,8 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
   m.final_norm = reader.read(kFinalNormName, {D});
   m.lm_head = s.tie_word_embeddings ? m.embed_tokens : reader.read(kLmHeadName, {V, D});
   for (int layer = 0; layer < s.num_layers; ++layer) {
-    const LayerNames n = layer_names(m.family(), layer);
     auto fixed = m.fixed.layers().find(layer);
+    const LayerNames n = layer_names(m.family(), layer, m.config.fused_experts && fixed == m.fixed.layers().end());
     const LayerPlan* fixed_op = fixed == m.fixed.layers().end() ? nullptr : &fixed->second;
     Layer L;
     if (fixed_op && fixed_op->op == LayerOp::kDropBlock) {
@@ -114,11 +114,18 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
       M.expert_gate = at::empty({E, I, D}, m.weight_options());
       M.expert_up = at::empty({E, I, D}, m.weight_options());
       M.expert_down = at::empty({E, D, I}, m.weight_options());
-      for (int64_t e = 0; e < E; ++e) {
-        const MlpNames expert = n.expert(e);
-        reader.read_into(expert.gate, M.expert_gate[e]);
-        reader.read_into(expert.up, M.expert_up[e]);
-        reader.read_into(expert.down, M.expert_down[e]);
+      if (m.config.fused_experts && !fixed_op) {  // transformers 5: [E, 2I, D] gate rows then up rows
+        at::Tensor gate_up = reader.read(n.fused_gate_up, {E, 2 * I, D});
+        M.expert_gate.copy_(gate_up.narrow(1, 0, I));
+        M.expert_up.copy_(gate_up.narrow(1, I, I));
+        reader.read_into(n.fused_down, M.expert_down);
+      } else {
+        for (int64_t e = 0; e < E; ++e) {
+          const MlpNames expert = n.expert(e);
+          reader.read_into(expert.gate, M.expert_gate[e]);
+          reader.read_into(expert.up, M.expert_up[e]);
+          reader.read_into(expert.down, M.expert_down[e]);
+        }
       }
       if (s.shared_intermediate_size > 0) M.shared = reader.read_mlp(n.shared, s.shared_intermediate_size, D);
       if (m.family().shared_expert_gate) M.shared_gate = reader.read(n.shared_gate, {1, D});

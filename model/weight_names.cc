@@ -14,11 +14,11 @@ MlpNames LayerNames::expert(int64_t e) const {
   return mlp_names(experts_prefix + std::to_string(e) + ".", expert_projections);
 }
 
-LayerNames layer_names(const Family& family, int layer) {
+LayerNames layer_names(const Family& family, int layer, bool fused) {
   const std::string p = "model.layers." + std::to_string(layer) + ".";
   // Dense layers (and an exported condensed layer's fused MLP) sit under "mlp." in every family;
   // the MoE block under the family's own block name.
-  const std::string attn = p + "self_attn.", mlp = p + "mlp.", block = p + family.names.block;
+  const std::string attn = p + "self_attn.", mlp = p + "mlp.", block = fused ? mlp : p + family.names.block;
   LayerNames n;
   n.input_norm = p + "input_layernorm.weight";
   n.post_norm = p + "post_attention_layernorm.weight";
@@ -33,6 +33,8 @@ LayerNames layer_names(const Family& family, int layer) {
   if (*family.names.shared_gate) n.shared_gate = block + family.names.shared_gate;
   n.experts_prefix = block + family.names.experts;
   n.expert_projections = family.names.expert;
+  n.fused_gate_up = n.experts_prefix + "gate_up_proj";
+  n.fused_down = n.experts_prefix + "down_proj";
   return n;
 }
 
@@ -64,8 +66,8 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config, const Plan& 
     out.push_back({names.down, {D, inner}});
   };
   for (int layer = 0; layer < s.num_layers; ++layer) {
-    const LayerNames n = layer_names(*config.family, layer);
     auto it = fixed.layers().find(layer);
+    const LayerNames n = layer_names(*config.family, layer, config.fused_experts && it == fixed.layers().end());
     const LayerPlan* fixed_op = it == fixed.layers().end() ? nullptr : &it->second;
     if (fixed_op && fixed_op->op == LayerOp::kDropBlock) continue;  // the whole block is gone
     out.push_back({n.input_norm, {D}});
@@ -89,7 +91,12 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config, const Plan& 
     } else {
       const int64_t E = fixed_op ? int64_t(fixed_op->experts.size()) : s.num_routed_experts;  // pruned: renumbered
       out.push_back({n.router, {E, D}});
-      for (int64_t e = 0; e < E; ++e) add_mlp(n.expert(e), I);
+      if (config.fused_experts && !fixed_op) {
+        out.push_back({n.fused_gate_up, {E, 2 * I, D}});
+        out.push_back({n.fused_down, {E, D, I}});
+      } else {
+        for (int64_t e = 0; e < E; ++e) add_mlp(n.expert(e), I);
+      }
       if (s.shared_intermediate_size > 0) add_mlp(n.shared, s.shared_intermediate_size);
       if (config.family->shared_expert_gate) out.push_back({n.shared_gate, {1, D}});
     }
@@ -106,7 +113,7 @@ void check_checkpoint_tensors(const Checkpoint& checkpoint, const ModelConfig& c
   for (int layer = 0; layer < s.num_layers; ++layer) {
     auto op = fixed.layers().find(layer);
     if (op != fixed.layers().end()) implied += op->second.op == LayerOp::kDropBlock ? 0 : 5;  // at least its attention
-    else implied += 6 + (s.is_moe_layer(layer) ? 3 * s.num_routed_experts : 3);
+    else implied += 6 + (!s.is_moe_layer(layer) ? 3 : config.fused_experts ? 2 : 3 * s.num_routed_experts);
     if (implied > int64_t(present.size()) + 1) {
       throw_bad_input(checkpoint.config_path() + ": config.json implies at least " + std::to_string(implied) +
                       " tensors by layer " + std::to_string(layer) + ", the checkpoint holds " +
@@ -130,6 +137,17 @@ void check_checkpoint_tensors(const Checkpoint& checkpoint, const ModelConfig& c
     throw_bad_input(checkpoint.find(name).file->path() + ": unexpected tensor '" + name + "' (not part of a " +
                     s.model_type + " model with this config.json)");
   }
+}
+
+ModelConfig read_checkpoint_config(const Checkpoint& checkpoint) {
+  ModelConfig config = model_config_from_json(checkpoint.config(), checkpoint.config_path());
+  const Plan fixed = fixed_plan_of(checkpoint, config.shape);
+  for (int layer : config.shape.moe_layers()) {
+    if (fixed.layers().count(layer)) continue;  // exported layers are written per expert
+    config.fused_experts = checkpoint.find(layer_names(*config.family, layer, true).fused_gate_up).info != nullptr;
+    break;
+  }
+  return config;
 }
 
 Plan fixed_plan_of(const Checkpoint& checkpoint, const ModelShape& shape) {

@@ -33,9 +33,12 @@ struct LayerNames {
   std::string shared_gate;  // [1, D]; empty when the family has none
   std::string experts_prefix;
   SwigluNames expert_projections;
+  std::string fused_gate_up, fused_down;  // transformers 5's fused experts (ModelConfig::fused_experts)
   MlpNames expert(int64_t e) const;  // routed expert e (renumbered 0..r-1 in an exported pruned layer)
 };
-LayerNames layer_names(const Family& family, int layer);
+// `fused`: the names of transformers 5's layout, whose MoE block is "mlp." in every family
+// (Mixtral's block_sparse_moe is renamed) with the experts fused.
+LayerNames layer_names(const Family& family, int layer, bool fused = false);
 
 inline constexpr const char* kEmbedTokensName = "model.embed_tokens.weight";
 inline constexpr const char* kFinalNormName = "model.norm.weight";
@@ -57,6 +60,10 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config, const Plan& 
 // The header check: every expected tensor present with its shape and a readable dtype, and no
 // tensor that the config does not imply. Reads headers only.
 void check_checkpoint_tensors(const Checkpoint& checkpoint, const ModelConfig& config, const Plan& fixed);
+
+// config.json read with its family, and the experts' layout detected from the headers (fused
+// when the first MoE layer the checkpoint keeps holds a fused gate_up_proj).
+ModelConfig read_checkpoint_config(const Checkpoint& checkpoint);
 
 // The plan an exported checkpoint carries in config.json ("cdmoe": {"plan": ...}), validated
 // against the shape; empty when it has none.
