@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -10,19 +12,32 @@
 namespace cdmoe::model {
 namespace {
 
-// The one table of families (ARCHITECTURE.md §4).
-const Family* const kFamilies[] = {&kDeepseekFamily, &kQwen2MoeFamily, &kQwen3MoeFamily, &kMixtralFamily, &kOlmoeFamily};
+// The one table of families (ARCHITECTURE.md §4), and those register_family added.
+std::vector<const Family*>& families() {
+  static std::vector<const Family*> table = {&kDeepseekFamily, &kQwen2MoeFamily, &kQwen3MoeFamily, &kMixtralFamily,
+                                             &kOlmoeFamily};
+  return table;
+}
 
 }  // namespace
 
+void register_family(const Family& family) {
+  for (const Family* known : families()) {
+    if (std::string(known->model_type) == family.model_type) {
+      throw_runtime(std::string("register_family: model_type \"") + family.model_type + "\" is registered already");
+    }
+  }
+  families().push_back(&family);
+}
+
 std::string supported_model_types() {
   std::string names;
-  for (const Family* family : kFamilies) names += (names.empty() ? "" : ", ") + std::string(family->model_type);
+  for (const Family* family : families()) names += (names.empty() ? "" : ", ") + std::string(family->model_type);
   return names;
 }
 
 const Family& find_family(const std::string& model_type, const std::string& where) {
-  for (const Family* family : kFamilies) {
+  for (const Family* family : families()) {
     if (model_type == family->model_type) return *family;
   }
   throw_bad_input(where + ": model_type \"" + model_type + "\" is not supported (supported: " + supported_model_types() + ")");

@@ -1,12 +1,14 @@
 // A model family (ARCHITECTURE.md §4): everything that differs between MoE architectures, owned
-// by one file under model/families/ and registered by `model_type` in family.cc's one table:
+// by one file under model/families/ and registered by `model_type` in family.cc's one table
+// (or by register_family):
 //   - its config.json reader (the family's transformers config class: keys and defaults),
 //   - its weight-name table (the Hugging Face tensor names of the MoE block; load and export
 //     both build every name from it, model/weight_names.h),
 //   - its MoE block's differences (shared-expert gate, top-k normalisation).
 // Attention options (explicit head_dim, biases, q/k norms, clip_qkv) are facts of the config
 // that the reader puts into ModelShape.
-// Torch-free: core's ModelShape plus constants. Families are immutable statics; thread-safe.
+// Torch-free: core's ModelShape plus constants. Families are immutable statics; lookups are
+// thread-safe once registration is over.
 #pragma once
 
 #include <string>
@@ -52,6 +54,10 @@ struct Family {
   // model with shared experts and "k" for one without (k = 0 would condense to nothing).
   int reference_experts_kept;
 };
+
+// Adds a family defined outside model/families/ (a plugin, a test); `family` must outlive every
+// use. Not thread-safe: call before any config is read. A model_type registered twice is an error.
+void register_family(const Family& family);
 
 // The family registered for `model_type`; bad input naming `where` and the supported ones.
 const Family& find_family(const std::string& model_type, const std::string& where);
