@@ -11,7 +11,20 @@ namespace {
 
 int64_t swiglu_mlp(int64_t hidden, int64_t inner) { return 3 * hidden * inner; }  // gate, up, down
 
-int64_t attention(const ModelShape& s) {
+int64_t latent_attention(const ModelShape& s) {
+  const LatentAttention& a = s.latent;
+  const int64_t d = s.hidden_size, qk = s.query_key_width(), kv_a = a.kv_lora_rank + a.qk_rope_head_dim;
+  int64_t q = a.q_lora_rank ? d * a.q_lora_rank + a.q_lora_rank + a.q_lora_rank * qk : d * qk;  // q_a, its norm, q_b
+  int64_t kv = d * kv_a + a.kv_lora_rank + a.kv_lora_rank * s.num_attention_heads * (a.qk_nope_head_dim + a.v_head_dim);
+  int64_t o = s.value_width() * d;
+  int64_t biases = s.attention_output_bias ? (a.q_lora_rank ? a.q_lora_rank : 0) + kv_a + d : 0;  // q_a, kv_a, o
+  return q + kv + o + biases;
+}
+
+}  // namespace
+
+int64_t attention_parameters(const ModelShape& s) {
+  if (s.latent_attention) return latent_attention(s);
   int64_t q = s.num_attention_heads * s.head_dim;
   int64_t kv = s.num_key_value_heads * s.head_dim;
   int64_t weights = s.hidden_size * (q + 2 * kv) + q * s.hidden_size;
@@ -20,11 +33,16 @@ int64_t attention(const ModelShape& s) {
   return weights + biases + qk_norms;
 }
 
+namespace {
+
 int64_t moe_block(const ModelShape& s, int64_t experts_kept, bool with_router) {
   int64_t d = s.hidden_size;
   int64_t count = experts_kept * swiglu_mlp(d, s.expert_intermediate_size) +
                   swiglu_mlp(d, s.shared_intermediate_size);
-  if (with_router) count += experts_kept * d + (s.shared_expert_gate ? d : 0);
+  // The router's rows, DeepSeek-V3's e_score_correction_bias entries, the shared-expert gate.
+  if (with_router) {
+    count += experts_kept * d + (s.router == RouterKind::kSigmoidGroups ? experts_kept : 0) + (s.shared_expert_gate ? d : 0);
+  }
   return count;
 }
 
@@ -62,7 +80,7 @@ ParameterCount count_parameters(const ModelShape& shape, const Plan& plan) {
     }
     bool dropped = layer_plan != nullptr && layer_plan->op == LayerOp::kDrop;
     int64_t norms = dropped ? d : 2 * d;  // a dropped block's post_attention_layernorm goes with it
-    count.per_layer.push_back(attention(shape) + norms + mlp_block(shape, layer, layer_plan));
+    count.per_layer.push_back(attention_parameters(shape) + norms + mlp_block(shape, layer, layer_plan));
   }
   return count;
 }

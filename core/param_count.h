@@ -29,6 +29,8 @@ struct ParameterCount {
 
 // The plan must be valid for the shape (Plan::validate); counts elements, not bytes.
 ParameterCount count_parameters(const ModelShape& shape, const Plan& plan);
+// One decoder layer's attention weights (projections, biases, q/k or latent norms).
+int64_t attention_parameters(const ModelShape& shape);
 
 // Parameters of the plan divided by the original model's: the paper's "memory" figure.
 double parameter_ratio(const ModelShape& shape, const Plan& plan);

@@ -28,10 +28,12 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::materialise(const Plan
       throw_bad_input("plan layer \"" + std::to_string(layer) + "\": this exported checkpoint has it fixed already");
     }
     if (L.block_dropped || (lp && lp->op == LayerOp::kDropBlock)) continue;
+    if (lp && lp->op == LayerOp::kPrune && s.router == RouterKind::kSigmoidGroups && s.n_group > 1) {
+      throw_bad_input("plan layer \"" + std::to_string(layer) + "\": a pruned layer of a group-limited router (n_group " +
+                      std::to_string(s.n_group) + ") cannot be exported: its renumbered experts would lose their groups");
+    }
     out.emplace_back(n.input_norm, L.input_norm);
-    for (const auto& [name, tensor] : {std::pair{&n.q, &L.q}, {&n.k, &L.k}, {&n.v, &L.v}, {&n.o, &L.o},
-                                       {&n.q_bias, &L.q_bias}, {&n.k_bias, &L.k_bias}, {&n.v_bias, &L.v_bias},
-                                       {&n.o_bias, &L.o_bias}, {&n.q_norm, &L.q_norm}, {&n.k_norm, &L.k_norm}}) {
+    for (const auto& [name, tensor] : attention_slots(n, L)) {
       if (tensor->defined()) out.emplace_back(*name, *tensor);
     }
     if (L.dropped || (lp && lp->op == LayerOp::kDrop)) continue;
@@ -48,7 +50,9 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::materialise(const Plan
     std::vector<int64_t> kept;
     if (lp) kept.assign(lp->experts.begin(), lp->experts.end());
     else for (int64_t e = 0; e < M.router.size(0); ++e) kept.push_back(e);
-    out.emplace_back(n.router, M.router.index_select(0, at::tensor(kept, at::kLong).to(m.device)));
+    const at::Tensor kept_rows = at::tensor(kept, at::kLong).to(m.device);
+    out.emplace_back(n.router, M.router.index_select(0, kept_rows));
+    if (M.router_bias.defined()) out.emplace_back(n.router_bias, M.router_bias.index_select(0, kept_rows));
     for (size_t i = 0; i < kept.size(); ++i) {  // renumbered 0..r-1
       add_mlp(n.expert(int64_t(i)), Mlp{M.expert_gate[kept[i]], M.expert_up[kept[i]], M.expert_down[kept[i]]});
     }

@@ -20,9 +20,13 @@ at::Tensor rotate_half(const at::Tensor& x) {
 }  // namespace
 
 // In float32 whatever the compute dtype, then back to it before the weight (as transformers).
-at::Tensor MoeModel::Impl::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
+at::Tensor MoeModel::Impl::rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) const {
   at::Tensor wide = x.to(at::kFloat);
-  return weight * (wide * at::rsqrt(wide.pow(2).mean(-1, true) + config.rms_norm_eps)).to(x.scalar_type());
+  return weight * (wide * at::rsqrt(wide.pow(2).mean(-1, true) + eps)).to(x.scalar_type());
+}
+
+at::Tensor MoeModel::Impl::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
+  return rms_norm(x, weight, config.rms_norm_eps);
 }
 
 at::Tensor MoeModel::Impl::attention(const Layer& L, const at::Tensor& x, const at::Tensor& mask, const at::Tensor& cos,
@@ -51,21 +55,92 @@ at::Tensor MoeModel::Impl::attention(const Layer& L, const at::Tensor& x, const 
   return at::linear(out.transpose(1, 2).reshape({B, T, H * d}), L.o, L.o_bias);
 }
 
+// DeepSeek-V2/V3's multi-head latent attention, as transformers' DeepseekV3Attention computes
+// it: queries (optionally through the q_a/q_b pair), keys and values from one latent, RoPE on the
+// rope part only (its pairs de-interleaved first when rope_interleave), one rope key for all heads.
+at::Tensor MoeModel::Impl::latent_attention(const Layer& L, const at::Tensor& x, const at::Tensor& mask,
+                                            const at::Tensor& cos, const at::Tensor& sin) const {
+  const ModelShape& s = config.shape;
+  const LatentAttention& a = s.latent;
+  const int64_t B = x.size(0), T = x.size(1), H = s.num_attention_heads;
+  const int64_t nope = a.qk_nope_head_dim, rope = a.qk_rope_head_dim, vd = a.v_head_dim;
+  // The latent norms are DeepseekV3RMSNorm at its default epsilon, not config.rms_norm_eps.
+  constexpr double kLatentNormEps = 1e-6;
+  at::Tensor q = a.q_lora_rank ? at::linear(rms_norm(at::linear(x, L.q_a, L.q_a_bias), L.q_a_norm, kLatentNormEps), L.q_b)
+                               : at::linear(x, L.q);
+  q = q.view({B, T, H, nope + rope}).transpose(1, 2);                                // [B, H, T, nope + rope]
+  at::Tensor latent = at::linear(x, L.kv_a, L.kv_a_bias);                            // [B, T, r + rope]
+  at::Tensor kv = at::linear(rms_norm(latent.narrow(-1, 0, a.kv_lora_rank), L.kv_a_norm, kLatentNormEps), L.kv_b)
+                      .view({B, T, H, nope + vd}).transpose(1, 2);                   // [B, H, T, nope + v]
+  at::Tensor q_rot = q.narrow(-1, nope, rope);
+  at::Tensor k_rot = latent.narrow(-1, a.kv_lora_rank, rope).reshape({B, 1, T, rope});
+  if (a.rope_interleave) {  // (x0, x1, x2, x3, ...) -> (x0, x2, ..., x1, x3, ...)
+    q_rot = q_rot.reshape({B, H, T, rope / 2, 2}).transpose(4, 3).reshape({B, H, T, rope});
+    k_rot = k_rot.reshape({B, 1, T, rope / 2, 2}).transpose(4, 3).reshape({B, 1, T, rope});
+  }
+  q_rot = q_rot * cos + rotate_half(q_rot) * sin;
+  k_rot = k_rot * cos + rotate_half(k_rot) * sin;
+  at::Tensor query = at::cat({q.narrow(-1, 0, nope), q_rot}, -1);
+  at::Tensor key = at::cat({kv.narrow(-1, 0, nope), k_rot.expand({B, H, T, rope})}, -1);
+  at::Tensor scores = at::matmul(query, key.transpose(-1, -2)) / std::sqrt(double(nope + rope)) + mask;
+  at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(scores.scalar_type());
+  at::Tensor out = at::matmul(probs, kv.narrow(-1, nope, vd));                      // [B, H, T, v]
+  return at::linear(out.transpose(1, 2).reshape({B, T, H * vd}), L.o, L.o_bias);
+}
+
+MoeModel::Impl::Routing MoeModel::Impl::route(const Moe& M, const at::Tensor& x, const at::Tensor& candidates) const {
+  const ModelShape& s = config.shape;
+  // The router in float32 whatever the compute dtype (DeepSeek's gates do; Qwen, Mixtral and
+  // OLMoE compute their logits in the model dtype and only the softmax in float32).
+  if (s.router == RouterKind::kSoftmax) {
+    at::Tensor router = candidates.defined() ? M.router.index_select(0, candidates) : M.router;
+    at::Tensor probs = at::softmax(at::linear(x.to(at::kFloat), router.to(at::kFloat)), -1);  // [N, E']
+    int64_t k = std::min<int64_t>(s.experts_per_token, probs.size(1));
+    auto [top_weight, top_index] = probs.topk(k, -1);                                          // [N, k]
+    if (s.norm_topk_prob && k >= family().topk_norm_min_k) {
+      top_weight = top_weight / (top_weight.sum(-1, true) + family().topk_norm_epsilon);
+    }
+    if (candidates.defined()) top_index = candidates.index_select(0, top_index.flatten()).view(top_index.sizes());
+    return {top_index, top_weight * s.routed_scaling_factor, probs};
+  }
+  // kSigmoidGroups (DeepSeek-V3's noaux_tc). Pruned: the kept experts keep their groups; a
+  // group's score is the sum of its top-2 kept choice scores (one when it keeps one), a group
+  // keeping none is never chosen; top-min(k, kept) among the chosen groups' kept experts, the
+  // unchosen groups' scores set to 0 as transformers masks them.
+  const int64_t E = M.router.size(0), G = s.n_group, per_group = E / G, N = x.size(0);
+  at::Tensor scores = at::sigmoid(at::linear(x.to(at::kFloat), M.router.to(at::kFloat)));   // [N, E]
+  at::Tensor choice = scores + M.router_bias;
+  const double minus_inf = -std::numeric_limits<double>::infinity();
+  at::Tensor kept = at::ones({E}, scores.options().dtype(at::kBool));
+  if (candidates.defined()) kept = at::zeros_like(kept).index_fill_(0, candidates, true);
+  at::Tensor kept_choice = choice.masked_fill(kept.logical_not(), minus_inf);
+  // Top-2 per group (an exported pruned layer may leave groups of one).
+  at::Tensor top2 = std::get<0>(kept_choice.view({N, G, per_group}).topk(std::min<int64_t>(2, per_group), -1));
+  at::Tensor finite = at::isfinite(top2);
+  at::Tensor group_score = at::where(finite, top2, at::zeros_like(top2)).sum(-1);
+  group_score = group_score.masked_fill(finite.any(-1).logical_not(), minus_inf);            // no kept expert
+  at::Tensor chosen = std::get<1>(group_score.topk(std::min<int64_t>(s.topk_group, G), -1));
+  at::Tensor group_mask = at::zeros({N, G}, scores.options().dtype(at::kBool)).scatter_(1, chosen, true);
+  at::Tensor expert_mask = group_mask.unsqueeze(-1).expand({N, G, per_group}).reshape({N, E});
+  at::Tensor for_choice = choice.masked_fill(expert_mask.logical_not(), 0.0).masked_fill(kept.logical_not(), minus_inf);
+  const int64_t k = std::min<int64_t>(s.experts_per_token, candidates.defined() ? candidates.numel() : E);
+  at::Tensor top_index = std::get<1>(for_choice.topk(k, -1));
+  at::Tensor top_weight = scores.gather(1, top_index);
+  if (s.norm_topk_prob) top_weight = top_weight / (top_weight.sum(-1, true) + family().topk_norm_epsilon);
+  at::Tensor kept_scores = candidates.defined() ? scores.index_select(1, candidates) : scores;
+  return {top_index, top_weight * s.routed_scaling_factor, kept_scores / kept_scores.sum(-1, true)};
+}
+
 // Routed experts for the tokens of x [N, D]: the top-k among `candidates` (all experts, or
 // a pruned set), grouped by expert so each expert runs one GEMM over its tokens.
 at::Tensor MoeModel::Impl::routed(const Moe& M, const at::Tensor& x, const at::Tensor& candidates, int layer,
                   const at::Tensor& valid) const {
-  const ModelShape& s = config.shape;
-  at::Tensor router = candidates.defined() ? M.router.index_select(0, candidates) : M.router;
-  // The router in float32 whatever the compute dtype (DeepSeek's gate does; Qwen2-MoE's
-  // computes its logits in the model dtype and only the softmax in float32).
-  at::Tensor probs = at::softmax(at::linear(x.to(at::kFloat), router.to(at::kFloat)), -1);  // [N, E']
-  int64_t k = std::min<int64_t>(s.experts_per_token, probs.size(1));
-  auto [top_weight, top_index] = probs.topk(k, -1);                            // [N, k]
-  if (s.norm_topk_prob && k >= family().topk_norm_min_k) top_weight = top_weight / (top_weight.sum(-1, true) + family().topk_norm_epsilon);
-  if (candidates.defined()) top_index = candidates.index_select(0, top_index.flatten()).view(top_index.sizes());
+  const Routing routing = route(M, x, candidates);
+  const at::Tensor& top_index = routing.index;
+  const at::Tensor& top_weight = routing.weight;
+  const int64_t k = top_index.size(1);
   if (collecting && !candidates.defined()) record_routing(layer, top_index, top_weight, valid);
-  if (balancing && !candidates.defined()) add_balance_loss(probs, top_index, valid);
+  if (balancing && !candidates.defined()) add_balance_loss(routing.distribution, top_index, valid);
 
   int64_t N = x.size(0);
   at::Tensor flat_expert = top_index.flatten();                                // [N·k]
@@ -227,7 +302,8 @@ at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const TokenLayout& lay
                       layer_op_name(m.fixed.layers().at(layer).op) + "d already");
     }
     if (L.block_dropped || (lp && lp->op == LayerOp::kDropBlock)) continue;  // BlockDrop: the residual passes
-    h = h + m.attention(L, m.rms_norm(h, L.input_norm), additive, cos, sin);
+    const at::Tensor normed = m.rms_norm(h, L.input_norm);
+    h = h + (s.latent_attention ? m.latent_attention(L, normed, additive, cos, sin) : m.attention(L, normed, additive, cos, sin));
     if (!L.dropped && !(lp && lp->op == LayerOp::kDrop)) {
       h = h + m.feed_forward(L, layer, m.rms_norm(h, L.post_norm), lp, flat_valid);
     }

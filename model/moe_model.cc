@@ -104,15 +104,12 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::parameters() const {
   for (int layer = 0; layer < shape().num_layers; ++layer) {
     const Layer& L = m.layers[size_t(layer)];
     const LayerNames n = layer_names(m.family(), layer);
-    for (const auto& [name, tensor] : {std::pair{&n.input_norm, &L.input_norm}, {&n.post_norm, &L.post_norm}, {&n.q, &L.q},
-                                       {&n.k, &L.k}, {&n.v, &L.v}, {&n.o, &L.o}, {&n.q_bias, &L.q_bias},
-                                       {&n.k_bias, &L.k_bias}, {&n.v_bias, &L.v_bias}, {&n.o_bias, &L.o_bias},
-                                       {&n.q_norm, &L.q_norm}, {&n.k_norm, &L.k_norm}}) {
-      add(*name, *tensor);
-    }
+    add(n.input_norm, L.input_norm);
+    add(n.post_norm, L.post_norm);
+    for (const auto& [name, tensor] : attention_slots(n, L)) add(*name, *tensor);
     add_mlp(n.mlp, L.dense);
     if (!L.is_moe) continue;
-    add(n.router, L.moe.router);
+    add(n.router, L.moe.router);  // not e_score_correction_bias: a buffer in transformers, never trained
     add_mlp(mlp_names(n.experts_prefix), Mlp{L.moe.expert_gate, L.moe.expert_up, L.moe.expert_down});
     add_mlp(n.shared, L.moe.shared);
     add(n.shared_gate, L.moe.shared_gate);

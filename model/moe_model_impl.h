@@ -11,11 +11,13 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
 
 #include "model/moe_model.h"
+#include "model/weight_names.h"
 
 namespace cdmoe::model {
 
@@ -29,6 +31,7 @@ struct Mlp {  // SwiGLU: down(silu(gate x) * up x)
 
 struct Moe {
   at::Tensor router;                                // [E, D]
+  at::Tensor router_bias;                           // [E] float32, RouterKind::kSigmoidGroups
   at::Tensor expert_gate, expert_up, expert_down;   // [E, I, D], [E, I, D], [E, D, I]
   Mlp shared;                                       // undefined when the family/config has none
   at::Tensor shared_gate;                           // [1, D], families with a shared-expert gate
@@ -38,12 +41,25 @@ struct Layer {
   at::Tensor input_norm, post_norm;
   at::Tensor q, k, v, o, q_bias, k_bias, v_bias, o_bias;
   at::Tensor q_norm, k_norm;   // ModelShape::qk_norm: [d] per head, or [H·d] / [KV·d] whole
+  at::Tensor q_a, q_a_norm, q_b, kv_a, kv_a_norm, kv_b, q_a_bias, kv_a_bias;  // latent attention
   bool is_moe = false;
   bool dropped = false;        // an exported checkpoint's dropped layer: attention only
   bool block_dropped = false;  // an exported checkpoint's drop_block layer: no weights at all
   Mlp dense;
   Moe moe;
 };
+
+// Every attention tensor of a layer with its name, for load, export and training to walk one
+// list (which of them a model holds: model/weight_names.h attention_tensors).
+template <class LayerT>
+std::vector<std::pair<const std::string*, decltype(&std::declval<LayerT&>().q)>> attention_slots(const LayerNames& n, LayerT& L) {
+  return {{&n.q, &L.q},           {&n.k, &L.k},           {&n.v, &L.v},
+          {&n.o, &L.o},           {&n.q_bias, &L.q_bias}, {&n.k_bias, &L.k_bias},
+          {&n.v_bias, &L.v_bias}, {&n.o_bias, &L.o_bias}, {&n.q_norm, &L.q_norm},
+          {&n.k_norm, &L.k_norm}, {&n.q_a, &L.q_a},       {&n.q_a_norm, &L.q_a_norm},
+          {&n.q_b, &L.q_b},       {&n.kv_a, &L.kv_a},     {&n.kv_a_norm, &L.kv_a_norm},
+          {&n.kv_b, &L.kv_b},     {&n.q_a_bias, &L.q_a_bias}, {&n.kv_a_bias, &L.kv_a_bias}};
+}
 
 struct MoeModel::Impl {
   ModelConfig config;
@@ -75,9 +91,20 @@ struct MoeModel::Impl {
   mutable at::Tensor balance_loss;  // undefined until a routed forward adds to it
 
   // moe_forward.cc
-  at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+  at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;  // config's rms_norm_eps
+  at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) const;
   at::Tensor attention(const Layer& L, const at::Tensor& x, const at::Tensor& mask, const at::Tensor& cos,
                        const at::Tensor& sin) const;
+  at::Tensor latent_attention(const Layer& L, const at::Tensor& x, const at::Tensor& mask, const at::Tensor& cos,
+                              const at::Tensor& sin) const;
+  // The routed experts each token of x [N, D] goes to (indices into all E experts) and their
+  // multipliers, by the family's router kind, restricted to `candidates` when defined (prune),
+  // with the per-token distribution over experts the balance loss uses.
+  struct Routing {
+    at::Tensor index, weight;  // [N, k]
+    at::Tensor distribution;   // [N, E or candidates]
+  };
+  Routing route(const Moe& M, const at::Tensor& x, const at::Tensor& candidates) const;
   at::Tensor routed(const Moe& M, const at::Tensor& x, const at::Tensor& candidates, int layer,
                     const at::Tensor& valid) const;
   void add_balance_loss(const at::Tensor& probs, const at::Tensor& top_index, const at::Tensor& valid) const;

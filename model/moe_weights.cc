@@ -2,6 +2,8 @@
 // table first (model/weight_names.h), so nothing is allocated for a checkpoint that disagrees
 // with its config.json; then each weight is copied from the mapped file straight to the device
 // in the compute dtype.
+#include <algorithm>
+
 #include <ATen/ATen.h>
 
 #include "core/error.h"
@@ -64,8 +66,7 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
   check_checkpoint_tensors(checkpoint, m.config, m.fixed);
 
   WeightReader reader(checkpoint, m.weight_options());
-  const int64_t D = s.hidden_size, V = s.vocab_size, q_dim = s.num_attention_heads * s.head_dim,
-                kv_dim = s.num_key_value_heads * s.head_dim, I = s.expert_intermediate_size;
+  const int64_t D = s.hidden_size, V = s.vocab_size, I = s.expert_intermediate_size;
   m.embed_tokens = reader.read(kEmbedTokensName, {V, D});
   m.final_norm = reader.read(kFinalNormName, {D});
   m.lm_head = s.tie_word_embeddings ? m.embed_tokens : reader.read(kLmHeadName, {V, D});
@@ -80,20 +81,10 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
       continue;
     }
     L.input_norm = reader.read(n.input_norm, {D});
-    L.q = reader.read(n.q, {q_dim, D});
-    L.k = reader.read(n.k, {kv_dim, D});
-    L.v = reader.read(n.v, {kv_dim, D});
-    L.o = reader.read(n.o, {D, q_dim});
-    if (s.attention_qkv_bias) {
-      L.q_bias = reader.read(n.q_bias, {q_dim});
-      L.k_bias = reader.read(n.k_bias, {kv_dim});
-      L.v_bias = reader.read(n.v_bias, {kv_dim});
-    }
-    if (s.attention_output_bias) L.o_bias = reader.read(n.o_bias, {D});
-    const std::vector<TensorSpec> qk_norms = qk_norm_tensors(s, n);
-    if (!qk_norms.empty()) {
-      L.q_norm = reader.read(qk_norms[0].name, qk_norms[0].shape);
-      L.k_norm = reader.read(qk_norms[1].name, qk_norms[1].shape);
+    const auto slots = attention_slots(n, L);
+    for (const TensorSpec& spec : attention_tensors(s, n)) {
+      auto slot = std::find_if(slots.begin(), slots.end(), [&](const auto& named) { return *named.first == spec.name; });
+      *slot->second = reader.read(spec.name, spec.shape);
     }
     if (fixed_op && fixed_op->op == LayerOp::kDrop) {
       L.dropped = true;
@@ -111,6 +102,9 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
       Moe& M = L.moe;
       const int64_t E = fixed_op ? int64_t(fixed_op->experts.size()) : s.num_routed_experts;  // pruned: renumbered
       M.router = reader.read(n.router, {E, D});
+      if (s.router == RouterKind::kSigmoidGroups) {  // kept in float32, as transformers keeps it
+        M.router_bias = reader.read(n.router_bias, {E}).to(at::kFloat);
+      }
       M.expert_gate = at::empty({E, I, D}, m.weight_options());
       M.expert_up = at::empty({E, I, D}, m.weight_options());
       M.expert_down = at::empty({E, D, I}, m.weight_options());

@@ -37,12 +37,18 @@ nlohmann::json synthetic_config(const SyntheticShape& s) {
                    {"num_experts", s.experts}, {"mlp_only_layers", {0}}, {"decoder_sparse_step", 1},
                    {"norm_topk_prob", s.family == "qwen3_moe"}});
     if (s.family == "qwen2_moe") config["shared_expert_intermediate_size"] = s.shared * s.expert_inner;
+  } else if (s.family == "deepseek_v3") {  // MLA (q LoRA, latent 16, rope 8), two groups of experts
+    config.update({{"intermediate_size", s.dense_inner}, {"moe_intermediate_size", s.expert_inner},
+                   {"n_routed_experts", s.experts}, {"n_shared_experts", s.shared}, {"first_k_dense_replace", 1},
+                   {"q_lora_rank", s.hidden / 2}, {"kv_lora_rank", 16}, {"qk_nope_head_dim", s.hidden / s.heads},
+                   {"qk_rope_head_dim", 8}, {"v_head_dim", s.hidden / s.heads}, {"n_group", s.experts % 2 ? 1 : 2},
+                   {"topk_group", 1}, {"routed_scaling_factor", 2.5}, {"norm_topk_prob", true}});
   } else if (s.family == "mixtral") {
     config.update({{"intermediate_size", s.expert_inner}, {"num_local_experts", s.experts}});
   } else if (s.family == "olmoe") {
     config.update({{"intermediate_size", s.expert_inner}, {"num_experts", s.experts}, {"norm_topk_prob", false}});
   } else {
-    throw_bad_input("--family \"" + s.family + "\" is not one of deepseek, qwen2_moe, qwen3_moe, mixtral, olmoe");
+    throw_bad_input("--family \"" + s.family + "\" is not one of deepseek, deepseek_v3, qwen2_moe, qwen3_moe, mixtral, olmoe");
   }
   return config;
 }

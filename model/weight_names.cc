@@ -26,9 +26,13 @@ LayerNames layer_names(const Family& family, int layer, bool fused) {
   n.q_bias = attn + "q_proj.bias", n.k_bias = attn + "k_proj.bias", n.v_bias = attn + "v_proj.bias";
   n.o_bias = attn + "o_proj.bias";
   n.q_norm = attn + "q_norm.weight", n.k_norm = attn + "k_norm.weight";
+  n.q_a = attn + "q_a_proj.weight", n.q_a_norm = attn + "q_a_layernorm.weight", n.q_b = attn + "q_b_proj.weight";
+  n.kv_a = attn + "kv_a_proj_with_mqa.weight", n.kv_a_norm = attn + "kv_a_layernorm.weight";
+  n.kv_b = attn + "kv_b_proj.weight", n.q_a_bias = attn + "q_a_proj.bias", n.kv_a_bias = attn + "kv_a_proj_with_mqa.bias";
   n.mlp = mlp_names(mlp);
   n.block = block;
   n.router = block + family.names.router;
+  n.router_bias = block + "gate.e_score_correction_bias";
   n.shared = mlp_names(block + family.names.shared_mlp);
   if (*family.names.shared_gate) n.shared_gate = block + family.names.shared_gate;
   n.experts_prefix = block + family.names.experts;
@@ -44,20 +48,48 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return text + "]";
 }
 
-std::vector<TensorSpec> qk_norm_tensors(const ModelShape& s, const LayerNames& n) {
-  switch (s.qk_norm) {
-    case QkNorm::kNone: return {};
-    case QkNorm::kPerHead: return {{n.q_norm, {s.head_dim}}, {n.k_norm, {s.head_dim}}};
-    case QkNorm::kWholeProjection:
-      return {{n.q_norm, {s.num_attention_heads * s.head_dim}}, {n.k_norm, {s.num_key_value_heads * s.head_dim}}};
+std::vector<TensorSpec> attention_tensors(const ModelShape& s, const LayerNames& n) {
+  const int64_t D = s.hidden_size, H = s.num_attention_heads;
+  std::vector<TensorSpec> out;
+  if (s.latent_attention) {
+    const LatentAttention& a = s.latent;
+    if (a.q_lora_rank) {
+      out.push_back({n.q_a, {a.q_lora_rank, D}});
+      if (s.attention_output_bias) out.push_back({n.q_a_bias, {a.q_lora_rank}});
+      out.push_back({n.q_a_norm, {a.q_lora_rank}});
+      out.push_back({n.q_b, {s.query_key_width(), a.q_lora_rank}});
+    } else {
+      out.push_back({n.q, {s.query_key_width(), D}});
+    }
+    out.push_back({n.kv_a, {a.kv_lora_rank + a.qk_rope_head_dim, D}});
+    if (s.attention_output_bias) out.push_back({n.kv_a_bias, {a.kv_lora_rank + a.qk_rope_head_dim}});
+    out.push_back({n.kv_a_norm, {a.kv_lora_rank}});
+    out.push_back({n.kv_b, {H * (a.qk_nope_head_dim + a.v_head_dim), a.kv_lora_rank}});
+    out.push_back({n.o, {D, s.value_width()}});
+    if (s.attention_output_bias) out.push_back({n.o_bias, {D}});
+    return out;
   }
-  return {};
+  const int64_t q_dim = H * s.head_dim, kv_dim = s.num_key_value_heads * s.head_dim;
+  out = {{n.q, {q_dim, D}}, {n.k, {kv_dim, D}}, {n.v, {kv_dim, D}}, {n.o, {D, q_dim}}};
+  if (s.attention_qkv_bias) {
+    out.push_back({n.q_bias, {q_dim}});
+    out.push_back({n.k_bias, {kv_dim}});
+    out.push_back({n.v_bias, {kv_dim}});
+  }
+  if (s.attention_output_bias) out.push_back({n.o_bias, {D}});
+  if (s.qk_norm == QkNorm::kPerHead) {
+    out.push_back({n.q_norm, {s.head_dim}});
+    out.push_back({n.k_norm, {s.head_dim}});
+  } else if (s.qk_norm == QkNorm::kWholeProjection) {
+    out.push_back({n.q_norm, {q_dim}});
+    out.push_back({n.k_norm, {kv_dim}});
+  }
+  return out;
 }
 
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config, const Plan& fixed) {
   const ModelShape& s = config.shape;
-  const int64_t D = s.hidden_size, V = s.vocab_size, q_dim = s.num_attention_heads * s.head_dim,
-                kv_dim = s.num_key_value_heads * s.head_dim, I = s.expert_intermediate_size;
+  const int64_t D = s.hidden_size, V = s.vocab_size, I = s.expert_intermediate_size;
   std::vector<TensorSpec> out = {{kEmbedTokensName, {V, D}}, {kFinalNormName, {D}}};
   if (!s.tie_word_embeddings) out.push_back({kLmHeadName, {V, D}});
   auto add_mlp = [&](const MlpNames& names, int64_t inner) {
@@ -71,17 +103,7 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config, const Plan& 
     const LayerPlan* fixed_op = it == fixed.layers().end() ? nullptr : &it->second;
     if (fixed_op && fixed_op->op == LayerOp::kDropBlock) continue;  // the whole block is gone
     out.push_back({n.input_norm, {D}});
-    out.push_back({n.q, {q_dim, D}});
-    out.push_back({n.k, {kv_dim, D}});
-    out.push_back({n.v, {kv_dim, D}});
-    out.push_back({n.o, {D, q_dim}});
-    if (s.attention_qkv_bias) {
-      out.push_back({n.q_bias, {q_dim}});
-      out.push_back({n.k_bias, {kv_dim}});
-      out.push_back({n.v_bias, {kv_dim}});
-    }
-    if (s.attention_output_bias) out.push_back({n.o_bias, {D}});
-    for (const TensorSpec& norm : qk_norm_tensors(s, n)) out.push_back(norm);
+    for (TensorSpec& spec : attention_tensors(s, n)) out.push_back(std::move(spec));
     if (fixed_op && fixed_op->op == LayerOp::kDrop) continue;  // attention only
     out.push_back({n.post_norm, {D}});
     if (!s.is_moe_layer(layer)) {
@@ -91,6 +113,7 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config, const Plan& 
     } else {
       const int64_t E = fixed_op ? int64_t(fixed_op->experts.size()) : s.num_routed_experts;  // pruned: renumbered
       out.push_back({n.router, {E, D}});
+      if (s.router == RouterKind::kSigmoidGroups) out.push_back({n.router_bias, {E}});
       if (config.fused_experts && !fixed_op) {
         out.push_back({n.fused_gate_up, {E, 2 * I, D}});
         out.push_back({n.fused_down, {E, D, I}});
@@ -132,8 +155,15 @@ void check_checkpoint_tensors(const Checkpoint& checkpoint, const ModelConfig& c
                       ", config.json implies " + shape_text(spec.shape));
     }
   }
+  // Layers past num_hidden_layers that the family ignores (DeepSeek-V3's multi-token prediction).
+  auto ignored = [&](const std::string& name) {
+    for (int64_t layer = s.num_layers; layer < s.num_layers + s.ignored_trailing_layers; ++layer) {
+      if (name.rfind("model.layers." + std::to_string(layer) + ".", 0) == 0) return true;
+    }
+    return false;
+  };
   for (const std::string& name : present) {
-    if (expected_names.count(name) || (s.tie_word_embeddings && name == kLmHeadName)) continue;
+    if (expected_names.count(name) || (s.tie_word_embeddings && name == kLmHeadName) || ignored(name)) continue;
     throw_bad_input(checkpoint.find(name).file->path() + ": unexpected tensor '" + name + "' (not part of a " +
                     s.model_type + " model with this config.json)");
   }

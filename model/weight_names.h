@@ -26,9 +26,12 @@ struct LayerNames {
   std::string input_norm, post_norm;
   std::string q, k, v, o, q_bias, k_bias, v_bias, o_bias;
   std::string q_norm, k_norm;  // families with QK normalisation (ModelShape::qk_norm)
+  // Latent attention (ModelShape::latent_attention): q_proj (q above) or the q_a/q_b pair.
+  std::string q_a, q_a_norm, q_b, kv_a, kv_a_norm, kv_b, q_a_bias, kv_a_bias;
   MlpNames mlp;             // a dense layer's MLP, or an exported condensed layer's fused one
   std::string block;        // the MoE block's prefix: "model.layers.{i}." + the family's block name
   std::string router;       // [E, D]
+  std::string router_bias;  // [E] DeepSeek-V3's e_score_correction_bias (RouterKind::kSigmoidGroups)
   MlpNames shared;          // the shared expert(s) as one MLP
   std::string shared_gate;  // [1, D]; empty when the family has none
   std::string experts_prefix;
@@ -49,8 +52,8 @@ struct TensorSpec {
   std::vector<int64_t> shape;
 };
 
-// A layer's q/k norm weights with their shapes, none when the family has no QK norm.
-std::vector<TensorSpec> qk_norm_tensors(const ModelShape& shape, const LayerNames& names);
+// A layer's attention tensors with their shapes (projections, biases, q/k or latent norms).
+std::vector<TensorSpec> attention_tensors(const ModelShape& shape, const LayerNames& names);
 
 // Every tensor a checkpoint of `config` holds, in load order; `fixed` is an exported
 // checkpoint's own plan (its config.json "cdmoe" block; empty for an original checkpoint).

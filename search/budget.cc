@@ -100,9 +100,10 @@ std::vector<Budget> parse_budgets(const std::string& spec, const std::string& wh
 
 double estimated_cost_per_token(const ModelShape& s, const Plan& plan, const CostModel& cost) {
   const double d = double(s.hidden_size);
-  const double q = double(s.num_attention_heads * s.head_dim), kv = double(s.num_key_value_heads * s.head_dim);
-  const double projections = 2 * d * (q + 2 * kv) + 2 * q * d;
-  const double attention = 2 * 2 * q * double(cost.sequence_length) / 2;  // QK^T and AV, causal average
+  // Every attention weight multiplies once per token (2 FLOPs), then QK^T and AV over the causal
+  // average of half the sequence.
+  const double projections = 2 * double(attention_parameters(s));
+  const double attention = 2 * double(s.query_key_width() + s.value_width()) * double(cost.sequence_length) / 2;
   const double expert = 2 * 3 * d * double(s.expert_intermediate_size) / cost.routed_expert_efficiency;
   const double shared = 2 * 3 * d * double(s.shared_intermediate_size);
   double total = 2 * d * double(s.vocab_size);  // LM head

@@ -82,7 +82,7 @@ TEST(ModelShape, RejectsBadConfigs) {
                {"num_experts_per_tok", 2}};
   Json llama = base;
   llama["model_type"] = "llama";
-  expect_bad_config(llama, "model_type \"llama\" is not supported (supported: deepseek, qwen2_moe, qwen3_moe, mixtral, olmoe)");
+  expect_bad_config(llama, "model_type \"llama\" is not supported (supported: deepseek, qwen2_moe, qwen3_moe, mixtral, olmoe, deepseek_v3)");
   // What the new families' transformers classes would compute differently, refused by name.
   Json qwen3 = {{"model_type", "qwen3_moe"}, {"num_hidden_layers", 2}, {"hidden_size", 8}, {"vocab_size", 10},
                 {"num_attention_heads", 2}, {"num_experts", 4}, {"num_experts_per_tok", 2}};
@@ -101,6 +101,28 @@ TEST(ModelShape, RejectsBadConfigs) {
   Json olmoe = {{"model_type", "olmoe"}, {"num_hidden_layers", 2}, {"hidden_size", 8}, {"vocab_size", 10},
                 {"num_attention_heads", 2}, {"num_experts", 4}, {"num_experts_per_tok", 2}, {"clip_qkv", -1}};
   expect_bad_config(olmoe, "config.json: field 'clip_qkv' must be a positive finite number or null, got -1");
+  Json v3 = {{"model_type", "deepseek_v3"}, {"num_hidden_layers", 2}, {"hidden_size", 8}, {"vocab_size", 10},
+             {"num_attention_heads", 2}, {"n_routed_experts", 8}, {"num_experts_per_tok", 2}, {"n_group", 4},
+             {"topk_group", 2}, {"q_lora_rank", nullptr}, {"kv_lora_rank", 4}, {"qk_nope_head_dim", 4},
+             {"qk_rope_head_dim", 2}, {"v_head_dim", 4}, {"first_k_dense_replace", 1}};
+  EXPECT_EQ(model::model_shape_from_config(v3, "c").moe_layers(), (std::vector<int>{1}));
+  Json groups = v3;
+  groups["n_group"] = 3;
+  expect_bad_config(groups, "config.json: field 'n_group' 3 must divide the 8 routed experts into groups of at least 2");
+  groups["n_group"] = 8;  // groups of one: no top-2 per group
+  expect_bad_config(groups, "field 'n_group' 8 must divide the 8 routed experts into groups of at least 2");
+  Json topk_group = v3;
+  topk_group["topk_group"] = 5;
+  expect_bad_config(topk_group, "config.json: field 'topk_group' 5 exceeds n_group 4");
+  Json softmax = v3;
+  softmax["scoring_func"] = "softmax";
+  expect_bad_config(softmax, "scoring_func \"softmax\" with topk_method \"noaux_tc\" is not implemented for deepseek_v3");
+  Json kv_heads = v3;
+  kv_heads["num_key_value_heads"] = 1;
+  expect_bad_config(kv_heads, "config.json: field 'num_key_value_heads' is 1; latent attention gives every one of the 2 heads");
+  Json odd_rope = v3;
+  odd_rope["qk_rope_head_dim"] = 3;
+  expect_bad_config(odd_rope, "config.json: field 'qk_rope_head_dim' must be even");
   Json missing = base;
   missing.erase("hidden_size");
   expect_bad_config(missing, "config.json: missing required field 'hidden_size'");

@@ -109,7 +109,8 @@ TEST_P(FusedLayout, AFusedTensorOfTheWrongShapeIsBadInputNamingIt) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, FusedLayout,
-                         ::testing::Values("qwen_tied_f16", "qwen3_head_dim", "mixtral_head_dim", "olmoe_bias_bf16"));
+                         ::testing::Values("qwen_tied_f16", "qwen3_head_dim", "mixtral_head_dim", "olmoe_bias_bf16",
+                                           "deepseek_v3_groups"));
 
 }  // namespace
 }  // namespace cdmoe::model

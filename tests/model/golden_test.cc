@@ -118,7 +118,8 @@ INSTANTIATE_TEST_SUITE_P(Families, Golden,
                          ::testing::Combine(::testing::Values("deepseek_gqa", "deepseek_tied_bf16", "qwen_sharded",
                                                               "qwen_tied_f16", "qwen3_head_dim", "qwen3_v5_bias_bf16",
                                                               "mixtral_head_dim", "mixtral_defaults_f16", "olmoe_clip",
-                                                              "olmoe_bias_bf16"),
+                                                              "olmoe_bias_bf16", "deepseek_v3_groups",
+                                                              "deepseek_v3_plain_bf16"),
                                             ::testing::Values("test", "lazy")),
                          [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param); });
 
