@@ -8,6 +8,48 @@
 
 namespace cdmoe::model {
 
+namespace {
+
+double yarn_mscale(double scale, double mscale) { return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0; }
+
+void read_yarn(const Json& scaling, double factor, double max_positions, const std::string& where, ModelConfig::Yarn& yarn) {
+  yarn.on = true;
+  yarn.factor = yarn.frequency_factor = factor;
+  yarn.original_max_positions = max_positions;
+  auto optional = [&](const char* key, double fallback) {
+    return scaling.contains(key) && !scaling[key].is_null() ? require_number(scaling, key, where) : fallback;
+  };
+  if (scaling.contains("original_max_position_embeddings")) {
+    yarn.original_max_positions = require_number(scaling, "original_max_position_embeddings", where);
+    if (!(yarn.original_max_positions >= 1) || yarn.original_max_positions > max_positions) {
+      throw_bad_input(where + ": original_max_position_embeddings must be in [1, max_position_embeddings]");
+    }
+    yarn.frequency_factor = max_positions / yarn.original_max_positions;
+  }
+  // beta_fast / beta_slow: "or" defaults, as transformers (a 0 means the default too).
+  yarn.beta_fast = optional("beta_fast", 0) != 0 ? optional("beta_fast", 0) : 32;
+  yarn.beta_slow = optional("beta_slow", 0) != 0 ? optional("beta_slow", 0) : 1;
+  yarn.truncate = bool_or(scaling, "truncate", true, where);
+  const double mscale = optional("mscale", 0);
+  yarn.mscale_all_dim = optional("mscale_all_dim", 0);
+  if (scaling.contains("attention_factor") && !scaling["attention_factor"].is_null()) {
+    yarn.attention_factor = require_number(scaling, "attention_factor", where);
+  } else if (mscale != 0 && yarn.mscale_all_dim != 0) {
+    yarn.attention_factor = yarn_mscale(yarn.frequency_factor, mscale) / yarn_mscale(yarn.frequency_factor, yarn.mscale_all_dim);
+  } else {
+    yarn.attention_factor = yarn_mscale(yarn.frequency_factor, 1);
+  }
+  for (double value : {yarn.beta_fast, yarn.beta_slow, yarn.attention_factor, mscale, yarn.mscale_all_dim}) {
+    if (!std::isfinite(value) || value < 0 || value > 1e6) throw_bad_input(where + ": yarn parameters must be finite, in [0, 1e6]");
+  }
+}
+
+}  // namespace
+
+double ModelConfig::Yarn::softmax_scale() const {
+  return on && mscale_all_dim != 0 ? std::pow(yarn_mscale(factor, mscale_all_dim), 2) : 1.0;
+}
+
 ModelConfig model_config_from_json(const Json& config, const std::string& where) {
   ModelConfig result;
   result.shape = model_shape_from_config(config, where);
@@ -31,11 +73,16 @@ ModelConfig model_config_from_json(const Json& config, const std::string& where)
       const Json& scaling = config[scaling_key];
       const std::string scaling_where = where + ": " + scaling_key;
       std::string type = string_or(scaling, "type", string_or(scaling, "rope_type", "", scaling_where), scaling_where);
-      if (type != "linear") {
-        throw_bad_input(scaling_where + ": type \"" + type + "\" is not supported (supported: none, linear)");
+      if (type != "linear" && type != "yarn") {
+        throw_bad_input(scaling_where + ": type \"" + type + "\" is not supported (supported: none, linear, yarn)");
       }
-      result.rope_linear_factor = require_number(scaling, "factor", scaling_where);
-      if (!(result.rope_linear_factor > 0)) throw_bad_input(scaling_where + ": factor must be positive");
+      const double factor = require_number(scaling, "factor", scaling_where);
+      if (!(factor > 0) || !std::isfinite(factor) || factor > 1e6) throw_bad_input(scaling_where + ": factor must be in (0, 1e6]");
+      if (type == "linear") {
+        result.rope_linear_factor = factor;
+      } else {
+        read_yarn(scaling, factor, double(result.shape.max_position_embeddings), scaling_where, result.yarn);
+      }
     }
     return result;
   });

@@ -18,6 +18,19 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000;
   double rope_linear_factor = 1;  // positions are divided by it (rope_scaling linear)
+  // rope_scaling yarn, as transformers' _compute_yarn_parameters reads it.
+  struct Yarn {
+    bool on = false;
+    double factor = 1;             // the config's factor (DeepSeek's softmax mscale uses it)
+    double frequency_factor = 1;   // what the low frequencies are divided by: max_position_embeddings /
+                                   // original_max_position_embeddings when given, else factor
+    double original_max_positions = 0;
+    double beta_fast = 32, beta_slow = 1;
+    bool truncate = true;
+    double attention_factor = 1;   // cos and sin are multiplied by it
+    double mscale_all_dim = 0;     // latent attention: softmax scale *= mscale(factor, mscale_all_dim)^2
+    double softmax_scale() const;  // that multiplier (1 without yarn or mscale_all_dim)
+  } yarn;
   // The routed experts' checkpoint layout, a fact of the weight files rather than config.json
   // (model/weight_names.h read_checkpoint_config detects it): per-expert tensors (hub
   // checkpoints, transformers 4) or transformers 5's fused "mlp.experts.gate_up_proj" [E, 2I, D]

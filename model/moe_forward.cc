@@ -55,6 +55,25 @@ at::Tensor MoeModel::Impl::attention(const Layer& L, const at::Tensor& x, const 
   return at::linear(out.transpose(1, 2).reshape({B, T, H * d}), L.o, L.o_bias);
 }
 
+// RoPE's inverse frequencies [d/2] in float32, YaRN's blend of interpolated and extrapolated
+// frequencies as transformers' _compute_yarn_parameters computes them.
+at::Tensor MoeModel::Impl::rope_inverse_frequencies(const at::TensorOptions& floats) const {
+  const double d = double(config.shape.head_dim), base = config.rope_theta;
+  at::Tensor pos_freqs = at::pow(base, at::arange(0, config.shape.head_dim, 2, floats) / d);
+  if (!config.yarn.on) return 1.0 / pos_freqs;
+  const ModelConfig::Yarn& y = config.yarn;
+  auto correction_dim = [&](double rotations) {
+    return d * std::log(y.original_max_positions / (rotations * 2 * M_PI)) / (2 * std::log(base));
+  };
+  double low = correction_dim(y.beta_fast), high = correction_dim(y.beta_slow);
+  if (y.truncate) low = std::floor(low), high = std::ceil(high);
+  low = std::max(low, 0.0), high = std::min(high, d - 1);
+  if (low == high) high += 0.001;  // transformers' guard against a zero-width ramp
+  at::Tensor ramp = ((at::arange(config.shape.head_dim / 2, floats) - low) / (high - low)).clamp(0, 1);
+  at::Tensor extrapolation = 1 - ramp;  // the share of each frequency left unscaled
+  return (1.0 / (y.frequency_factor * pos_freqs)) * (1 - extrapolation) + (1.0 / pos_freqs) * extrapolation;
+}
+
 // DeepSeek-V2/V3's multi-head latent attention, as transformers' DeepseekV3Attention computes
 // it: queries (optionally through the q_a/q_b pair), keys and values from one latent, RoPE on the
 // rope part only (its pairs de-interleaved first when rope_interleave), one rope key for all heads.
@@ -82,7 +101,10 @@ at::Tensor MoeModel::Impl::latent_attention(const Layer& L, const at::Tensor& x,
   k_rot = k_rot * cos + rotate_half(k_rot) * sin;
   at::Tensor query = at::cat({q.narrow(-1, 0, nope), q_rot}, -1);
   at::Tensor key = at::cat({kv.narrow(-1, 0, nope), k_rot.expand({B, H, T, rope})}, -1);
-  at::Tensor scores = at::matmul(query, key.transpose(-1, -2)) / std::sqrt(double(nope + rope)) + mask;
+  // YaRN with mscale_all_dim scales the softmax too (DeepseekV3Attention's scaling).
+  at::Tensor scores = at::matmul(query, key.transpose(-1, -2)) / std::sqrt(double(nope + rope));
+  if (config.yarn.softmax_scale() != 1.0) scores = scores * config.yarn.softmax_scale();
+  scores = scores + mask;
   at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(scores.scalar_type());
   at::Tensor out = at::matmul(probs, kv.narrow(-1, nope, vd));                      // [B, H, T, v]
   return at::linear(out.transpose(1, 2).reshape({B, T, H * vd}), L.o, L.o_bias);
@@ -284,12 +306,12 @@ at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const TokenLayout& lay
   at::Tensor additive = at::where(allowed, at::zeros({}, m.weight_options()), at::full({}, lowest, m.weight_options()));
   // RoPE tables [B or 1, 1, T, d] for the tokens' positions (divided by the linear scaling
   // factor), computed in float32 and then cast to the compute dtype (as transformers).
-  int64_t d = s.head_dim;
-  at::Tensor inv_freq = 1.0 / at::pow(m.config.rope_theta, at::arange(0, d, 2, floats) / double(d));
+  at::Tensor inv_freq = m.rope_inverse_frequencies(floats);
   at::Tensor positions = layout.positions.to(floats) / m.config.rope_linear_factor;
   at::Tensor freqs = positions.unsqueeze(-1) * inv_freq;                       // [B or 1, T, d/2]
   at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);
-  at::Tensor cos = emb.cos().to(m.dtype), sin = emb.sin().to(m.dtype);
+  const double attention_factor = m.config.yarn.on ? m.config.yarn.attention_factor : 1.0;
+  at::Tensor cos = (emb.cos() * attention_factor).to(m.dtype), sin = (emb.sin() * attention_factor).to(m.dtype);
   at::Tensor flat_valid = layout.valid.to(m.device, at::kBool).flatten();
 
   at::Tensor h = hidden.to(m.device, m.dtype);

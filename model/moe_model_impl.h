@@ -91,6 +91,7 @@ struct MoeModel::Impl {
   mutable at::Tensor balance_loss;  // undefined until a routed forward adds to it
 
   // moe_forward.cc
+  at::Tensor rope_inverse_frequencies(const at::TensorOptions& floats) const;  // [head_dim / 2]
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;  // config's rms_norm_eps
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) const;
   at::Tensor attention(const Layer& L, const at::Tensor& x, const at::Tensor& mask, const at::Tensor& cos,

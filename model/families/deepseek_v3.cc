@@ -8,7 +8,8 @@
 // routed_scaling_factor; n_shared_experts shared experts as one ungated MLP. The multi-token
 // prediction layer's tensors (layers num_hidden_layers.. num_hidden_layers +
 // num_nextn_predict_layers - 1) are not part of the causal LM and are ignored, as transformers
-// ignores them. YaRN rope scaling (DeepSeek-V3/R1, Kimi-K2) and FP8 weights are not supported yet.
+// ignores them. YaRN (model/model_config.h) scales the softmax by mscale(factor, mscale_all_dim)^2
+// here as DeepseekV3Attention does. FP8 weights are not supported yet.
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"

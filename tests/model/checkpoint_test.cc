@@ -136,9 +136,16 @@ TEST(Checkpoint, MissingExtraAndMisshapenTensors) {
   write_file(model + "/config.json", config.dump());
   EXPECT_NE(load_error(model).find("hidden_act \"gelu\" is not supported"), std::string::npos);
   config["hidden_act"] = "silu";
-  config["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}};
+  config["rope_scaling"] = {{"type", "dynamic"}, {"factor", 4.0}};
   write_file(model + "/config.json", config.dump());
-  EXPECT_NE(load_error(model).find("rope_scaling: type \"yarn\" is not supported (supported: none, linear)"), std::string::npos);
+  EXPECT_NE(load_error(model).find("rope_scaling: type \"dynamic\" is not supported (supported: none, linear, yarn)"), std::string::npos);
+  config["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 100000}};
+  write_file(model + "/config.json", config.dump());
+  EXPECT_NE(load_error(model).find("rope_scaling: original_max_position_embeddings must be in [1, max_position_embeddings]"),
+            std::string::npos);
+  config["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}, {"mscale", -1}, {"mscale_all_dim", 1}};
+  write_file(model + "/config.json", config.dump());
+  EXPECT_NE(load_error(model).find("rope_scaling: yarn parameters must be finite, in [0, 1e6]"), std::string::npos);
 }
 
 TEST(Checkpoint, ShardProblems) {
