@@ -84,6 +84,7 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
     const auto slots = attention_slots(n, L);
     for (const TensorSpec& spec : attention_tensors(s, n)) {
       auto slot = std::find_if(slots.begin(), slots.end(), [&](const auto& named) { return *named.first == spec.name; });
+      if (slot == slots.end()) throw_runtime("attention tensor '" + spec.name + "' has no slot in model::Layer");
       *slot->second = reader.read(spec.name, spec.shape);
     }
     if (fixed_op && fixed_op->op == LayerOp::kDrop) {

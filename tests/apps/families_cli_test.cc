@@ -31,6 +31,10 @@ TEST_P(FamilyCampaign, SweepsWithFineTuningTrainsExportsAndEvaluates) {
                                      "--hidden", "32", "--layers", "3", "--experts", "6", "--top-k", "2",
                                      "--expert-inner", "16", "--seed", "4"});
   ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  CommandResult unknown = run_command({kSynth, "--out", dir.file("nosuch"), "--family", "nosuch"});
+  EXPECT_EQ(unknown.exit_code, 2) << unknown.err;
+  EXPECT_NE(unknown.err.find("--family \"nosuch\" is not one of deepseek, deepseek_v3"), std::string::npos) << unknown.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("nosuch")));
 
   auto sweep = [&](const std::string& db, const std::string& experts_kept) {
     return std::vector<std::string>{kSweep, "--model", model, "--calib", file("calib.txt"), "--calib-samples", "8",

@@ -120,6 +120,9 @@ TEST(ModelShape, RejectsBadConfigs) {
   Json kv_heads = v3;
   kv_heads["num_key_value_heads"] = 1;
   expect_bad_config(kv_heads, "config.json: field 'num_key_value_heads' is 1; latent attention gives every one of the 2 heads");
+  Json scaling = v3;
+  scaling["routed_scaling_factor"] = 0;
+  expect_bad_config(scaling, "config.json: field 'routed_scaling_factor' must be in (0, 1000]");
   Json odd_rope = v3;
   odd_rope["qk_rope_head_dim"] = 3;
   expect_bad_config(odd_rope, "config.json: field 'qk_rope_head_dim' must be even");

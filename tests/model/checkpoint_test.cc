@@ -146,6 +146,13 @@ TEST(Checkpoint, MissingExtraAndMisshapenTensors) {
   config["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}, {"mscale", -1}, {"mscale_all_dim", 1}};
   write_file(model + "/config.json", config.dump());
   EXPECT_NE(load_error(model).find("rope_scaling: yarn parameters must be finite, in [0, 1e6]"), std::string::npos);
+  config["rope_scaling"] = {{"type", "yarn"}, {"factor", -2.0}};
+  write_file(model + "/config.json", config.dump());
+  EXPECT_NE(load_error(model).find("rope_scaling: factor must be in (0, 1e6]"), std::string::npos);
+  config["rope_scaling"] = nullptr;
+  config["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 0}};  // transformers 5's form
+  write_file(model + "/config.json", config.dump());
+  EXPECT_NE(load_error(model).find("rms_norm_eps and rope_theta must be positive"), std::string::npos);
 }
 
 TEST(Checkpoint, ShardProblems) {
