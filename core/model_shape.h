@@ -33,7 +33,9 @@ struct LatentAttention {
 };
 
 enum class RouterKind {
-  kSoftmax,        // softmax over the experts, top-k (deepseek, qwen*, mixtral, olmoe)
+  kSoftmax,        // softmax over the experts, top-k (deepseek, deepseek_v2 greedy, qwen*, mixtral, olmoe)
+  kSoftmaxGroups,  // DeepSeek-V2's group_limited_greedy: softmax, the top topk_group of n_group
+                   // groups (by their largest probability), top-k in them
   kSigmoidGroups,  // DeepSeek-V3: sigmoid scores, + e_score_correction_bias for the choice only,
                    // the top topk_group of n_group groups (by the sum of their top-2), top-k in them
 };
@@ -61,7 +63,7 @@ struct ModelShape {
   bool latent_attention = false;  // MLA (then head_dim is the rope part's size)
   LatentAttention latent;
   RouterKind router = RouterKind::kSoftmax;
-  int64_t n_group = 1, topk_group = 1;  // kSigmoidGroups
+  int64_t n_group = 1, topk_group = 1;  // kSoftmaxGroups, kSigmoidGroups
   double routed_scaling_factor = 1;     // the routed experts' weights are multiplied by it
   int64_t ignored_trailing_layers = 0;  // layers past num_layers whose tensors a checkpoint may hold
                                         // and the model ignores (DeepSeek-V3's multi-token prediction)

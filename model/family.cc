@@ -15,7 +15,7 @@ namespace {
 // The one table of families (ARCHITECTURE.md §4), and those register_family added.
 std::vector<const Family*>& families() {
   static std::vector<const Family*> table = {&kDeepseekFamily, &kQwen2MoeFamily, &kQwen3MoeFamily, &kMixtralFamily,
-                                             &kOlmoeFamily, &kDeepseekV3Family};
+                                             &kOlmoeFamily, &kDeepseekV2Family, &kDeepseekV3Family};
   return table;
 }
 

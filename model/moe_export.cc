@@ -28,7 +28,7 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::materialise(const Plan
       throw_bad_input("plan layer \"" + std::to_string(layer) + "\": this exported checkpoint has it fixed already");
     }
     if (L.block_dropped || (lp && lp->op == LayerOp::kDropBlock)) continue;
-    if (lp && lp->op == LayerOp::kPrune && s.router == RouterKind::kSigmoidGroups && s.n_group > 1) {
+    if (lp && lp->op == LayerOp::kPrune && s.router != RouterKind::kSoftmax && s.n_group > 1) {
       throw_bad_input("plan layer \"" + std::to_string(layer) + "\": a pruned layer of a group-limited router (n_group " +
                       std::to_string(s.n_group) + ") cannot be exported: its renumbered experts would lose their groups");
     }

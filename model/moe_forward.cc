@@ -3,6 +3,7 @@
 // between families comes from model/family.h; plan ops from plan_ops.cc.
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 #include <ATen/ATen.h>
 
@@ -110,41 +111,92 @@ at::Tensor MoeModel::Impl::latent_attention(const Layer& L, const at::Tensor& x,
   return at::linear(out.transpose(1, 2).reshape({B, T, H * vd}), L.o, L.o_bias);
 }
 
+namespace {
+
+// The kept experts of E as a [E] bool mask (all when `candidates` is undefined).
+at::Tensor kept_mask(int64_t E, const at::Tensor& candidates, const at::TensorOptions& options) {
+  at::Tensor kept = at::ones({E}, options.dtype(at::kBool));
+  return candidates.defined() ? at::zeros_like(kept).index_fill_(0, candidates, true) : kept;
+}
+
+// [N, E] bool: the experts of the `chosen` groups [N, topk_group] (groups of E / G consecutive experts).
+at::Tensor experts_of_groups(const at::Tensor& chosen, int64_t G, int64_t E) {
+  const int64_t N = chosen.size(0);
+  at::Tensor group_mask = at::zeros({N, G}, chosen.options().dtype(at::kBool)).scatter_(1, chosen, true);
+  return group_mask.unsqueeze(-1).expand({N, G, E / G}).reshape({N, E});
+}
+
+constexpr double kMinusInfinity = -std::numeric_limits<double>::infinity();
+
+}  // namespace
+
 MoeModel::Impl::Routing MoeModel::Impl::route(const Moe& M, const at::Tensor& x, const at::Tensor& candidates) const {
-  const ModelShape& s = config.shape;
   // The router in float32 whatever the compute dtype (DeepSeek's gates do; Qwen, Mixtral and
   // OLMoE compute their logits in the model dtype and only the softmax in float32).
-  if (s.router == RouterKind::kSoftmax) {
-    at::Tensor router = candidates.defined() ? M.router.index_select(0, candidates) : M.router;
-    at::Tensor probs = at::softmax(at::linear(x.to(at::kFloat), router.to(at::kFloat)), -1);  // [N, E']
-    int64_t k = std::min<int64_t>(s.experts_per_token, probs.size(1));
-    auto [top_weight, top_index] = probs.topk(k, -1);                                          // [N, k]
-    if (s.norm_topk_prob && k >= family().topk_norm_min_k) {
-      top_weight = top_weight / (top_weight.sum(-1, true) + family().topk_norm_epsilon);
-    }
-    if (candidates.defined()) top_index = candidates.index_select(0, top_index.flatten()).view(top_index.sizes());
-    return {top_index, top_weight * s.routed_scaling_factor, probs};
+  switch (config.shape.router) {
+    case RouterKind::kSoftmax: return route_softmax(M, x, candidates);
+    case RouterKind::kSoftmaxGroups: return route_softmax_groups(M, x, candidates);
+    case RouterKind::kSigmoidGroups: return route_sigmoid_groups(M, x, candidates);
   }
-  // kSigmoidGroups (DeepSeek-V3's noaux_tc). Pruned: the kept experts keep their groups; a
-  // group's score is the sum of its top-2 kept choice scores (one when it keeps one), a group
-  // keeping none is never chosen; top-min(k, kept) among the chosen groups' kept experts, the
-  // unchosen groups' scores set to 0 as transformers masks them.
+  throw std::logic_error("unknown router kind");
+}
+
+// Softmax over the (kept) experts, top-min(k, kept), the family's normalisation, the scaling.
+MoeModel::Impl::Routing MoeModel::Impl::route_softmax(const Moe& M, const at::Tensor& x, const at::Tensor& candidates) const {
+  const ModelShape& s = config.shape;
+  at::Tensor router = candidates.defined() ? M.router.index_select(0, candidates) : M.router;
+  at::Tensor probs = at::softmax(at::linear(x.to(at::kFloat), router.to(at::kFloat)), -1);  // [N, E']
+  int64_t k = std::min<int64_t>(s.experts_per_token, probs.size(1));
+  auto [top_weight, top_index] = probs.topk(k, -1);                                          // [N, k]
+  if (s.norm_topk_prob && k >= family().topk_norm_min_k) {
+    top_weight = top_weight / (top_weight.sum(-1, true) + family().topk_norm_epsilon);
+  }
+  if (candidates.defined()) top_index = candidates.index_select(0, top_index.flatten()).view(top_index.sizes());
+  return {top_index, top_weight * s.routed_scaling_factor, probs};
+}
+
+// DeepSeek-V2's group_limited_greedy. Pruned: the softmax over the kept experts, which keep their
+// groups; a group's score is its largest kept probability (a group keeping none is never
+// chosen); the unchosen groups' experts score 0 as transformers masks them, and the top-min(k,
+// kept) scores are the weights, times the scaling (never normalised).
+MoeModel::Impl::Routing MoeModel::Impl::route_softmax_groups(const Moe& M, const at::Tensor& x,
+                                                             const at::Tensor& candidates) const {
+  const ModelShape& s = config.shape;
+  const int64_t E = M.router.size(0), G = s.n_group, N = x.size(0);
+  at::Tensor router = candidates.defined() ? M.router.index_select(0, candidates) : M.router;
+  at::Tensor kept_probs = at::softmax(at::linear(x.to(at::kFloat), router.to(at::kFloat)), -1);  // [N, E']
+  at::Tensor probs = candidates.defined()
+                         ? at::full({N, E}, kMinusInfinity, kept_probs.options()).index_copy_(1, candidates, kept_probs)
+                         : kept_probs;                                                        // [N, E], -inf: pruned
+  at::Tensor group_score = std::get<0>(probs.view({N, G, E / G}).max(-1));                   // [N, G]
+  at::Tensor chosen = std::get<1>(group_score.topk(std::min<int64_t>(s.topk_group, G), -1));
+  at::Tensor for_choice = probs.masked_fill(experts_of_groups(chosen, G, E).logical_not(), 0.0)
+                              .masked_fill(kept_mask(E, candidates, probs.options()).logical_not(), kMinusInfinity);
+  const int64_t k = std::min<int64_t>(s.experts_per_token, kept_probs.size(1));
+  auto [top_weight, top_index] = for_choice.topk(k, -1);
+  return {top_index, top_weight * s.routed_scaling_factor, kept_probs};
+}
+
+// DeepSeek-V3's noaux_tc. Pruned: the kept experts keep their groups; a group's score is the sum
+// of its top-2 kept choice scores (one when it keeps one), a group keeping none is never chosen;
+// top-min(k, kept) among the chosen groups' kept experts, the unchosen groups' scores set to 0
+// as transformers masks them; the weights are the sigmoid scores (without the bias).
+MoeModel::Impl::Routing MoeModel::Impl::route_sigmoid_groups(const Moe& M, const at::Tensor& x,
+                                                             const at::Tensor& candidates) const {
+  const ModelShape& s = config.shape;
   const int64_t E = M.router.size(0), G = s.n_group, per_group = E / G, N = x.size(0);
   at::Tensor scores = at::sigmoid(at::linear(x.to(at::kFloat), M.router.to(at::kFloat)));   // [N, E]
   at::Tensor choice = scores + M.router_bias;
-  const double minus_inf = -std::numeric_limits<double>::infinity();
-  at::Tensor kept = at::ones({E}, scores.options().dtype(at::kBool));
-  if (candidates.defined()) kept = at::zeros_like(kept).index_fill_(0, candidates, true);
-  at::Tensor kept_choice = choice.masked_fill(kept.logical_not(), minus_inf);
+  at::Tensor kept = kept_mask(E, candidates, scores.options());
+  at::Tensor kept_choice = choice.masked_fill(kept.logical_not(), kMinusInfinity);
   // Top-2 per group (an exported pruned layer may leave groups of one).
   at::Tensor top2 = std::get<0>(kept_choice.view({N, G, per_group}).topk(std::min<int64_t>(2, per_group), -1));
   at::Tensor finite = at::isfinite(top2);
   at::Tensor group_score = at::where(finite, top2, at::zeros_like(top2)).sum(-1);
-  group_score = group_score.masked_fill(finite.any(-1).logical_not(), minus_inf);            // no kept expert
+  group_score = group_score.masked_fill(finite.any(-1).logical_not(), kMinusInfinity);        // no kept expert
   at::Tensor chosen = std::get<1>(group_score.topk(std::min<int64_t>(s.topk_group, G), -1));
-  at::Tensor group_mask = at::zeros({N, G}, scores.options().dtype(at::kBool)).scatter_(1, chosen, true);
-  at::Tensor expert_mask = group_mask.unsqueeze(-1).expand({N, G, per_group}).reshape({N, E});
-  at::Tensor for_choice = choice.masked_fill(expert_mask.logical_not(), 0.0).masked_fill(kept.logical_not(), minus_inf);
+  at::Tensor for_choice =
+      choice.masked_fill(experts_of_groups(chosen, G, E).logical_not(), 0.0).masked_fill(kept.logical_not(), kMinusInfinity);
   const int64_t k = std::min<int64_t>(s.experts_per_token, candidates.defined() ? candidates.numel() : E);
   at::Tensor top_index = std::get<1>(for_choice.topk(k, -1));
   at::Tensor top_weight = scores.gather(1, top_index);

@@ -106,6 +106,9 @@ struct MoeModel::Impl {
     at::Tensor distribution;   // [N, E or candidates]
   };
   Routing route(const Moe& M, const at::Tensor& x, const at::Tensor& candidates) const;
+  Routing route_softmax(const Moe& M, const at::Tensor& x, const at::Tensor& candidates) const;
+  Routing route_softmax_groups(const Moe& M, const at::Tensor& x, const at::Tensor& candidates) const;
+  Routing route_sigmoid_groups(const Moe& M, const at::Tensor& x, const at::Tensor& candidates) const;
   at::Tensor routed(const Moe& M, const at::Tensor& x, const at::Tensor& candidates, int layer,
                     const at::Tensor& valid) const;
   void add_balance_loss(const at::Tensor& probs, const at::Tensor& top_index, const at::Tensor& valid) const;

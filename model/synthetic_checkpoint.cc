@@ -20,8 +20,8 @@ namespace cdmoe::model {
 
 namespace {
 
-// config.json for the family, with its own keys: layer 0 dense (deepseek, qwen*), `shared`
-// shared experts (deepseek: n_shared_experts; qwen2_moe: one shared expert that wide).
+// config.json for the family, with its own keys: layer 0 dense (deepseek*, qwen*), `shared`
+// shared experts (deepseek*: n_shared_experts; qwen2_moe: one shared expert that wide).
 nlohmann::json synthetic_config(const SyntheticShape& s) {
   nlohmann::json config = {{"model_type", s.family}, {"hidden_size", s.hidden}, {"num_attention_heads", s.heads},
                            {"num_key_value_heads", s.heads}, {"num_hidden_layers", s.layers}, {"vocab_size", s.vocab},
@@ -43,12 +43,18 @@ nlohmann::json synthetic_config(const SyntheticShape& s) {
                    {"q_lora_rank", s.hidden / 2}, {"kv_lora_rank", 16}, {"qk_nope_head_dim", s.hidden / s.heads},
                    {"qk_rope_head_dim", 8}, {"v_head_dim", s.hidden / s.heads}, {"n_group", s.experts % 2 ? 1 : 2},
                    {"topk_group", 1}, {"routed_scaling_factor", 2.5}, {"norm_topk_prob", true}});
+  } else if (s.family == "deepseek_v2") {  // V2-Lite-shaped MLA (no q LoRA), group-limited greedy routing
+    config.update({{"intermediate_size", s.dense_inner}, {"moe_intermediate_size", s.expert_inner},
+                   {"n_routed_experts", s.experts}, {"n_shared_experts", s.shared}, {"first_k_dense_replace", 1},
+                   {"q_lora_rank", nullptr}, {"kv_lora_rank", 16}, {"qk_nope_head_dim", s.hidden / s.heads},
+                   {"qk_rope_head_dim", 8}, {"v_head_dim", s.hidden / s.heads}, {"topk_method", "group_limited_greedy"},
+                   {"n_group", s.experts % 2 ? 1 : 2}, {"topk_group", 1}, {"routed_scaling_factor", 2.0}});
   } else if (s.family == "mixtral") {
     config.update({{"intermediate_size", s.expert_inner}, {"num_local_experts", s.experts}});
   } else if (s.family == "olmoe") {
     config.update({{"intermediate_size", s.expert_inner}, {"num_experts", s.experts}, {"norm_topk_prob", false}});
   } else {
-    throw_bad_input("--family \"" + s.family + "\" is not one of deepseek, deepseek_v3, qwen2_moe, qwen3_moe, mixtral, olmoe");
+    throw_bad_input("--family \"" + s.family + "\" is not one of deepseek, deepseek_v2, deepseek_v3, qwen2_moe, qwen3_moe, mixtral, olmoe");
   }
   return config;
 }

@@ -22,6 +22,7 @@ namespace {
 
 using testing::run_command;
 using testing::TempDir;
+using testing::kGoldenModelFixtures;
 
 const std::string kExport = std::string(CDMOE_BIN_DIR) + "/cdmoe-export";
 const std::string kModels = std::string(CDMOE_TEST_FIXTURES) + "/model";
@@ -76,11 +77,7 @@ TEST_P(Export, SameLogitsAndTheAnalyticParameterCount) {
   EXPECT_GE(exported, 4);
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, Export,
-                         ::testing::Values("deepseek_gqa", "deepseek_tied_bf16", "qwen_sharded", "qwen_tied_f16",
-                                           "qwen3_head_dim", "qwen3_v5_bias_bf16", "mixtral_head_dim",
-                                           "mixtral_defaults_f16", "olmoe_clip", "olmoe_bias_bf16", "deepseek_v3_groups",
-                                           "deepseek_v3_plain_bf16"));
+INSTANTIATE_TEST_SUITE_P(Families, Export, ::testing::ValuesIn(kGoldenModelFixtures));
 
 TEST(ExportCli, FromADatabaseCandidateAndBadInput) {
   TempDir dir;

@@ -33,7 +33,7 @@ TEST_P(FamilyCampaign, SweepsWithFineTuningTrainsExportsAndEvaluates) {
   ASSERT_EQ(synth.exit_code, 0) << synth.err;
   CommandResult unknown = run_command({kSynth, "--out", dir.file("nosuch"), "--family", "nosuch"});
   EXPECT_EQ(unknown.exit_code, 2) << unknown.err;
-  EXPECT_NE(unknown.err.find("--family \"nosuch\" is not one of deepseek, deepseek_v3"), std::string::npos) << unknown.err;
+  EXPECT_NE(unknown.err.find("--family \"nosuch\" is not one of deepseek, deepseek_v2, deepseek_v3"), std::string::npos) << unknown.err;
   EXPECT_FALSE(std::filesystem::exists(dir.file("nosuch")));
 
   auto sweep = [&](const std::string& db, const std::string& experts_kept) {
@@ -45,7 +45,7 @@ TEST_P(FamilyCampaign, SweepsWithFineTuningTrainsExportsAndEvaluates) {
                                     "--finetune-lr", "1e-3"};
   };
   // CD-MoE-S keeps only shared experts: refused where the family has none, nothing written.
-  const bool shared_experts = family == "deepseek_v3";
+  const bool shared_experts = family == "deepseek_v2" || family == "deepseek_v3";
   if (!shared_experts) {
     CommandResult zero = run_command(sweep(dir.file("zero.db"), "0,2"));
     EXPECT_EQ(zero.exit_code, 2) << zero.err;
@@ -94,7 +94,7 @@ TEST_P(FamilyCampaign, SweepsWithFineTuningTrainsExportsAndEvaluates) {
   EXPECT_EQ(reloaded.exit_code, 0) << reloaded.err;
 }
 
-INSTANTIATE_TEST_SUITE_P(NewFamilies, FamilyCampaign, ::testing::Values("qwen3_moe", "mixtral", "olmoe", "deepseek_v3"),
+INSTANTIATE_TEST_SUITE_P(NewFamilies, FamilyCampaign, ::testing::Values("qwen3_moe", "mixtral", "olmoe", "deepseek_v2", "deepseek_v3"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

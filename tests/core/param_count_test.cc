@@ -82,7 +82,7 @@ TEST(ModelShape, RejectsBadConfigs) {
                {"num_experts_per_tok", 2}};
   Json llama = base;
   llama["model_type"] = "llama";
-  expect_bad_config(llama, "model_type \"llama\" is not supported (supported: deepseek, qwen2_moe, qwen3_moe, mixtral, olmoe, deepseek_v3)");
+  expect_bad_config(llama, "model_type \"llama\" is not supported (supported: deepseek, qwen2_moe, qwen3_moe, mixtral, olmoe, deepseek_v2, deepseek_v3)");
   // What the new families' transformers classes would compute differently, refused by name.
   Json qwen3 = {{"model_type", "qwen3_moe"}, {"num_hidden_layers", 2}, {"hidden_size", 8}, {"vocab_size", 10},
                 {"num_attention_heads", 2}, {"num_experts", 4}, {"num_experts_per_tok", 2}};
@@ -126,6 +126,43 @@ TEST(ModelShape, RejectsBadConfigs) {
   Json odd_rope = v3;
   odd_rope["qk_rope_head_dim"] = 3;
   expect_bad_config(odd_rope, "config.json: field 'qk_rope_head_dim' must be even");
+  // DeepSeek-V2: the same latent attention, a softmax router, greedy or group-limited.
+  Json v2 = v3;
+  v2["model_type"] = "deepseek_v2";
+  v2.erase("n_group");
+  v2.erase("topk_group");
+  const ModelShape greedy = model::model_shape_from_config(v2, "c");
+  EXPECT_EQ(greedy.router, RouterKind::kSoftmax);
+  EXPECT_EQ(greedy.moe_layers(), (std::vector<int>{1}));
+  EXPECT_EQ(greedy.shared_intermediate_size, 2 * greedy.expert_intermediate_size);  // DeepseekV2Config: 2 shared
+  Json v2_groups = v2;
+  v2_groups.update({{"topk_method", "group_limited_greedy"}, {"n_group", 8}, {"topk_group", 3}, {"n_shared_experts", nullptr}});
+  const ModelShape grouped = model::model_shape_from_config(v2_groups, "c");
+  EXPECT_EQ(grouped.router, RouterKind::kSoftmaxGroups);
+  EXPECT_EQ(grouped.n_group, 8);  // groups of one are fine: a group's score is its largest probability
+  EXPECT_EQ(grouped.shared_intermediate_size, 0);
+  v2_groups.erase("n_group");
+  expect_bad_config(v2_groups, "config.json: missing required field 'n_group'");
+  v2_groups["n_group"] = 3;
+  expect_bad_config(v2_groups, "config.json: field 'n_group' 3 must divide the 8 routed experts into groups of at least 1");
+  Json v2_method = v2;
+  v2_method["topk_method"] = "noaux_tc";
+  expect_bad_config(v2_method, "scoring_func \"softmax\" with topk_method \"noaux_tc\" is not implemented for deepseek_v2");
+  Json v2_norm = v2;
+  v2_norm["norm_topk_prob"] = true;
+  expect_bad_config(v2_norm, "config.json: field 'norm_topk_prob' true is not implemented for deepseek_v2");
+  Json v2_freq = v2;
+  v2_freq["moe_layer_freq"] = 2;
+  expect_bad_config(v2_freq, "config.json: field 'moe_layer_freq' other than 1 is not supported for deepseek_v2");
+  Json v2_mlp_bias = v2;
+  v2_mlp_bias["mlp_bias"] = true;
+  expect_bad_config(v2_mlp_bias, "config.json: field 'mlp_bias' true");
+  Json v2_top_k = v2;
+  v2_top_k.erase("num_experts_per_tok");
+  expect_bad_config(v2_top_k, "config.json: missing required field 'num_experts_per_tok'");
+  Json v2_kv = v2;
+  v2_kv["num_key_value_heads"] = 1;
+  expect_bad_config(v2_kv, "field 'num_key_value_heads' is 1; latent attention");
   Json missing = base;
   missing.erase("hidden_size");
   expect_bad_config(missing, "config.json: missing required field 'hidden_size'");

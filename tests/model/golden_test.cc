@@ -15,6 +15,7 @@
 #include "model/moe_model.h"
 #include "model/safetensors.h"
 #include "tests/test_device.h"
+#include "tests/test_util.h"
 
 namespace cdmoe::model {
 namespace {
@@ -115,11 +116,7 @@ TEST_P(Golden, Bfloat16ComputeStaysNearTheFloat32Reference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, Golden,
-                         ::testing::Combine(::testing::Values("deepseek_gqa", "deepseek_tied_bf16", "qwen_sharded",
-                                                              "qwen_tied_f16", "qwen3_head_dim", "qwen3_v5_bias_bf16",
-                                                              "mixtral_head_dim", "mixtral_defaults_f16", "olmoe_clip",
-                                                              "olmoe_bias_bf16", "deepseek_v3_groups",
-                                                              "deepseek_v3_plain_bf16"),
+                         ::testing::Combine(::testing::ValuesIn(cdmoe::testing::kGoldenModelFixtures),
                                             ::testing::Values("test", "lazy")),
                          [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param); });
 
