@@ -31,6 +31,7 @@ int64_t write_hf_files(const MoeModel& model, const Plan& plan, const std::strin
   }
   Json config = read_json_file(source_dir + "/config.json");
   config["torch_dtype"] = "float32";
+  config.erase("quantization_config");  // FP8 sources are written dequantised
   Json block = {{"plan", plan.to_json()}, {"plan_hash", plan.hash()}, {"source", fs::absolute(source_dir).string()},
                 {"format", 1}};
   for (const auto& [key, value] : extra.items()) block[key] = value;

@@ -44,6 +44,27 @@ void read_yarn(const Json& scaling, double factor, double max_positions, const s
   }
 }
 
+// Blocks past 2^16 weights a side are no checkpoint's (DeepSeek's are 128).
+constexpr int64_t kMaxFp8Block = int64_t(1) << 16;
+
+void read_fp8_blocks(const Json& quantization, const std::string& where, ModelConfig::Fp8Blocks& blocks) {
+  const std::string method = require_string(quantization, "quant_method", where);
+  if (method != "fp8") {
+    throw_bad_input(where + ": quant_method \"" + method + "\" is not supported (supported: fp8 with block scales)");
+  }
+  const std::string format = string_or(quantization, "fmt", "e4m3", where);
+  if (format != "e4m3") throw_bad_input(where + ": fmt \"" + format + "\" is not supported (supported: e4m3)");
+  const Json& size = require_field(quantization, "weight_block_size", where);
+  if (!size.is_array() || size.size() != 2 || !size[0].is_number_integer() || !size[1].is_number_integer() ||
+      size[0].get<int64_t>() < 1 || size[1].get<int64_t>() < 1 || size[0].get<int64_t>() > kMaxFp8Block ||
+      size[1].get<int64_t>() > kMaxFp8Block) {
+    throw_bad_input(where + ": field 'weight_block_size' must be two integers in [1, " + std::to_string(kMaxFp8Block) +
+                    "] (per-tensor and per-channel scales are not supported)");
+  }
+  blocks.rows = size[0].get<int64_t>();
+  blocks.cols = size[1].get<int64_t>();
+}
+
 }  // namespace
 
 double ModelConfig::Yarn::softmax_scale() const {
@@ -83,6 +104,9 @@ ModelConfig model_config_from_json(const Json& config, const std::string& where)
       } else {
         read_yarn(scaling, factor, double(result.shape.max_position_embeddings), scaling_where, result.yarn);
       }
+    }
+    if (config.contains("quantization_config") && !config["quantization_config"].is_null()) {
+      read_fp8_blocks(config["quantization_config"], where + ": quantization_config", result.fp8);
     }
     return result;
   });

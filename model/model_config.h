@@ -36,6 +36,13 @@ struct ModelConfig {
   // checkpoints, transformers 4) or transformers 5's fused "mlp.experts.gate_up_proj" [E, 2I, D]
   // (gate rows then up rows) and "mlp.experts.down_proj" [E, D, I].
   bool fused_experts = false;
+  // quantization_config {"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [r, c]}
+  // (DeepSeek-V3/R1, Kimi-K2): which weights are F8_E4M3 is a fact of the files; each has a
+  // `<name>_scale_inv` of one multiplier per r × c block (model/fp8.h). 0 × 0: not quantised.
+  struct Fp8Blocks {
+    int64_t rows = 0, cols = 0;
+    bool on() const { return rows > 0; }
+  } fp8;
 };
 
 ModelConfig model_config_from_json(const Json& config, const std::string& where);

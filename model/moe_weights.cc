@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "model/checkpoint.h"
+#include "model/fp8.h"
 #include "model/moe_model_impl.h"
 #include "model/weight_names.h"
 
@@ -19,6 +20,7 @@ at::ScalarType torch_dtype_of(DType dtype) {
     case DType::kF32: return at::kFloat;
     case DType::kF16: return at::kHalf;
     case DType::kBF16: return at::kBFloat16;
+    case DType::kF8E4M3: break;  // no torch dtype in libtorch 1.13: dequantised by model/fp8.h
   }
   throw_runtime("a safetensors dtype without a torch dtype");
 }
@@ -26,7 +28,8 @@ at::ScalarType torch_dtype_of(DType dtype) {
 // Reads tensors by name into the compute dtype; names and shapes were checked up front.
 class WeightReader {
  public:
-  WeightReader(const Checkpoint& checkpoint, at::TensorOptions options) : checkpoint_(checkpoint), options_(options) {}
+  WeightReader(const Checkpoint& checkpoint, const ModelConfig::Fp8Blocks& fp8, at::TensorOptions options)
+      : checkpoint_(checkpoint), fp8_(fp8), options_(options) {}
 
   at::Tensor read(const std::string& name, std::vector<int64_t> shape) {
     at::Tensor out = at::empty(shape, options_);
@@ -38,8 +41,12 @@ class WeightReader {
     if (!found.info || found.info->shape != out.sizes().vec()) {  // check_checkpoint_tensors ran first
       throw_runtime(checkpoint_.dir() + ": tensor '" + name + "' is not as the header check found it");
     }
-    void* data = const_cast<uint8_t*>(found.file->tensor_data(*found.info));
-    out.copy_(at::from_blob(data, out.sizes(), at::TensorOptions().dtype(torch_dtype_of(found.info->dtype))));
+    if (found.info->dtype == DType::kF8E4M3) {
+      out.copy_(dequantized(name, found));
+    } else {
+      void* data = const_cast<uint8_t*>(found.file->tensor_data(*found.info));
+      out.copy_(at::from_blob(data, out.sizes(), at::TensorOptions().dtype(torch_dtype_of(found.info->dtype))));
+    }
     found.file->release(*found.info);
   }
   Mlp read_mlp(const MlpNames& names, int64_t inner, int64_t D) {
@@ -47,7 +54,27 @@ class WeightReader {
   }
 
  private:
+  // An F8_E4M3 weight (2-D, its scale checked by check_checkpoint_tensors) in float32 on the
+  // host: the one transient copy, freed before the next weight.
+  at::Tensor dequantized(const std::string& name, const Checkpoint::Located& weight) const {
+    const std::string scale_name = name + "_scale_inv";
+    Checkpoint::Located scale = checkpoint_.find(scale_name);
+    void* scale_data = const_cast<uint8_t*>(scale.file->tensor_data(*scale.info));
+    at::Tensor scales = at::from_blob(scale_data, scale.info->shape, at::TensorOptions().dtype(torch_dtype_of(scale.info->dtype)))
+                            .to(at::kFloat)
+                            .contiguous();
+    const int64_t rows = weight.info->shape[0], cols = weight.info->shape[1];
+    at::Tensor values = at::empty({rows, cols}, at::kFloat);
+    if (!dequantize_fp8_blocks(weight.file->tensor_data(*weight.info), rows, cols, scales.data_ptr<float>(), fp8_.rows,
+                               fp8_.cols, values.data_ptr<float>())) {
+      throw_bad_input(weight.file->path() + ": tensor '" + name + "' holds an F8_E4M3 NaN code (0x7F or 0xFF)");
+    }
+    scale.file->release(*scale.info);
+    return values;
+  }
+
   const Checkpoint& checkpoint_;
+  ModelConfig::Fp8Blocks fp8_;
   at::TensorOptions options_;  // the compute dtype, on the model's device
 };
 
@@ -65,7 +92,7 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
   m.fixed = fixed_plan_of(checkpoint, s);
   check_checkpoint_tensors(checkpoint, m.config, m.fixed);
 
-  WeightReader reader(checkpoint, m.weight_options());
+  WeightReader reader(checkpoint, m.config.fp8, m.weight_options());
   const int64_t D = s.hidden_size, V = s.vocab_size, I = s.expert_intermediate_size;
   m.embed_tokens = reader.read(kEmbedTokensName, {V, D});
   m.final_norm = reader.read(kFinalNormName, {D});

@@ -25,6 +25,7 @@ bool parse_dtype(const std::string& name, DType& dtype) {
   if (name == "F32") dtype = DType::kF32;
   else if (name == "F16") dtype = DType::kF16;
   else if (name == "BF16") dtype = DType::kBF16;
+  else if (name == "F8_E4M3") dtype = DType::kF8E4M3;
   else return false;
   return true;
 }
@@ -43,6 +44,7 @@ const char* dtype_name(DType dtype) {
     case DType::kF32: return "F32";
     case DType::kF16: return "F16";
     case DType::kBF16: return "BF16";
+    case DType::kF8E4M3: return "F8_E4M3";
   }
   return "?";
 }
@@ -52,6 +54,7 @@ size_t dtype_size(DType dtype) {
     case DType::kF32: return 4;
     case DType::kF16:
     case DType::kBF16: return 2;
+    case DType::kF8E4M3: return 1;
   }
   throw_runtime("a safetensors dtype without a size");
 }
@@ -99,7 +102,7 @@ SafetensorsHeader parse_safetensors(const uint8_t* bytes, size_t file_size, cons
     auto dtype = entry.find("dtype");
     if (dtype == entry.end() || !dtype->is_string()) throw_bad_input(at + ": missing dtype");
     if (!parse_dtype(dtype->get<std::string>(), info.dtype)) {
-      throw_bad_input(at + ": unsupported dtype " + dtype->get<std::string>() + " (supported: F32, F16, BF16)");
+      throw_bad_input(at + ": unsupported dtype " + dtype->get<std::string>() + " (supported: F32, F16, BF16, F8_E4M3)");
     }
     auto shape = entry.find("shape");
     if (shape == entry.end() || !shape->is_array()) throw_bad_input(at + ": missing shape");

@@ -2,7 +2,7 @@
 // JSON header {"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}},
 // then the raw little-endian data. Torch-free: the parser is fuzzed on its own.
 // Every check names the file and the tensor: sizes, offsets in range and matching
-// shape × dtype, no overlaps and no holes, supported dtypes (F32, F16, BF16).
+// shape × dtype, no overlaps and no holes, supported dtypes (F32, F16, BF16, F8_E4M3).
 #pragma once
 
 #include <cstddef>
@@ -13,9 +13,9 @@
 
 namespace cdmoe::model {
 
-enum class DType { kF32, kF16, kBF16 };
+enum class DType { kF32, kF16, kBF16, kF8E4M3 };  // F8_E4M3: codes of model/fp8.h, block-scaled
 
-const char* dtype_name(DType dtype);  // "F32", "F16", "BF16"
+const char* dtype_name(DType dtype);  // "F32", "F16", "BF16", "F8_E4M3"
 size_t dtype_size(DType dtype);
 
 struct TensorInfo {

@@ -127,6 +127,34 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config, const Plan& 
   return out;
 }
 
+namespace {
+
+// An F8_E4M3 weight: 2-D, config.json says its blocks, and its `_scale_inv` is there with one
+// float per block. Returns the scale's name.
+std::string check_fp8_scale(const Checkpoint& checkpoint, const ModelConfig& config, const std::string& name,
+                            const Checkpoint::Located& weight) {
+  const std::string at = weight.file->path() + ": tensor '" + name + "'";
+  if (!config.fp8.on()) {
+    throw_bad_input(at + " is F8_E4M3, and config.json has no quantization_config (fp8 with weight_block_size)");
+  }
+  if (weight.info->shape.size() != 2) {
+    throw_bad_input(at + " is F8_E4M3 with " + std::to_string(weight.info->shape.size()) +
+                    " dimensions; only 2-D weights with block scales are supported");
+  }
+  const std::string scale_name = name + "_scale_inv";
+  Checkpoint::Located scale = checkpoint.find(scale_name);
+  if (!scale.info) throw_bad_input(at + " is F8_E4M3 without its scale '" + scale_name + "'");
+  const std::vector<int64_t> blocks = {(weight.info->shape[0] + config.fp8.rows - 1) / config.fp8.rows,
+                                       (weight.info->shape[1] + config.fp8.cols - 1) / config.fp8.cols};
+  if (scale.info->shape != blocks || scale.info->dtype == DType::kF8E4M3) {
+    throw_bad_input(scale.file->path() + ": scale '" + scale_name + "' is " + dtype_name(scale.info->dtype) + " " +
+                    shape_text(scale.info->shape) + ", weight_block_size implies a float " + shape_text(blocks));
+  }
+  return scale_name;
+}
+
+}  // namespace
+
 void check_checkpoint_tensors(const Checkpoint& checkpoint, const ModelConfig& config, const Plan& fixed) {
   const std::vector<std::string> present = checkpoint.tensor_names();
   // A config that implies more tensors than the files hold is wrong before any name is built
@@ -154,6 +182,7 @@ void check_checkpoint_tensors(const Checkpoint& checkpoint, const ModelConfig& c
       throw_bad_input(found.file->path() + ": tensor '" + spec.name + "' has shape " + shape_text(found.info->shape) +
                       ", config.json implies " + shape_text(spec.shape));
     }
+    if (found.info->dtype == DType::kF8E4M3) expected_names.insert(check_fp8_scale(checkpoint, config, spec.name, found));
   }
   // Layers past num_hidden_layers that the family ignores (DeepSeek-V3's multi-token prediction).
   auto ignored = [&](const std::string& name) {
