@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
         ("init", po::value(&init)->default_value(init),
          "weights: random (every block moves the residual stream: tests, benchmarks) or pretrain "
          "(transformers' initialisation, N(0, 0.02) and norms of 1: where cdmoe-train --train all starts)")
+        ("fp8", po::bool_switch(&s.fp8), "deepseek_v3: store the layers' projections as F8_E4M3 in 128 x 128 blocks with scale_inv, as DeepSeek-V3 ships them")
         ("seed", po::value(&s.seed)->default_value(0), "random seed");
     auto args = parse_options(argc, argv, options, false);
     if (!args) return 0;

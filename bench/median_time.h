@@ -1,10 +1,13 @@
-// Timing for the benchmarks: the median wall-clock seconds of `runs` calls of `work` (the
-// median, because this machine is shared and single runs are noisy).
+// Timing and memory for the benchmarks: the median wall-clock seconds of `runs` calls of `work`
+// (the median, because this machine is shared and single runs are noisy); a /proc/self/status
+// field in KiB (VmRSS, VmHWM).
 #pragma once
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace cdmoe::bench {
@@ -18,6 +21,15 @@ inline double median_seconds(int runs, const std::function<void()>& work) {
   }
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
+}
+
+inline long status_kib(const char* field) {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::string(field).size()));
+  }
+  return -1;
 }
 
 }  // namespace cdmoe::bench

@@ -12,10 +12,14 @@ namespace cdmoe::model {
 // The value of one E4M3FN code (NaN for 0x7F and 0xFF).
 float fp8_e4m3_value(uint8_t code);
 
-// out[r, c] = value(codes[r, c]) × scale_inv[r / block_rows, c / block_cols], row-major; `out`
-// holds rows × cols floats. A NaN code is bad input the caller names (returns false; out is then
-// unspecified).
-bool dequantize_fp8_blocks(const uint8_t* codes, int64_t rows, int64_t cols, const float* scale_inv,
-                           int64_t block_rows, int64_t block_cols, float* out);
+// The code whose value is nearest `value` (clamped to ±448; ties to the smaller magnitude).
+uint8_t fp8_e4m3_code(float value);
+
+// out[r, c] = value(codes[r, c]) × scale_inv[r / block_rows, c / block_cols] for the rows
+// [row_begin, row_end) of a row-major rows × cols weight (`codes`, `out` point at row 0; callers
+// split the rows across threads). A NaN code is bad input the caller names (returns false; out
+// is then unspecified).
+bool dequantize_fp8_blocks(const uint8_t* codes, int64_t row_begin, int64_t row_end, int64_t cols,
+                           const float* scale_inv, int64_t block_rows, int64_t block_cols, float* out);
 
 }  // namespace cdmoe::model

@@ -3,8 +3,10 @@
 // with its config.json; then each weight is copied from the mapped file straight to the device
 // in the compute dtype.
 #include <algorithm>
+#include <atomic>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include "core/error.h"
 #include "model/checkpoint.h"
@@ -42,7 +44,11 @@ class WeightReader {
       throw_runtime(checkpoint_.dir() + ": tensor '" + name + "' is not as the header check found it");
     }
     if (found.info->dtype == DType::kF8E4M3) {
-      out.copy_(dequantized(name, found));
+      // Straight into a float32 host tensor; through one transient float32 copy otherwise.
+      const bool direct = out.device().is_cpu() && out.scalar_type() == at::kFloat && out.is_contiguous();
+      at::Tensor values = direct ? out : at::empty(out.sizes(), at::kFloat);
+      dequantize_into(name, found, values);
+      if (!direct) out.copy_(values);
     } else {
       void* data = const_cast<uint8_t*>(found.file->tensor_data(*found.info));
       out.copy_(at::from_blob(data, out.sizes(), at::TensorOptions().dtype(torch_dtype_of(found.info->dtype))));
@@ -54,9 +60,9 @@ class WeightReader {
   }
 
  private:
-  // An F8_E4M3 weight (2-D, its scale checked by check_checkpoint_tensors) in float32 on the
-  // host: the one transient copy, freed before the next weight.
-  at::Tensor dequantized(const std::string& name, const Checkpoint::Located& weight) const {
+  // An F8_E4M3 weight (2-D, its scale checked by check_checkpoint_tensors) into `values`, a
+  // contiguous float32 host tensor of its shape.
+  void dequantize_into(const std::string& name, const Checkpoint::Located& weight, at::Tensor& values) const {
     const std::string scale_name = name + "_scale_inv";
     Checkpoint::Located scale = checkpoint_.find(scale_name);
     void* scale_data = const_cast<uint8_t*>(scale.file->tensor_data(*scale.info));
@@ -64,13 +70,17 @@ class WeightReader {
                             .to(at::kFloat)
                             .contiguous();
     const int64_t rows = weight.info->shape[0], cols = weight.info->shape[1];
-    at::Tensor values = at::empty({rows, cols}, at::kFloat);
-    if (!dequantize_fp8_blocks(weight.file->tensor_data(*weight.info), rows, cols, scales.data_ptr<float>(), fp8_.rows,
-                               fp8_.cols, values.data_ptr<float>())) {
+    std::atomic<bool> finite{true};
+    at::parallel_for(0, rows, std::max<int64_t>(1, (int64_t(1) << 16) / cols), [&](int64_t begin, int64_t end) {
+      if (!dequantize_fp8_blocks(weight.file->tensor_data(*weight.info), begin, end, cols, scales.data_ptr<float>(),
+                                 fp8_.rows, fp8_.cols, values.data_ptr<float>())) {
+        finite = false;
+      }
+    });
+    if (!finite) {
       throw_bad_input(weight.file->path() + ": tensor '" + name + "' holds an F8_E4M3 NaN code (0x7F or 0xFF)");
     }
     scale.file->release(*scale.info);
-    return values;
   }
 
   const Checkpoint& checkpoint_;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "model/fp8.h"
 #include "model/model_config.h"
 #include "model/safetensors.h"
 #include "model/tokenizer.h"
@@ -19,6 +20,8 @@
 namespace cdmoe::model {
 
 namespace {
+
+constexpr int64_t kFp8Block = 128;  // DeepSeek-V3's weight_block_size
 
 // config.json for the family, with its own keys: layer 0 dense (deepseek*, qwen*), `shared`
 // shared experts (deepseek*: n_shared_experts; qwen2_moe: one shared expert that wide).
@@ -37,17 +40,17 @@ nlohmann::json synthetic_config(const SyntheticShape& s) {
                    {"num_experts", s.experts}, {"mlp_only_layers", {0}}, {"decoder_sparse_step", 1},
                    {"norm_topk_prob", s.family == "qwen3_moe"}});
     if (s.family == "qwen2_moe") config["shared_expert_intermediate_size"] = s.shared * s.expert_inner;
-  } else if (s.family == "deepseek_v3") {  // MLA (q LoRA, latent 16, rope 8), two groups of experts
+  } else if (s.family == "deepseek_v3") {  // MLA (q LoRA), two groups of experts
     config.update({{"intermediate_size", s.dense_inner}, {"moe_intermediate_size", s.expert_inner},
                    {"n_routed_experts", s.experts}, {"n_shared_experts", s.shared}, {"first_k_dense_replace", 1},
-                   {"q_lora_rank", s.hidden / 2}, {"kv_lora_rank", 16}, {"qk_nope_head_dim", s.hidden / s.heads},
-                   {"qk_rope_head_dim", 8}, {"v_head_dim", s.hidden / s.heads}, {"n_group", s.experts % 2 ? 1 : 2},
+                   {"q_lora_rank", s.hidden / 2}, {"kv_lora_rank", s.kv_lora_rank}, {"qk_nope_head_dim", s.hidden / s.heads},
+                   {"qk_rope_head_dim", s.qk_rope_head_dim}, {"v_head_dim", s.hidden / s.heads}, {"n_group", s.experts % 2 ? 1 : 2},
                    {"topk_group", 1}, {"routed_scaling_factor", 2.5}, {"norm_topk_prob", true}});
   } else if (s.family == "deepseek_v2") {  // V2-Lite-shaped MLA (no q LoRA), group-limited greedy routing
     config.update({{"intermediate_size", s.dense_inner}, {"moe_intermediate_size", s.expert_inner},
                    {"n_routed_experts", s.experts}, {"n_shared_experts", s.shared}, {"first_k_dense_replace", 1},
-                   {"q_lora_rank", nullptr}, {"kv_lora_rank", 16}, {"qk_nope_head_dim", s.hidden / s.heads},
-                   {"qk_rope_head_dim", 8}, {"v_head_dim", s.hidden / s.heads}, {"topk_method", "group_limited_greedy"},
+                   {"q_lora_rank", nullptr}, {"kv_lora_rank", s.kv_lora_rank}, {"qk_nope_head_dim", s.hidden / s.heads},
+                   {"qk_rope_head_dim", s.qk_rope_head_dim}, {"v_head_dim", s.hidden / s.heads}, {"topk_method", "group_limited_greedy"},
                    {"n_group", s.experts % 2 ? 1 : 2}, {"topk_group", 1}, {"routed_scaling_factor", 2.0}});
   } else if (s.family == "mixtral") {
     config.update({{"intermediate_size", s.expert_inner}, {"num_local_experts", s.experts}});
@@ -56,7 +59,34 @@ nlohmann::json synthetic_config(const SyntheticShape& s) {
   } else {
     throw_bad_input("--family \"" + s.family + "\" is not one of deepseek, deepseek_v2, deepseek_v3, qwen2_moe, qwen3_moe, mixtral, olmoe");
   }
+  if (s.fp8) {
+    if (s.family != "deepseek_v3") throw_bad_input("--fp8 is for --family deepseek_v3 (the family that ships FP8)");
+    config["quantization_config"] = {{"quant_method", "fp8"}, {"fmt", "e4m3"}, {"activation_scheme", "dynamic"},
+                                     {"weight_block_size", {kFp8Block, kFp8Block}}};
+  }
   return config;
+}
+
+// DeepSeek-V3's block FP8 of a float32 [r, c] weight: scale_inv = amax / 448 per block × block
+// (partial at the edges), codes the nearest E4M3 of weight / scale_inv. (uint8 codes, float scales)
+std::pair<at::Tensor, at::Tensor> quantize_fp8_blocks(const at::Tensor& weight, int64_t block) {
+  const int64_t rows = weight.size(0), cols = weight.size(1);
+  const int64_t block_rows = (rows + block - 1) / block, block_cols = (cols + block - 1) / block;
+  at::Tensor scale_inv = at::empty({block_rows, block_cols}, at::kFloat);
+  for (int64_t i = 0; i < block_rows; ++i) {
+    for (int64_t j = 0; j < block_cols; ++j) {
+      double amax = weight.narrow(0, i * block, std::min(block, rows - i * block))
+                        .narrow(1, j * block, std::min(block, cols - j * block)).abs().max().item<double>();
+      scale_inv[i][j] = amax > 0 ? amax / 448.0 : 1.0;
+    }
+  }
+  at::Tensor per_element = scale_inv.repeat_interleave(block, 0).narrow(0, 0, rows).repeat_interleave(block, 1).narrow(1, 0, cols);
+  at::Tensor scaled = (weight / per_element).contiguous();
+  at::Tensor codes = at::empty({rows, cols}, at::kByte);
+  const float* in = scaled.data_ptr<float>();
+  uint8_t* code = codes.data_ptr<uint8_t>();
+  for (int64_t k = 0; k < rows * cols; ++k) code[k] = fp8_e4m3_code(in[k]);
+  return {codes, scale_inv};
 }
 
 // "model.layers.3.": the layer a tensor belongs to, empty for embeddings, final norm and head.
@@ -98,9 +128,21 @@ void write_synthetic_checkpoint(const std::string& dir, SyntheticShape s) {
     tensors.emplace_back(spec.name, s.bf16 ? t.to(at::kBFloat16) : t);
   }
   std::vector<TensorToWrite> out;
+  std::vector<std::pair<std::string, at::Tensor>> scales;  // FP8: kept alive until written
   for (auto& [name, t] : tensors) {
-    out.push_back({name, s.bf16 ? DType::kBF16 : DType::kF32, t.sizes().vec(), t.data_ptr()});
+    const std::string router = std::string(model_config.family->names.block) + model_config.family->names.router;
+    const bool is_router = name.size() >= router.size() && name.compare(name.size() - router.size(), router.size(), router) == 0;
+    const bool quantised = s.fp8 && t.dim() == 2 && !layer_prefix(name).empty() && !is_router;
+    if (quantised) {
+      auto [codes, scale_inv] = quantize_fp8_blocks(t.to(at::kFloat), kFp8Block);
+      t = codes;
+      scales.emplace_back(name + "_scale_inv", scale_inv);
+      out.push_back({name, DType::kF8E4M3, t.sizes().vec(), t.data_ptr()});
+    } else {
+      out.push_back({name, s.bf16 ? DType::kBF16 : DType::kF32, t.sizes().vec(), t.data_ptr()});
+    }
   }
+  for (auto& [name, t] : scales) out.push_back({name, DType::kF32, t.sizes().vec(), t.data_ptr()});
   write_safetensors(dir + "/model.safetensors", out);
   if (!s.tokenizer.empty()) {
     std::string source = std::filesystem::is_directory(s.tokenizer) ? s.tokenizer + "/tokenizer.json" : s.tokenizer;

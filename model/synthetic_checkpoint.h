@@ -17,6 +17,10 @@ struct SyntheticShape {
                                     // layers, and only deepseek and qwen2_moe shared experts
   int64_t max_positions = 4096;
   bool bf16 = true;       // weights stored as BF16 (else F32)
+  // deepseek_v3 only: the layers' 2-D projections (not the router) as F8_E4M3 in 128 × 128 blocks
+  // with float32 scale_inv, as DeepSeek-V3 ships them (the rest BF16).
+  bool fp8 = false;
+  int64_t kv_lora_rank = 16, qk_rope_head_dim = 8;  // deepseek_v2/v3's latent and rope sizes
   bool pretrain_init = false;  // transformers' initialisation (N(0, 0.02), norms 1) instead of the test one
   uint64_t seed = 0;
   std::string tokenizer;  // a tokenizer.json to copy beside the weights (its vocabulary size wins),

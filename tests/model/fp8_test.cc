@@ -45,13 +45,16 @@ TEST(Fp8, CodesDecodeAsTheE4m3fnFormatDefinesThem) {
   const uint8_t codes[15] = {0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0xB8};
   const float scales[6] = {1, 2, 3, 4, 5, 6};
   float out[15];
-  ASSERT_TRUE(dequantize_fp8_blocks(codes, 3, 5, scales, 2, 2, out));
+  ASSERT_TRUE(dequantize_fp8_blocks(codes, 0, 3, 5, scales, 2, 2, out));
   const float expected[15] = {1, 1, 2, 2, 3, 1, 1, 2, 2, 3, 4, 4, 5, 5, -6};
   for (int i = 0; i < 15; ++i) EXPECT_EQ(out[i], expected[i]) << i;
   uint8_t with_nan[15];
   std::memcpy(with_nan, codes, sizeof codes);
   with_nan[7] = 0xFF;
-  EXPECT_FALSE(dequantize_fp8_blocks(with_nan, 3, 5, scales, 2, 2, out));
+  EXPECT_FALSE(dequantize_fp8_blocks(with_nan, 0, 3, 5, scales, 2, 2, out));
+  float rows_1_2[15];
+  ASSERT_TRUE(dequantize_fp8_blocks(codes, 1, 3, 5, scales, 2, 2, rows_1_2));  // a thread's share
+  for (int i = 5; i < 15; ++i) EXPECT_EQ(rows_1_2[i], expected[i]) << i;
 }
 
 TEST(Fp8, TheFixtureStoresItsProjectionsAsF8WithScales) {
