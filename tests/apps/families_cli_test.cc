@@ -1,5 +1,6 @@
 // The whole campaign on the families added after the paper's two (Qwen3-MoE, Mixtral, OLMoE without
-// shared experts; DeepSeek-V3 with MLA and its group router): a tiny random checkpoint of each, written by the real cdmoe-synth, goes through
+// shared experts; DeepSeek-V2 and V3 with MLA and their group routers, V3 also in FP8): a tiny
+// random checkpoint of each, written by the real cdmoe-synth, goes through
 // cdmoe-sweep with fine-tuning to DONE, cdmoe-train (--train all and a DB candidate), cdmoe-export
 // of a condensed point and cdmoe-eval of the export. Their logits are checked against the PyTorch
 // reference in tests/model/golden_test.cc; this is that every tool takes them.
@@ -22,15 +23,26 @@ const std::string kExportApp = std::string(CDMOE_BIN_DIR) + "/cdmoe-export";
 
 class FamilyCampaign : public SweepCli, public ::testing::WithParamInterface<std::string> {};
 
+// A family, or "<family>_fp8": its checkpoint with F8_E4M3 projections (cdmoe-synth --fp8).
 TEST_P(FamilyCampaign, SweepsWithFineTuningTrainsExportsAndEvaluates) {
-  const std::string family = GetParam();
+  const bool fp8 = GetParam().size() > 4 && GetParam().compare(GetParam().size() - 4, 4, "_fp8") == 0;
+  const std::string family = fp8 ? GetParam().substr(0, GetParam().size() - 4) : GetParam();
   TempDir dir;
   const std::string model = dir.file("model");
-  CommandResult synth = run_command({kSynth, "--out", model, "--family", family, "--tokenizer",
-                                     std::string(CDMOE_SOURCE_DIR) + "/third_party/tokenizers/llama2/tokenizer.json",
-                                     "--hidden", "32", "--layers", "3", "--experts", "6", "--top-k", "2",
-                                     "--expert-inner", "16", "--seed", "4"});
+  std::vector<std::string> synth_args = {kSynth, "--out", model, "--family", family, "--tokenizer",
+                                         std::string(CDMOE_SOURCE_DIR) + "/third_party/tokenizers/llama2/tokenizer.json",
+                                         "--hidden", "32", "--layers", "3", "--experts", "6", "--top-k", "2",
+                                         "--expert-inner", "16", "--seed", "4"};
+  if (fp8) synth_args.push_back("--fp8");
+  CommandResult synth = run_command(synth_args);
   ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  if (fp8) {
+    EXPECT_NE(read_file(model + "/model.safetensors").find("F8_E4M3"), std::string::npos);
+  }
+  CommandResult fp8_elsewhere = run_command({kSynth, "--out", dir.file("fp8_mixtral"), "--family", "mixtral", "--fp8"});
+  EXPECT_EQ(fp8_elsewhere.exit_code, 2) << fp8_elsewhere.err;
+  EXPECT_NE(fp8_elsewhere.err.find("--fp8 is for --family deepseek_v3"), std::string::npos) << fp8_elsewhere.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("fp8_mixtral")));
   CommandResult unknown = run_command({kSynth, "--out", dir.file("nosuch"), "--family", "nosuch"});
   EXPECT_EQ(unknown.exit_code, 2) << unknown.err;
   EXPECT_NE(unknown.err.find("--family \"nosuch\" is not one of deepseek, deepseek_v2, deepseek_v3"), std::string::npos) << unknown.err;
@@ -94,7 +106,7 @@ TEST_P(FamilyCampaign, SweepsWithFineTuningTrainsExportsAndEvaluates) {
   EXPECT_EQ(reloaded.exit_code, 0) << reloaded.err;
 }
 
-INSTANTIATE_TEST_SUITE_P(NewFamilies, FamilyCampaign, ::testing::Values("qwen3_moe", "mixtral", "olmoe", "deepseek_v2", "deepseek_v3"),
+INSTANTIATE_TEST_SUITE_P(NewFamilies, FamilyCampaign, ::testing::Values("qwen3_moe", "mixtral", "olmoe", "deepseek_v2", "deepseek_v3", "deepseek_v3_fp8"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include "core/error.h"
@@ -19,6 +20,7 @@
 #include "model/fp8.h"
 #include "model/moe_model.h"
 #include "model/safetensors.h"
+#include "model/synthetic_checkpoint.h"
 #include "tests/test_util.h"
 
 namespace cdmoe::model {
@@ -55,6 +57,49 @@ TEST(Fp8, CodesDecodeAsTheE4m3fnFormatDefinesThem) {
   float rows_1_2[15];
   ASSERT_TRUE(dequantize_fp8_blocks(codes, 1, 3, 5, scales, 2, 2, rows_1_2));  // a thread's share
   for (int i = 5; i < 15; ++i) EXPECT_EQ(rows_1_2[i], expected[i]) << i;
+}
+
+TEST(Fp8, TheEncoderPicksTheNearestCode) {
+  for (int code = 0; code < 256; ++code) {
+    if ((code & 0x7F) == 0x7F || code == 0x80) continue;  // NaN; -0 encodes as +0
+    EXPECT_EQ(fp8_e4m3_code(fp8_e4m3_value(uint8_t(code))), code) << code;
+  }
+  EXPECT_EQ(fp8_e4m3_code(1000.0f), 0x7E);  // clamped to ±448
+  EXPECT_EQ(fp8_e4m3_code(-1000.0f), 0xFE);
+  EXPECT_EQ(fp8_e4m3_code(1.06f), 0x38);    // 1.0 and 1.125 are neighbours
+  EXPECT_EQ(fp8_e4m3_code(1.07f), 0x39);
+  EXPECT_EQ(fp8_e4m3_code(-1.07f), 0xB9);
+}
+
+// cdmoe-synth --fp8 (the benchmark's FP8 checkpoints) quantises every layer projection but the
+// router, and each loaded weight is its float twin's within E4M3's rounding: half a step, at most
+// |w| / 16 in the normal range, plus the subnormal step of its block (scale_inv ≤ max|w| / 448).
+TEST(Fp8, SyntheticFp8CheckpointsLoadWithinE4m3RoundingOfTheirFloatTwin) {
+  testing::TempDir dir;
+  SyntheticShape shape;
+  shape.family = "deepseek_v3";
+  shape.hidden = 256, shape.heads = 4, shape.layers = 2, shape.experts = 4, shape.expert_inner = 160, shape.top_k = 2;
+  shape.vocab = 64, shape.dense_inner = 320, shape.bf16 = false, shape.kv_lora_rank = 144;
+  write_synthetic_checkpoint(dir.file("f32"), shape);
+  shape.fp8 = true;
+  write_synthetic_checkpoint(dir.file("fp8"), shape);
+  Checkpoint checkpoint(dir.file("fp8"));
+  int f8 = 0;
+  for (const std::string& name : checkpoint.tensor_names()) f8 += checkpoint.find(name).info->dtype == DType::kF8E4M3;
+  EXPECT_EQ(f8, 5 + 3 + 5 + 3 * 4 + 3);  // attention q_a, q_b, kv_a, kv_b, o; dense MLP; experts; shared
+  EXPECT_EQ(checkpoint.find("model.layers.1.mlp.gate.weight").info->dtype, DType::kF32);
+  auto exact = MoeModel::load(dir.file("f32"))->materialise(Plan());
+  auto rounded = MoeModel::load(dir.file("fp8"))->materialise(Plan());
+  ASSERT_EQ(exact.size(), rounded.size());
+  int differ = 0;
+  for (size_t i = 0; i < exact.size(); ++i) {
+    const at::Tensor& w = exact[i].second;
+    at::Tensor error = (rounded[i].second - w).abs();
+    const double bound_slack = w.abs().max().item<double>() / 448 * std::ldexp(1.0, -10);
+    EXPECT_TRUE((error <= w.abs() / 16 + bound_slack * 1.0001).all().item<bool>()) << exact[i].first;
+    differ += !at::equal(rounded[i].second, w);
+  }
+  EXPECT_EQ(differ, f8);  // exactly the quantised tensors moved
 }
 
 TEST(Fp8, TheFixtureStoresItsProjectionsAsF8WithScales) {
