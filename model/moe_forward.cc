@@ -1,6 +1,8 @@
-// The forward pass, top-down: decoder layers -> attention -> MoE feed-forward -> experts. A
-// layer's forward is two lines: h = x + attn(norm(x)); out = h + ffn(norm(h)). What differs
-// between families comes from model/family.h; plan ops from plan_ops.cc.
+// The forward pass, read top-down: logits -> layers (a decoder block is two lines:
+// h = x + attn(norm(x)); out = h + ffn(norm(h))) -> attention (standard or latent) ->
+// feed-forward (dense, or the MoE block: shared part + routed experts) -> routing (one function
+// per router kind) -> the routed experts' dispatch. What differs between families comes from
+// model/family.h; plan ops from plan_ops.cc.
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -18,7 +20,106 @@ at::Tensor rotate_half(const at::Tensor& x) {
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
+// The kept experts of E as a [E] bool mask (all when `candidates` is undefined).
+at::Tensor kept_mask(int64_t E, const at::Tensor& candidates, const at::TensorOptions& options) {
+  at::Tensor kept = at::ones({E}, options.dtype(at::kBool));
+  return candidates.defined() ? at::zeros_like(kept).index_fill_(0, candidates, true) : kept;
+}
+
+// [N, E] bool: the experts of the `chosen` groups [N, topk_group] (groups of E / G consecutive experts).
+at::Tensor experts_of_groups(const at::Tensor& chosen, int64_t G, int64_t E) {
+  const int64_t N = chosen.size(0);
+  at::Tensor group_mask = at::zeros({N, G}, chosen.options().dtype(at::kBool)).scatter_(1, chosen, true);
+  return group_mask.unsqueeze(-1).expand({N, G, E / G}).reshape({N, E});
+}
+
+constexpr double kMinusInfinity = -std::numeric_limits<double>::infinity();
+
 }  // namespace
+
+// ---- The model: embeddings, layers, head ----
+
+at::Tensor MoeModel::logits(const at::Tensor& ids, const at::Tensor& mask, const Plan& plan) const {
+  return head(run_layers(embed(ids), mask, 0, int(shape().num_layers), plan));
+}
+
+at::Tensor MoeModel::embed(const at::Tensor& ids) const {
+  int64_t V = shape().vocab_size;
+  if (ids.numel() > 0 && (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= V)) {
+    throw_bad_input("token ids must be in 0.." + std::to_string(V - 1) + " (the model's vocabulary)");
+  }
+  at::Tensor rows = ids.flatten().to(impl_->device);
+  return impl_->embed_tokens.index_select(0, rows).view({ids.size(0), ids.size(1), shape().hidden_size});
+}
+
+at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const at::Tensor& mask, int from, int to, const Plan& plan) const {
+  const Impl& m = *impl_;
+  int64_t B = hidden.size(0), T = hidden.size(1);
+  const at::TensorOptions flags = at::TensorOptions().dtype(at::kBool).device(m.device);
+  TokenLayout layout;
+  layout.valid = mask.defined() ? mask.to(m.device, at::kBool) : at::ones({B, T}, flags);
+  layout.visible = at::ones({T, T}, flags).tril().view({1, T, T}) & layout.valid.view({B, 1, T});
+  layout.positions = at::arange(T, at::TensorOptions().dtype(at::kLong).device(m.device)).view({1, T});
+  return run_layers(hidden, layout, from, to, plan);
+}
+
+at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const TokenLayout& layout, int from, int to, const Plan& plan) const {
+  const Impl& m = *impl_;
+  const ModelShape& s = shape();
+  plan.validate(s, "plan");
+  ++m.forward_clock;  // condensed layers this forward uses are not evicted while it runs
+  if (from < 0 || to > s.num_layers || from > to) throw_runtime("run_layers: bad layer range");
+  int64_t T = hidden.size(1);
+  int64_t last_position = T == 0 ? 0 : layout.positions.max().item<int64_t>() + 1;
+  if (last_position > s.max_position_embeddings) {
+    throw_bad_input("sequence of " + std::to_string(last_position) + " tokens exceeds max_position_embeddings " +
+                    std::to_string(s.max_position_embeddings));
+  }
+  // Additive attention mask [B, 1, T, T]: 0 where a query may see a key, the compute dtype's
+  // lowest finite value elsewhere (as transformers does, so a row with no visible key stays finite).
+  const at::TensorOptions floats = at::TensorOptions().dtype(at::kFloat).device(m.device);
+  at::Tensor allowed = layout.visible.to(m.device, at::kBool).unsqueeze(1);
+  double lowest = m.dtype == at::kBFloat16 ? double(std::numeric_limits<c10::BFloat16>::lowest())
+                                           : double(std::numeric_limits<float>::lowest());
+  at::Tensor additive = at::where(allowed, at::zeros({}, m.weight_options()), at::full({}, lowest, m.weight_options()));
+  // RoPE tables [B or 1, 1, T, d] for the tokens' positions (divided by the linear scaling
+  // factor), computed in float32 and then cast to the compute dtype (as transformers).
+  at::Tensor inv_freq = m.rope_inverse_frequencies(floats);
+  at::Tensor positions = layout.positions.to(floats) / m.config.rope_linear_factor;
+  at::Tensor freqs = positions.unsqueeze(-1) * inv_freq;                       // [B or 1, T, d/2]
+  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);
+  const double attention_factor = m.config.yarn.on ? m.config.yarn.attention_factor : 1.0;
+  at::Tensor cos = (emb.cos() * attention_factor).to(m.dtype), sin = (emb.sin() * attention_factor).to(m.dtype);
+  at::Tensor flat_valid = layout.valid.to(m.device, at::kBool).flatten();
+
+  at::Tensor h = hidden.to(m.device, m.dtype);
+  for (int layer = from; layer < to; ++layer) {
+    const Layer& L = m.layers[size_t(layer)];
+    auto it = plan.layers().find(layer);
+    const LayerPlan* lp = it == plan.layers().end() ? nullptr : &it->second;
+    if (lp && m.fixed.layers().count(layer)) {
+      throw_bad_input("plan layer \"" + std::to_string(layer) + "\": this exported checkpoint has the layer " +
+                      layer_op_name(m.fixed.layers().at(layer).op) + "d already");
+    }
+    if (L.block_dropped || (lp && lp->op == LayerOp::kDropBlock)) continue;  // BlockDrop: the residual passes
+    const at::Tensor normed = m.rms_norm(h, L.input_norm);
+    h = h + (s.latent_attention ? m.latent_attention(L, normed, additive, cos, sin) : m.attention(L, normed, additive, cos, sin));
+    if (!L.dropped && !(lp && lp->op == LayerOp::kDrop)) {
+      h = h + m.feed_forward(L, layer, m.rms_norm(h, L.post_norm), lp, flat_valid);
+    }
+  }
+  return h;
+}
+
+at::Tensor MoeModel::head(const at::Tensor& hidden) const {
+  return at::linear(impl_->rms_norm(hidden, impl_->final_norm), impl_->lm_head).to(at::kFloat);
+}
+
+at::Tensor MoeModel::final_norm(const at::Tensor& hidden) const { return impl_->rms_norm(hidden, impl_->final_norm); }
+
+const at::Tensor& MoeModel::lm_head_weight() const { return impl_->lm_head; }
+
+// ---- Attention ----
 
 // In float32 whatever the compute dtype, then back to it before the weight (as transformers).
 at::Tensor MoeModel::Impl::rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) const {
@@ -54,25 +155,6 @@ at::Tensor MoeModel::Impl::attention(const Layer& L, const at::Tensor& x, const 
   at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(scores.scalar_type());      // float32 softmax
   at::Tensor out = at::matmul(probs, v);                                                 // [B, H, T, d]
   return at::linear(out.transpose(1, 2).reshape({B, T, H * d}), L.o, L.o_bias);
-}
-
-// RoPE's inverse frequencies [d/2] in float32, YaRN's blend of interpolated and extrapolated
-// frequencies as transformers' _compute_yarn_parameters computes them.
-at::Tensor MoeModel::Impl::rope_inverse_frequencies(const at::TensorOptions& floats) const {
-  const double d = double(config.shape.head_dim), base = config.rope_theta;
-  at::Tensor pos_freqs = at::pow(base, at::arange(0, config.shape.head_dim, 2, floats) / d);
-  if (!config.yarn.on) return 1.0 / pos_freqs;
-  const ModelConfig::Yarn& y = config.yarn;
-  auto correction_dim = [&](double rotations) {
-    return d * std::log(y.original_max_positions / (rotations * 2 * M_PI)) / (2 * std::log(base));
-  };
-  double low = correction_dim(y.beta_fast), high = correction_dim(y.beta_slow);
-  if (y.truncate) low = std::floor(low), high = std::ceil(high);
-  low = std::max(low, 0.0), high = std::min(high, d - 1);
-  if (low == high) high += 0.001;  // transformers' guard against a zero-width ramp
-  at::Tensor ramp = ((at::arange(config.shape.head_dim / 2, floats) - low) / (high - low)).clamp(0, 1);
-  at::Tensor extrapolation = 1 - ramp;  // the share of each frequency left unscaled
-  return (1.0 / (y.frequency_factor * pos_freqs)) * (1 - extrapolation) + (1.0 / pos_freqs) * extrapolation;
 }
 
 // DeepSeek-V2/V3's multi-head latent attention, as transformers' DeepseekV3Attention computes
@@ -111,24 +193,60 @@ at::Tensor MoeModel::Impl::latent_attention(const Layer& L, const at::Tensor& x,
   return at::linear(out.transpose(1, 2).reshape({B, T, H * vd}), L.o, L.o_bias);
 }
 
-namespace {
-
-// The kept experts of E as a [E] bool mask (all when `candidates` is undefined).
-at::Tensor kept_mask(int64_t E, const at::Tensor& candidates, const at::TensorOptions& options) {
-  at::Tensor kept = at::ones({E}, options.dtype(at::kBool));
-  return candidates.defined() ? at::zeros_like(kept).index_fill_(0, candidates, true) : kept;
+// RoPE's inverse frequencies [d/2] in float32, YaRN's blend of interpolated and extrapolated
+// frequencies as transformers' _compute_yarn_parameters computes them.
+at::Tensor MoeModel::Impl::rope_inverse_frequencies(const at::TensorOptions& floats) const {
+  const double d = double(config.shape.head_dim), base = config.rope_theta;
+  at::Tensor pos_freqs = at::pow(base, at::arange(0, config.shape.head_dim, 2, floats) / d);
+  if (!config.yarn.on) return 1.0 / pos_freqs;
+  const ModelConfig::Yarn& y = config.yarn;
+  auto correction_dim = [&](double rotations) {
+    return d * std::log(y.original_max_positions / (rotations * 2 * M_PI)) / (2 * std::log(base));
+  };
+  double low = correction_dim(y.beta_fast), high = correction_dim(y.beta_slow);
+  if (y.truncate) low = std::floor(low), high = std::ceil(high);
+  low = std::max(low, 0.0), high = std::min(high, d - 1);
+  if (low == high) high += 0.001;  // transformers' guard against a zero-width ramp
+  at::Tensor ramp = ((at::arange(config.shape.head_dim / 2, floats) - low) / (high - low)).clamp(0, 1);
+  at::Tensor extrapolation = 1 - ramp;  // the share of each frequency left unscaled
+  return (1.0 / (y.frequency_factor * pos_freqs)) * (1 - extrapolation) + (1.0 / pos_freqs) * extrapolation;
 }
 
-// [N, E] bool: the experts of the `chosen` groups [N, topk_group] (groups of E / G consecutive experts).
-at::Tensor experts_of_groups(const at::Tensor& chosen, int64_t G, int64_t E) {
-  const int64_t N = chosen.size(0);
-  at::Tensor group_mask = at::zeros({N, G}, chosen.options().dtype(at::kBool)).scatter_(1, chosen, true);
-  return group_mask.unsqueeze(-1).expand({N, G, E / G}).reshape({N, E});
+// ---- Feed-forward: the dense MLP or the MoE block ----
+
+at::Tensor MoeModel::Impl::feed_forward(const Layer& L, int layer, const at::Tensor& x, const LayerPlan* lp,
+                        const at::Tensor& valid) const {
+  if (!L.is_moe) return L.dense(x);
+  const Moe& M = L.moe;
+  at::Tensor flat = x.reshape({-1, x.size(-1)});                               // [N, D]
+  at::Tensor out;
+  if (lp && lp->op == LayerOp::kCondense) {
+    out = condensed(M, layer, *lp)(flat);
+  } else {
+    at::Tensor candidates;
+    if (lp && lp->op == LayerOp::kPrune) {
+      candidates = at::tensor(std::vector<int64_t>(lp->experts.begin(), lp->experts.end()), at::kLong).to(device);
+    }
+    bool record = collecting && !lp;
+    out = routed(M, flat, candidates, layer, valid) + shared_part(M, flat, layer, valid, record);
+  }
+  return out.view(x.sizes());
 }
 
-constexpr double kMinusInfinity = -std::numeric_limits<double>::infinity();
+at::Tensor MoeModel::Impl::shared_part(const Moe& M, const at::Tensor& x, int layer, const at::Tensor& valid, bool record) const {
+  if (!M.shared.defined()) return at::zeros_like(x);
+  at::Tensor y = M.shared(x);
+  if (!family().shared_expert_gate) return y;
+  at::Tensor gate = at::sigmoid(at::linear(x, M.shared_gate));                // [N, 1]
+  if (record) {
+    RouterStats::Layer& entry = stats.layers[layer];
+    entry.shared_gate_sum += gate.squeeze(1).masked_select(valid).to(at::kDouble).sum().item<double>();
+    entry.token_count += double(valid.sum().item<int64_t>());
+  }
+  return gate * y;
+}
 
-}  // namespace
+// ---- Routing: which experts each token goes to, by router kind ----
 
 MoeModel::Impl::Routing MoeModel::Impl::route(const Moe& M, const at::Tensor& x, const at::Tensor& candidates) const {
   // The router in float32 whatever the compute dtype (DeepSeek's gates do; Qwen, Mixtral and
@@ -205,17 +323,24 @@ MoeModel::Impl::Routing MoeModel::Impl::route_sigmoid_groups(const Moe& M, const
   return {top_index, top_weight * s.routed_scaling_factor, kept_scores / kept_scores.sum(-1, true)};
 }
 
-// Routed experts for the tokens of x [N, D]: the top-k among `candidates` (all experts, or
-// a pruned set), grouped by expert so each expert runs one GEMM over its tokens.
+// ---- The routed experts ----
+
+// Routed experts for the tokens of x [N, D]: routing among `candidates` (all experts, or a
+// pruned set), recorded for router statistics and the balance loss when those are on, then the
+// experts' dispatch.
 at::Tensor MoeModel::Impl::routed(const Moe& M, const at::Tensor& x, const at::Tensor& candidates, int layer,
                   const at::Tensor& valid) const {
   const Routing routing = route(M, x, candidates);
+  if (collecting && !candidates.defined()) record_routing(layer, routing.index, routing.weight, valid);
+  if (balancing && !candidates.defined()) add_balance_loss(routing.distribution, routing.index, valid);
+  return run_experts(M, x, routing);
+}
+
+// Σ_k weight · expert(x) per token, grouped by expert so each expert runs one GEMM over its tokens.
+at::Tensor MoeModel::Impl::run_experts(const Moe& M, const at::Tensor& x, const Routing& routing) const {
   const at::Tensor& top_index = routing.index;
   const at::Tensor& top_weight = routing.weight;
   const int64_t k = top_index.size(1);
-  if (collecting && !candidates.defined()) record_routing(layer, top_index, top_weight, valid);
-  if (balancing && !candidates.defined()) add_balance_loss(routing.distribution, top_index, valid);
-
   int64_t N = x.size(0);
   at::Tensor flat_expert = top_index.flatten();                                // [N·k]
   at::Tensor order = flat_expert.argsort();
@@ -283,117 +408,6 @@ void MoeModel::Impl::record_routing(int layer, const at::Tensor& top_index, cons
     entry.tokens[e] += tokens[int64_t(e)].item<double>();
     entry.weight_sum[e] += sums[int64_t(e)].item<double>();
   }
-}
-
-at::Tensor MoeModel::Impl::shared_part(const Moe& M, const at::Tensor& x, int layer, const at::Tensor& valid, bool record) const {
-  if (!M.shared.defined()) return at::zeros_like(x);
-  at::Tensor y = M.shared(x);
-  if (!family().shared_expert_gate) return y;
-  at::Tensor gate = at::sigmoid(at::linear(x, M.shared_gate));                // [N, 1]
-  if (record) {
-    RouterStats::Layer& entry = stats.layers[layer];
-    entry.shared_gate_sum += gate.squeeze(1).masked_select(valid).to(at::kDouble).sum().item<double>();
-    entry.token_count += double(valid.sum().item<int64_t>());
-  }
-  return gate * y;
-}
-
-at::Tensor MoeModel::Impl::feed_forward(const Layer& L, int layer, const at::Tensor& x, const LayerPlan* lp,
-                        const at::Tensor& valid) const {
-  if (!L.is_moe) return L.dense(x);
-  const Moe& M = L.moe;
-  at::Tensor flat = x.reshape({-1, x.size(-1)});                               // [N, D]
-  at::Tensor out;
-  if (lp && lp->op == LayerOp::kCondense) {
-    out = condensed(M, layer, *lp)(flat);
-  } else {
-    at::Tensor candidates;
-    if (lp && lp->op == LayerOp::kPrune) {
-      candidates = at::tensor(std::vector<int64_t>(lp->experts.begin(), lp->experts.end()), at::kLong).to(device);
-    }
-    bool record = collecting && !lp;
-    out = routed(M, flat, candidates, layer, valid) + shared_part(M, flat, layer, valid, record);
-  }
-  return out.view(x.sizes());
-}
-
-at::Tensor MoeModel::embed(const at::Tensor& ids) const {
-  int64_t V = shape().vocab_size;
-  if (ids.numel() > 0 && (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= V)) {
-    throw_bad_input("token ids must be in 0.." + std::to_string(V - 1) + " (the model's vocabulary)");
-  }
-  at::Tensor rows = ids.flatten().to(impl_->device);
-  return impl_->embed_tokens.index_select(0, rows).view({ids.size(0), ids.size(1), shape().hidden_size});
-}
-
-at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const at::Tensor& mask, int from, int to, const Plan& plan) const {
-  const Impl& m = *impl_;
-  int64_t B = hidden.size(0), T = hidden.size(1);
-  const at::TensorOptions flags = at::TensorOptions().dtype(at::kBool).device(m.device);
-  TokenLayout layout;
-  layout.valid = mask.defined() ? mask.to(m.device, at::kBool) : at::ones({B, T}, flags);
-  layout.visible = at::ones({T, T}, flags).tril().view({1, T, T}) & layout.valid.view({B, 1, T});
-  layout.positions = at::arange(T, at::TensorOptions().dtype(at::kLong).device(m.device)).view({1, T});
-  return run_layers(hidden, layout, from, to, plan);
-}
-
-at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const TokenLayout& layout, int from, int to, const Plan& plan) const {
-  const Impl& m = *impl_;
-  const ModelShape& s = shape();
-  plan.validate(s, "plan");
-  ++m.forward_clock;  // condensed layers this forward uses are not evicted while it runs
-  if (from < 0 || to > s.num_layers || from > to) throw_runtime("run_layers: bad layer range");
-  int64_t T = hidden.size(1);
-  int64_t last_position = T == 0 ? 0 : layout.positions.max().item<int64_t>() + 1;
-  if (last_position > s.max_position_embeddings) {
-    throw_bad_input("sequence of " + std::to_string(last_position) + " tokens exceeds max_position_embeddings " +
-                    std::to_string(s.max_position_embeddings));
-  }
-  // Additive attention mask [B, 1, T, T]: 0 where a query may see a key, the compute dtype's
-  // lowest finite value elsewhere (as transformers does, so a row with no visible key stays finite).
-  const at::TensorOptions floats = at::TensorOptions().dtype(at::kFloat).device(m.device);
-  at::Tensor allowed = layout.visible.to(m.device, at::kBool).unsqueeze(1);
-  double lowest = m.dtype == at::kBFloat16 ? double(std::numeric_limits<c10::BFloat16>::lowest())
-                                           : double(std::numeric_limits<float>::lowest());
-  at::Tensor additive = at::where(allowed, at::zeros({}, m.weight_options()), at::full({}, lowest, m.weight_options()));
-  // RoPE tables [B or 1, 1, T, d] for the tokens' positions (divided by the linear scaling
-  // factor), computed in float32 and then cast to the compute dtype (as transformers).
-  at::Tensor inv_freq = m.rope_inverse_frequencies(floats);
-  at::Tensor positions = layout.positions.to(floats) / m.config.rope_linear_factor;
-  at::Tensor freqs = positions.unsqueeze(-1) * inv_freq;                       // [B or 1, T, d/2]
-  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);
-  const double attention_factor = m.config.yarn.on ? m.config.yarn.attention_factor : 1.0;
-  at::Tensor cos = (emb.cos() * attention_factor).to(m.dtype), sin = (emb.sin() * attention_factor).to(m.dtype);
-  at::Tensor flat_valid = layout.valid.to(m.device, at::kBool).flatten();
-
-  at::Tensor h = hidden.to(m.device, m.dtype);
-  for (int layer = from; layer < to; ++layer) {
-    const Layer& L = m.layers[size_t(layer)];
-    auto it = plan.layers().find(layer);
-    const LayerPlan* lp = it == plan.layers().end() ? nullptr : &it->second;
-    if (lp && m.fixed.layers().count(layer)) {
-      throw_bad_input("plan layer \"" + std::to_string(layer) + "\": this exported checkpoint has the layer " +
-                      layer_op_name(m.fixed.layers().at(layer).op) + "d already");
-    }
-    if (L.block_dropped || (lp && lp->op == LayerOp::kDropBlock)) continue;  // BlockDrop: the residual passes
-    const at::Tensor normed = m.rms_norm(h, L.input_norm);
-    h = h + (s.latent_attention ? m.latent_attention(L, normed, additive, cos, sin) : m.attention(L, normed, additive, cos, sin));
-    if (!L.dropped && !(lp && lp->op == LayerOp::kDrop)) {
-      h = h + m.feed_forward(L, layer, m.rms_norm(h, L.post_norm), lp, flat_valid);
-    }
-  }
-  return h;
-}
-
-at::Tensor MoeModel::head(const at::Tensor& hidden) const {
-  return at::linear(impl_->rms_norm(hidden, impl_->final_norm), impl_->lm_head).to(at::kFloat);
-}
-
-at::Tensor MoeModel::final_norm(const at::Tensor& hidden) const { return impl_->rms_norm(hidden, impl_->final_norm); }
-const at::Tensor& MoeModel::lm_head_weight() const { return impl_->lm_head; }
-
-at::Tensor MoeModel::logits(const at::Tensor& ids, const at::Tensor& mask, const Plan& plan) const {
-  return head(run_layers(embed(ids), mask, 0, int(shape().num_layers), plan));
 }
 
 }  // namespace cdmoe::model

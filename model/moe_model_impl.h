@@ -111,6 +111,7 @@ struct MoeModel::Impl {
   Routing route_sigmoid_groups(const Moe& M, const at::Tensor& x, const at::Tensor& candidates) const;
   at::Tensor routed(const Moe& M, const at::Tensor& x, const at::Tensor& candidates, int layer,
                     const at::Tensor& valid) const;
+  at::Tensor run_experts(const Moe& M, const at::Tensor& x, const Routing& routing) const;
   void add_balance_loss(const at::Tensor& probs, const at::Tensor& top_index, const at::Tensor& valid) const;
   void record_routing(int layer, const at::Tensor& top_index, const at::Tensor& top_weight, const at::Tensor& valid) const;
   at::Tensor shared_part(const Moe& M, const at::Tensor& x, int layer, const at::Tensor& valid, bool record) const;
