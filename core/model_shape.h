@@ -48,6 +48,8 @@ struct ModelShape {
   int64_t num_attention_heads = 0;
   int64_t num_key_value_heads = 0;
   int64_t head_dim = 0;  // config.json head_dim where the family reads it, else hidden / heads
+  int64_t rotary_dim = 0;  // RoPE rotates each head's first rotary_dim dims (GLM-4.5's partial
+                           // rotary); 0: all of head_dim
   int64_t max_position_embeddings = 0;
   int64_t dense_intermediate_size = 0;   // SwiGLU inner size of the dense (non-MoE) layers
   int64_t expert_intermediate_size = 0;  // inner size of one routed expert
@@ -73,6 +75,7 @@ struct ModelShape {
 
   // Widths of one token's attention: all heads' query-key dot products and values.
   int64_t query_key_width() const;
+  int64_t rope_dim() const { return rotary_dim > 0 ? rotary_dim : head_dim; }  // what RoPE rotates
   int64_t value_width() const;
   bool is_moe_layer(int64_t layer) const;
   std::vector<int> moe_layers() const;  // ascending decoder-layer indices

@@ -15,7 +15,8 @@ namespace {
 // The one table of families (ARCHITECTURE.md §4), and those register_family added.
 std::vector<const Family*>& families() {
   static std::vector<const Family*> table = {&kDeepseekFamily, &kQwen2MoeFamily, &kQwen3MoeFamily, &kMixtralFamily,
-                                             &kOlmoeFamily, &kDeepseekV2Family, &kDeepseekV3Family};
+                                             &kOlmoeFamily, &kDeepseekV2Family, &kDeepseekV3Family,
+                                             &kGlm4MoeFamily};
   return table;
 }
 

@@ -145,8 +145,14 @@ at::Tensor MoeModel::Impl::attention(const Layer& L, const at::Tensor& x, const 
   q = q.transpose(1, 2);                                                             // [B, H, T, d]
   k = k.transpose(1, 2);                                                             // [B, KV, T, d]
   v = v.view({B, T, KV, d}).transpose(1, 2);
-  q = q * cos + rotate_half(q) * sin;
-  k = k * cos + rotate_half(k) * sin;
+  const int64_t r = s.rope_dim();
+  auto rope = [&](const at::Tensor& t) {  // the first r dims rotate, the rest pass (partial rotary)
+    if (r == d) return t * cos + rotate_half(t) * sin;
+    at::Tensor rotated = t.narrow(-1, 0, r);
+    return at::cat({rotated * cos + rotate_half(rotated) * sin, t.narrow(-1, r, d - r)}, -1);
+  };
+  q = rope(q);
+  k = rope(k);
   if (KV != H) {
     k = k.repeat_interleave(H / KV, 1);
     v = v.repeat_interleave(H / KV, 1);
@@ -196,8 +202,9 @@ at::Tensor MoeModel::Impl::latent_attention(const Layer& L, const at::Tensor& x,
 // RoPE's inverse frequencies [d/2] in float32, YaRN's blend of interpolated and extrapolated
 // frequencies as transformers' _compute_yarn_parameters computes them.
 at::Tensor MoeModel::Impl::rope_inverse_frequencies(const at::TensorOptions& floats) const {
-  const double d = double(config.shape.head_dim), base = config.rope_theta;
-  at::Tensor pos_freqs = at::pow(base, at::arange(0, config.shape.head_dim, 2, floats) / d);
+  const int64_t dim = config.shape.rope_dim();
+  const double d = double(dim), base = config.rope_theta;
+  at::Tensor pos_freqs = at::pow(base, at::arange(0, dim, 2, floats) / d);
   if (!config.yarn.on) return 1.0 / pos_freqs;
   const ModelConfig::Yarn& y = config.yarn;
   auto correction_dim = [&](double rotations) {
@@ -207,7 +214,7 @@ at::Tensor MoeModel::Impl::rope_inverse_frequencies(const at::TensorOptions& flo
   if (y.truncate) low = std::floor(low), high = std::ceil(high);
   low = std::max(low, 0.0), high = std::min(high, d - 1);
   if (low == high) high += 0.001;  // transformers' guard against a zero-width ramp
-  at::Tensor ramp = ((at::arange(config.shape.head_dim / 2, floats) - low) / (high - low)).clamp(0, 1);
+  at::Tensor ramp = ((at::arange(dim / 2, floats) - low) / (high - low)).clamp(0, 1);
   at::Tensor extrapolation = 1 - ramp;  // the share of each frequency left unscaled
   return (1.0 / (y.frequency_factor * pos_freqs)) * (1 - extrapolation) + (1.0 / pos_freqs) * extrapolation;
 }

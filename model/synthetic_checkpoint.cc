@@ -52,12 +52,18 @@ nlohmann::json synthetic_config(const SyntheticShape& s) {
                    {"q_lora_rank", nullptr}, {"kv_lora_rank", s.kv_lora_rank}, {"qk_nope_head_dim", s.hidden / s.heads},
                    {"qk_rope_head_dim", s.qk_rope_head_dim}, {"v_head_dim", s.hidden / s.heads}, {"topk_method", "group_limited_greedy"},
                    {"n_group", s.experts % 2 ? 1 : 2}, {"topk_group", 1}, {"routed_scaling_factor", 2.0}});
+  } else if (s.family == "glm4_moe") {  // GQA with q/k/v biases, q/k norms, half the head rotary
+    config.update({{"intermediate_size", s.dense_inner}, {"moe_intermediate_size", s.expert_inner},
+                   {"n_routed_experts", s.experts}, {"n_shared_experts", s.shared}, {"first_k_dense_replace", 1},
+                   {"head_dim", s.hidden / s.heads}, {"partial_rotary_factor", 0.5}, {"attention_bias", true},
+                   {"use_qk_norm", true}, {"n_group", s.experts % 4 ? 1 : 2}, {"topk_group", 1},
+                   {"routed_scaling_factor", 2.5}, {"norm_topk_prob", true}});
   } else if (s.family == "mixtral") {
     config.update({{"intermediate_size", s.expert_inner}, {"num_local_experts", s.experts}});
   } else if (s.family == "olmoe") {
     config.update({{"intermediate_size", s.expert_inner}, {"num_experts", s.experts}, {"norm_topk_prob", false}});
   } else {
-    throw_bad_input("--family \"" + s.family + "\" is not one of deepseek, deepseek_v2, deepseek_v3, qwen2_moe, qwen3_moe, mixtral, olmoe");
+    throw_bad_input("--family \"" + s.family + "\" is not one of deepseek, deepseek_v2, deepseek_v3, glm4_moe, qwen2_moe, qwen3_moe, mixtral, olmoe");
   }
   if (s.fp8) {
     if (s.family != "deepseek_v3") throw_bad_input("--fp8 is for --family deepseek_v3 (the family that ships FP8)");

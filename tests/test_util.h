@@ -59,7 +59,7 @@ inline const std::vector<std::string> kGoldenModelFixtures = {
     "deepseek_gqa",       "deepseek_tied_bf16",  "qwen_sharded",         "qwen_tied_f16",
     "qwen3_head_dim",     "qwen3_v5_bias_bf16",  "mixtral_head_dim",     "mixtral_defaults_f16",
     "olmoe_clip",         "olmoe_bias_bf16",     "deepseek_v3_groups",   "deepseek_v3_plain_bf16",
-    "deepseek_v2_lite_groups", "deepseek_v2_lora_bf16", "deepseek_v3_fp8"};
+    "deepseek_v2_lite_groups", "deepseek_v2_lora_bf16", "deepseek_v3_fp8", "glm4_partial_rope", "glm4_qk_norm_bf16"};
 void write_file(const std::string& path, const std::string& contents);
 // Number of lines in text (a last line without '\n' counts).
 int count_lines(const std::string& text);

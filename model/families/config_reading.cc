@@ -106,4 +106,26 @@ void check_top_k(const ModelShape& shape, const std::string& where) {
   }
 }
 
+void read_expert_groups(const Json& config, const std::string& where, int64_t default_n_group,
+                        int64_t default_topk_group, int64_t min_group_size, ModelShape& shape) {
+  shape.n_group = positive_or(config, "n_group", default_n_group, where);
+  shape.topk_group = positive_or(config, "topk_group", default_topk_group, where);
+  if (shape.num_routed_experts % shape.n_group != 0 || shape.num_routed_experts / shape.n_group < min_group_size) {
+    throw_bad_input(where + ": field 'n_group' " + std::to_string(shape.n_group) + " must divide the " +
+                    std::to_string(shape.num_routed_experts) + " routed experts into groups of at least " +
+                    std::to_string(min_group_size));
+  }
+  if (shape.topk_group > shape.n_group) {
+    throw_bad_input(where + ": field 'topk_group' " + std::to_string(shape.topk_group) + " exceeds n_group " +
+                    std::to_string(shape.n_group));
+  }
+}
+
+void read_routed_scaling_factor(const Json& config, const std::string& where, double fallback, ModelShape& shape) {
+  shape.routed_scaling_factor = number_or(config, "routed_scaling_factor", fallback, where);
+  if (!(shape.routed_scaling_factor > 0) || shape.routed_scaling_factor > 1000) {
+    throw_bad_input(where + ": field 'routed_scaling_factor' must be in (0, 1000]");
+  }
+}
+
 }  // namespace cdmoe::model

@@ -22,6 +22,12 @@ void read_common_shape(const Json& config, const std::string& where, ModelShape&
 void read_qwen_layer_kinds(const Json& config, const std::string& where, ModelShape& shape);
 // Sliding-window attention changes the mask past the window; no family here implements it.
 void refuse_sliding_window(const Json& config, const std::string& enabled_key, const std::string& where);
+// n_group and topk_group (their config-class defaults given): n_group divides the routed
+// experts into groups of at least `min_group_size`, topk_group ≤ n_group.
+void read_expert_groups(const Json& config, const std::string& where, int64_t default_n_group,
+                        int64_t default_topk_group, int64_t min_group_size, ModelShape& shape);
+// routed_scaling_factor in (0, 1000].
+void read_routed_scaling_factor(const Json& config, const std::string& where, double fallback, ModelShape& shape);
 // num_experts_per_tok must not exceed the routed experts.
 void check_top_k(const ModelShape& shape, const std::string& where);
 

@@ -1,6 +1,5 @@
 // What DeepSeek-V2 and DeepSeek-V3 configs share (transformers' DeepseekV3 derives from
-// DeepseekV2): multi-head latent attention, the dense-then-MoE layer layout, routed and shared
-// expert sizes, and expert groups. Each family's file reads its router on top; defaults differ
+// DeepseekV2): multi-head latent attention, routed and shared expert sizes. Each family's file reads its router on top; defaults differ
 // between the two config classes and are passed in.
 #pragma once
 
@@ -28,13 +27,5 @@ struct DeepseekMlaDefaults {
 // family (their rules differ). Errors name `where` and the key.
 void read_deepseek_mla_shape(const Json& config, const std::string& where, const DeepseekMlaDefaults& defaults,
                              ModelShape& shape);
-
-// n_group and topk_group (their config-class defaults given): n_group divides the routed
-// experts into groups of at least `min_group_size`, topk_group ≤ n_group.
-void read_expert_groups(const Json& config, const std::string& where, int64_t default_n_group,
-                        int64_t default_topk_group, int64_t min_group_size, ModelShape& shape);
-
-// routed_scaling_factor in (0, 1000].
-void read_routed_scaling_factor(const Json& config, const std::string& where, double fallback, ModelShape& shape);
 
 }  // namespace cdmoe::model

@@ -9,6 +9,7 @@ namespace cdmoe::model {
 extern const Family kDeepseekFamily;
 extern const Family kDeepseekV2Family;
 extern const Family kDeepseekV3Family;
+extern const Family kGlm4MoeFamily;
 extern const Family kQwen2MoeFamily;
 extern const Family kQwen3MoeFamily;
 extern const Family kMixtralFamily;

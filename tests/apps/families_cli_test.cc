@@ -45,7 +45,7 @@ TEST_P(FamilyCampaign, SweepsWithFineTuningTrainsExportsAndEvaluates) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("fp8_mixtral")));
   CommandResult unknown = run_command({kSynth, "--out", dir.file("nosuch"), "--family", "nosuch"});
   EXPECT_EQ(unknown.exit_code, 2) << unknown.err;
-  EXPECT_NE(unknown.err.find("--family \"nosuch\" is not one of deepseek, deepseek_v2, deepseek_v3"), std::string::npos) << unknown.err;
+  EXPECT_NE(unknown.err.find("--family \"nosuch\" is not one of deepseek, deepseek_v2, deepseek_v3, glm4_moe"), std::string::npos) << unknown.err;
   EXPECT_FALSE(std::filesystem::exists(dir.file("nosuch")));
 
   auto sweep = [&](const std::string& db, const std::string& experts_kept) {
@@ -57,7 +57,7 @@ TEST_P(FamilyCampaign, SweepsWithFineTuningTrainsExportsAndEvaluates) {
                                     "--finetune-lr", "1e-3"};
   };
   // CD-MoE-S keeps only shared experts: refused where the family has none, nothing written.
-  const bool shared_experts = family == "deepseek_v2" || family == "deepseek_v3";
+  const bool shared_experts = family == "deepseek_v2" || family == "deepseek_v3" || family == "glm4_moe";
   if (!shared_experts) {
     CommandResult zero = run_command(sweep(dir.file("zero.db"), "0,2"));
     EXPECT_EQ(zero.exit_code, 2) << zero.err;
@@ -106,7 +106,7 @@ TEST_P(FamilyCampaign, SweepsWithFineTuningTrainsExportsAndEvaluates) {
   EXPECT_EQ(reloaded.exit_code, 0) << reloaded.err;
 }
 
-INSTANTIATE_TEST_SUITE_P(NewFamilies, FamilyCampaign, ::testing::Values("qwen3_moe", "mixtral", "olmoe", "deepseek_v2", "deepseek_v3", "deepseek_v3_fp8"),
+INSTANTIATE_TEST_SUITE_P(NewFamilies, FamilyCampaign, ::testing::Values("qwen3_moe", "mixtral", "olmoe", "deepseek_v2", "deepseek_v3", "deepseek_v3_fp8", "glm4_moe"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -82,7 +82,7 @@ TEST(ModelShape, RejectsBadConfigs) {
                {"num_experts_per_tok", 2}};
   Json llama = base;
   llama["model_type"] = "llama";
-  expect_bad_config(llama, "model_type \"llama\" is not supported (supported: deepseek, qwen2_moe, qwen3_moe, mixtral, olmoe, deepseek_v2, deepseek_v3)");
+  expect_bad_config(llama, "model_type \"llama\" is not supported (supported: deepseek, qwen2_moe, qwen3_moe, mixtral, olmoe, deepseek_v2, deepseek_v3, glm4_moe)");
   // What the new families' transformers classes would compute differently, refused by name.
   Json qwen3 = {{"model_type", "qwen3_moe"}, {"num_hidden_layers", 2}, {"hidden_size", 8}, {"vocab_size", 10},
                 {"num_attention_heads", 2}, {"num_experts", 4}, {"num_experts_per_tok", 2}};
@@ -160,6 +160,28 @@ TEST(ModelShape, RejectsBadConfigs) {
   Json v2_top_k = v2;
   v2_top_k.erase("num_experts_per_tok");
   expect_bad_config(v2_top_k, "config.json: missing required field 'num_experts_per_tok'");
+  // GLM-4.5: standard attention with partial rotary, V3's router.
+  Json glm = {{"model_type", "glm4_moe"}, {"num_hidden_layers", 3}, {"hidden_size", 8}, {"vocab_size", 10},
+              {"num_attention_heads", 2}, {"num_key_value_heads", 1}, {"head_dim", 8}, {"n_routed_experts", 8},
+              {"num_experts_per_tok", 2}, {"n_group", 2}, {"topk_group", 1}};
+  const ModelShape glm_shape = model::model_shape_from_config(glm, "c");
+  EXPECT_EQ(glm_shape.rope_dim(), 4);  // Glm4MoeConfig's partial_rotary_factor 0.5
+  EXPECT_EQ(glm_shape.moe_layers(), (std::vector<int>{1, 2}));  // first_k_dense_replace 1
+  EXPECT_EQ(glm_shape.router, RouterKind::kSigmoidGroups);
+  Json glm_v5 = glm;
+  glm_v5["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1e4}, {"partial_rotary_factor", 1.0}};
+  EXPECT_EQ(model::model_shape_from_config(glm_v5, "c").rope_dim(), 8);
+  Json glm_no_head = glm;
+  glm_no_head.erase("head_dim");
+  expect_bad_config(glm_no_head, "config.json: field 'head_dim' is required for glm4_moe");
+  for (double factor : {0.0, 1.5, 0.375}) {  // 0.375 x 8 = 3 dims: RoPE rotates pairs
+    Json glm_rotary = glm;
+    glm_rotary["partial_rotary_factor"] = factor;
+    expect_bad_config(glm_rotary, "config.json: field 'partial_rotary_factor' ");
+  }
+  Json glm_groups = glm;
+  glm_groups["n_group"] = 8;
+  expect_bad_config(glm_groups, "field 'n_group' 8 must divide the 8 routed experts into groups of at least 2");
   Json v2_kv = v2;
   v2_kv["num_key_value_heads"] = 1;
   expect_bad_config(v2_kv, "field 'num_key_value_heads' is 1; latent attention");

@@ -110,7 +110,7 @@ TEST_P(FusedLayout, AFusedTensorOfTheWrongShapeIsBadInputNamingIt) {
 
 INSTANTIATE_TEST_SUITE_P(Families, FusedLayout,
                          ::testing::Values("qwen_tied_f16", "qwen3_head_dim", "mixtral_head_dim", "olmoe_bias_bf16",
-                                           "deepseek_v3_groups", "deepseek_v2_lora_bf16"));
+                                           "deepseek_v3_groups", "deepseek_v2_lora_bf16", "glm4_partial_rope"));
 
 }  // namespace
 }  // namespace cdmoe::model
