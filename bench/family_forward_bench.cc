@@ -24,6 +24,7 @@
 #include "core/param_count.h"
 #include "model/moe_model.h"
 #include "model/synthetic_checkpoint.h"
+#include "bench/bench_args.h"
 #include "bench/median_time.h"
 
 using namespace cdmoe;
@@ -70,14 +71,9 @@ int64_t directory_bytes(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 2, repeats = 3;
-  std::string dir = std::filesystem::temp_directory_path().string() + "/cdmoe-family-bench";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string flag = argv[i];
-    if (flag == "--threads") threads = std::atoi(argv[i + 1]);
-    else if (flag == "--dir") dir = argv[i + 1];
-    else if (flag == "--repeats") repeats = std::max(1, std::atoi(argv[i + 1]));
-  }
+  const bench::BenchArgs args = bench::parse_bench_args(argc, argv, "cdmoe-family-bench");
+  const int threads = args.threads, repeats = args.repeats;
+  const std::string& dir = args.dir;
   at::set_num_threads(threads);
   const std::vector<std::pair<std::string, bool>> checkpoints = {
       {"deepseek", false}, {"deepseek_v2", false}, {"deepseek_v3", false}, {"deepseek_v3", true}};

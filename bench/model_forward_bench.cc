@@ -23,6 +23,7 @@
 #include "model/moe_model.h"
 #include "model/safetensors.h"
 #include "model/synthetic_checkpoint.h"
+#include "bench/bench_args.h"
 
 using namespace cdmoe;
 using Clock = std::chrono::steady_clock;
@@ -55,14 +56,9 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 2, repeats = 3;
-  std::string dir = std::filesystem::temp_directory_path().string() + "/cdmoe-forward-bench";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string flag = argv[i];
-    if (flag == "--threads") threads = std::atoi(argv[i + 1]);
-    else if (flag == "--dir") dir = argv[i + 1];
-    else if (flag == "--repeats") repeats = std::max(1, std::atoi(argv[i + 1]));
-  }
+  const bench::BenchArgs args = bench::parse_bench_args(argc, argv, "cdmoe-forward-bench");
+  const int threads = args.threads, repeats = args.repeats;
+  const std::string& dir = args.dir;
   at::set_num_threads(threads);
   at::manual_seed(0);
   if (!std::filesystem::exists(dir + "/model.safetensors")) {

@@ -128,4 +128,11 @@ void read_routed_scaling_factor(const Json& config, const std::string& where, do
   }
 }
 
+void set_dense_then_moe_layers(int64_t first_dense, int64_t every, ModelShape& shape) {
+  shape.layer_kinds.clear();
+  for (int64_t layer = 0; layer < shape.num_layers; ++layer) {
+    shape.layer_kinds.push_back(layer >= first_dense && layer % every == 0 ? LayerKind::kMoe : LayerKind::kDense);
+  }
+}
+
 }  // namespace cdmoe::model

@@ -20,6 +20,9 @@ void read_common_shape(const Json& config, const std::string& where, ModelShape&
 // Qwen's dense-or-MoE rule: MoE unless listed in mlp_only_layers, every decoder_sparse_step-th
 // layer (1-based), when there are routed experts. Fills shape.layer_kinds.
 void read_qwen_layer_kinds(const Json& config, const std::string& where, ModelShape& shape);
+// DeepSeek's and GLM's rule: the first `first_dense` layers dense, then MoE every `every`-th
+// layer (layer % every == 0). Fills shape.layer_kinds.
+void set_dense_then_moe_layers(int64_t first_dense, int64_t every, ModelShape& shape);
 // Sliding-window attention changes the mask past the window; no family here implements it.
 void refuse_sliding_window(const Json& config, const std::string& enabled_key, const std::string& where);
 // n_group and topk_group (their config-class defaults given): n_group divides the routed

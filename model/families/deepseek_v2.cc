@@ -83,14 +83,11 @@ ModelShape read_deepseek_v2(const Json& config, const std::string& where) {
     shape.n_group = require_positive(config, "n_group", where);
     read_expert_groups(config, where, shape.n_group, require_positive(config, "topk_group", where), /*min_group_size=*/1, shape);
   }
-  const int64_t first_dense = non_negative_or(config, "first_k_dense_replace", 0, where);
   if (positive_or(config, "moe_layer_freq", 1, where) != 1) {
     throw_bad_input(where + ": field 'moe_layer_freq' other than 1 is not supported for deepseek_v2 (transformers "
                     "makes every layer from first_k_dense_replace on MoE, DeepSeek's own code every moe_layer_freq-th)");
   }
-  for (int64_t layer = 0; layer < shape.num_layers; ++layer) {
-    shape.layer_kinds.push_back(layer >= first_dense ? LayerKind::kMoe : LayerKind::kDense);
-  }
+  set_dense_then_moe_layers(non_negative_or(config, "first_k_dense_replace", 0, where), /*every=*/1, shape);
   return shape;
 }
 

@@ -37,12 +37,8 @@ ModelShape read_deepseek_v3(const Json& config, const std::string& where) {
   }
   shape.router = RouterKind::kSigmoidGroups;
   read_expert_groups(config, where, /*n_group=*/8, /*topk_group=*/4, /*min_group_size=*/2, shape);  // a group's score is its top two
-  const int64_t first_dense = non_negative_or(config, "first_k_dense_replace", 3, where);
-  const int64_t layer_freq = positive_or(config, "moe_layer_freq", 1, where);
-  for (int64_t layer = 0; layer < shape.num_layers; ++layer) {
-    bool moe = layer >= first_dense && layer % layer_freq == 0;
-    shape.layer_kinds.push_back(moe ? LayerKind::kMoe : LayerKind::kDense);
-  }
+  set_dense_then_moe_layers(non_negative_or(config, "first_k_dense_replace", 3, where),
+                            positive_or(config, "moe_layer_freq", 1, where), shape);
   shape.ignored_trailing_layers = non_negative_or(config, "num_nextn_predict_layers", 0, where);
   return shape;
 }

@@ -54,10 +54,7 @@ ModelShape read_glm4_moe(const Json& config, const std::string& where) {
   shape.router = RouterKind::kSigmoidGroups;
   read_expert_groups(config, where, /*n_group=*/1, /*topk_group=*/1, /*min_group_size=*/2, shape);  // top two per group
   check_top_k(shape, where);
-  const int64_t first_dense = non_negative_or(config, "first_k_dense_replace", 1, where);
-  for (int64_t layer = 0; layer < shape.num_layers; ++layer) {
-    shape.layer_kinds.push_back(layer >= first_dense ? LayerKind::kMoe : LayerKind::kDense);
-  }
+  set_dense_then_moe_layers(non_negative_or(config, "first_k_dense_replace", 1, where), /*every=*/1, shape);
   shape.ignored_trailing_layers = non_negative_or(config, "num_nextn_predict_layers", 0, where);
   return shape;
 }

@@ -106,26 +106,22 @@ TEST(ModelShape, RejectsBadConfigs) {
              {"topk_group", 2}, {"q_lora_rank", nullptr}, {"kv_lora_rank", 4}, {"qk_nope_head_dim", 4},
              {"qk_rope_head_dim", 2}, {"v_head_dim", 4}, {"first_k_dense_replace", 1}};
   EXPECT_EQ(model::model_shape_from_config(v3, "c").moe_layers(), (std::vector<int>{1}));
-  Json groups = v3;
-  groups["n_group"] = 3;
-  expect_bad_config(groups, "config.json: field 'n_group' 3 must divide the 8 routed experts into groups of at least 2");
-  groups["n_group"] = 8;  // groups of one: no top-2 per group
-  expect_bad_config(groups, "field 'n_group' 8 must divide the 8 routed experts into groups of at least 2");
-  Json topk_group = v3;
-  topk_group["topk_group"] = 5;
-  expect_bad_config(topk_group, "config.json: field 'topk_group' 5 exceeds n_group 4");
-  Json softmax = v3;
-  softmax["scoring_func"] = "softmax";
-  expect_bad_config(softmax, "scoring_func \"softmax\" with topk_method \"noaux_tc\" is not implemented for deepseek_v3");
-  Json kv_heads = v3;
-  kv_heads["num_key_value_heads"] = 1;
-  expect_bad_config(kv_heads, "config.json: field 'num_key_value_heads' is 1; latent attention gives every one of the 2 heads");
-  Json scaling = v3;
-  scaling["routed_scaling_factor"] = 0;
-  expect_bad_config(scaling, "config.json: field 'routed_scaling_factor' must be in (0, 1000]");
-  Json odd_rope = v3;
-  odd_rope["qk_rope_head_dim"] = 3;
-  expect_bad_config(odd_rope, "config.json: field 'qk_rope_head_dim' must be even");
+  auto bad = [](Json config, const Json& changes, const std::string& expected) {  // a null change erases the key
+    for (const auto& [key, value] : changes.items()) {
+      if (value.is_null()) config.erase(key);
+      else config[key] = value;
+    }
+    expect_bad_config(config, expected);
+  };
+  bad(v3, {{"n_group", 3}}, "config.json: field 'n_group' 3 must divide the 8 routed experts into groups of at least 2");
+  bad(v3, {{"n_group", 8}}, "field 'n_group' 8 must divide the 8 routed experts into groups of at least 2");  // no top-2
+  bad(v3, {{"topk_group", 5}}, "config.json: field 'topk_group' 5 exceeds n_group 4");
+  bad(v3, {{"scoring_func", "softmax"}},
+      "scoring_func \"softmax\" with topk_method \"noaux_tc\" is not implemented for deepseek_v3");
+  bad(v3, {{"num_key_value_heads", 1}},
+      "config.json: field 'num_key_value_heads' is 1; latent attention gives every one of the 2 heads");
+  bad(v3, {{"routed_scaling_factor", 0}}, "config.json: field 'routed_scaling_factor' must be in (0, 1000]");
+  bad(v3, {{"qk_rope_head_dim", 3}}, "config.json: field 'qk_rope_head_dim' must be even");
   // DeepSeek-V2: the same latent attention, a softmax router, greedy or group-limited.
   Json v2 = v3;
   v2["model_type"] = "deepseek_v2";
@@ -141,25 +137,15 @@ TEST(ModelShape, RejectsBadConfigs) {
   EXPECT_EQ(grouped.router, RouterKind::kSoftmaxGroups);
   EXPECT_EQ(grouped.n_group, 8);  // groups of one are fine: a group's score is its largest probability
   EXPECT_EQ(grouped.shared_intermediate_size, 0);
-  v2_groups.erase("n_group");
-  expect_bad_config(v2_groups, "config.json: missing required field 'n_group'");
-  v2_groups["n_group"] = 3;
-  expect_bad_config(v2_groups, "config.json: field 'n_group' 3 must divide the 8 routed experts into groups of at least 1");
-  Json v2_method = v2;
-  v2_method["topk_method"] = "noaux_tc";
-  expect_bad_config(v2_method, "scoring_func \"softmax\" with topk_method \"noaux_tc\" is not implemented for deepseek_v2");
-  Json v2_norm = v2;
-  v2_norm["norm_topk_prob"] = true;
-  expect_bad_config(v2_norm, "config.json: field 'norm_topk_prob' true is not implemented for deepseek_v2");
-  Json v2_freq = v2;
-  v2_freq["moe_layer_freq"] = 2;
-  expect_bad_config(v2_freq, "config.json: field 'moe_layer_freq' other than 1 is not supported for deepseek_v2");
-  Json v2_mlp_bias = v2;
-  v2_mlp_bias["mlp_bias"] = true;
-  expect_bad_config(v2_mlp_bias, "config.json: field 'mlp_bias' true");
-  Json v2_top_k = v2;
-  v2_top_k.erase("num_experts_per_tok");
-  expect_bad_config(v2_top_k, "config.json: missing required field 'num_experts_per_tok'");
+  bad(v2_groups, {{"n_group", nullptr}}, "config.json: missing required field 'n_group'");
+  bad(v2_groups, {{"n_group", 3}}, "config.json: field 'n_group' 3 must divide the 8 routed experts into groups of at least 1");
+  bad(v2, {{"topk_method", "noaux_tc"}},
+      "scoring_func \"softmax\" with topk_method \"noaux_tc\" is not implemented for deepseek_v2");
+  bad(v2, {{"norm_topk_prob", true}}, "config.json: field 'norm_topk_prob' true is not implemented for deepseek_v2");
+  bad(v2, {{"moe_layer_freq", 2}}, "config.json: field 'moe_layer_freq' other than 1 is not supported for deepseek_v2");
+  bad(v2, {{"mlp_bias", true}}, "config.json: field 'mlp_bias' true");
+  bad(v2, {{"num_experts_per_tok", nullptr}}, "config.json: missing required field 'num_experts_per_tok'");
+  bad(v2, {{"num_key_value_heads", 1}}, "field 'num_key_value_heads' is 1; latent attention");
   // GLM-4.5: standard attention with partial rotary, V3's router.
   Json glm = {{"model_type", "glm4_moe"}, {"num_hidden_layers", 3}, {"hidden_size", 8}, {"vocab_size", 10},
               {"num_attention_heads", 2}, {"num_key_value_heads", 1}, {"head_dim", 8}, {"n_routed_experts", 8},
@@ -171,20 +157,11 @@ TEST(ModelShape, RejectsBadConfigs) {
   Json glm_v5 = glm;
   glm_v5["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1e4}, {"partial_rotary_factor", 1.0}};
   EXPECT_EQ(model::model_shape_from_config(glm_v5, "c").rope_dim(), 8);
-  Json glm_no_head = glm;
-  glm_no_head.erase("head_dim");
-  expect_bad_config(glm_no_head, "config.json: field 'head_dim' is required for glm4_moe");
+  bad(glm, {{"head_dim", nullptr}}, "config.json: field 'head_dim' is required for glm4_moe");
   for (double factor : {0.0, 1.5, 0.375}) {  // 0.375 x 8 = 3 dims: RoPE rotates pairs
-    Json glm_rotary = glm;
-    glm_rotary["partial_rotary_factor"] = factor;
-    expect_bad_config(glm_rotary, "config.json: field 'partial_rotary_factor' ");
+    bad(glm, {{"partial_rotary_factor", factor}}, "config.json: field 'partial_rotary_factor' ");
   }
-  Json glm_groups = glm;
-  glm_groups["n_group"] = 8;
-  expect_bad_config(glm_groups, "field 'n_group' 8 must divide the 8 routed experts into groups of at least 2");
-  Json v2_kv = v2;
-  v2_kv["num_key_value_heads"] = 1;
-  expect_bad_config(v2_kv, "field 'num_key_value_heads' is 1; latent attention");
+  bad(glm, {{"n_group", 8}}, "field 'n_group' 8 must divide the 8 routed experts into groups of at least 2");
   Json missing = base;
   missing.erase("hidden_size");
   expect_bad_config(missing, "config.json: missing required field 'hidden_size'");
