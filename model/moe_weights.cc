@@ -69,6 +69,9 @@ class WeightReader {
     at::Tensor scales = at::from_blob(scale_data, scale.info->shape, at::TensorOptions().dtype(torch_dtype_of(scale.info->dtype)))
                             .to(at::kFloat)
                             .contiguous();
+    if (!at::isfinite(scales).all().item<bool>()) {  // it would make the weights, and every result, NaN or infinite
+      throw_bad_input(scale.file->path() + ": scale '" + scale_name + "' holds a value that is not finite");
+    }
     const int64_t rows = weight.info->shape[0], cols = weight.info->shape[1];
     std::atomic<bool> finite{true};
     at::parallel_for(0, rows, std::max<int64_t>(1, (int64_t(1) << 16) / cols), [&](int64_t begin, int64_t end) {

@@ -135,8 +135,8 @@ void write_synthetic_checkpoint(const std::string& dir, SyntheticShape s) {
   }
   std::vector<TensorToWrite> out;
   std::vector<std::pair<std::string, at::Tensor>> scales;  // FP8: kept alive until written
+  const std::string router = std::string(model_config.family->names.block) + model_config.family->names.router;
   for (auto& [name, t] : tensors) {
-    const std::string router = std::string(model_config.family->names.block) + model_config.family->names.router;
     const bool is_router = name.size() >= router.size() && name.compare(name.size() - router.size(), router.size(), router) == 0;
     const bool quantised = s.fp8 && t.dim() == 2 && !layer_prefix(name).empty() && !is_router;
     if (quantised) {

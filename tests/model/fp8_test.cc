@@ -180,6 +180,16 @@ TEST(Fp8, EveryWayAnFp8CheckpointCanBeWrongIsBadInputNamingIt) {
                  "quantization_config: missing required field 'weight_block_size'");
   expect_refused(edited_copy(dir, "nan", [&](auto& t) { t[kv_b].bytes[5] = 0x7F; }),
                  "tensor '" + kv_b + "' holds an F8_E4M3 NaN code");
+  expect_refused(edited_copy(dir, "nan_scale",
+                             [&](auto& t) {
+                               const float nan = std::nanf("");
+                               std::memcpy(t[kv_b + "_scale_inv"].bytes.data() + 4, &nan, sizeof nan);
+                             }),
+                 "model.safetensors: scale '" + kv_b + "_scale_inv' holds a value that is not finite");
+  expect_refused(edited_copy(dir, "fmt", [](auto&) {}, [](auto& c) { replace(c, "\"e4m3\"", "\"e5m2\""); }),
+                 "config.json: quantization_config: fmt \"e5m2\" is not supported (supported: e4m3)");
+  expect_refused(edited_copy(dir, "block_zero", [](auto&) {}, [](auto& c) { replace(c, "\"weight_block_size\": [\n      8,", "\"weight_block_size\": [\n      0,"); }),
+                 "config.json: quantization_config: field 'weight_block_size' must be two integers in [1, 65536]");
   expect_refused(edited_copy(dir, "norm_f8",
                              [&](auto& t) {
                                RawTensor& norm = t["model.layers.0.input_layernorm.weight"];
