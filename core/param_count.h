@@ -1,11 +1,6 @@
-// Analytic parameter count of a model under a plan: exactly the elements of the tensors a
-// materialised model holds (model/ must agree; tests check it once the model exists).
-//   original MoE layer: router [E, D] + E experts (3·D·Ie each) + shared MLP (3·D·Is)
-//                       (+ qwen2_moe shared_expert_gate [1, D])
-//   condense, k experts: one dense SwiGLU MLP of inner size Is + k·Ie (router and gate gone)
-//   prune, r experts:    router [r, D] + r experts + shared MLP (+ gate)
-//   drop:                the MLP block and its post_attention_layernorm are gone
-// Every layer also holds attention (q, k, v, o and their biases) and input_layernorm.
+// Analytic parameter count of a model under a plan: the elements of the tensors a materialised
+// model holds, summed over the tensor table (core/tensor_table.h), so it is exactly what load
+// allocates and export writes (tests check Σ numel written against it for every fixture).
 // Bytes = parameters × bytes per element of the compute dtype (fp32 on CPU, bf16 on CUDA).
 #pragma once
 
@@ -29,8 +24,6 @@ struct ParameterCount {
 
 // The plan must be valid for the shape (Plan::validate); counts elements, not bytes.
 ParameterCount count_parameters(const ModelShape& shape, const Plan& plan);
-// One decoder layer's attention weights (projections, biases, q/k or latent norms).
-int64_t attention_parameters(const ModelShape& shape);
 
 // Parameters of the plan divided by the original model's: the paper's "memory" figure.
 double parameter_ratio(const ModelShape& shape, const Plan& plan);

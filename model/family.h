@@ -5,8 +5,10 @@
 //   - its weight-name table (the Hugging Face tensor names of the MoE block; load and export
 //     both build every name from it, model/weight_names.h),
 //   - its MoE block's differences (shared-expert gate, top-k normalisation).
-// Attention options (explicit head_dim, biases, q/k norms, clip_qkv) are facts of the config
-// that the reader puts into ModelShape.
+// The attention and router kinds and their options (explicit head_dim, biases, q/k norms,
+// clip_qkv, MLA, group routers) are facts of the config that the reader puts into ModelShape;
+// every tensor's shape follows from them in core's tensor table (core/tensor_table.h), so a
+// family writes names, never shapes.
 // Torch-free: core's ModelShape plus constants. Families are immutable statics; lookups are
 // thread-safe once registration is over.
 #pragma once

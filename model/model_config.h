@@ -8,6 +8,7 @@
 
 #include "core/json_fields.h"
 #include "core/model_shape.h"
+#include "core/tensor_table.h"
 #include "model/family.h"
 
 namespace cdmoe::model {
@@ -35,7 +36,7 @@ struct ModelConfig {
   // (model/weight_names.h read_checkpoint_config detects it): per-expert tensors (hub
   // checkpoints, transformers 4) or transformers 5's fused "mlp.experts.gate_up_proj" [E, 2I, D]
   // (gate rows then up rows) and "mlp.experts.down_proj" [E, D, I].
-  bool fused_experts = false;
+  ExpertLayout expert_layout = ExpertLayout::kPerExpert;
   // quantization_config {"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [r, c]}
   // (DeepSeek-V3/R1, Kimi-K2): which weights are F8_E4M3 is a fact of the files; each has a
   // `<name>_scale_inv` of one multiplier per r × c block (model/fp8.h). 0 × 0: not quantised.

@@ -1,5 +1,6 @@
-// The tensors of a model materialised under a plan, named by the family's weight-name table
-// (model/weight_names.h) as load reads them: what cdmoe-export writes.
+// The tensors of a model materialised under a plan: the tensor table (core/tensor_table.h) of
+// the exported checkpoint's plan, named by the family as load reads them: what cdmoe-export
+// writes. Each tensor is checked against the table's shape.
 #include <ATen/ATen.h>
 
 #include "core/error.h"
@@ -12,53 +13,63 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::materialise(const Plan
   const Impl& m = *impl_;
   const ModelShape& s = shape();
   plan.validate(s, "plan");
-  std::vector<std::pair<std::string, at::Tensor>> out = {{kEmbedTokensName, m.embed_tokens}, {kFinalNormName, m.final_norm}};
-  if (!s.tie_word_embeddings) out.emplace_back(kLmHeadName, m.lm_head);
-  auto add_mlp = [&](const MlpNames& names, const Mlp& mlp) {
-    out.emplace_back(names.gate, mlp.gate);
-    out.emplace_back(names.up, mlp.up);
-    out.emplace_back(names.down, mlp.down);
-  };
-  for (int layer = 0; layer < s.num_layers; ++layer) {
-    const Layer& L = m.layers[size_t(layer)];
-    const LayerNames n = layer_names(m.family(), layer);
-    auto it = plan.layers().find(layer);
-    const LayerPlan* lp = it == plan.layers().end() ? nullptr : &it->second;
-    if (lp && m.fixed.layers().count(layer)) {
+  Plan written = m.fixed;  // the exported checkpoint's plan: what this model has fixed, and `plan`
+  for (const auto& [layer, lp] : plan.layers()) {
+    if (m.fixed.layers().count(layer)) {
       throw_bad_input("plan layer \"" + std::to_string(layer) + "\": this exported checkpoint has it fixed already");
     }
-    if (L.block_dropped || (lp && lp->op == LayerOp::kDropBlock)) continue;
-    if (lp && lp->op == LayerOp::kPrune && s.router != RouterKind::kSoftmax && s.n_group > 1) {
+    if (lp.op == LayerOp::kPrune && s.router != RouterKind::kSoftmax && s.n_group > 1) {
       throw_bad_input("plan layer \"" + std::to_string(layer) + "\": a pruned layer of a group-limited router (n_group " +
                       std::to_string(s.n_group) + ") cannot be exported: its renumbered experts would lose their groups");
     }
-    out.emplace_back(n.input_norm, L.input_norm);
-    for (const auto& [name, tensor] : attention_slots(n, L)) {
-      if (tensor->defined()) out.emplace_back(*name, *tensor);
-    }
-    if (L.dropped || (lp && lp->op == LayerOp::kDrop)) continue;
-    out.emplace_back(n.post_norm, L.post_norm);
-    if (!L.is_moe) {
-      add_mlp(n.mlp, L.dense);
-      continue;
-    }
-    if (lp && lp->op == LayerOp::kCondense) {
-      add_mlp(n.mlp, m.condensed(L.moe, layer, *lp));
-      continue;
-    }
-    const Moe& M = L.moe;
-    std::vector<int64_t> kept;
-    if (lp) kept.assign(lp->experts.begin(), lp->experts.end());
-    else for (int64_t e = 0; e < M.router.size(0); ++e) kept.push_back(e);
-    const at::Tensor kept_rows = at::tensor(kept, at::kLong).to(m.device);
-    out.emplace_back(n.router, M.router.index_select(0, kept_rows));
-    if (M.router_bias.defined()) out.emplace_back(n.router_bias, M.router_bias.index_select(0, kept_rows));
-    for (size_t i = 0; i < kept.size(); ++i) {  // renumbered 0..r-1
-      add_mlp(n.expert(int64_t(i)), Mlp{M.expert_gate[kept[i]], M.expert_up[kept[i]], M.expert_down[kept[i]]});
-    }
-    if (M.shared.defined()) add_mlp(n.shared, M.shared);
-    if (M.shared_gate.defined()) out.emplace_back(n.shared_gate, M.shared_gate);
+    written.set_layer(layer, lp);
   }
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for_each_named_tensor(m.family(), model_tensors(s, written), ExpertLayout::kPerExpert, written,
+                        [&](const TensorEntry& entry, int64_t expert, const std::string& name) {
+    at::Tensor tensor;
+    if (entry.role == TensorRole::kEmbedding) {
+      tensor = m.embed_tokens;
+    } else if (entry.role == TensorRole::kFinalNorm) {
+      tensor = m.final_norm;
+    } else if (entry.role == TensorRole::kLmHead) {
+      tensor = m.lm_head;
+    } else {
+      const Layer& L = m.layers[size_t(entry.layer)];
+      auto it = plan.layers().find(entry.layer);
+      const LayerPlan* lp = it == plan.layers().end() ? nullptr : &it->second;
+      const bool condensing = lp && lp->op == LayerOp::kCondense, pruning = lp && lp->op == LayerOp::kPrune;
+      // A pruned layer's experts are renumbered 0..r-1: written expert i is held expert kept[i].
+      auto held = [&](int64_t i) { return pruning ? int64_t(lp->experts[size_t(i)]) : i; };
+      switch (entry.role) {
+        case TensorRole::kMlpGate: tensor = condensing ? m.condensed(L.moe, entry.layer, *lp).gate : L.dense.gate; break;
+        case TensorRole::kMlpUp: tensor = condensing ? m.condensed(L.moe, entry.layer, *lp).up : L.dense.up; break;
+        case TensorRole::kMlpDown: tensor = condensing ? m.condensed(L.moe, entry.layer, *lp).down : L.dense.down; break;
+        case TensorRole::kExpertGate: tensor = L.moe.expert_gate[held(expert)]; break;
+        case TensorRole::kExpertUp: tensor = L.moe.expert_up[held(expert)]; break;
+        case TensorRole::kExpertDown: tensor = L.moe.expert_down[held(expert)]; break;
+        case TensorRole::kRouter:
+        case TensorRole::kRouterBias: {
+          tensor = *tensor_slot(L, entry.role);
+          if (pruning) {
+            std::vector<int64_t> kept(lp->experts.begin(), lp->experts.end());
+            tensor = tensor.index_select(0, at::tensor(kept, at::kLong).to(tensor.device()));
+          }
+          break;
+        }
+        default: {
+          const at::Tensor* slot = tensor_slot(L, entry.role);
+          if (!slot) throw_runtime("tensor '" + name + "' has no place in model::Layer");
+          tensor = *slot;
+        }
+      }
+    }
+    if (!tensor.defined() || tensor.sizes().vec() != entry.shape) {
+      throw_runtime("materialise: tensor '" + name + "' is " + (tensor.defined() ? shape_text(tensor.sizes().vec()) : "missing") +
+                    ", the tensor table says " + shape_text(entry.shape));
+    }
+    out.emplace_back(name, tensor);
+  });
   return out;
 }
 

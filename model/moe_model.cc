@@ -106,7 +106,7 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::parameters() const {
     const LayerNames n = layer_names(m.family(), layer);
     add(n.input_norm, L.input_norm);
     add(n.post_norm, L.post_norm);
-    for (const auto& [name, tensor] : attention_slots(n, L)) add(*name, *tensor);
+    for (const TensorEntry& entry : attention_tensors(shape(), layer)) add(tensor_name(n, entry, -1), *tensor_slot(L, entry.role));
     add_mlp(n.mlp, L.dense);
     if (!L.is_moe) continue;
     add(n.router, L.moe.router);  // not e_score_correction_bias: a buffer in transformers, never trained

@@ -49,16 +49,45 @@ struct Layer {
   Moe moe;
 };
 
-// Every attention tensor of a layer with its name, for load, export and training to walk one
-// list (which of them a model holds: model/weight_names.h attention_tensors).
+// Where a layer holds the tensor of `role` (core/tensor_table.h): norms, attention, the dense
+// (or exported condensed) MLP, router, router bias, shared experts and their gate. nullptr for
+// the routed experts, which a layer holds stacked (Moe::expert_*), and for the roles outside a
+// layer. Load, export and training walk the table through it.
 template <class LayerT>
-std::vector<std::pair<const std::string*, decltype(&std::declval<LayerT&>().q)>> attention_slots(const LayerNames& n, LayerT& L) {
-  return {{&n.q, &L.q},           {&n.k, &L.k},           {&n.v, &L.v},
-          {&n.o, &L.o},           {&n.q_bias, &L.q_bias}, {&n.k_bias, &L.k_bias},
-          {&n.v_bias, &L.v_bias}, {&n.o_bias, &L.o_bias}, {&n.q_norm, &L.q_norm},
-          {&n.k_norm, &L.k_norm}, {&n.q_a, &L.q_a},       {&n.q_a_norm, &L.q_a_norm},
-          {&n.q_b, &L.q_b},       {&n.kv_a, &L.kv_a},     {&n.kv_a_norm, &L.kv_a_norm},
-          {&n.kv_b, &L.kv_b},     {&n.q_a_bias, &L.q_a_bias}, {&n.kv_a_bias, &L.kv_a_bias}};
+auto tensor_slot(LayerT& L, TensorRole role) -> decltype(&L.q) {
+  using R = TensorRole;
+  switch (role) {
+    case R::kInputNorm: return &L.input_norm;
+    case R::kPostNorm: return &L.post_norm;
+    case R::kQ: return &L.q;
+    case R::kK: return &L.k;
+    case R::kV: return &L.v;
+    case R::kO: return &L.o;
+    case R::kQBias: return &L.q_bias;
+    case R::kKBias: return &L.k_bias;
+    case R::kVBias: return &L.v_bias;
+    case R::kOBias: return &L.o_bias;
+    case R::kQNorm: return &L.q_norm;
+    case R::kKNorm: return &L.k_norm;
+    case R::kQA: return &L.q_a;
+    case R::kQABias: return &L.q_a_bias;
+    case R::kQANorm: return &L.q_a_norm;
+    case R::kQB: return &L.q_b;
+    case R::kKvA: return &L.kv_a;
+    case R::kKvABias: return &L.kv_a_bias;
+    case R::kKvANorm: return &L.kv_a_norm;
+    case R::kKvB: return &L.kv_b;
+    case R::kMlpGate: return &L.dense.gate;
+    case R::kMlpUp: return &L.dense.up;
+    case R::kMlpDown: return &L.dense.down;
+    case R::kRouter: return &L.moe.router;
+    case R::kRouterBias: return &L.moe.router_bias;
+    case R::kSharedGate: return &L.moe.shared.gate;
+    case R::kSharedUp: return &L.moe.shared.up;
+    case R::kSharedDown: return &L.moe.shared.down;
+    case R::kSharedExpertGate: return &L.moe.shared_gate;
+    default: return nullptr;
+  }
 }
 
 struct MoeModel::Impl {

@@ -1,7 +1,7 @@
-// Loading a checkpoint into MoeModel: the header is checked against the family's weight-name
-// table first (model/weight_names.h), so nothing is allocated for a checkpoint that disagrees
-// with its config.json; then each weight is copied from the mapped file straight to the device
-// in the compute dtype.
+// Loading a checkpoint into MoeModel: the header is checked against the tensor table, named by
+// the family (model/weight_names.h), first, so nothing is allocated for a checkpoint that
+// disagrees with its config.json; then the table is walked and each weight copied from the
+// mapped file straight to its place on the device in the compute dtype.
 #include <algorithm>
 #include <atomic>
 
@@ -55,9 +55,6 @@ class WeightReader {
     }
     found.file->release(*found.info);
   }
-  Mlp read_mlp(const MlpNames& names, int64_t inner, int64_t D) {
-    return Mlp{read(names.gate, {inner, D}), read(names.up, {inner, D}), read(names.down, {D, inner})};
-  }
 
  private:
   // An F8_E4M3 weight (2-D, its scale checked by check_checkpoint_tensors) into `values`, a
@@ -101,72 +98,60 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
   m.device = device;
   m.dtype = dtype;
   m.config = read_checkpoint_config(checkpoint);
-  const ModelShape& s = m.config.shape;
-  m.fixed = fixed_plan_of(checkpoint, s);
+  m.fixed = fixed_plan_of(checkpoint, m.config.shape);
   check_checkpoint_tensors(checkpoint, m.config, m.fixed);
 
   WeightReader reader(checkpoint, m.config.fp8, m.weight_options());
-  const int64_t D = s.hidden_size, V = s.vocab_size, I = s.expert_intermediate_size;
-  m.embed_tokens = reader.read(kEmbedTokensName, {V, D});
-  m.final_norm = reader.read(kFinalNormName, {D});
-  m.lm_head = s.tie_word_embeddings ? m.embed_tokens : reader.read(kLmHeadName, {V, D});
-  for (int layer = 0; layer < s.num_layers; ++layer) {
+  const ModelShape& s = m.config.shape;
+  std::vector<TensorEntry> table = model_tensors(s, m.fixed, m.config.expert_layout);
+  m.layers.resize(size_t(s.num_layers));
+  for (int layer = 0; layer < s.num_layers; ++layer) {  // what the table's entries do not say
     auto fixed = m.fixed.layers().find(layer);
-    const LayerNames n = layer_names(m.family(), layer, m.config.fused_experts && fixed == m.fixed.layers().end());
-    const LayerPlan* fixed_op = fixed == m.fixed.layers().end() ? nullptr : &fixed->second;
-    Layer L;
-    if (fixed_op && fixed_op->op == LayerOp::kDropBlock) {
-      L.block_dropped = true;
-      m.layers.push_back(std::move(L));
-      continue;
-    }
-    L.input_norm = reader.read(n.input_norm, {D});
-    const auto slots = attention_slots(n, L);
-    for (const TensorSpec& spec : attention_tensors(s, n)) {
-      auto slot = std::find_if(slots.begin(), slots.end(), [&](const auto& named) { return *named.first == spec.name; });
-      if (slot == slots.end()) throw_runtime("attention tensor '" + spec.name + "' has no slot in model::Layer");
-      *slot->second = reader.read(spec.name, spec.shape);
-    }
-    if (fixed_op && fixed_op->op == LayerOp::kDrop) {
-      L.dropped = true;
-      m.layers.push_back(std::move(L));
-      continue;
-    }
-    L.post_norm = reader.read(n.post_norm, {D});
-    L.is_moe = s.is_moe_layer(layer);
-    if (!L.is_moe) {
-      L.dense = reader.read_mlp(n.mlp, s.dense_intermediate_size, D);
-    } else if (fixed_op && fixed_op->op == LayerOp::kCondense) {
-      L.is_moe = false;  // exported as its fused dense MLP
-      L.dense = reader.read_mlp(n.mlp, s.shared_intermediate_size + int64_t(fixed_op->experts.size()) * I, D);
-    } else {
-      Moe& M = L.moe;
-      const int64_t E = fixed_op ? int64_t(fixed_op->experts.size()) : s.num_routed_experts;  // pruned: renumbered
-      M.router = reader.read(n.router, {E, D});
-      if (s.router == RouterKind::kSigmoidGroups) {  // kept in float32, as transformers keeps it
-        M.router_bias = reader.read(n.router_bias, {E}).to(at::kFloat);
-      }
-      M.expert_gate = at::empty({E, I, D}, m.weight_options());
-      M.expert_up = at::empty({E, I, D}, m.weight_options());
-      M.expert_down = at::empty({E, D, I}, m.weight_options());
-      if (m.config.fused_experts && !fixed_op) {  // transformers 5: [E, 2I, D] gate rows then up rows
-        at::Tensor gate_up = reader.read(n.fused_gate_up, {E, 2 * I, D});
-        M.expert_gate.copy_(gate_up.narrow(1, 0, I));
-        M.expert_up.copy_(gate_up.narrow(1, I, I));
-        reader.read_into(n.fused_down, M.expert_down);
-      } else {
-        for (int64_t e = 0; e < E; ++e) {
-          const MlpNames expert = n.expert(e);
-          reader.read_into(expert.gate, M.expert_gate[e]);
-          reader.read_into(expert.up, M.expert_up[e]);
-          reader.read_into(expert.down, M.expert_down[e]);
-        }
-      }
-      if (s.shared_intermediate_size > 0) M.shared = reader.read_mlp(n.shared, s.shared_intermediate_size, D);
-      if (m.family().shared_expert_gate) M.shared_gate = reader.read(n.shared_gate, {1, D});
-    }
-    m.layers.push_back(std::move(L));
+    const LayerOp* fixed_op = fixed == m.fixed.layers().end() ? nullptr : &fixed->second.op;
+    Layer& L = m.layers[size_t(layer)];
+    L.block_dropped = fixed_op && *fixed_op == LayerOp::kDropBlock;
+    L.dropped = fixed_op && *fixed_op == LayerOp::kDrop;
+    L.is_moe = s.is_moe_layer(layer) && !L.dropped && !L.block_dropped &&
+               !(fixed_op && *fixed_op == LayerOp::kCondense);  // an exported condensed layer is its fused dense MLP
   }
+  for_each_named_tensor(m.family(), table, m.config.expert_layout, m.fixed,
+                        [&](const TensorEntry& entry, int64_t expert, const std::string& name) {
+    if (entry.layer < 0) {
+      at::Tensor& global = entry.role == TensorRole::kEmbedding ? m.embed_tokens
+                           : entry.role == TensorRole::kFinalNorm ? m.final_norm : m.lm_head;
+      global = reader.read(name, entry.shape);
+      return;
+    }
+    Layer& L = m.layers[size_t(entry.layer)];
+    Moe& M = L.moe;
+    auto stacked = [&](at::Tensor& stack, std::vector<int64_t> one) -> at::Tensor& {  // [E, ...] of the experts
+      if (!stack.defined()) {
+        one.insert(one.begin(), entry.per_expert > 0 ? entry.per_expert : int64_t(1));
+        stack = at::empty(one, m.weight_options());
+      }
+      return stack;
+    };
+    switch (entry.role) {
+      case TensorRole::kExpertGate: reader.read_into(name, stacked(M.expert_gate, entry.shape)[expert]); break;
+      case TensorRole::kExpertUp: reader.read_into(name, stacked(M.expert_up, entry.shape)[expert]); break;
+      case TensorRole::kExpertDown: reader.read_into(name, stacked(M.expert_down, entry.shape)[expert]); break;
+      case TensorRole::kFusedExpertGateUp: {  // transformers 5: [E, 2I, D], gate rows then up rows
+        at::Tensor gate_up = reader.read(name, entry.shape);
+        const int64_t I = entry.shape[1] / 2;
+        M.expert_gate = gate_up.narrow(1, 0, I).contiguous();
+        M.expert_up = gate_up.narrow(1, I, I).contiguous();
+        break;
+      }
+      case TensorRole::kFusedExpertDown: M.expert_down = reader.read(name, entry.shape); break;
+      case TensorRole::kRouterBias: M.router_bias = reader.read(name, entry.shape).to(at::kFloat); break;  // float32, as transformers keeps it
+      default: {
+        at::Tensor* slot = tensor_slot(L, entry.role);
+        if (!slot) throw_runtime("tensor '" + name + "' has no place in model::Layer");
+        *slot = reader.read(name, entry.shape);
+      }
+    }
+  });
+  if (s.tie_word_embeddings) m.lm_head = m.embed_tokens;
   return model;
 }
 

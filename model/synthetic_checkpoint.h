@@ -1,7 +1,7 @@
 // A random MoE checkpoint of a registered family (config.json + model.safetensors, optionally
 // beside a real tokenizer.json whose vocabulary size it takes): for benchmarks, end-to-end tests
 // and the README's demo sweep until the project ships a trained demo model. Deterministic per
-// seed. The tensors are the family's own table (model/weight_names.h expected_tensors), so any
+// seed. The tensors are the tensor table named by the family (model/weight_names.h expected_tensors), so any
 // family that loads can be synthesised.
 #pragma once
 

@@ -48,82 +48,68 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return text + "]";
 }
 
-std::vector<TensorSpec> attention_tensors(const ModelShape& s, const LayerNames& n) {
-  const int64_t D = s.hidden_size, H = s.num_attention_heads;
-  std::vector<TensorSpec> out;
-  if (s.latent_attention) {
-    const LatentAttention& a = s.latent;
-    if (a.q_lora_rank) {
-      out.push_back({n.q_a, {a.q_lora_rank, D}});
-      if (s.attention_output_bias) out.push_back({n.q_a_bias, {a.q_lora_rank}});
-      out.push_back({n.q_a_norm, {a.q_lora_rank}});
-      out.push_back({n.q_b, {s.query_key_width(), a.q_lora_rank}});
-    } else {
-      out.push_back({n.q, {s.query_key_width(), D}});
+std::string tensor_name(const LayerNames& n, const TensorEntry& entry, int64_t expert) {
+  using R = TensorRole;
+  switch (entry.role) {
+    case R::kEmbedding: return kEmbedTokensName;
+    case R::kFinalNorm: return kFinalNormName;
+    case R::kLmHead: return kLmHeadName;
+    case R::kInputNorm: return n.input_norm;
+    case R::kPostNorm: return n.post_norm;
+    case R::kQ: return n.q;
+    case R::kK: return n.k;
+    case R::kV: return n.v;
+    case R::kO: return n.o;
+    case R::kQBias: return n.q_bias;
+    case R::kKBias: return n.k_bias;
+    case R::kVBias: return n.v_bias;
+    case R::kOBias: return n.o_bias;
+    case R::kQNorm: return n.q_norm;
+    case R::kKNorm: return n.k_norm;
+    case R::kQA: return n.q_a;
+    case R::kQABias: return n.q_a_bias;
+    case R::kQANorm: return n.q_a_norm;
+    case R::kQB: return n.q_b;
+    case R::kKvA: return n.kv_a;
+    case R::kKvABias: return n.kv_a_bias;
+    case R::kKvANorm: return n.kv_a_norm;
+    case R::kKvB: return n.kv_b;
+    case R::kMlpGate: return n.mlp.gate;
+    case R::kMlpUp: return n.mlp.up;
+    case R::kMlpDown: return n.mlp.down;
+    case R::kRouter: return n.router;
+    case R::kRouterBias: return n.router_bias;
+    case R::kExpertGate: return n.expert(expert).gate;
+    case R::kExpertUp: return n.expert(expert).up;
+    case R::kExpertDown: return n.expert(expert).down;
+    case R::kFusedExpertGateUp: return n.fused_gate_up;
+    case R::kFusedExpertDown: return n.fused_down;
+    case R::kSharedGate: return n.shared.gate;
+    case R::kSharedUp: return n.shared.up;
+    case R::kSharedDown: return n.shared.down;
+    case R::kSharedExpertGate: return n.shared_gate;
+  }
+  throw_runtime("a tensor role without a name");
+}
+
+void for_each_named_tensor(const Family& family, const std::vector<TensorEntry>& entries, ExpertLayout layout,
+                           const Plan& planned,
+                           const std::function<void(const TensorEntry&, int64_t expert, const std::string& name)>& visit) {
+  int named_layer = -1;
+  LayerNames names;
+  for_each_tensor(entries, [&](const TensorEntry& entry, int64_t expert) {
+    if (entry.layer >= 0 && entry.layer != named_layer) {
+      named_layer = entry.layer;
+      names = layer_names(family, entry.layer, layout == ExpertLayout::kFused && !planned.layers().count(entry.layer));
     }
-    out.push_back({n.kv_a, {a.kv_lora_rank + a.qk_rope_head_dim, D}});
-    if (s.attention_output_bias) out.push_back({n.kv_a_bias, {a.kv_lora_rank + a.qk_rope_head_dim}});
-    out.push_back({n.kv_a_norm, {a.kv_lora_rank}});
-    out.push_back({n.kv_b, {H * (a.qk_nope_head_dim + a.v_head_dim), a.kv_lora_rank}});
-    out.push_back({n.o, {D, s.value_width()}});
-    if (s.attention_output_bias) out.push_back({n.o_bias, {D}});
-    return out;
-  }
-  const int64_t q_dim = H * s.head_dim, kv_dim = s.num_key_value_heads * s.head_dim;
-  out = {{n.q, {q_dim, D}}, {n.k, {kv_dim, D}}, {n.v, {kv_dim, D}}, {n.o, {D, q_dim}}};
-  if (s.attention_qkv_bias) {
-    out.push_back({n.q_bias, {q_dim}});
-    out.push_back({n.k_bias, {kv_dim}});
-    out.push_back({n.v_bias, {kv_dim}});
-  }
-  if (s.attention_output_bias) out.push_back({n.o_bias, {D}});
-  if (s.qk_norm == QkNorm::kPerHead) {
-    out.push_back({n.q_norm, {s.head_dim}});
-    out.push_back({n.k_norm, {s.head_dim}});
-  } else if (s.qk_norm == QkNorm::kWholeProjection) {
-    out.push_back({n.q_norm, {q_dim}});
-    out.push_back({n.k_norm, {kv_dim}});
-  }
-  return out;
+    visit(entry, expert, tensor_name(names, entry, expert));
+  });
 }
 
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config, const Plan& fixed) {
-  const ModelShape& s = config.shape;
-  const int64_t D = s.hidden_size, V = s.vocab_size, I = s.expert_intermediate_size;
-  std::vector<TensorSpec> out = {{kEmbedTokensName, {V, D}}, {kFinalNormName, {D}}};
-  if (!s.tie_word_embeddings) out.push_back({kLmHeadName, {V, D}});
-  auto add_mlp = [&](const MlpNames& names, int64_t inner) {
-    out.push_back({names.gate, {inner, D}});
-    out.push_back({names.up, {inner, D}});
-    out.push_back({names.down, {D, inner}});
-  };
-  for (int layer = 0; layer < s.num_layers; ++layer) {
-    auto it = fixed.layers().find(layer);
-    const LayerNames n = layer_names(*config.family, layer, config.fused_experts && it == fixed.layers().end());
-    const LayerPlan* fixed_op = it == fixed.layers().end() ? nullptr : &it->second;
-    if (fixed_op && fixed_op->op == LayerOp::kDropBlock) continue;  // the whole block is gone
-    out.push_back({n.input_norm, {D}});
-    for (TensorSpec& spec : attention_tensors(s, n)) out.push_back(std::move(spec));
-    if (fixed_op && fixed_op->op == LayerOp::kDrop) continue;  // attention only
-    out.push_back({n.post_norm, {D}});
-    if (!s.is_moe_layer(layer)) {
-      add_mlp(n.mlp, s.dense_intermediate_size);
-    } else if (fixed_op && fixed_op->op == LayerOp::kCondense) {
-      add_mlp(n.mlp, s.shared_intermediate_size + int64_t(fixed_op->experts.size()) * I);  // the fused dense MLP
-    } else {
-      const int64_t E = fixed_op ? int64_t(fixed_op->experts.size()) : s.num_routed_experts;  // pruned: renumbered
-      out.push_back({n.router, {E, D}});
-      if (s.router == RouterKind::kSigmoidGroups) out.push_back({n.router_bias, {E}});
-      if (config.fused_experts && !fixed_op) {
-        out.push_back({n.fused_gate_up, {E, 2 * I, D}});
-        out.push_back({n.fused_down, {E, D, I}});
-      } else {
-        for (int64_t e = 0; e < E; ++e) add_mlp(n.expert(e), I);
-      }
-      if (s.shared_intermediate_size > 0) add_mlp(n.shared, s.shared_intermediate_size);
-      if (config.family->shared_expert_gate) out.push_back({n.shared_gate, {1, D}});
-    }
-  }
+  std::vector<TensorSpec> out;
+  for_each_named_tensor(*config.family, model_tensors(config.shape, fixed, config.expert_layout), config.expert_layout, fixed,
+                        [&](const TensorEntry& entry, int64_t, const std::string& name) { out.push_back({name, entry.shape}); });
   return out;
 }
 
@@ -164,7 +150,7 @@ void check_checkpoint_tensors(const Checkpoint& checkpoint, const ModelConfig& c
   for (int layer = 0; layer < s.num_layers; ++layer) {
     auto op = fixed.layers().find(layer);
     if (op != fixed.layers().end()) implied += op->second.op == LayerOp::kDropBlock ? 0 : 5;  // at least its attention
-    else implied += 6 + (!s.is_moe_layer(layer) ? 3 : config.fused_experts ? 2 : 3 * s.num_routed_experts);
+    else implied += 6 + (!s.is_moe_layer(layer) ? 3 : config.expert_layout == ExpertLayout::kFused ? 2 : 3 * s.num_routed_experts);
     if (implied > int64_t(present.size()) + 1) {
       throw_bad_input(checkpoint.config_path() + ": config.json implies at least " + std::to_string(implied) +
                       " tensors by layer " + std::to_string(layer) + ", the checkpoint holds " +
@@ -203,7 +189,9 @@ ModelConfig read_checkpoint_config(const Checkpoint& checkpoint) {
   const Plan fixed = fixed_plan_of(checkpoint, config.shape);
   for (int layer : config.shape.moe_layers()) {
     if (fixed.layers().count(layer)) continue;  // exported layers are written per expert
-    config.fused_experts = checkpoint.find(layer_names(*config.family, layer, true).fused_gate_up).info != nullptr;
+    config.expert_layout = checkpoint.find(layer_names(*config.family, layer, true).fused_gate_up).info != nullptr
+                               ? ExpertLayout::kFused
+                               : ExpertLayout::kPerExpert;
     break;
   }
   return config;

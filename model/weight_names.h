@@ -1,15 +1,18 @@
-// The Hugging Face tensor names and shapes of a checkpoint, built from its family's weight-name
-// table (model/family.h). Load reads by them, export writes by them, and the checkpoint's
-// header is checked against them before anything is allocated: a tensor missing, extra, of
-// another shape or of a dtype the project cannot read is bad input naming the file and tensor.
+// The Hugging Face names of the tensor table's tensors (core/tensor_table.h, which owns every
+// shape), built from the family's weight-name table (model/family.h). Load reads by them,
+// export writes by them, and the checkpoint's header is checked against them before anything
+// is allocated: a tensor missing, extra, of another shape or of a dtype the project cannot read
+// is bad input naming the file and tensor.
 // Torch-free.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "core/plan.h"
+#include "core/tensor_table.h"
 #include "model/checkpoint.h"
 #include "model/model_config.h"
 
@@ -36,7 +39,7 @@ struct LayerNames {
   std::string shared_gate;  // [1, D]; empty when the family has none
   std::string experts_prefix;
   SwigluNames expert_projections;
-  std::string fused_gate_up, fused_down;  // transformers 5's fused experts (ModelConfig::fused_experts)
+  std::string fused_gate_up, fused_down;  // transformers 5's fused experts (ModelConfig::expert_layout)
   MlpNames expert(int64_t e) const;  // routed expert e (renumbered 0..r-1 in an exported pruned layer)
 };
 // `fused`: the names of transformers 5's layout, whose MoE block is "mlp." in every family
@@ -47,13 +50,21 @@ inline constexpr const char* kEmbedTokensName = "model.embed_tokens.weight";
 inline constexpr const char* kFinalNormName = "model.norm.weight";
 inline constexpr const char* kLmHeadName = "lm_head.weight";
 
+// The Hugging Face name of one tensor of the table (core/tensor_table.h): `names` are its
+// layer's (ignored for the embedding, final norm and head), `expert` numbers a per-expert
+// entry's expert (-1 otherwise).
+std::string tensor_name(const LayerNames& names, const TensorEntry& entry, int64_t expert);
+
+// Walks `entries` in checkpoint order (for_each_tensor) with each tensor's name. A layer's names
+// are fused (layer_names) when `layout` is fused and `planned` leaves the layer as it is.
+void for_each_named_tensor(const Family& family, const std::vector<TensorEntry>& entries, ExpertLayout layout,
+                           const Plan& planned,
+                           const std::function<void(const TensorEntry&, int64_t expert, const std::string& name)>& visit);
+
 struct TensorSpec {
   std::string name;
   std::vector<int64_t> shape;
 };
-
-// A layer's attention tensors with their shapes (projections, biases, q/k or latent norms).
-std::vector<TensorSpec> attention_tensors(const ModelShape& shape, const LayerNames& names);
 
 // Every tensor a checkpoint of `config` holds, in load order; `fixed` is an exported
 // checkpoint's own plan (its config.json "cdmoe" block; empty for an original checkpoint).

@@ -1,5 +1,6 @@
 #include "search/budget.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -8,6 +9,7 @@
 #include "core/model_shape.h"
 #include "core/param_count.h"
 #include "core/plan.h"
+#include "core/tensor_table.h"
 
 namespace cdmoe::search {
 namespace {
@@ -99,41 +101,23 @@ std::vector<Budget> parse_budgets(const std::string& spec, const std::string& wh
 }
 
 double estimated_cost_per_token(const ModelShape& s, const Plan& plan, const CostModel& cost) {
-  const double d = double(s.hidden_size);
-  // Every attention weight multiplies once per token (2 FLOPs), then QK^T and AV over the causal
-  // average of half the sequence.
-  const double projections = 2 * double(attention_parameters(s));
-  const double attention = 2 * double(s.query_key_width() + s.value_width()) * double(cost.sequence_length) / 2;
-  const double expert = 2 * 3 * d * double(s.expert_intermediate_size) / cost.routed_expert_efficiency;
-  const double shared = 2 * 3 * d * double(s.shared_intermediate_size);
-  double total = 2 * d * double(s.vocab_size);  // LM head
-  for (int layer = 0; layer < s.num_layers; ++layer) {
-    auto it = plan.layers().find(layer);
-    const LayerOp* op = it == plan.layers().end() ? nullptr : &it->second.op;
-    if (op && *op == LayerOp::kDropBlock) continue;  // nothing of the block runs
-    total += projections + attention;
-    if (op && *op == LayerOp::kDrop) continue;
-    if (!s.is_moe_layer(layer)) {
-      total += 2 * 3 * d * double(s.dense_intermediate_size);
-      continue;
+  // Every weight of the tensor table multiplies once per token (2 FLOPs; norms and biases are
+  // counted alike, they are negligible), the embedding only as the tied head. A MoE layer's
+  // routed experts run k of their E per token at the routed efficiency. Each block that keeps
+  // its attention adds QK^T and AV over the causal average of half the sequence.
+  const double attention_scores = 2 * double(s.query_key_width() + s.value_width()) * double(cost.sequence_length) / 2;
+  std::vector<int64_t> routed_experts(size_t(s.num_layers), 0);  // E of each MoE layer (its router's rows)
+  double total = 0;
+  for (const TensorEntry& t : model_tensors(s, plan)) {
+    if (t.role == TensorRole::kRouter) routed_experts[size_t(t.layer)] = t.shape[0];
+    if (t.role == TensorRole::kInputNorm) total += attention_scores;
+    double flops = 2 * double(t.numel());
+    if (t.role == TensorRole::kEmbedding && !s.tie_word_embeddings) continue;  // a lookup
+    if (is_routed_expert(t.role)) {
+      const double E = double(routed_experts[size_t(t.layer)]);
+      flops *= std::min(double(s.experts_per_token), E) / E / cost.routed_expert_efficiency;
     }
-    if (!op) {
-      total += 2 * d * double(s.num_routed_experts) + double(s.experts_per_token) * expert + shared;
-      continue;
-    }
-    const LayerPlan& lp = it->second;
-    double kept = double(lp.experts.size());
-    switch (lp.op) {
-      case LayerOp::kCondense:  // one dense MLP: no dispatch, dense efficiency
-        total += 2 * 3 * d * (double(s.shared_intermediate_size) + kept * double(s.expert_intermediate_size));
-        break;
-      case LayerOp::kPrune:
-        total += 2 * d * kept + std::min(double(s.experts_per_token), kept) * expert + shared;
-        break;
-      case LayerOp::kDrop:
-      case LayerOp::kDropBlock:
-        break;
-    }
+    total += flops;
   }
   return total;
 }

@@ -35,7 +35,7 @@ at::ScalarType torch_type(DType dtype) {
 void write_fused_twin(const std::string& source, const std::string& out, int64_t gate_up_rows = 0) {
   Checkpoint checkpoint(source);
   const ModelConfig config = read_checkpoint_config(checkpoint);
-  ASSERT_FALSE(config.fused_experts);
+  ASSERT_EQ(config.expert_layout, ExpertLayout::kPerExpert);
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   DType dtype = DType::kF32;
   auto read = [&](const std::string& name) {
@@ -77,7 +77,7 @@ TEST_P(FusedLayout, LoadsToTheSameLogitsAsThePerExpertTwin) {
   const std::string source = kModels + "/" + GetParam();
   testing::TempDir dir;
   write_fused_twin(source, dir.file("fused"));
-  ASSERT_TRUE(read_checkpoint_config(Checkpoint(dir.file("fused"))).fused_experts);
+  ASSERT_EQ(read_checkpoint_config(Checkpoint(dir.file("fused"))).expert_layout, ExpertLayout::kFused);
   auto twin = MoeModel::load(source), fused = MoeModel::load(dir.file("fused"));
   at::Tensor ids = at::arange(12, at::kLong).view({2, 6}) * 7 % 90;
   for (const auto& entry : fs::directory_iterator(source + "/plans")) {
@@ -88,7 +88,7 @@ TEST_P(FusedLayout, LoadsToTheSameLogitsAsThePerExpertTwin) {
   // Export writes the per-expert layout, which reloads to the same logits again.
   fs::create_directories(dir.file("exported"));
   write_hf_files(*fused, Plan(), dir.file("fused"), dir.file("exported"));
-  ASSERT_FALSE(read_checkpoint_config(Checkpoint(dir.file("exported"))).fused_experts);
+  ASSERT_EQ(read_checkpoint_config(Checkpoint(dir.file("exported"))).expert_layout, ExpertLayout::kPerExpert);
   EXPECT_TRUE(at::equal(twin->logits(ids, at::Tensor(), Plan()),
                         MoeModel::load(dir.file("exported"))->logits(ids, at::Tensor(), Plan())));
 }
