@@ -1,5 +1,6 @@
 #include "model/weight_names.h"
 
+#include <algorithm>
 #include <set>
 
 #include "core/error.h"
@@ -144,16 +145,17 @@ std::string check_fp8_scale(const Checkpoint& checkpoint, const ModelConfig& con
 void check_checkpoint_tensors(const Checkpoint& checkpoint, const ModelConfig& config, const Plan& fixed) {
   const std::vector<std::string> present = checkpoint.tensor_names();
   // A config that implies more tensors than the files hold is wrong before any name is built
-  // (n_routed_experts 2^24 would otherwise enumerate 50 million names).
+  // (n_routed_experts 2^24 would otherwise enumerate 50 million names): the table counts them
+  // without expanding the experts.
   const ModelShape& s = config.shape;
+  const std::vector<TensorEntry> table = model_tensors(s, fixed, config.expert_layout);
   int64_t implied = 0;
-  for (int layer = 0; layer < s.num_layers; ++layer) {
-    auto op = fixed.layers().find(layer);
-    if (op != fixed.layers().end()) implied += op->second.op == LayerOp::kDropBlock ? 0 : 5;  // at least its attention
-    else implied += 6 + (!s.is_moe_layer(layer) ? 3 : config.expert_layout == ExpertLayout::kFused ? 2 : 3 * s.num_routed_experts);
-    if (implied > int64_t(present.size()) + 1) {
+  for (const TensorEntry& entry : table) {
+    implied += std::max<int64_t>(1, entry.per_expert);
+    // Only a gross disagreement is refused here; a few tensors off are named one by one below.
+    if (implied > 2 * int64_t(present.size()) + 1024) {
       throw_bad_input(checkpoint.config_path() + ": config.json implies at least " + std::to_string(implied) +
-                      " tensors by layer " + std::to_string(layer) + ", the checkpoint holds " +
+                      " tensors by layer " + std::to_string(std::max(entry.layer, 0)) + ", the checkpoint holds " +
                       std::to_string(present.size()) + " (num_hidden_layers or the expert count disagrees with the weights)");
     }
   }
