@@ -78,6 +78,7 @@ void install_stop_handlers(bool coordinator) {
 // --threads, or the node's cores shared among its ranks (never oversubscribe, ARCHITECTURE.md §8).
 void set_compute_threads(const apps::SweepSettings& settings, int ranks_on_node) {
   int threads = settings.threads > 0 ? settings.threads : std::max(1, usable_cores() / std::max(1, ranks_on_node));
+  warn_if_threads_share_cores("cdmoe-sweep", threads);
   at::set_num_threads(threads);
 }
 

@@ -274,7 +274,9 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
 
   std::unique_ptr<comm::Collective> collective;
   const int local_rank = mpi ? mpi->local_rank() : 0;
-  at::set_num_threads(threads > 0 ? threads : std::max(1, usable_cores() / (mpi ? mpi->local_size() : 1)));
+  const int compute_threads = threads > 0 ? threads : std::max(1, usable_cores() / (mpi ? mpi->local_size() : 1));
+  warn_if_threads_share_cores("cdmoe-train", compute_threads);
+  at::set_num_threads(compute_threads);
 
   // The model, its plan and the data: everything that can be wrong is found before a byte is written.
   const std::string device = model::device_for_this_process(args["device"].as<std::string>(), local_rank);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
+#include <iostream>
 #include <string>
 #include <thread>
 
@@ -43,6 +44,15 @@ int usable_cores() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
   return int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+void warn_if_threads_share_cores(const std::string& program, int threads) {
+  const int cores = usable_cores();
+  if (threads <= cores) return;
+  std::cerr << program << ": warning: " << threads << " compute threads on the " << cores << " core"
+            << (cores == 1 ? "" : "s") << " this process is bound to (its launcher's binding): they share "
+            << (cores == 1 ? "it" : "them") << "; start it with mpirun --bind-to none (or srun --cpus-per-task="
+            << threads << ")\n";
 }
 
 int checked_threads(int threads, const std::string& option) {

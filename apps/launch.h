@@ -18,6 +18,12 @@ int usable_cores();
 // naming `option` otherwise.
 int checked_threads(int threads, const std::string& option);
 
+// A warning on stderr when `threads` compute threads exceed the cores this process may run on:
+// mpirun binds each rank to one core by default when it starts two or fewer, so a worker asked
+// for 2 threads on a 2-core node runs both on one core at half speed, silently. It names the way
+// out (mpirun --bind-to none, or srun --cpus-per-task) and runs on.
+void warn_if_threads_share_cores(const std::string& program, int threads);
+
 // glibc's allocator set to serve every allocation from its heap and never hand freed memory
 // back to the OS, as a caching allocator does: a forward pass frees and reallocates the same
 // large tensors over and over, and by default each one is a fresh mmap whose pages fault in
