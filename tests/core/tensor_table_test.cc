@@ -88,8 +88,12 @@ TEST(TensorTable, EachPlanOpLeavesWhatExportWrites) {
   const std::vector<TensorEntry> table = model_tensors(s, plan, ExpertLayout::kFused);
   for (const TensorEntry& entry : of_layer(table, 1)) {  // pruned: per expert even in a fused checkpoint, renumbered
     EXPECT_NE(entry.role, TensorRole::kFusedExpertGateUp);
-    if (entry.role == TensorRole::kRouter) EXPECT_EQ(entry.shape, (std::vector<int64_t>{2, 8}));
-    if (entry.role == TensorRole::kExpertGate) EXPECT_EQ(entry.per_expert, 2);
+    if (entry.role == TensorRole::kRouter) {
+      EXPECT_EQ(entry.shape, (std::vector<int64_t>{2, 8}));
+    }
+    if (entry.role == TensorRole::kExpertGate) {
+      EXPECT_EQ(entry.per_expert, 2);
+    }
   }
   const std::vector<TensorEntry> condensed = of_layer(table, 2);
   for (const TensorEntry& entry : condensed) EXPECT_FALSE(entry.role == TensorRole::kRouter || is_routed_expert(entry.role));
