@@ -241,5 +241,6 @@ int eval_main(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   keep_freed_memory_for_reuse();
+  model::flush_denormals_unless_kept();
   return run_cli("cdmoe-eval", [&] { return eval_main(argc, argv); });
 }

@@ -23,6 +23,7 @@
 
 #include "apps/cli.h"
 #include "apps/launch.h"
+#include "model/device.h"
 #include "apps/sweep_settings.h"
 #include "apps/table_format.h"
 #include "comm/mpi_transport.h"
@@ -153,6 +154,7 @@ int run_coordinator(const apps::SweepSettings& settings, const std::function<com
 
 int sweep_main(int argc, char** argv) {
   keep_freed_memory_for_reuse();
+  model::flush_denormals_unless_kept();
   install_stop_handlers(/*coordinator=*/true);
   std::unique_ptr<comm::MpiSession> mpi;
   if (launched_by_mpi()) mpi = std::make_unique<comm::MpiSession>(&argc, &argv);

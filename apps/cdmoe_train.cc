@@ -472,6 +472,7 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
 
 int main(int argc, char** argv) {
   keep_freed_memory_for_reuse();
+  model::flush_denormals_unless_kept();
   std::unique_ptr<comm::MpiSession> mpi;
   return run_cli("cdmoe-train", [&] {
     if (launched_by_mpi()) mpi = std::make_unique<comm::MpiSession>(&argc, &argv);

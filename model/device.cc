@@ -3,6 +3,9 @@
 #include <ATen/Context.h>
 #include <torch/cuda.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "core/error.h"
 
 namespace cdmoe::model {
@@ -34,6 +37,12 @@ std::string compute_dtype_for(const std::string& requested, const std::string& d
   if (requested == "float32" || requested == "bfloat16") return requested;
   if (requested != "auto") throw_bad_input("--dtype \"" + requested + "\" is not one of auto, float32, bfloat16");
   return device.rfind("cuda", 0) == 0 ? "bfloat16" : "float32";
+}
+
+void flush_denormals_unless_kept() {
+  const char* choice = std::getenv("CDMOE_DENORMALS");
+  if (choice && std::string(choice) == "keep") return;
+  at::globalContext().setFlushDenormal(true);
 }
 
 }  // namespace cdmoe::model

@@ -26,4 +26,11 @@ std::string device_for_this_process(const std::string& requested, int local_rank
 // on a CUDA device and float32 on the CPU (where bfloat16 kernels are slow). Names the option.
 std::string compute_dtype_for(const std::string& requested, const std::string& device);
 
+// Subnormal floats flushed to zero on the CPU (torch's set_flush_denormal: FTZ/DAZ), unless the
+// environment sets CDMOE_DENORMALS=keep. Gradients of a trained model reach the subnormal range,
+// where x86 arithmetic is many times slower: the demo model's backward took 2.1 s per step
+// instead of 0.89 s (BENCHMARKS.md "The demo"). Values below 1.2e-38 become 0, far under every
+// tolerance. Call first thing in a compute main; per thread, so before any worker thread starts.
+void flush_denormals_unless_kept();
+
 }  // namespace cdmoe::model
