@@ -126,7 +126,7 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
     Moe& M = L.moe;
     auto stacked = [&](at::Tensor& stack, std::vector<int64_t> one) -> at::Tensor& {  // [E, ...] of the experts
       if (!stack.defined()) {
-        one.insert(one.begin(), entry.per_expert > 0 ? entry.per_expert : int64_t(1));
+        one.insert(one.begin(), entry.per_expert);  // only per-expert roles come here
         stack = at::empty(one, m.weight_options());
       }
       return stack;
