@@ -19,6 +19,9 @@
 #include "core/param_count.h"
 #include "db/database.h"
 #include "db/report_queries.h"
+#include "db/store.h"
+#include "finetune/trained_tensors.h"
+#include "model/checkpoint.h"
 #include "model/moe_model.h"
 #include "model/hf_export.h"
 
@@ -58,13 +61,29 @@ int export_main(int argc, char** argv) {
     plan_source = args["plan"].as<std::string>();
     plan = Plan::read_file(plan_source);
   } else {
-    db::Connection connection = db::open_database(args["db"].as<std::string>(), db::OpenMode::kReadOnly);
+    const std::string db_path = args["db"].as<std::string>();
+    db::Connection connection = db::open_database(db_path, db::OpenMode::kReadOnly);
     int64_t id = args["candidate"].as<int64_t>();
-    plan_source = args["db"].as<std::string>() + " candidate " + std::to_string(id);
+    plan_source = db_path + " candidate " + std::to_string(id);
     plan = Plan::parse(db::candidate_plan_json(connection, id), plan_source);
+    const db::CandidateOrigin origin = db::candidate_origin(connection, id);
+    db::require_sweep_model(origin, model::Checkpoint(model_dir).fingerprint(), model_dir, db_path);
     // CD-MoE-SR plans keep their weights implicit: the sweep's measured average routing weights.
     model->set_router_stats(model::RouterStats::from_rows(db::candidate_sweep_routing(connection, id), model->shape(),
                                                           plan_source));
+    plan.validate(model->shape(), plan_source);
+    // A fine-tuned candidate is its plan plus its trained tensors: exported as evaluated, or not at all.
+    bool trained = false;
+    for (const Artifact& artifact : db::candidate_artifacts(connection, id)) {
+      if (artifact.kind != finetune::kTrainedTensorsArtifact) continue;
+      finetune::apply_trained_tensors(*model, plan, artifact.path, artifact.sha256, plan_source);
+      trained = true;
+    }
+    if (!trained && (origin.stage == db::kFinetuneStage || origin.stage == db::kManualFinetuneStage)) {
+      throw_bad_input(plan_source + " is a fine-tuned model (" + origin.method + ") whose trained tensors the database does "
+                      "not hold (not DONE, or recorded by a cdmoe before they were kept): exporting its plan would ship "
+                      "the untuned weights");
+    }
   }
   plan.validate(model->shape(), plan_source);
   if (!model->fixed_plan().is_original()) throw_bad_input(model_dir + " is an exported checkpoint already; export from the original");

@@ -33,6 +33,7 @@
 #include "comm/collective.h"
 #include "comm/mpi_transport.h"
 #include "core/error.h"
+#include "core/finetune_task.h"
 #include "core/host_name.h"
 #include "core/progress.h"
 #include "db/database.h"
@@ -40,7 +41,9 @@
 #include "db/store.h"
 #include "db/sweep_lease.h"
 #include "eval/device_memory.h"
+#include "finetune/job.h"
 #include "finetune/limits.h"
+#include "finetune/trained_tensors.h"
 #include "finetune/training_run.h"
 #include "model/checkpoint.h"
 #include "model/device.h"
@@ -58,6 +61,7 @@ constexpr int kStoppedExitCode = 75;  // EX_TEMPFAIL: run the same command again
 std::atomic<int> g_stop{0};
 
 po::options_description train_options() {
+  const FinetuneTask defaults;  // the one source of every fine-tuning default (core/finetune_task.h)
   po::options_description options(
       "usage: cdmoe-train --model DIR (--plan PLAN.json | --db FILE --candidate ID) --data FILE --out DIR2 "
       "(--steps N | --epochs E) [options]\n\noptions");
@@ -70,26 +74,26 @@ po::options_description train_options() {
       ("data", po::value<std::string>(), "training text: JSONL {\"text\"} (name ends in .jsonl) or a document a line")
       ("sft", po::value<std::string>(), "SFT JSONL {\"prompt\", \"response\"}, trained after --data (only responses in the loss)")
       ("out", po::value<std::string>(), "run directory: checkpoints, log, and the fine-tuned model")
-      ("train", po::value<std::string>()->default_value("condensed"),
+      ("train", po::value<std::string>()->default_value(defaults.train),
        "what trains: condensed (the plan's condensed layers), all (every parameter), or blocks (the MoE blocks of --layers)")
       ("layers", po::value<std::string>(), "--train blocks: comma-separated MoE layers whose blocks train")
       ("steps", po::value<int64_t>(), "optimizer steps on --data")
       ("epochs", po::value<double>(), "passes over --data instead of --steps")
       ("sft-epochs", po::value<double>()->default_value(1.0), "passes over --sft")
-      ("lr", po::value<double>()->default_value(1e-5), "peak learning rate")
-      ("warmup", po::value<int64_t>()->default_value(0), "linear warmup steps")
-      ("decay", po::value<std::string>()->default_value("cosine"), "after warmup: cosine, linear or constant")
-      ("lr-floor", po::value<double>()->default_value(0.0), "fraction of --lr the decay ends at")
-      ("weight-decay", po::value<double>()->default_value(0.01), "AdamW weight decay (matrices only)")
-      ("clip", po::value<double>()->default_value(1.0), "gradient-norm clip (0: none)")
-      ("balance-coef", po::value<double>()->default_value(0.001), "--train all: weight of the router balance loss")
-      ("batch-size", po::value<int64_t>()->default_value(8), "sequences per micro-batch per rank")
+      ("lr", po::value<double>()->default_value(defaults.lr), "peak learning rate")
+      ("warmup", po::value<int64_t>()->default_value(defaults.warmup), "linear warmup steps")
+      ("decay", po::value<std::string>()->default_value(defaults.decay), "after warmup: cosine, linear or constant")
+      ("lr-floor", po::value<double>()->default_value(defaults.lr_floor), "fraction of --lr the decay ends at")
+      ("weight-decay", po::value<double>()->default_value(defaults.weight_decay), "AdamW weight decay (matrices only)")
+      ("clip", po::value<double>()->default_value(defaults.clip), "gradient-norm clip (0: none)")
+      ("balance-coef", po::value<double>()->default_value(finetune::TrainerOptions{}.balance_coefficient), "--train all: weight of the router balance loss")
+      ("batch-size", po::value<int64_t>()->default_value(defaults.batch_size), "sequences per micro-batch per rank")
       ("grad-accum", po::value<int64_t>()->default_value(1), "micro-batches per optimizer step")
-      ("seq-len", po::value<int64_t>()->default_value(256), "tokens per sequence")
+      ("seq-len", po::value<int64_t>()->default_value(defaults.seq_len), "tokens per sequence")
       ("eval-data", po::value<std::string>(), "held-out text for loss and perplexity")
       ("eval-every", po::value<int64_t>()->default_value(0), "held-out evaluation every N steps (0: at the end only)")
-      ("checkpoint-every", po::value<int64_t>()->default_value(50), "checkpoint every N steps (0: only when stopped and at the end)")
-      ("seed", po::value<uint64_t>()->default_value(0), "data order seed")
+      ("checkpoint-every", po::value<int64_t>()->default_value(defaults.checkpoint_every), "checkpoint every N steps (0: only when stopped and at the end)")
+      ("seed", po::value<uint64_t>()->default_value(defaults.seed), "data order seed")
       ("device", po::value<std::string>()->default_value("auto"), "auto, cpu or cuda")
       ("dtype", po::value<std::string>()->default_value("auto"), "compute dtype: auto, float32 or bfloat16")
       ("collective", po::value<std::string>()->default_value("auto"), "gradient averaging across ranks: auto (nccl on CUDA when built, else mpi), mpi or nccl")
@@ -128,7 +132,15 @@ struct RunFiles {
   std::string state() const { return dir + "/trainer_state.safetensors"; }
   std::string log() const { return dir + "/train_log.jsonl"; }
   std::string config() const { return dir + "/config.json"; }
+  std::string summary() const { return dir + "/train_summary.json"; }
 };
+
+// The step the finished run's last process resumed from, as its summary says (0 without one).
+int64_t resumed_from_summary(const RunFiles& files, int64_t steps) {
+  if (!fs::is_regular_file(files.summary())) return 0;
+  Json summary = read_json_file(files.summary());
+  return with_json_errors(files.summary(), [&] { return steps - summary.at("steps_this_process").get<int64_t>(); });
+}
 
 // Keeps the log lines of steps before `step` (a killed run may have logged past its checkpoint).
 void trim_log(const RunFiles& files, int64_t step) {
@@ -169,10 +181,7 @@ void check_parent_fits(const SweepParent& parent, const model::Checkpoint& check
     throw_bad_input(candidate + " is a fine-tuned model (" + origin.method + "); cdmoe-train starts from the original weights: "
                     "give the candidate it was fine-tuned from");
   }
-  if (origin.model_hash != checkpoint.fingerprint()) {
-    throw_bad_input("--model " + model_dir + " is not the model of sweep \"" + origin.sweep + "\" in " + parent.db_path +
-                    " (its config.json and weights differ from those the sweep recorded)");
-  }
+  db::require_sweep_model(origin, checkpoint.fingerprint(), model_dir, parent.db_path);
   Json config = parse_json_text(origin.sweep_config_json, parent.db_path + " sweep \"" + origin.sweep + "\" config");
   if (config.contains("tokenizer_hash") && config["tokenizer_hash"] != tokenizer.fingerprint()) {
     throw_bad_input("the tokenizer in --model " + model_dir + " is not the one sweep \"" + origin.sweep +
@@ -184,7 +193,7 @@ void check_parent_fits(const SweepParent& parent, const model::Checkpoint& check
 // kStoppedExitCode when a sweep coordinator holds the sweep now: the same command, run again
 // once it has stopped, records the finished run.
 int record_in_sweep(const SweepParent& parent, const Plan& plan, const Json& identity, const RunFiles& files,
-                    const finetune::TrainPosition& position) {
+                    const finetune::TrainPosition& position, int64_t resumed_from, finetune::Trainer& trainer) {
   db::Store store(parent.db_path);
   std::optional<db::SweepLease> lease;
   try {
@@ -199,13 +208,11 @@ int record_in_sweep(const SweepParent& parent, const Plan& plan, const Json& ide
   Result result;
   result.worker_host = host_name();
   result.finetune_steps = position.steps();
-  result.metrics.push_back({"finetune_loss", result.finetune_steps.back().loss, "nats"});
-  result.metrics.push_back({"finetune_tokens", double(position.tokens), "tokens"});
+  result.metrics = finetune::finetune_metrics(position, resumed_from);
   result.held_out_losses = position.held_out_losses();
-  // The held-out loss of the fine-tuned model: the last evaluation's, when it was after the last step.
-  if (!result.held_out_losses.empty() && result.held_out_losses.back().after_steps == position.step) {
-    result.metrics.push_back({"finetune_held_out_loss", result.held_out_losses.back().loss, "nats"});
-  }
+  // The trained tensors beside the database, as a sweep's fine-tune keeps them: what
+  // cdmoe-export --db --candidate exports.
+  result.artifacts.push_back(finetune::save_trained_tensors(trainer, artifact_dir(fs::absolute(parent.db_path).string())));
   auto [id, recorded] = store.record_train_run(parent.origin.sweep_id, spec, identity, fs::absolute(files.dir).string(), result);
   if (recorded) {
     std::cout << "recorded candidate " << id << " (" << spec.method << ", stage " << spec.stage << ", parent " << parent.id << ")\n";
@@ -328,25 +335,33 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
   if (args.count("sft")) sft = finetune::read_sft_rows(file_option(args, "sft"), *tokenizer, seq_len);
   if (args.count("eval-data")) held_out = finetune::read_lm_rows(file_option(args, "eval-data"), *tokenizer, seq_len);
 
-  finetune::RunOptions run;
-  run.batch_size = batch_size;
+  // The job's spec: the same type, defaults and options a sweep's fine-tune is built from.
+  FinetuneTask spec;
+  spec.data = data_path;
+  spec.data_hash = lm.content_hash;
+  spec.train = finetune::train_mode_name(mode);
+  spec.layers = block_layers;
+  spec.lr = lr;
+  spec.warmup = non_negative(args, "warmup");
+  spec.decay = args["decay"].as<std::string>();
+  spec.lr_floor = lr_floor;
+  spec.weight_decay = weight_decay;
+  spec.clip = clip;
+  spec.batch_size = batch_size;
+  spec.seq_len = seq_len;
+  spec.checkpoint_every = non_negative(args, "checkpoint-every");
+  spec.seed = args["seed"].as<uint64_t>();
+  finetune::RunOptions run = finetune::run_options(spec);
   run.grad_accum = grad_accum;
-  run.seed = args["seed"].as<uint64_t>();
   run.eval_every = non_negative(args, "eval-every");
-  run.checkpoint_every = non_negative(args, "checkpoint-every");
   const int64_t G = finetune::global_batch(run, collective->size());
   run.lm_steps = args.count("steps") ? args["steps"].as<int64_t>()
                                      : finetune::steps_for_epochs(args["epochs"].as<double>(), int64_t(lm.rows.size()), G, "--epochs");
+  spec.steps = run.lm_steps;
   if (sft) run.sft_steps = finetune::steps_for_epochs(sft_epochs, int64_t(sft->rows.size()), G, "--sft-epochs");
   const int64_t total = run.lm_steps + run.sft_steps;
 
-  finetune::TrainerOptions trainer_options;
-  trainer_options.mode = mode;
-  trainer_options.schedule = {lr, non_negative(args, "warmup"), finetune::decay_named(args["decay"].as<std::string>()), lr_floor,
-                              total};
-  trainer_options.adamw.weight_decay = weight_decay;
-  trainer_options.clip_norm = clip;
-  trainer_options.layers = block_layers;
+  finetune::TrainerOptions trainer_options = finetune::trainer_options(spec, total);
   trainer_options.balance_coefficient = balance_coefficient;
   finetune::Trainer trainer(*model, plan, trainer_options, *collective);  // refuses a plan with nothing to train
 
@@ -392,7 +407,10 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
   if (complete > 0) {
     if (!leader) return 0;
     std::cerr << "cdmoe-train: " << files.dir << " holds the finished run already; nothing to train\n";
-    return parent ? record_in_sweep(*parent, plan, run.identity, files, *stored) : 0;
+    if (!parent) return 0;
+    // The last checkpoint holds the trained weights: put them back into the model to keep them.
+    finetune::load_train_state(files.state(), trainer.optimizer(), run.identity, total);
+    return record_in_sweep(*parent, plan, run.identity, files, *stored, resumed_from_summary(files, stored->step), trainer);
   }
   if (parent && leader) {
     // Not while a coordinator writes the sweep: the run would train for nothing it could record.
@@ -461,11 +479,11 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
                   {"peak_rss_bytes", eval::peak_rss_bytes()}, {"ranks", collective->size()},
                   {"collective", collective->backend()}, {"threads", at::get_num_threads()},
                   {"trainable_parameters", trainer.trainable_elements()}, {"device", device}, {"dtype", dtype}};
-  write_file_atomically(files.dir + "/train_summary.json", summary.dump(2) + "\n", "--out");
+  write_file_atomically(files.summary(), summary.dump(2) + "\n", "--out");
   int64_t elements = model::write_hf_files(*model, plan, model_dir, files.dir, extra);
   std::cout << "wrote " << files.dir << ": " << outcome.position.step << " steps, " << outcome.position.tokens
             << " target tokens, " << trainer.trainable_elements() << " trained of " << elements << " parameters\n";
-  return parent ? record_in_sweep(*parent, plan, run.identity, files, outcome.position) : 0;
+  return parent ? record_in_sweep(*parent, plan, run.identity, files, outcome.position, outcome.resumed_from, trainer) : 0;
 }
 
 }  // namespace

@@ -264,6 +264,7 @@ ValidatedSweep validate_sweep(const SweepSettings& s) {
     // data's hash is in data_hashes).
     Json params = task->to_params();
     params.erase("state_dir");
+    params.erase("artifact_dir");
     params.erase("checkpoint_every");
     params.erase("data_hash");
     params["control"] = s.finetune_control;
@@ -316,7 +317,8 @@ std::optional<FinetuneTask> finetune_task(const SweepSettings& s, const Json& da
   t.seq_len = s.finetune_seq_len;
   t.checkpoint_every = s.finetune_checkpoint_every;
   t.seed = s.seed;
-  t.state_dir = absolute(s.db_path) + ".finetune";
+  t.state_dir = finetune_state_dir(absolute(s.db_path));
+  t.artifact_dir = artifact_dir(absolute(s.db_path));
   return t;
 }
 

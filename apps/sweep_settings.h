@@ -43,9 +43,10 @@ struct SweepSettings {
   bool layer_cache = true, full_evaluation = true, progress = false, dry_run = false;
   // Fine-tuning of the budget points after the search (off without --finetune-data).
   std::string finetune_data;
-  int64_t finetune_steps = 0, finetune_batch_size = 8, finetune_seq_len = 0, finetune_warmup = 0;
-  int64_t finetune_checkpoint_every = 20;
-  double finetune_lr = 5e-5;
+  int64_t finetune_steps = 0, finetune_batch_size = FinetuneTask{}.batch_size, finetune_seq_len = 0,
+          finetune_warmup = FinetuneTask{}.warmup;
+  int64_t finetune_checkpoint_every = FinetuneTask{}.checkpoint_every;
+  double finetune_lr = FinetuneTask{}.lr;
   bool finetune_control = true;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cmath>
 #include <deque>
 #include <map>
@@ -335,6 +336,12 @@ class SweepLoop {
       queue_.push_front(std::move(work));
     }
     for (auto& [result, work] : finished_work) {
+      if (result.ok && work.task.kind == "finetune" && options_.finetune) {
+        // Recorded DONE with its trained tensors as an artifact: the optimizer state that could
+        // resume it is a working file no longer needed (a third of a checkpoint is the weights).
+        std::error_code ignored;
+        std::filesystem::remove(options_.finetune->checkpoint_path(work.id), ignored);
+      }
       if (result.ok) {
         ++summary_.done;
         if (work.search) strategy_.record(work.stage, work.plan, result.metrics);

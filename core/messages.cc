@@ -114,8 +114,12 @@ Json result_to_json(const Result& result) {
     held_out.push_back({{"after_steps", h.after_steps}, {"loss", number_or_null(h.loss)}, {"tokens", h.tokens},
                         {"data_hash", h.data_hash}});
   }
+  Json artifacts = Json::array();
+  for (const Artifact& a : result.artifacts) {
+    artifacts.push_back({{"kind", a.kind}, {"path", a.path}, {"sha256", a.sha256}, {"bytes", a.bytes}});
+  }
   return Json{{"candidate_id", result.candidate_id}, {"ok", result.ok},     {"metrics", metrics},
-              {"finetune_steps", steps},              {"held_out_losses", held_out},
+              {"finetune_steps", steps},              {"held_out_losses", held_out}, {"artifacts", artifacts},
               {"error", result.error}, {"worker_rank", result.worker_rank},
               {"worker_host", result.worker_host},    {"elapsed_s", result.elapsed_s}};
 }
@@ -144,6 +148,13 @@ Result result_from_json(const Json& json, const std::string& where) {
       std::string at = where + ": held-out loss";
       result.held_out_losses.push_back(HeldOutLoss{require_int(h, "after_steps", at), number_or_nan(h, "loss", at),
                                                    int_or(h, "tokens", 0, at), string_or(h, "data_hash", "", at)});
+    }
+  }
+  if (json.contains("artifacts")) {
+    for (const Json& a : require_array(json, "artifacts", where)) {
+      std::string at = where + ": artifact";
+      result.artifacts.push_back(Artifact{require_string(a, "kind", at), require_string(a, "path", at),
+                                          require_string(a, "sha256", at), require_int(a, "bytes", at)});
     }
   }
   result.error = string_or(json, "error", "", where);

@@ -50,6 +50,15 @@ struct HeldOutLoss {
   std::string data_hash;
 };
 
+// A file a task left behind for its candidate (schema 7's artifacts): `path` relative to the
+// database's directory, the file's sha256 and size.
+struct Artifact {
+  std::string kind;  // "trained_tensors"
+  std::string path;
+  std::string sha256;
+  int64_t bytes = 0;
+};
+
 struct Task {
   int64_t candidate_id = 0;
   std::string kind;               // "search", "full_eval", "finetune", "noop", ...
@@ -64,6 +73,7 @@ struct Result {
   std::vector<Metric> metrics;
   std::vector<FinetuneStep> finetune_steps;
   std::vector<HeldOutLoss> held_out_losses;
+  std::vector<Artifact> artifacts;  // recorded with the result when it is ok
   std::string error;
   int worker_rank = 0;
   std::string worker_host;

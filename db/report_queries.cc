@@ -1,5 +1,7 @@
 #include "db/report_queries.h"
 
+#include <filesystem>
+
 #include "core/error.h"
 
 namespace cdmoe::db {
@@ -36,6 +38,25 @@ std::string candidate_plan_json(Connection& connection, int64_t candidate_id) {
     throw_bad_input("results DB '" + connection.path() + "' has no candidate " + std::to_string(candidate_id));
   }
   return find.column_text(0);
+}
+
+void require_sweep_model(const CandidateOrigin& origin, const std::string& fingerprint, const std::string& model_dir,
+                         const std::string& db_path) {
+  if (origin.model_hash != fingerprint) {
+    throw_bad_input("--model " + model_dir + " is not the model of sweep \"" + origin.sweep + "\" in " + db_path +
+                    " (its config.json and weights differ from those the sweep recorded)");
+  }
+}
+
+std::vector<Artifact> candidate_artifacts(Connection& connection, int64_t candidate_id) {
+  Statement find(connection, "SELECT kind, path, sha256, bytes FROM artifacts WHERE candidate_id = ? ORDER BY kind");
+  find.bind(1, candidate_id);
+  const std::filesystem::path base = std::filesystem::absolute(connection.path()).parent_path();
+  std::vector<Artifact> artifacts;
+  while (find.step()) {
+    artifacts.push_back(Artifact{find.column_text(0), (base / find.column_text(1)).string(), find.column_text(2), find.column_int(3)});
+  }
+  return artifacts;
 }
 
 CandidateOrigin candidate_origin(Connection& connection, int64_t candidate_id) {

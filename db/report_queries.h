@@ -47,6 +47,15 @@ struct CandidateOrigin {
 };
 CandidateOrigin candidate_origin(Connection& connection, int64_t candidate_id);
 
+// Bad input unless `fingerprint` (model::Checkpoint's, of --model `model_dir`) is the model the
+// candidate's sweep recorded.
+void require_sweep_model(const CandidateOrigin& origin, const std::string& fingerprint, const std::string& model_dir,
+                         const std::string& db_path);
+
+// The files the candidate's result left (schema 7), path resolved against the database's
+// directory; empty for a candidate without any.
+std::vector<Artifact> candidate_artifacts(Connection& connection, int64_t candidate_id);
+
 // Id of the named sweep; bad input listing the sweeps there are when it does not exist.
 int64_t require_sweep_id(Connection& connection, const std::string& sweep);
 

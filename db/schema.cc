@@ -220,6 +220,21 @@ CREATE TABLE finetune_held_out (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 7: what a candidate leaves behind besides numbers. A fine-tune's trained tensors (the
+// condensed layers' dense MLPs, or the control's MoE blocks) are kept as a file beside the
+// database, recorded in the transaction that records the candidate's result, so the candidate
+// can be exported as it was evaluated; a file whose sha256 differs is refused, never used.
+constexpr const char* kSchemaV7 = R"sql(
+CREATE TABLE artifacts (
+  candidate_id INTEGER NOT NULL REFERENCES candidates(id),
+  kind         TEXT NOT NULL,     -- 'trained_tensors'
+  path         TEXT NOT NULL,     -- relative to the database's directory
+  sha256       TEXT NOT NULL,     -- of the whole file
+  bytes        INTEGER NOT NULL,
+  PRIMARY KEY (candidate_id, kind)
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 const std::vector<std::string>& migrations() {
@@ -230,6 +245,7 @@ const std::vector<std::string>& migrations() {
       kSchemaV4,
       kSchemaV5,
       kSchemaV6,
+      kSchemaV7,
   };
   return steps;
 }

@@ -70,6 +70,8 @@ struct Store::Statements {
         insert_held_out(c,
                         "INSERT OR REPLACE INTO finetune_held_out (candidate_id, after_steps, data_hash, loss, tokens) "
                         "VALUES (?, ?, ?, ?, ?)"),
+        insert_artifact(c,
+                        "INSERT OR REPLACE INTO artifacts (candidate_id, kind, path, sha256, bytes) VALUES (?, ?, ?, ?, ?)"),
         insert_event(c, "INSERT INTO events (sweep_id, candidate_id, kind, rank, detail) VALUES (?, ?, ?, ?, ?)"),
         insert_pareto_point(c,
                             "INSERT INTO pareto_points (candidate_id, sweep_id, accuracy, memory, speed, speed_low, "
@@ -77,7 +79,7 @@ struct Store::Statements {
         sweep_axes(c, "SELECT pareto_accuracy, pareto_memory, pareto_speed FROM sweeps WHERE id = ?") {}
 
   Statement insert_candidate, find_candidate, dispatch, finish, requeue, give_up, insert_metric, insert_step, insert_held_out,
-      insert_event,
+      insert_artifact, insert_event,
       insert_pareto_point, sweep_axes;
 };
 
@@ -308,6 +310,11 @@ void Store::record_results(const std::vector<Result>& results) {
       }
       for (const HeldOutLoss& h : result.held_out_losses) {
         statements_->insert_held_out.bind_all(result.candidate_id, h.after_steps, h.data_hash, h.loss, h.tokens).run();
+      }
+      if (result.ok) {
+        for (const Artifact& a : result.artifacts) {
+          statements_->insert_artifact.bind_all(result.candidate_id, a.kind, a.path, a.sha256, a.bytes).run();
+        }
       }
       Json detail{{"elapsed_s", result.elapsed_s}};
       if (!result.ok) detail["error"] = result.error;

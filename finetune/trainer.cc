@@ -20,8 +20,10 @@ double seconds_since(Clock::time_point start) { return std::chrono::duration<dou
 // matter, small enough that the staging copy stays a fraction of the model.
 constexpr int64_t kBucketBytes = 32 << 20;
 
-std::vector<std::pair<std::string, at::Tensor>> choose_trainable(model::MoeModel& model, const Plan& plan,
-                                                                 const TrainerOptions& options) {
+}  // namespace
+
+std::vector<std::pair<std::string, at::Tensor>> trainable_tensors(model::MoeModel& model, const Plan& plan,
+                                                                  const TrainerOptions& options) {
   if (options.mode != TrainMode::kCondensed && !plan.is_original()) {
     throw_bad_input(std::string("--train ") + train_mode_name(options.mode) + " trains the original model; give no plan");
   }
@@ -39,6 +41,8 @@ std::vector<std::pair<std::string, at::Tensor>> choose_trainable(model::MoeModel
   if (out.empty()) throw_bad_input("the plan condenses no layer: nothing to train in --train condensed");
   return out;
 }
+
+namespace {
 
 // Reduces one dtype/device group of tensors in place through a flat staging bucket.
 void reduce_bucket(comm::Collective& collective, std::vector<at::Tensor>& grads) {
@@ -99,7 +103,7 @@ Trainer::Trainer(model::MoeModel& model, Plan plan, TrainerOptions options, comm
       plan_(std::move(plan)),
       options_(options),
       collective_(collective),
-      trainable_(choose_trainable(model, plan_, options)),
+      trainable_(trainable_tensors(model, plan_, options)),
       optimizer_(trainable_, options.adamw) {
   if (collective_.device_buffers() != model_.device().is_cuda()) {
     throw_bad_input("the " + collective_.backend() + " collective needs the model on " +

@@ -51,6 +51,11 @@ struct TrainerOptions {
   std::vector<int> layers;             // kBlocks: the MoE layers whose blocks train
 };
 
+// The tensors a trainer with `options` trains on `model` under `plan`, named as
+// MoeModel::parameters() names them (the model's own storage). Bad input as the Trainer.
+std::vector<std::pair<std::string, at::Tensor>> trainable_tensors(model::MoeModel& model, const Plan& plan,
+                                                                  const TrainerOptions& options);
+
 // One micro-batch on the model's device: right-padded ids [b, T], valid [b, T] (1 token, 0
 // padding), target [b, T] (1 where the token counts in the loss).
 struct Batch {
@@ -85,6 +90,7 @@ class Trainer {
   int64_t trainable_elements() const;
   AdamW& optimizer() { return optimizer_; }
   const Plan& plan() const { return plan_; }
+  const TrainerOptions& options() const { return options_; }
   model::MoeModel& model() { return model_; }
   comm::Collective& collective() { return collective_; }
   // Sums host values over every rank in place (staged through device memory for NCCL).

@@ -17,6 +17,8 @@
 #include "eval/evaluation.h"
 #include "eval/layer_cache.h"
 #include "eval/router_statistics.h"
+#include "finetune/job.h"
+#include "finetune/trained_tensors.h"
 #include "finetune/training_run.h"
 #include "model/moe_model.h"
 #include "model/tokenizer.h"
@@ -67,17 +69,10 @@ struct Worker::Impl {
       throw_runtime("--finetune-data " + spec.data + " has changed since the sweep started (sha256 " + spec.data_hash.substr(0, 12) +
                     "... then, " + rows.content_hash.substr(0, 12) + "... now): its fine-tunes would train on other text");
     }
-    finetune::TrainerOptions trainer_options;
-    trainer_options.mode = finetune::train_mode_named(spec.train);
-    trainer_options.schedule = {spec.lr, spec.warmup, finetune::Decay::kCosine, 0.0, spec.steps};
-    trainer_options.layers = spec.layers;
-    finetune::RunOptions run;
-    run.batch_size = spec.batch_size;
-    run.lm_steps = spec.steps;
-    run.seed = spec.seed;
-    run.checkpoint_every = spec.checkpoint_every;
+    const finetune::TrainerOptions trainer_options = finetune::trainer_options(spec, spec.steps);
+    finetune::RunOptions run = finetune::run_options(spec);
     std::filesystem::create_directories(spec.state_dir);
-    run.state_path = spec.state_dir + "/candidate-" + std::to_string(task.candidate_id) + ".safetensors";
+    run.state_path = spec.checkpoint_path(task.candidate_id);
     run.identity = spec.run_identity();
     run.identity["plan_hash"] = task.plan.hash();
     // The sweep's checkpoints are its own working files: one that cannot be used is started over.
@@ -101,6 +96,8 @@ struct Worker::Impl {
           for (const auto& [name, tensor] : trainer.trainable()) originals.emplace_back(tensor, tensor.detach().clone());
         }
         outcome = finetune::run_training(trainer, {&rows, nullptr, nullptr}, run, {}, options.stop ? *options.stop : never);
+        // What the evaluation below measures, kept so the candidate can be exported as evaluated.
+        if (!outcome.stopped) result.artifacts.push_back(finetune::save_trained_tensors(trainer, spec.artifact_dir));
       }
       if (!outcome.discarded_checkpoint.empty()) {
         std::cerr << "cdmoe-sweep: worker " << rank << ": candidate " << task.candidate_id << " starts its fine-tune over: "
@@ -122,11 +119,7 @@ struct Worker::Impl {
     }
     restore();
     result.finetune_steps = outcome.position.steps();
-    if (!result.finetune_steps.empty()) {
-      result.metrics.push_back(Metric{"finetune_loss", result.finetune_steps.back().loss, "nats"});
-    }
-    result.metrics.push_back(Metric{"finetune_tokens", double(outcome.position.tokens), "tokens"});
-    result.metrics.push_back(Metric{"finetune_resumed_from", double(outcome.resumed_from), "steps"});
+    for (Metric& metric : finetune::finetune_metrics(outcome.position, outcome.resumed_from)) result.metrics.push_back(metric);
     return result;
   }
 };

@@ -79,6 +79,13 @@ TEST_P(Export, SameLogitsAndTheAnalyticParameterCount) {
 
 INSTANTIATE_TEST_SUITE_P(Families, Export, ::testing::ValuesIn(kGoldenModelFixtures));
 
+// A sweep "s" of the model in `dir`, as far as export checks it.
+db::SweepSpec sweep_of(const std::string& dir) {
+  db::SweepSpec spec = testing::test_sweep("s");
+  spec.model_hash = model::Checkpoint(dir).fingerprint();
+  return spec;
+}
+
 TEST(ExportCli, FromADatabaseCandidateAndBadInput) {
   TempDir dir;
   std::string source = kModels + "/deepseek_gqa";
@@ -86,7 +93,7 @@ TEST(ExportCli, FromADatabaseCandidateAndBadInput) {
   int64_t id;
   {
     db::Store store(db_path);
-    int64_t sweep = store.create_sweep(testing::test_sweep("s"));
+    int64_t sweep = store.create_sweep(sweep_of(source));
     Plan plan = Plan::read_file(source + "/plans/mixed.json");
     id = store.add_candidates(sweep, {{"final", "cdmoe_sr_k2", plan, {}, "layers:2"}})[0];
   }
@@ -103,6 +110,8 @@ TEST(ExportCli, FromADatabaseCandidateAndBadInput) {
   };
   refused({"--model", source, "--plan", source + "/plans/drop.json", "--out", dir.file("a")}, "exists; refusing to overwrite");
   refused({"--model", source, "--db", db_path, "--candidate", "999", "--out", dir.file("b")}, "has no candidate 999");
+  refused({"--model", kModels + "/qwen_sharded", "--db", db_path, "--candidate", std::to_string(id), "--out", dir.file("b")},
+          "is not the model of sweep \"s\"");
   testing::write_file(dir.file("bad.json"), R"({"layers":{"0":{"op":"prune","experts":[1]}}})");
   refused({"--model", source, "--plan", dir.file("bad.json"), "--out", dir.file("c")}, "layer \"0\" is a dense layer");
   testing::write_file(dir.file("noweights.json"), R"({"layers":{"1":{"op":"condense","experts":[1]}}})");
@@ -134,7 +143,7 @@ TEST(ExportCli, ACondensePlanWithoutWeightsTakesTheSweepsRouterStatistics) {
   std::string plan_text = "{\"layers\":{\"" + std::to_string(layer) + "\":{\"op\":\"condense\",\"experts\":[1,3]}}}";
   {
     db::Store store(db_path);
-    int64_t sweep = store.create_sweep(testing::test_sweep("s"));
+    int64_t sweep = store.create_sweep(sweep_of(source));
     id = store.add_candidates(sweep, {{"final", "cdmoe_sr_k2", Plan::parse(plan_text, "p"), {}, "layers:1"}})[0];
     ASSERT_TRUE(store.record_routing(sweep, routing, 1));
   }

@@ -93,6 +93,13 @@ TEST_P(FamilyCampaign, SweepsWithFineTuningTrainsExportsAndEvaluates) {
   CommandResult exported = run_command({kExportApp, "--model", model, "--db", db, "--candidate", std::to_string(point),
                                         "--out", dir.file("export")});
   ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  // The cdmoe-train run, exported from the database (its trained tensors kept beside it), is
+  // the model the run wrote itself, byte for byte.
+  const int64_t trained_id = count_rows(db, "SELECT id FROM candidates WHERE stage = 'train'");
+  CommandResult exported_run = run_command({kExportApp, "--model", model, "--db", db, "--candidate", std::to_string(trained_id),
+                                            "--out", dir.file("export-train")});
+  ASSERT_EQ(exported_run.exit_code, 0) << exported_run.err;
+  EXPECT_EQ(read_file(dir.file("export-train") + "/model.safetensors"), read_file(dir.file("ft") + "/model.safetensors"));
   CommandResult evaluated = run_command({kEvalApp, "--model", dir.file("export"), "--ppl", file("calib.txt"), "--json"});
   ASSERT_EQ(evaluated.exit_code, 0) << evaluated.err;
   EXPECT_NE(evaluated.out.find("\"perplexity\""), std::string::npos) << evaluated.out;

@@ -30,6 +30,14 @@ namespace fs = std::filesystem;
 
 const std::string kTrain = std::string(CDMOE_BIN_DIR) + "/cdmoe-train";
 const std::string kEval = std::string(CDMOE_BIN_DIR) + "/cdmoe-eval";
+const std::string kExport = std::string(CDMOE_BIN_DIR) + "/cdmoe-export";
+
+// The first column of the first row of `sql` as text.
+std::string read_text(const std::string& db_path, const std::string& sql) {
+  db::Connection c = db::open_database(db_path, db::OpenMode::kReadOnly);
+  db::Statement s(c, sql);
+  return s.step() ? s.column_text(0) : std::string();
+}
 
 class TrainCli : public SweepCli {
  protected:
@@ -640,6 +648,7 @@ TEST_F(TrainCli, SweepFineTunesEveryCondensedBudgetPointAndTheControl) {
   const std::string db = dir.file("r.db");
   std::vector<std::string> a = local(sweep_args(db, "s"));
   for (const std::string& x : finetune_args(4)) a.push_back(x);
+  a.insert(a.end(), {"--ppl", file("calib.txt")});
   CommandResult r = run_command(a);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   int64_t points = count_rows(db, "SELECT count(*) FROM candidates WHERE stage = 'full_eval' AND plan_json LIKE '%condense%'");
@@ -670,11 +679,62 @@ TEST_F(TrainCli, SweepFineTunesEveryCondensedBudgetPointAndTheControl) {
   EXPECT_EQ(count_rows(db, "SELECT count(*) FROM results WHERE method = 'original_ft' AND js_logits_model IS NULL "
                            "AND speedup IS NULL AND task_acc_mean IS NOT NULL"), 1);
 
+  // Every fine-tune kept its trained tensors beside the database (sha256 recorded with the
+  // result); its checkpoint, a working file, is gone.
+  EXPECT_EQ(count_rows(db, "SELECT count(*) FROM artifacts a JOIN candidates c ON c.id = a.candidate_id WHERE c.stage = "
+                           "'finetune' AND a.kind = 'trained_tensors' AND a.path LIKE 'r.db.artifacts/trained-%' AND length(a.sha256) = 64"),
+            points + 1);
+  EXPECT_TRUE(!fs::exists(db + ".finetune") || fs::is_empty(db + ".finetune")) << "the DONE fine-tunes' checkpoints are deleted";
+  // Each exports as it was evaluated: the export, loaded by cdmoe-eval in a fresh process, gives
+  // the perplexity and task accuracy the sweep recorded for it.
+  const SweepOutcome outcome = read_outcome(db, "s");
+  db::Connection connection = db::open_database(db, db::OpenMode::kReadOnly);
+  db::Statement finetunes(connection, "SELECT id, stage || ' ' || plan_hash, parent_id FROM candidates WHERE stage = 'finetune'");
+  while (finetunes.step()) {
+    const std::string id = std::to_string(finetunes.column_int(0)), out = dir.file("export-" + id);
+    CommandResult exported = run_command({kExport, "--model", model(), "--db", db, "--candidate", id, "--out", out});
+    ASSERT_EQ(exported.exit_code, 0) << exported.err;
+    CommandResult evaluated = run_command({kEval, "--model", out, "--ppl", file("calib.txt"), "--tasks", file("task.jsonl"),
+                                           "--calib-samples", "8", "--seq-len", "24", "--threads", "1", "--json"});
+    ASSERT_EQ(evaluated.exit_code, 0) << evaluated.err;
+    std::map<std::string, double> got;
+    const Json report = Json::parse(evaluated.out);
+    for (const Json& metric : report["metrics"]) got[metric["name"].get<std::string>()] = metric["value"].get<double>();
+    ASSERT_EQ(outcome.done.count(finetunes.column_text(1)), 1u) << "candidate " << id;
+    const std::map<std::string, double>& recorded = outcome.done.at(finetunes.column_text(1));
+    ASSERT_TRUE(got.count("perplexity") && got.count("task_acc_mean")) << evaluated.out;
+    ASSERT_TRUE(recorded.count("perplexity") && recorded.count("task_acc_mean")) << "candidate " << id;
+    EXPECT_NEAR(got.at("perplexity"), recorded.at("perplexity"), 1e-5 * recorded.at("perplexity")) << "candidate " << id;
+    EXPECT_EQ(got.at("task_acc_mean"), recorded.at("task_acc_mean")) << "candidate " << id;
+    // ... and not the untuned parent's model.
+    const std::string parent = std::to_string(finetunes.column_int(2)), parent_out = dir.file("export-parent-" + id);
+    ASSERT_EQ(run_command({kExport, "--model", model(), "--db", db, "--candidate", parent, "--out", parent_out}).exit_code, 0);
+    EXPECT_NE(read_file(out + "/model.safetensors"), read_file(parent_out + "/model.safetensors")) << "candidate " << id;
+  }
+  // Its trained tensors altered or gone: one line, exit 2, nothing written; never the untuned weights.
+  const int64_t tuned = count_rows(db, "SELECT min(id) FROM candidates WHERE stage = 'finetune'");
+  const std::string kept = dir.file(read_text(db, "SELECT path FROM artifacts WHERE candidate_id = " + std::to_string(tuned)));
+  const std::string bytes = read_file(kept);
+  std::string flipped = bytes;
+  flipped[flipped.size() - 3] ^= 0x10;
+  for (const auto& [content, says] : {std::pair{flipped, std::string("have been altered since they were recorded")},
+                                      std::pair{std::string(), std::string("are missing")}}) {
+    if (content.empty()) fs::remove(kept); else write_file(kept, content);
+    CommandResult refused = run_command({kExport, "--model", model(), "--db", db, "--candidate", std::to_string(tuned), "--out",
+                                         dir.file("refused")});
+    EXPECT_EQ(refused.exit_code, 2) << refused.err;
+    EXPECT_EQ(count_lines(refused.err), 1) << refused.err;
+    EXPECT_NE(refused.err.find(says), std::string::npos) << refused.err;
+    EXPECT_FALSE(fs::exists(dir.file("refused")));
+  }
+  write_file(kept, bytes);
+
   // Two MPI workers (fine-tunes on whichever is free, each after other tasks on its model) give
   // the same loss curves, value for value: a worker puts its model back after a fine-tune.
   const std::string db2 = dir.file("mpi.db");
   std::vector<std::string> m = mpi(3, sweep_args(db2, "s"));
   for (const std::string& x : finetune_args(4)) m.push_back(x);
+  m.insert(m.end(), {"--ppl", file("calib.txt")});
   CommandResult r2 = run_command(m);
   ASSERT_EQ(r2.exit_code, 0) << r2.err;
   EXPECT_EQ(loss_curves(db), loss_curves(db2));

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <optional>
@@ -31,6 +32,7 @@
 
 namespace cdmoe::coordinator {
 namespace {
+namespace fs = std::filesystem;
 
 // `workers` scripted workers (ranks 1..workers). Each says hello on the first receive, then
 // answers the tasks sent to it in the order they were sent, one message per receive call,
@@ -338,11 +340,18 @@ TEST_F(Coordinator, FineTunesAreAdmittedAfterTheBudgetPointsAsTheirChildren) {
   finetune.data_hash = std::string(64, 'd');
   finetune.steps = 7;
   finetune.state_dir = dir_.file("r.db.finetune");
+  finetune.artifact_dir = dir_.file("r.db.artifacts");
   options.finetune = finetune;
+  fs::create_directories(finetune.state_dir);
   options.in_flight_per_worker = 1;
   std::map<int64_t, bool> parent_done_at_send;  // budget points' fine-tunes
   std::set<int64_t> told_not_to_measure;
+  std::vector<std::string> checkpoints;  // one per fine-tune, as a worker leaves it
   workers.on_send = [&](int, const Task& task) {
+    if (task.kind == "finetune") {
+      checkpoints.push_back(finetune.checkpoint_path(task.candidate_id));
+      testing::write_file(checkpoints.back(), "optimizer state");
+    }
     if (task.kind != "finetune" || task.plan.layers().empty()) return;
     const std::string id = std::to_string(task.candidate_id);
     parent_done_at_send[task.candidate_id] =
@@ -394,6 +403,9 @@ TEST_F(Coordinator, FineTunesAreAdmittedAfterTheBudgetPointsAsTheirChildren) {
   }
   EXPECT_EQ(size_t(unmeasured), told_not_to_measure.size());
   EXPECT_GT(unmeasured, 0) << "one task per worker at a time: the parents are done before their children leave";
+  // Once a fine-tune is recorded DONE (its trained tensors kept), its checkpoint is deleted.
+  EXPECT_EQ(checkpoints.size(), size_t(points + 1));
+  for (const std::string& checkpoint : checkpoints) EXPECT_FALSE(fs::exists(checkpoint)) << checkpoint;
 }
 
 TEST_F(Coordinator, ADuplicateResultIsLoggedAsStaleAndCountedOnce) {

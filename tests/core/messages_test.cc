@@ -32,6 +32,7 @@ TEST(Messages, ResultRoundTripKeepsNonFiniteAsNaN) {
   result.metrics = {{"js_logits", 0.125, "nats"}, {"perplexity", INFINITY, ""}};
   result.finetune_steps = {{1, 2.5, 1e-4, 4096}, {2, 2.25, 1e-4, 8192}};
   result.held_out_losses = {{2, 2.75, 512, "ab12"}};
+  result.artifacts = {{"trained_tensors", "r.db.artifacts/t.safetensors", "cd34", 4096}};
   result.worker_rank = 3;
   result.worker_host = "node7";
   result.elapsed_s = 1.5;
@@ -52,6 +53,11 @@ TEST(Messages, ResultRoundTripKeepsNonFiniteAsNaN) {
   EXPECT_DOUBLE_EQ(back.held_out_losses[0].loss, 2.75);
   EXPECT_EQ(back.held_out_losses[0].tokens, 512);
   EXPECT_EQ(back.held_out_losses[0].data_hash, "ab12");
+  ASSERT_EQ(back.artifacts.size(), 1u);
+  EXPECT_EQ(back.artifacts[0].kind, "trained_tensors");
+  EXPECT_EQ(back.artifacts[0].path, "r.db.artifacts/t.safetensors");
+  EXPECT_EQ(back.artifacts[0].sha256, "cd34");
+  EXPECT_EQ(back.artifacts[0].bytes, 4096);
   EXPECT_EQ(back.worker_rank, 3);
   EXPECT_EQ(back.worker_host, "node7");
 }

@@ -151,6 +151,7 @@ TEST(OpenDatabase, MigratesAVersionOneDatabaseKeepingItsRows) {
     EXPECT_EQ(count(c, "SELECT count(*) FROM sweep_leases"), 0);
     EXPECT_EQ(count(c, "SELECT count(*) FROM train_runs"), 0);
     EXPECT_EQ(count(c, "SELECT count(*) FROM finetune_held_out"), 0);  // version 6
+    EXPECT_EQ(count(c, "SELECT count(*) FROM artifacts"), 0);          // version 7
     Statement front(c, "SELECT count(*), count(speed_low) FROM pareto");  // version 4's view
     ASSERT_TRUE(front.step());
     EXPECT_EQ(front.column_int(1), 0) << "old points have no speed interval";
@@ -163,7 +164,7 @@ TEST(OpenDatabase, MigratesAVersionOneDatabaseKeepingItsRows) {
   }
   Connection c = open_database(path, OpenMode::kReadOnly);
   EXPECT_EQ(count(c, "PRAGMA user_version"), latest_schema_version());
-  EXPECT_EQ(latest_schema_version(), 6);
+  EXPECT_EQ(latest_schema_version(), 7);
 }
 
 // Two writers opening the same old file at once (two jobs of one array starting together): the

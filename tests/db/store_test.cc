@@ -132,6 +132,29 @@ TEST(Store, DispatchCountsAttemptsAndResultsCommitWithMetrics) {
   EXPECT_DOUBLE_EQ(view.column_double(3), double(id) + 0.02);
 }
 
+// A result's artifacts commit with it; a failed result's are not recorded (nothing to export).
+TEST(Store, ArtifactsAreRecordedWithAnOkResultOnly) {
+  TempDir dir;
+  Store store(dir.file("r.db"));
+  int64_t sweep = store.create_sweep(test_sweep("s"));
+  std::vector<int64_t> ids = store.add_candidates(sweep, numbered_candidates(0, 2));
+  for (int64_t id : ids) store.mark_dispatched(id, 1, "h");
+  Result ok = result_with_metrics(ids[0], 1), failed = result_with_metrics(ids[1], 1);
+  ok.artifacts = {{"trained_tensors", "r.db.artifacts/a.safetensors", std::string(64, 'a'), 1234}};
+  failed.artifacts = {{"trained_tensors", "r.db.artifacts/b.safetensors", std::string(64, 'b'), 99}};
+  failed.ok = false;
+  failed.error = "loss not finite";
+  store.record_results({ok, failed});
+  Statement row(store.connection(), "SELECT candidate_id, kind, path, sha256, bytes FROM artifacts");
+  ASSERT_TRUE(row.step());
+  EXPECT_EQ(row.column_int(0), ids[0]);
+  EXPECT_EQ(row.column_text(1), "trained_tensors");
+  EXPECT_EQ(row.column_text(2), "r.db.artifacts/a.safetensors");
+  EXPECT_EQ(row.column_text(3), std::string(64, 'a'));
+  EXPECT_EQ(row.column_int(4), 1234);
+  EXPECT_FALSE(row.step()) << "the failed result's artifact is not recorded";
+}
+
 TEST(Store, StaleOrDuplicateResultIsIgnored) {
   TempDir dir;
   Store store(dir.file("r.db"));

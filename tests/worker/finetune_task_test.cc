@@ -48,7 +48,7 @@ class WorkerFinetune : public ::testing::Test {
   }
 
   // The fine-tune of candidate 7: two condensed layers, 4 steps, a checkpoint after every step.
-  static Task finetune_task(const std::string& state_dir) {
+  static Task finetune_task(const std::string& state_dir, const std::string& artifact_dir) {
     FinetuneTask spec;
     spec.data = dir_->file("data.txt");
     spec.data_hash = sha256_hex(testing::read_file(spec.data));
@@ -58,6 +58,7 @@ class WorkerFinetune : public ::testing::Test {
     spec.seq_len = 16;
     spec.checkpoint_every = 1;
     spec.state_dir = state_dir;
+    spec.artifact_dir = artifact_dir;
     return Task{7, "finetune", Plan::parse(R"({"layers":{"1":{"op":"condense","experts":[0,4]},"2":{"op":"condense","experts":[]}}})", "p"),
                 spec.to_params(), 1};
   }
@@ -76,7 +77,7 @@ testing::TempDir* WorkerFinetune::dir_ = nullptr;
 TEST_F(WorkerFinetune, DataChangedSinceTheSweepStartedFailsTheCandidate) {
   testing::TempDir state;
   Worker worker(options(nullptr), 1);
-  Task task = finetune_task(state.path());
+  Task task = finetune_task(state.path(), state.file("artifacts"));
   task.params["data_hash"] = sha256_hex("the file as it was when the sweep started");
   Result result = worker.run(task);
   EXPECT_FALSE(result.ok);
@@ -91,19 +92,29 @@ TEST_F(WorkerFinetune, AMovedCheckpointFolderResumesAndADamagedCheckpointStartsO
   std::atomic<int> stop{1};  // a stop signal already: the fine-tune checkpoints after its first step
   {
     Worker worker(options(&stop), 1);
-    Result stopped = worker.run(finetune_task(first));
+    Result stopped = worker.run(finetune_task(first, place.file("r.db.artifacts")));
     EXPECT_FALSE(stopped.ok);
     EXPECT_NE(stopped.error.find("stopped by a signal after step 1"), std::string::npos) << stopped.error;
+    EXPECT_TRUE(stopped.artifacts.empty()) << "a stopped fine-tune keeps no trained tensors";
   }
   ASSERT_TRUE(fs::exists(first + "/candidate-7.safetensors"));
   fs::create_directories(place.file("moved"));
   fs::rename(first, moved);
   stop = 0;
   Worker worker(options(&stop), 1);
-  Result resumed = worker.run(finetune_task(moved));
+  const std::string artifacts = place.file("moved/r.db.artifacts");
+  Result resumed = worker.run(finetune_task(moved, artifacts));
   ASSERT_TRUE(resumed.ok) << resumed.error;
   EXPECT_EQ(metrics_of(resumed).at("finetune_resumed_from"), 1) << "resumed where the checkpoint stood, from the moved folder";
   EXPECT_EQ(resumed.finetune_steps.size(), 4u);
+  // The trained tensors are kept beside the checkpoints' folder, named by their content, their
+  // path relative to the folder holding both (the database's).
+  ASSERT_EQ(resumed.artifacts.size(), 1u);
+  const Artifact& kept = resumed.artifacts[0];
+  EXPECT_EQ(kept.kind, "trained_tensors");
+  EXPECT_EQ(kept.path.rfind("r.db.artifacts/trained-", 0), 0u) << kept.path;
+  EXPECT_EQ(sha256_file(place.file("moved/" + kept.path)), kept.sha256);
+  EXPECT_EQ(int64_t(fs::file_size(place.file("moved/" + kept.path))), kept.bytes);
 
   // Damaged: one flipped bit in the tensors. The sweep's own working file is started over, not
   // a reason to fail the candidate for good.
@@ -111,11 +122,15 @@ TEST_F(WorkerFinetune, AMovedCheckpointFolderResumesAndADamagedCheckpointStartsO
   std::string bytes = testing::read_file(checkpoint);
   bytes[bytes.size() - 5] ^= 0x02;
   testing::write_file(checkpoint, bytes);
-  Result restarted = worker.run(finetune_task(moved));
+  Result restarted = worker.run(finetune_task(moved, artifacts));
   ASSERT_TRUE(restarted.ok) << restarted.error;
   EXPECT_EQ(metrics_of(restarted).at("finetune_resumed_from"), 0);
   ASSERT_EQ(restarted.finetune_steps.size(), 4u);
   for (size_t i = 0; i < 4; ++i) EXPECT_EQ(restarted.finetune_steps[i].loss, resumed.finetune_steps[i].loss) << "step " << i;
+  // The same training gives the same bytes: one file, named once.
+  ASSERT_EQ(restarted.artifacts.size(), 1u);
+  EXPECT_EQ(restarted.artifacts[0].sha256, kept.sha256);
+  EXPECT_EQ(std::distance(fs::directory_iterator(artifacts), fs::directory_iterator()), 1);
 }
 
 }  // namespace
