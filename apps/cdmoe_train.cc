@@ -480,7 +480,10 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
                   {"collective", collective->backend()}, {"threads", at::get_num_threads()},
                   {"trainable_parameters", trainer.trainable_elements()}, {"device", device}, {"dtype", dtype}};
   write_file_atomically(files.summary(), summary.dump(2) + "\n", "--out");
-  int64_t elements = model::write_hf_files(*model, plan, model_dir, files.dir, extra);
+  model::ExportOptions export_options;
+  export_options.dtype = "float32";  // what trained, unrounded: the run's model as it was evaluated
+  export_options.extra = extra;
+  int64_t elements = model::write_hf_files(*model, plan, model_dir, files.dir, export_options);
   std::cout << "wrote " << files.dir << ": " << outcome.position.step << " steps, " << outcome.position.tokens
             << " target tokens, " << trainer.trainable_elements() << " trained of " << elements << " parameters\n";
   return parent ? record_in_sweep(*parent, plan, run.identity, files, outcome.position, outcome.resumed_from, trainer) : 0;

@@ -10,6 +10,12 @@
 namespace cdmoe::model {
 
 std::vector<std::pair<std::string, at::Tensor>> MoeModel::materialise(const Plan& plan) const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (Materialised& m : materialise_entries(plan)) out.emplace_back(std::move(m.name), std::move(m.tensor));
+  return out;
+}
+
+std::vector<MoeModel::Materialised> MoeModel::materialise_entries(const Plan& plan) const {
   const Impl& m = *impl_;
   const ModelShape& s = shape();
   plan.validate(s, "plan");
@@ -24,7 +30,7 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::materialise(const Plan
     }
     written.set_layer(layer, lp);
   }
-  std::vector<std::pair<std::string, at::Tensor>> out;
+  std::vector<Materialised> out;
   for_each_named_tensor(m.family(), model_tensors(s, written), ExpertLayout::kPerExpert, written,
                         [&](const TensorEntry& entry, int64_t expert, const std::string& name) {
     at::Tensor tensor;
@@ -68,7 +74,7 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::materialise(const Plan
       throw_runtime("materialise: tensor '" + name + "' is " + (tensor.defined() ? shape_text(tensor.sizes().vec()) : "missing") +
                     ", the tensor table says " + shape_text(entry.shape));
     }
-    out.emplace_back(name, tensor);
+    out.push_back({entry, expert, name, tensor});
   });
   return out;
 }

@@ -85,6 +85,16 @@ class MoeModel {
   // cdmoe-export writes; their element count equals core's count_parameters for the plan.
   // They live on device(); a writer copies them to the host.
   std::vector<std::pair<std::string, at::Tensor>> materialise(const Plan& plan) const;
+  // The same tensors with their tensor-table entry (role, layer, shape) and expert number (-1
+  // for a tensor that is not one routed expert's): what a re-expression in another family's
+  // layout maps from (model/stock_export.h).
+  struct Materialised {
+    TensorEntry entry;
+    int64_t expert = -1;
+    std::string name;
+    at::Tensor tensor;
+  };
+  std::vector<Materialised> materialise_entries(const Plan& plan) const;
   // The plan an exported checkpoint was made with (its config.json "cdmoe" block): those
   // layers are fixed and a further plan may not touch them. Empty for an original checkpoint.
   const Plan& fixed_plan() const;

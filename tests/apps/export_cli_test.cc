@@ -47,7 +47,8 @@ TEST_P(Export, SameLogitsAndTheAnalyticParameterCount) {
     std::string plan_path = source + "/plans/" + std::string(name) + ".json";
     if (access(plan_path.c_str(), F_OK) != 0) continue;
     std::string out = dir.file(name);
-    auto r = run_command({kExport, "--model", source, "--plan", plan_path, "--out", out});
+    // This project's form, for every family and plan; in float32, what the model computes with.
+    auto r = run_command({kExport, "--model", source, "--plan", plan_path, "--out", out, "--format", "cdmoe", "--dtype", "float32"});
     Plan plan = Plan::read_file(plan_path);
     // A group-limited router's pruned layer cannot be written: renumbering breaks its groups.
     bool prunes = std::any_of(plan.layers().begin(), plan.layers().end(),
@@ -96,10 +97,36 @@ TEST(ExportCli, FromADatabaseCandidateAndBadInput) {
     int64_t sweep = store.create_sweep(sweep_of(source));
     Plan plan = Plan::read_file(source + "/plans/mixed.json");
     id = store.add_candidates(sweep, {{"final", "cdmoe_sr_k2", plan, {}, "layers:2"}})[0];
+    store.mark_dispatched(id, 1, "h");
+    Result result;
+    result.candidate_id = id;
+    result.metrics = {{"piqa_acc", 0.625, "fraction"}, {"piqa_acc_stderr", 0.0125, "fraction"}, {"perplexity", 7.5, ""}};
+    store.record_result(result);
   }
-  auto r = run_command({kExport, "--model", source, "--db", db_path, "--candidate", std::to_string(id), "--out", dir.file("a")});
+  auto r = run_command({kExport, "--model", source, "--db", db_path, "--candidate", std::to_string(id), "--out", dir.file("a"),
+                        "--format", "cdmoe"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(model::MoeModel::load(dir.file("a"))->fixed_plan(), Plan::read_file(source + "/plans/mixed.json"));
+
+  // By default, where the plan is expressible: a stock transformers checkpoint (deepseek as
+  // qwen2_moe), the plan and provenance in cdmoe.json, and a model card with the candidate's
+  // metrics and their standard errors.
+  auto stock = run_command({kExport, "--model", source, "--db", db_path, "--candidate", std::to_string(id), "--out", dir.file("s")});
+  ASSERT_EQ(stock.exit_code, 0) << stock.err;
+  EXPECT_EQ(read_json_file(dir.file("s") + "/config.json")["model_type"], "qwen2_moe");
+  EXPECT_EQ(read_json_file(dir.file("s") + "/cdmoe.json")["candidate"], id);
+  EXPECT_TRUE(model::MoeModel::load(dir.file("s"))->fixed_plan().is_original());
+  const std::string card = testing::read_file(dir.file("s") + "/README.md");
+  EXPECT_EQ(card.rfind("---\nbase_model: \"deepseek_gqa\"\nlibrary_name: transformers\n", 0), 0u) << card;
+  EXPECT_NE(card.find("| piqa_acc | 0.625 | 0.0125 | fraction |"), std::string::npos) << card;
+  EXPECT_NE(card.find("candidate " + std::to_string(id) + " (stage `final`, method `cdmoe_sr_k2`"), std::string::npos) << card;
+  EXPECT_NE(card.find("- layer 1: condensed to one dense MLP"), std::string::npos) << card;
+  EXPECT_NE(card.find("cdmoe-export --model " + source), std::string::npos) << card;
+  // auto falls back to this project's form where a stock class cannot hold the plan, saying why.
+  auto fallback = run_command({kExport, "--model", source, "--plan", source + "/plans/drop.json", "--out", dir.file("f")});
+  ASSERT_EQ(fallback.exit_code, 0) << fallback.err;
+  EXPECT_NE(fallback.err.find("wrote --format cdmoe: --format transformers: plan layer"), std::string::npos) << fallback.err;
+  EXPECT_FALSE(model::MoeModel::load(dir.file("f"))->fixed_plan().is_original());
 
   auto refused = [&](std::vector<std::string> args, const std::string& text) {
     args.insert(args.begin(), kExport);
@@ -119,9 +146,18 @@ TEST(ExportCli, FromADatabaseCandidateAndBadInput) {
   refused({"--model", dir.file("a"), "--plan", source + "/plans/drop.json", "--out", dir.file("e")}, "is an exported checkpoint already");
   refused({"--model", source, "--plan", source + "/plans/drop.json", "--out", "/proc/cdmoe-x"}, "--out '/proc/cdmoe-x'");
   refused({"--model", source, "--plan", source + "/plans/drop.json", "--out", dir.file("none/x")}, "does not exist");
+  refused({"--model", source, "--plan", source + "/plans/drop.json", "--out", dir.file("g"), "--format", "transformers"},
+          "plan layer \"0\" drops its feed-forward block and keeps its attention");
+  refused({"--model", source, "--plan", source + "/plans/drop.json", "--out", dir.file("g"), "--format", "hf"},
+          "--format: \"hf\" is not one of auto, transformers, cdmoe");
+  refused({"--model", source, "--plan", source + "/plans/drop.json", "--out", dir.file("g"), "--dtype", "int8"},
+          "--dtype: \"int8\" is not one of float32, bfloat16, float16");
+  refused({"--model", source, "--plan", source + "/plans/drop.json", "--out", dir.file("g"), "--max-shard-mb", "0"},
+          "--max-shard-mb");
   // Nothing half-written was left behind.
   for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
-    EXPECT_TRUE(entry.path().filename() == "a" || entry.path().filename() == "r.db" ||
+    EXPECT_TRUE(entry.path().filename() == "a" || entry.path().filename() == "s" || entry.path().filename() == "f" ||
+                entry.path().filename() == "r.db" ||
                 entry.path().extension() == ".json" || entry.path().string().find("r.db-") != std::string::npos)
         << entry.path();
   }

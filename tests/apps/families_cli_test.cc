@@ -97,7 +97,7 @@ TEST_P(FamilyCampaign, SweepsWithFineTuningTrainsExportsAndEvaluates) {
   // the model the run wrote itself, byte for byte.
   const int64_t trained_id = count_rows(db, "SELECT id FROM candidates WHERE stage = 'train'");
   CommandResult exported_run = run_command({kExportApp, "--model", model, "--db", db, "--candidate", std::to_string(trained_id),
-                                            "--out", dir.file("export-train")});
+                                            "--out", dir.file("export-train"), "--format", "cdmoe", "--dtype", "float32"});
   ASSERT_EQ(exported_run.exit_code, 0) << exported_run.err;
   EXPECT_EQ(read_file(dir.file("export-train") + "/model.safetensors"), read_file(dir.file("ft") + "/model.safetensors"));
   CommandResult evaluated = run_command({kEvalApp, "--model", dir.file("export"), "--ppl", file("calib.txt"), "--json"});
