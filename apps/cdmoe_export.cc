@@ -142,7 +142,8 @@ int export_main(int argc, char** argv) {
   ModelCardInput card{source_config, model_dir, plan,
                       export_options.format == model::ExportFormat::kTransformers ? "transformers" : "cdmoe", stock_type,
                       export_options.dtype, command_line(argc, argv), count_parameters(model->shape(), plan).total(),
-                      parameter_ratio(model->shape(), plan), connection ? &*connection : nullptr, id};
+                      parameter_ratio(model->shape(), plan), connection ? args["db"].as<std::string>() : "", id,
+                      connection ? std::optional(db::candidate_record(*connection, id)) : std::nullopt};
 
   remove_stale_temporaries(out);  // staging folders of exports that were killed
   std::string staging = temporary_path(out);

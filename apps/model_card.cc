@@ -73,37 +73,25 @@ std::string model_card(const ModelCardInput& in) {
        << "\n- dtype: " << in.dtype << "\n- parameters: " << in.parameters << " (" << number(in.parameter_ratio)
        << " of the original's)\n\n## What was changed\n\n"
        << plan_lines(in.plan);
-  if (in.db) {
-    db::Statement origin(*in.db, R"sql(
-      SELECT c.stage, c.method, coalesce(c.budget, ''), c.state, w.name, w.git_commit, w.model_hash, w.config_hash,
-             w.data_hashes, w.started_at, coalesce(c.finished_at, '')
-      FROM candidates c JOIN sweeps w ON w.id = c.sweep_id WHERE c.id = ?)sql");
-    origin.bind(1, in.candidate);
-    if (origin.step()) {
-      card << "\n## Provenance\n\n"
-           << "- results database: `" << in.db->path() << "`, candidate " << in.candidate << " (stage `" << origin.column_text(0)
-           << "`, method `" << origin.column_text(1) << "`" << (origin.column_text(2).empty() ? "" : ", budget `" + origin.column_text(2) + "`")
-           << ", state " << origin.column_text(3) << ", finished " << origin.column_text(10) << ")\n"
-           << "- sweep `" << origin.column_text(4) << "`, started " << origin.column_text(9) << " by cdmoe " << origin.column_text(5) << "\n"
-           << "- source model sha256 " << origin.column_text(6) << "; sweep configuration sha256 " << origin.column_text(7) << "\n"
-           << "- data sha256: `" << origin.column_text(8) << "`\n";
-    }
-    db::Statement metrics(*in.db, R"sql(
-      SELECT m.name, m.value, n.unit FROM metrics m JOIN metric_names n ON n.name = m.name
-      WHERE m.candidate_id = ? ORDER BY m.name)sql");
-    metrics.bind(1, in.candidate);
-    std::map<std::string, std::pair<double, std::string>> values;
-    while (metrics.step()) {
-      values[metrics.column_text(0)] = {metrics.column_is_null(1) ? NAN : metrics.column_double(1), metrics.column_text(2)};
-    }
-    if (!values.empty()) {
+  if (in.record) {
+    const db::CandidateRecord& r = *in.record;
+    card << "\n## Provenance\n\n"
+         << "- results database: `" << in.db_path << "`, candidate " << in.candidate << " (stage `" << r.stage << "`, method `"
+         << r.method << "`" << (r.budget.empty() ? "" : ", budget `" + r.budget + "`") << ", state " << r.state << ", finished "
+         << r.finished_at << ")\n"
+         << "- sweep `" << r.sweep << "`, started " << r.started_at << " by cdmoe " << r.git_commit << "\n"
+         << "- source model sha256 " << r.model_hash << "; sweep configuration sha256 " << r.config_hash << "\n"
+         << "- data sha256: `" << r.data_hashes << "`\n";
+    std::map<std::string, const Metric*> by_name;
+    for (const Metric& m : r.metrics) by_name[m.name] = &m;
+    if (!by_name.empty()) {
       card << "\n## Metrics (as the sweep measured them)\n\n| metric | value | standard error | unit |\n|---|---|---|---|\n";
       const std::string suffix = "_stderr";
-      for (const auto& [name, value] : values) {
+      for (const auto& [name, m] : by_name) {
         if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) continue;
-        auto stderr_of = values.find(name + suffix);
-        card << "| " << name << " | " << number(value.first) << " | "
-             << (stderr_of == values.end() ? "" : number(stderr_of->second.first)) << " | " << value.second << " |\n";
+        auto stderr_of = by_name.find(name + suffix);
+        card << "| " << name << " | " << number(m->value) << " | "
+             << (stderr_of == by_name.end() ? "" : number(stderr_of->second->value)) << " | " << m->unit << " |\n";
       }
     }
   }

@@ -1,7 +1,7 @@
 // The model card (README.md with Hugging Face front matter) cdmoe-export writes beside an
 // exported checkpoint: the base model, what the plan did to each layer, the candidate's metrics
 // from the results database with their standard errors, the sweep's provenance, and the
-// command that made it. Torch-free; reads the database, never writes it.
+// command that made it. Torch-free.
 #pragma once
 
 #include <cstdint>
@@ -12,7 +12,7 @@
 
 #include "core/json_fields.h"
 #include "core/plan.h"
-#include "db/sqlite.h"
+#include "db/report_queries.h"
 
 namespace cdmoe {
 
@@ -26,8 +26,9 @@ struct ModelCardInput {
   std::string command;        // the command line that made it
   int64_t parameters = 0;     // written
   double parameter_ratio = 1; // of the original
-  db::Connection* db = nullptr;  // with the candidate below, or none (--plan)
+  std::string db_path;           // from --db: the database, the candidate and what it records
   int64_t candidate = 0;
+  std::optional<db::CandidateRecord> record;
 };
 
 std::string model_card(const ModelCardInput& input);

@@ -1,5 +1,6 @@
 #include "db/report_queries.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include "core/error.h"
@@ -38,6 +39,26 @@ std::string candidate_plan_json(Connection& connection, int64_t candidate_id) {
     throw_bad_input("results DB '" + connection.path() + "' has no candidate " + std::to_string(candidate_id));
   }
   return find.column_text(0);
+}
+
+CandidateRecord candidate_record(Connection& connection, int64_t candidate_id) {
+  Statement row(connection, R"sql(
+    SELECT c.stage, c.method, coalesce(c.budget, ''), c.state, coalesce(c.finished_at, ''), w.name, w.git_commit,
+           w.model_hash, w.config_hash, w.data_hashes, w.started_at
+    FROM candidates c JOIN sweeps w ON w.id = c.sweep_id WHERE c.id = ?)sql");
+  row.bind(1, candidate_id);
+  if (!row.step()) throw_bad_input("results DB '" + connection.path() + "' has no candidate " + std::to_string(candidate_id));
+  CandidateRecord r{row.column_text(0), row.column_text(1), row.column_text(2), row.column_text(3), row.column_text(4),
+                    row.column_text(5), row.column_text(6), row.column_text(7), row.column_text(8), row.column_text(9),
+                    row.column_text(10), {}};
+  Statement metrics(connection, R"sql(
+    SELECT m.name, m.value, n.unit FROM metrics m JOIN metric_names n ON n.name = m.name
+    WHERE m.candidate_id = ? ORDER BY m.name)sql");
+  metrics.bind(1, candidate_id);
+  while (metrics.step()) {
+    r.metrics.push_back({metrics.column_text(0), metrics.column_is_null(1) ? NAN : metrics.column_double(1), metrics.column_text(2)});
+  }
+  return r;
 }
 
 void require_sweep_model(const CandidateOrigin& origin, const std::string& fingerprint, const std::string& model_dir,

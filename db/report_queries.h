@@ -47,6 +47,15 @@ struct CandidateOrigin {
 };
 CandidateOrigin candidate_origin(Connection& connection, int64_t candidate_id);
 
+// What a model card says of a candidate: its row, its sweep's provenance, and its metrics (by
+// name, with units; a stored NULL as NaN). Bad input when there is no such candidate.
+struct CandidateRecord {
+  std::string stage, method, budget, state, finished_at;
+  std::string sweep, git_commit, model_hash, config_hash, data_hashes, started_at;
+  std::vector<Metric> metrics;
+};
+CandidateRecord candidate_record(Connection& connection, int64_t candidate_id);
+
 // Bad input unless `fingerprint` (model::Checkpoint's, of --model `model_dir`) is the model the
 // candidate's sweep recorded.
 void require_sweep_model(const CandidateOrigin& origin, const std::string& fingerprint, const std::string& model_dir,

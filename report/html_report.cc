@@ -160,10 +160,24 @@ void search_section(Element& body, const db::SweepSnapshot& s) {
   else body.child("p").attr("class", "note").text("No router statistics stored for this sweep yet.");
 }
 
-void pareto_section(Element& body, const std::vector<db::SweepSnapshot>& sweeps) {
+// A path as one shell word: quoted unless it is made of characters a shell leaves alone.
+std::string shell_word(const std::string& text) {
+  if (!text.empty() && text.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+=:,@") ==
+                           std::string::npos) {
+    return text;
+  }
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+void pareto_section(Element& body, const std::vector<db::SweepSnapshot>& sweeps, const std::string& database) {
   body.child("h2").text("The Pareto front");
+  body.child("p").attr("class", "note").text(
+      "Each row's export command writes that candidate (a fine-tuned one with its trained tensors) as a stock "
+      "transformers checkpoint where its plan allows, else in cdmoe's own form (README \"Shipping a result\").");
   Element& table = table_with_header(body, "pareto", {"sweep", "candidate", "method", "budget", "accuracy", "param_ratio",
-                                                      "speedup [95% interval]", "plan"});
+                                                      "speedup [95% interval]", "plan", "export"});
   size_t rows = 0;
   for (const db::SweepSnapshot& s : sweeps) {
     std::vector<const db::SnapshotCandidate*> front;
@@ -192,6 +206,9 @@ void pareto_section(Element& body, const std::vector<db::SweepSnapshot>& sweeps)
       Element& details = tr.child("td").child("details");
       details.child("summary").text(c->plan_json == "{\"layers\":{}}" ? "original" : "plan");
       details.child("pre").text(c->plan_json);
+      tr.child("td").child("code").attr("class", "export").text(
+          "cdmoe-export --model " + shell_word(s.model_path) + " --db " + shell_word(database) + " --candidate " +
+          std::to_string(c->id) + " --out " + shell_word(s.name + "-" + std::to_string(c->id) + "-" + c->method));
       ++rows;
     }
   }
@@ -244,7 +261,7 @@ std::string render_html_report(const std::vector<db::SweepSnapshot>& sweeps, con
   bool any_finetune = std::any_of(sweeps.begin(), sweeps.end(), [](const db::SweepSnapshot& s) { return !s.finetune.empty(); });
   if (any_finetune) body.add(figure(render_chart(finetune_chart(sweeps))));
   else body.child("p").attr("class", "note").text("No fine-tuning steps recorded in these sweeps.");
-  pareto_section(body, sweeps);
+  pareto_section(body, sweeps, page.database);
   body.child("h2").text("Provenance");
   for (const db::SweepSnapshot& s : sweeps) provenance_section(body, s);
   body.child("p").attr("class", "note").text("Made by " + page.generator + " from " + page.database + " at " +

@@ -94,6 +94,13 @@ TEST_F(SweepCli, TheHtmlReportRendersInABrowserWithEveryCandidateWhereItsValuesS
   EXPECT_EQ(in_db.size(), 4u) << "original, cdmoe_s, cdmoe_sr_k2, drop";
   EXPECT_GT(count_rows(db, "SELECT count(*) FROM pareto"), 0);
   EXPECT_NE(charts[0].find("class=\"point highlighted\""), std::string::npos) << "the front is ringed";
+  // Every row of the front says how to ship it.
+  const int64_t best = count_rows(db, "SELECT p.candidate_id FROM pareto p ORDER BY p.accuracy DESC LIMIT 1");
+  EXPECT_NE(dom.out.find("cdmoe-export --model " + model() + " --db " + db + " --candidate " + std::to_string(best) + " --out s-" +
+                         std::to_string(best) + "-"), std::string::npos);
+  size_t commands = 0;
+  for (size_t at = dom.out.find("class=\"export\""); at != std::string::npos; at = dom.out.find("class=\"export\"", at + 1)) ++commands;
+  EXPECT_EQ(int64_t(commands), count_rows(db, "SELECT count(*) FROM pareto WHERE sweep = 's'"));
 
   // The search and provenance, from the database alone.
   EXPECT_NE(dom.out.find("class=\"expert-order\""), std::string::npos);
