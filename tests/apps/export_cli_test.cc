@@ -154,6 +154,14 @@ TEST(ExportCli, FromADatabaseCandidateAndBadInput) {
           "--dtype: \"int8\" is not one of float32, bfloat16, float16");
   refused({"--model", source, "--plan", source + "/plans/drop.json", "--out", dir.file("g"), "--max-shard-mb", "0"},
           "--max-shard-mb");
+  // A disk that fills up mid-write (a 64 KiB file-size limit, SIGXFSZ ignored so the write
+  // fails as on a full disk): one line, exit 1, and no directory that looks like a checkpoint.
+  auto full = run_command({"/bin/bash", "-c", "trap '' XFSZ; ulimit -f 64; exec \"$0\" \"$@\"", kExport, "--model", source,
+                           "--plan", source + "/plans/condense.json", "--out", dir.file("full"), "--dtype", "float32"});
+  EXPECT_EQ(full.exit_code, 1) << full.err;
+  EXPECT_EQ(testing::count_lines(full.err), 1) << full.err;
+  EXPECT_NE(full.err.find("writing failed (File too large; disk full?)"), std::string::npos) << full.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("full")));
   // Nothing half-written was left behind.
   for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
     EXPECT_TRUE(entry.path().filename() == "a" || entry.path().filename() == "s" || entry.path().filename() == "f" ||
