@@ -15,6 +15,7 @@
 #include "model/moe_model.h"
 #include "model/safetensors.h"
 #include "tests/test_device.h"
+#include "tests/model/golden_files.h"
 #include "tests/test_util.h"
 
 namespace cdmoe::model {
@@ -37,18 +38,8 @@ std::vector<std::string> list(const std::string& dir, const std::string& suffix)
   return names;
 }
 
-at::Tensor read_matrix(const std::string& path) {
-  Json rows = read_json_file(path);
-  std::vector<int64_t> values;
-  for (const Json& row : rows) for (const Json& v : row) values.push_back(v.get<int64_t>());
-  return at::tensor(values, at::kLong).view({int64_t(rows.size()), int64_t(values.size() / rows.size())});
-}
-
-at::Tensor read_golden(const std::string& path, const std::string& name) {
-  SafetensorsFile file(path);
-  const TensorInfo& info = file.header().tensors.at(name);
-  return at::from_blob(const_cast<uint8_t*>(file.tensor_data(info)), info.shape, at::kFloat).clone();
-}
+using testing::read_golden;
+using testing::read_matrix;
 
 // (model directory, device): "test" is testing::test_device() (a GPU where there is one),
 // "lazy" the lazy tensor device, where a tensor left on the CPU stops the process.

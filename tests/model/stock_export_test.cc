@@ -24,6 +24,7 @@
 #include "model/moe_model.h"
 #include "model/safetensors.h"
 #include "model/stock_export.h"
+#include "tests/model/golden_files.h"
 #include "tests/test_util.h"
 
 namespace cdmoe::model {
@@ -34,18 +35,8 @@ namespace fs = std::filesystem;
 const std::string kFixtures = std::string(CDMOE_TEST_FIXTURES);
 const std::string kModels = kFixtures + "/model";
 
-at::Tensor read_matrix(const std::string& path) {
-  Json rows = read_json_file(path);
-  std::vector<int64_t> values;
-  for (const Json& row : rows) for (const Json& v : row) values.push_back(v.get<int64_t>());
-  return at::tensor(values, at::kLong).view({int64_t(rows.size()), int64_t(values.size() / rows.size())});
-}
-
-at::Tensor read_golden(const std::string& path, const std::string& name) {
-  SafetensorsFile file(path);
-  const TensorInfo& info = file.header().tensors.at(name);
-  return at::from_blob(const_cast<uint8_t*>(file.tensor_data(info)), info.shape, at::kFloat).clone();
-}
+using testing::read_golden;
+using testing::read_matrix;
 
 std::vector<std::string> cases() {
   std::vector<std::string> out;
