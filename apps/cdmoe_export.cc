@@ -87,6 +87,7 @@ int export_main(int argc, char** argv) {
   Plan plan;
   std::string plan_source;
   std::optional<db::Connection> connection;
+  std::optional<db::CandidateOrigin> origin;
   int64_t id = 0;
   if (args.count("plan")) {
     plan_source = args["plan"].as<std::string>();
@@ -97,12 +98,15 @@ int export_main(int argc, char** argv) {
     id = args["candidate"].as<int64_t>();
     plan_source = db_path + " candidate " + std::to_string(id);
     plan = Plan::parse(db::candidate_plan_json(*connection, id), plan_source);
-    const db::CandidateOrigin origin = db::candidate_origin(*connection, id);
-    db::require_sweep_model(origin, model::Checkpoint(model_dir).fingerprint(), model_dir, db_path);
+    origin = db::candidate_origin(*connection, id);
+    db::require_sweep_model(*origin, model::Checkpoint(model_dir).fingerprint(), model_dir, db_path);
     // CD-MoE-SR plans keep their weights implicit: the sweep's measured average routing weights.
     model->set_router_stats(model::RouterStats::from_rows(db::candidate_sweep_routing(*connection, id), model->shape(),
                                                           plan_source));
-    plan.validate(model->shape(), plan_source);
+  }
+  plan.validate(model->shape(), plan_source);
+  if (!model->fixed_plan().is_original()) throw_bad_input(model_dir + " is an exported checkpoint already; export from the original");
+  if (origin) {
     // A fine-tuned candidate is its plan plus its trained tensors: exported as evaluated, or not at all.
     bool trained = false;
     for (const Artifact& artifact : db::candidate_artifacts(*connection, id)) {
@@ -110,14 +114,12 @@ int export_main(int argc, char** argv) {
       finetune::apply_trained_tensors(*model, plan, artifact.path, artifact.sha256, plan_source);
       trained = true;
     }
-    if (!trained && (origin.stage == db::kFinetuneStage || origin.stage == db::kManualFinetuneStage)) {
-      throw_bad_input(plan_source + " is a fine-tuned model (" + origin.method + ") whose trained tensors the database does "
+    if (!trained && (origin->stage == db::kFinetuneStage || origin->stage == db::kManualFinetuneStage)) {
+      throw_bad_input(plan_source + " is a fine-tuned model (" + origin->method + ") whose trained tensors the database does "
                       "not hold (not DONE, or recorded by a cdmoe before they were kept): exporting its plan would ship "
                       "the untuned weights");
     }
   }
-  plan.validate(model->shape(), plan_source);
-  if (!model->fixed_plan().is_original()) throw_bad_input(model_dir + " is an exported checkpoint already; export from the original");
 
   // Everything that can fail on the inputs happens before the first byte is written.
   const Json source_config = read_json_file(model_dir + "/config.json");
@@ -141,7 +143,7 @@ int export_main(int argc, char** argv) {
   if (connection) export_options.extra = {{"db", fs::absolute(args["db"].as<std::string>()).string()}, {"candidate", id}};
   ModelCardInput card{source_config, model_dir, plan,
                       export_options.format == model::ExportFormat::kTransformers ? "transformers" : "cdmoe", stock_type,
-                      export_options.dtype, command_line(argc, argv), count_parameters(model->shape(), plan).total(),
+                      export_options.dtype, command_line(argc, argv), /*parameters: as written, below*/ 0,
                       parameter_ratio(model->shape(), plan), connection ? args["db"].as<std::string>() : "", id,
                       connection ? std::optional(db::candidate_record(*connection, id)) : std::nullopt};
 

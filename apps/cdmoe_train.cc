@@ -369,13 +369,13 @@ int train_main(int argc, char** argv, comm::MpiSession* mpi) {
   // a sweep records as the fine-tune's provenance. Every file the model is read with enters by
   // its fingerprint.
   run.identity = {{"model", checkpoint.fingerprint()}, {"tokenizer", tokenizer->fingerprint()}, {"plan_hash", plan.hash()},
-                  {"train", finetune::train_mode_name(mode)},
-                  {"data", lm.content_hash}, {"sft", sft ? sft->content_hash : ""}, {"seq_len", seq_len},
-                  {"global_batch", G}, {"lm_steps", run.lm_steps}, {"sft_steps", run.sft_steps}, {"lr", lr},
-                  {"warmup", trainer_options.schedule.warmup_steps}, {"decay", args["decay"].as<std::string>()},
-                  {"lr_floor", lr_floor}, {"weight_decay", weight_decay}, {"clip", clip},
-                  {"balance_coef", trainer_options.balance_coefficient}, {"layers", block_layers},
-                  {"seed", run.seed}, {"dtype", dtype}};
+                  {"train", spec.train},
+                  {"data", spec.data_hash}, {"sft", sft ? sft->content_hash : ""}, {"seq_len", spec.seq_len},
+                  {"global_batch", G}, {"lm_steps", run.lm_steps}, {"sft_steps", run.sft_steps}, {"lr", spec.lr},
+                  {"warmup", spec.warmup}, {"decay", spec.decay},
+                  {"lr_floor", spec.lr_floor}, {"weight_decay", spec.weight_decay}, {"clip", spec.clip},
+                  {"balance_coef", trainer_options.balance_coefficient}, {"layers", spec.layers},
+                  {"seed", spec.seed}, {"dtype", dtype}};
   RunFiles files{args["out"].as<std::string>()};
   run.state_path = files.state();
   // Ranks started with other options or files fail here, together, before anything is written.
