@@ -62,6 +62,12 @@ void write_weights(const std::vector<std::pair<std::string, at::Tensor>>& tensor
     for (size_t i : shards[shard]) {
       const auto& [name, tensor] = tensors[i];
       hold.push_back(tensor.detach().to(at::kCPU, dtype.torch).contiguous());
+      // A value the dtype cannot hold (float16's range ends at 65504) would ship as inf: refused.
+      if (!at::isfinite(hold.back()).all().item<bool>()) {
+        throw_bad_input("--dtype " + std::string(dtype.name) + ": tensor '" + name + "' is not finite in " + dtype.name +
+                        " (largest magnitude " + std::to_string(tensor.detach().abs().max().item<double>()) +
+                        "); export it in float32 or bfloat16");
+      }
       to_write.push_back({name, dtype.file, hold.back().sizes().vec(), hold.back().data_ptr()});
       weight_map[name] = file_name(shard);
     }

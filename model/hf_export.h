@@ -5,7 +5,8 @@
 //  - kTransformers: a stock transformers checkpoint (model/stock_export.h): config.json of the
 //    stock class, its tensors, and the plan and provenance in cdmoe.json, a file loaders
 //    ignore. Refused (bad input) where the plan is not expressible.
-// Both: weights in `dtype` (the source's torch_dtype by default), in shards of at most
+// Both: weights in `dtype` (the source's torch_dtype by default; a tensor not finite in it is
+// bad input naming the tensor), in shards of at most
 // max_shard_bytes with model.safetensors.index.json past one (as save_pretrained writes them),
 // each converted on the host one shard at a time; the source directory's tokenizer files and
 // generation_config.json; config.json last, so a reader

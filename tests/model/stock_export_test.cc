@@ -135,6 +135,41 @@ TEST(StockExportFiles, SourceDtypeByDefaultAndShardsWithAnIndex) {
   EXPECT_LE((MoeModel::load(out)->logits(ids, at::Tensor(), Plan()) - expected).abs().max().item<double>(), 0.05 * scale);
 }
 
+// A weight beyond float16's range would be written as inf: refused naming it; float32 holds it.
+TEST(StockExportFiles, AWeightTheDtypeCannotHoldIsRefused) {
+  const std::string source = kModels + "/deepseek_gqa";
+  auto model = MoeModel::load(source);
+  at::Tensor embedding = model->parameters().front().second;
+  { at::NoGradGuard no_grad; embedding[0][0].fill_(1e6); }
+  testing::TempDir dir;
+  ExportOptions options;
+  options.dtype = "float16";
+  fs::create_directories(dir.file("f16"));
+  try {
+    write_hf_files(*model, Plan(), source, dir.file("f16"), options);
+    ADD_FAILURE() << "an inf weight was written";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kBadInput);
+    EXPECT_NE(std::string(e.what()).find("--dtype float16: tensor '" + model->parameters().front().first + "' is not finite in float16"),
+              std::string::npos) << e.what();
+  }
+  options.dtype = "float32";
+  fs::create_directories(dir.file("f32"));
+  EXPECT_GT(write_hf_files(*model, Plan(), source, dir.file("f32"), options), 0);
+}
+
+TEST(StockExportFiles, TheSourceDtypeIsOneOfThree) {
+  EXPECT_EQ(source_dtype(Json::object()), "float32");
+  EXPECT_EQ(source_dtype(Json{{"dtype", "bfloat16"}}), "bfloat16");  // transformers 5's key
+  try {
+    source_dtype(Json{{"torch_dtype", "int8"}});
+    ADD_FAILURE() << "int8 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("config.json torch_dtype: \"int8\" is not one of float32, bfloat16, float16"),
+              std::string::npos) << e.what();
+  }
+}
+
 TEST(StockExportFiles, WhatNoStockConfigExpressesIsRefusedNamingTheLayer) {
   auto refusal = [](const std::string& fixture, const std::string& plan_json) {
     const std::string source = kModels + "/" + fixture;
