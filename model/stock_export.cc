@@ -88,7 +88,6 @@ Json deepseek_as_qwen2_moe(const Json& source, const ModelConfig& cfg, const Sto
   auto refuse = [](const std::string& why) { throw_bad_input("--format transformers: this deepseek model " + why + kWayOut); };
   if (s.attention_qkv_bias || s.attention_output_bias) refuse("has attention biases (attention_bias), and qwen2_moe's o_proj has none");
   if (s.shared_intermediate_size == 0) refuse("has no shared experts (n_shared_experts), which qwen2_moe's shared expert needs");
-  if (source.value("hidden_act", std::string("silu")) != "silu") refuse("uses hidden_act \"" + source.value("hidden_act", std::string()) + "\"");
   if (cfg.yarn.on) refuse("uses yarn rope scaling");
   Json c = {{"architectures", {"Qwen2MoeForCausalLM"}},
             {"model_type", "qwen2_moe"},

@@ -91,12 +91,14 @@ TEST(ExportCli, FromADatabaseCandidateAndBadInput) {
   TempDir dir;
   std::string source = kModels + "/deepseek_gqa";
   std::string db_path = dir.file("r.db");
-  int64_t id;
+  int64_t id, untrained;
   {
     db::Store store(db_path);
     int64_t sweep = store.create_sweep(sweep_of(source));
     Plan plan = Plan::read_file(source + "/plans/mixed.json");
     id = store.add_candidates(sweep, {{"final", "cdmoe_sr_k2", plan, {}, "layers:2"}})[0];
+    // Its fine-tune, never run: no trained tensors to export.
+    untrained = store.add_candidates(sweep, {{db::kFinetuneStage, "cdmoe_sr_k2_ft", plan, id, "layers:2"}})[0];
     store.mark_dispatched(id, 1, "h");
     Result result;
     result.candidate_id = id;
@@ -137,6 +139,8 @@ TEST(ExportCli, FromADatabaseCandidateAndBadInput) {
   };
   refused({"--model", source, "--plan", source + "/plans/drop.json", "--out", dir.file("a")}, "exists; refusing to overwrite");
   refused({"--model", source, "--db", db_path, "--candidate", "999", "--out", dir.file("b")}, "has no candidate 999");
+  refused({"--model", source, "--db", db_path, "--candidate", std::to_string(untrained), "--out", dir.file("b")},
+          "is a fine-tuned model (cdmoe_sr_k2_ft) whose trained tensors the database does not hold");
   refused({"--model", kModels + "/qwen_sharded", "--db", db_path, "--candidate", std::to_string(id), "--out", dir.file("b")},
           "is not the model of sweep \"s\"");
   testing::write_file(dir.file("bad.json"), R"({"layers":{"0":{"op":"prune","experts":[1]}}})");

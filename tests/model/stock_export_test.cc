@@ -188,6 +188,21 @@ TEST(StockExportFiles, WhatNoStockConfigExpressesIsRefusedNamingTheLayer) {
   EXPECT_NE(prune.find("keeps 8 routed experts and layer 1 keeps 3"), std::string::npos) << prune;
   std::string family = refusal("mixtral_head_dim", R"({"layers":{}})");
   EXPECT_NE(family.find("a mixtral config has no per-layer dense MLP"), std::string::npos) << family;
+  // DeepSeekMoE fields qwen2_moe has no way to say.
+  auto deepseek_refusal = [](const char* key, const Json& value) {
+    Json config = read_json_file(kModels + "/deepseek_gqa/config.json");
+    config[key] = value;
+    try {
+      stock_config(config, Plan());
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("not refused");
+  };
+  EXPECT_NE(deepseek_refusal("attention_bias", true).find("has attention biases (attention_bias)"), std::string::npos);
+  EXPECT_NE(deepseek_refusal("n_shared_experts", 0).find("has no shared experts"), std::string::npos);
+  EXPECT_NE(deepseek_refusal("rope_scaling", Json{{"type", "yarn"}, {"factor", 2.0}, {"original_max_position_embeddings", 32}})
+                .find("uses yarn rope scaling"), std::string::npos);
   for (const char* fixture : {"deepseek_v3_groups", "olmoe_clip", "deepseek_v2_lite_groups", "glm4_partial_rope"}) {
     EXPECT_NE(refusal(fixture, R"({"layers":{}})").find("has no per-layer dense MLP"), std::string::npos) << fixture;
   }

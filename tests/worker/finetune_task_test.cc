@@ -6,10 +6,15 @@
 #include <map>
 #include <string>
 
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include "core/finetune_task.h"
+#include "core/error.h"
 #include "core/sha256.h"
+#include "finetune/trained_tensors.h"
+#include "model/moe_model.h"
+#include "model/safetensors.h"
 #include "model/synthetic_checkpoint.h"
 #include "tests/test_util.h"
 #include "worker/worker.h"
@@ -131,6 +136,60 @@ TEST_F(WorkerFinetune, AMovedCheckpointFolderResumesAndADamagedCheckpointStartsO
   ASSERT_EQ(restarted.artifacts.size(), 1u);
   EXPECT_EQ(restarted.artifacts[0].sha256, kept.sha256);
   EXPECT_EQ(std::distance(fs::directory_iterator(artifacts), fs::directory_iterator()), 1);
+}
+
+// The kept tensors put the trained model back into a fresh one, and only into the model and
+// plan they were trained for: another plan, or a file that is not such a file, is refused.
+TEST_F(WorkerFinetune, KeptTensorsApplyToTheirPlanOnly) {
+  testing::TempDir place;
+  Result trained;
+  std::vector<ExpertRouting> routing;  // the weights condense ops without their own take, as a sweep records them
+  {
+    Worker worker(options(nullptr), 1);
+    trained = worker.run(finetune_task(place.file("r.db.finetune"), place.file("r.db.artifacts")));
+    routing = worker.routing();
+  }
+  ASSERT_TRUE(trained.ok) << trained.error;
+  ASSERT_EQ(trained.artifacts.size(), 1u);
+  const std::string path = place.file(trained.artifacts[0].path), sha = trained.artifacts[0].sha256;
+  const Task task = finetune_task(place.file("r.db.finetune"), place.file("r.db.artifacts"));
+
+  auto load = [&] {
+    auto model = model::MoeModel::load(dir_->file("model"));
+    model->set_router_stats(model::RouterStats::from_rows(routing, model->shape(), "routing"));
+    return model;
+  };
+  auto fresh = load();
+  finetune::apply_trained_tensors(*fresh, task.plan, path, sha, "candidate 7");
+  const model::SafetensorsFile file(path);
+  const std::vector<std::pair<std::string, at::Tensor>> condensed = fresh->condensed_parameters(task.plan);
+  ASSERT_EQ(condensed.size(), file.header().tensors.size());
+  for (const auto& [name, tensor] : condensed) {
+    const model::TensorInfo& info = file.header().tensors.at(name);
+    at::Tensor kept = at::from_blob(const_cast<uint8_t*>(file.tensor_data(info)), info.shape, at::kFloat);
+    EXPECT_TRUE(at::equal(tensor, kept)) << name;
+  }
+
+  auto refused = [&](const Plan& plan, const std::string& file_path, const std::string& says) {
+    auto model = load();
+    try {
+      finetune::apply_trained_tensors(*model, plan, file_path, sha256_file(file_path), "candidate 7");
+      ADD_FAILURE() << "applied: " << says;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kBadInput);
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  };
+  refused(Plan::parse(R"({"layers":{"1":{"op":"condense","experts":[0,4]}}})", "p"), path, "was trained for another plan");
+  // Right plan, wrong tensors: one of them only.
+  const std::string partial = place.file("partial.safetensors");
+  const auto& [first, first_tensor] = condensed.front();
+  at::Tensor host = first_tensor.detach().contiguous();
+  model::write_safetensors(partial, {{first, model::DType::kF32, host.sizes().vec(), host.data_ptr()}},
+                           {{"cdmoe_trained", Json{{"train", "condensed"}, {"layers", Json::array()}, {"plan_hash", task.plan.hash()}}.dump()}});
+  refused(task.plan, partial, "holds 1 tensors; training condensed makes " + std::to_string(condensed.size()) + " trainable");
+  model::write_safetensors(partial, {{first, model::DType::kF32, host.sizes().vec(), host.data_ptr()}});
+  refused(task.plan, partial, "is not a cdmoe trained-tensors file");
 }
 
 }  // namespace
