@@ -83,7 +83,9 @@ int export_main(int argc, char** argv) {
   if (!fs::is_directory(parent)) throw_bad_input("--out '" + out + "': directory '" + parent.string() + "' does not exist");
   if (access(parent.c_str(), W_OK) != 0) throw_bad_input("--out '" + out + "': directory '" + parent.string() + "' is not writable");
 
-  auto model = model::MoeModel::load(model_dir);
+  // One decoder layer at a time: the export streams, so its memory is one layer and the
+  // embedding and head, whatever the model's size (ARCHITECTURE.md §2, Residency).
+  auto model = model::MoeModel::load(model_dir, at::kCPU, at::kFloat, model::Residency::kLayers);
   Plan plan;
   std::string plan_source;
   std::optional<db::Connection> connection;
@@ -139,7 +141,7 @@ int export_main(int argc, char** argv) {
       export_options.format = model::ExportFormat::kCdmoe;
     }
   }
-  (void)model->materialise(plan);
+  (void)model->materialise_layout(plan);  // the plan, and the condense weights it needs
   if (connection) export_options.extra = {{"db", fs::absolute(args["db"].as<std::string>()).string()}, {"candidate", id}};
   ModelCardInput card{source_config, model_dir, plan,
                       export_options.format == model::ExportFormat::kTransformers ? "transformers" : "cdmoe", stock_type,

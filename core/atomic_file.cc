@@ -57,7 +57,14 @@ void write_file_atomically(const std::string& path, const std::function<bool(std
   const std::string temporary = temporary_path(path);
   std::FILE* file = std::fopen(temporary.c_str(), "wb");
   if (!file) throw_bad_input(path + ": cannot write in '" + target.parent_path().string() + "' (" + std::strerror(errno) + ")");
-  bool ok = write(file);
+  bool ok = false;
+  try {
+    ok = write(file);
+  } catch (...) {  // a writer that refuses midway (its input was bad) leaves nothing behind either
+    std::fclose(file);
+    std::remove(temporary.c_str());
+    throw;
+  }
   ok = std::fflush(file) == 0 && ok;
   ok = ::fsync(fileno(file)) == 0 && ok;
   const int write_errno = errno;

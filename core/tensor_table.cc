@@ -7,8 +7,12 @@
 
 namespace cdmoe {
 
+int64_t shape_numel(const std::vector<int64_t>& shape) {
+  return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<int64_t>());
+}
+
 int64_t TensorEntry::numel() const {
-  int64_t n = std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<int64_t>());
+  const int64_t n = shape_numel(shape);
   return per_expert > 0 ? n * per_expert : n;
 }
 

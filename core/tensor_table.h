@@ -55,6 +55,8 @@ struct TensorEntry {
   int64_t numel() const;       // all of them
 };
 
+int64_t shape_numel(const std::vector<int64_t>& shape);  // the elements of one tensor of that shape
+
 bool is_attention(TensorRole role);
 bool is_routed_expert(TensorRole role);  // per-expert or fused routed-expert weights
 

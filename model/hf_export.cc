@@ -7,9 +7,11 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/tensor_table.h"
 #include "model/moe_model.h"
 #include "model/safetensors.h"
 #include "model/stock_export.h"
+#include "model/weight_names.h"
 
 namespace fs = std::filesystem;
 
@@ -37,14 +39,15 @@ const DtypeInfo& dtype_named(const std::string& name, const std::string& where) 
 
 // Writes `tensors` as save_pretrained does: one model.safetensors, or shards
 // model-0000i-of-0000n.safetensors of at most max_shard_bytes each (a larger tensor alone) with
-// model.safetensors.index.json. Only one shard's host copies exist at a time.
-void write_weights(const std::vector<std::pair<std::string, at::Tensor>>& tensors, const DtypeInfo& dtype,
-                   int64_t max_shard_bytes, const std::string& dir) {
+// model.safetensors.index.json, in `tensors`' order. Streams: each tensor is computed,
+// converted to the written dtype on the host, checked and written before the next is computed.
+void write_weights(const std::vector<LazyTensor>& tensors, const DtypeInfo& dtype, int64_t max_shard_bytes,
+                   const std::string& dir) {
   const int64_t element_bytes = int64_t(dtype_size(dtype.file));
   std::vector<std::vector<size_t>> shards(1);
   int64_t shard_bytes = 0, total_bytes = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
-    const int64_t bytes = tensors[i].second.numel() * element_bytes;
+    const int64_t bytes = element_bytes * shape_numel(tensors[i].shape);
     if (!shards.back().empty() && shard_bytes + bytes > max_shard_bytes) shards.emplace_back(), shard_bytes = 0;
     shards.back().push_back(i);
     shard_bytes += bytes;
@@ -58,23 +61,30 @@ void write_weights(const std::vector<std::pair<std::string, at::Tensor>>& tensor
   };
   Json weight_map = Json::object();
   for (size_t shard = 0; shard < shards.size(); ++shard) {
-    std::vector<at::Tensor> hold;  // host copies in the written dtype, alive while writing
-    std::vector<TensorToWrite> to_write;
+    std::vector<TensorToWrite> layout;
     for (size_t i : shards[shard]) {
-      const auto& [name, tensor] = tensors[i];
-      hold.push_back(tensor.detach().to(at::kCPU, dtype.torch).contiguous());
+      layout.push_back({tensors[i].name, dtype.file, tensors[i].shape, nullptr});
+      weight_map[tensors[i].name] = file_name(shard);
+    }
+    at::Tensor held;  // the one host copy in the written dtype, alive until the next is asked for
+    write_safetensors_streamed(dir + "/" + file_name(shard), layout, [&](size_t k) -> const void* {
+      const LazyTensor& lazy = tensors[shards[shard][k]];
+      held = at::Tensor();
+      at::Tensor tensor = lazy.compute().detach();
+      if (tensor.sizes().vec() != lazy.shape) {
+        throw_runtime("export: tensor '" + lazy.name + "' came out " + shape_text(tensor.sizes().vec()) + ", laid out as " +
+                      shape_text(lazy.shape));
+      }
+      held = tensor.to(at::kCPU, dtype.torch).contiguous();
       // A value the dtype cannot hold (float16's range ends at 65504) would ship as inf: refused.
       // amax and amin reduce without a temporary the size of the tensor, and carry NaN.
-      if (hold.back().numel() > 0 &&
-          (!std::isfinite(hold.back().amax().item<double>()) || !std::isfinite(hold.back().amin().item<double>()))) {
-        throw_bad_input("--dtype " + std::string(dtype.name) + ": tensor '" + name + "' is not finite in " + dtype.name +
-                        " (largest magnitude " + std::to_string(tensor.detach().abs().max().item<double>()) +
+      if (held.numel() > 0 && (!std::isfinite(held.amax().item<double>()) || !std::isfinite(held.amin().item<double>()))) {
+        throw_bad_input("--dtype " + std::string(dtype.name) + ": tensor '" + lazy.name + "' is not finite in " + dtype.name +
+                        " (largest magnitude " + std::to_string(tensor.abs().max().item<double>()) +
                         "); export it in float32 or bfloat16");
       }
-      to_write.push_back({name, dtype.file, hold.back().sizes().vec(), hold.back().data_ptr()});
-      weight_map[name] = file_name(shard);
-    }
-    write_safetensors(dir + "/" + file_name(shard), to_write, {{"format", "pt"}});
+      return held.data_ptr();
+    }, {{"format", "pt"}});
   }
   if (shards.size() > 1) {
     Json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
@@ -102,7 +112,7 @@ int64_t write_hf_files(const MoeModel& model, const Plan& plan, const std::strin
   for (const auto& [key, value] : options.extra.items()) provenance[key] = value;
 
   Json config;
-  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  std::vector<LazyTensor> tensors;
   if (options.format == ExportFormat::kTransformers) {
     config = stock_config(source, plan);
     tensors = stock_tensors(model, plan, config);
@@ -111,12 +121,14 @@ int64_t write_hf_files(const MoeModel& model, const Plan& plan, const std::strin
     config = source;
     config.erase("quantization_config");  // FP8 sources are written dequantised
     config["cdmoe"] = provenance;
-    tensors = model.materialise(plan);
+    for (MoeModel::Materialised& m : model.materialise_layout(plan)) {
+      tensors.push_back({m.name, m.entry.shape, [&model, &plan, what = m] { return model.materialised_tensor(plan, what); }});
+    }
   }
   config.erase("dtype");
   config["torch_dtype"] = dtype.name;
   int64_t elements = 0;
-  for (const auto& named : tensors) elements += named.second.numel();
+  for (const LazyTensor& tensor : tensors) elements += shape_numel(tensor.shape);
 
   write_weights(tensors, dtype, options.max_shard_bytes, dir);
   for (const char* name : kTokenizerFiles) {

@@ -8,7 +8,9 @@
 // Both: weights in `dtype` (the source's torch_dtype by default; a tensor not finite in it is
 // bad input naming the tensor), in shards of at most
 // max_shard_bytes with model.safetensors.index.json past one (as save_pretrained writes them),
-// each converted on the host one shard at a time; the source directory's tokenizer files and
+// streamed: each tensor is computed, converted on the host and written before the next, so the
+// export holds one tensor beside what the model holds (one decoder layer under
+// Residency::kLayers, whatever the model's size); the source directory's tokenizer files and
 // generation_config.json; config.json last, so a reader
 // that finds config.json finds the rest complete (the caller stages the directory and renames
 // it, so a failed export leaves nothing that looks like a checkpoint). Returns the parameters
@@ -16,8 +18,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
+#include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
 #include "core/json_fields.h"
@@ -31,6 +36,15 @@ enum class ExportFormat { kCdmoe, kTransformers };
 
 // save_pretrained's default max_shard_size ("5GB", decimal).
 inline constexpr int64_t kDefaultMaxShardBytes = 5'000'000'000;
+
+// A tensor to write, computed when the writer reaches it (on the model's device, in its
+// compute dtype; `shape` is what it will be). `compute` may read a layer in and refers to the
+// model and plan it was made from: call it while they live.
+struct LazyTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::function<at::Tensor()> compute;
+};
 
 struct ExportOptions {
   ExportFormat format = ExportFormat::kCdmoe;

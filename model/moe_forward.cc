@@ -94,14 +94,14 @@ at::Tensor MoeModel::run_layers(const at::Tensor& hidden, const TokenLayout& lay
 
   at::Tensor h = hidden.to(m.device, m.dtype);
   for (int layer = from; layer < to; ++layer) {
-    const Layer& L = m.layers[size_t(layer)];
     auto it = plan.layers().find(layer);
     const LayerPlan* lp = it == plan.layers().end() ? nullptr : &it->second;
     if (lp && m.fixed.layers().count(layer)) {
       throw_bad_input("plan layer \"" + std::to_string(layer) + "\": this exported checkpoint has the layer " +
                       layer_op_name(m.fixed.layers().at(layer).op) + "d already");
     }
-    if (L.block_dropped || (lp && lp->op == LayerOp::kDropBlock)) continue;  // BlockDrop: the residual passes
+    if (m.layers[size_t(layer)].block_dropped || (lp && lp->op == LayerOp::kDropBlock)) continue;  // BlockDrop: the residual passes
+    const Layer& L = m.resident_layer(layer);
     const at::Tensor normed = m.rms_norm(h, L.input_norm);
     h = h + (s.latent_attention ? m.latent_attention(L, normed, additive, cos, sin) : m.attention(L, normed, additive, cos, sin));
     if (!L.dropped && !(lp && lp->op == LayerOp::kDrop)) {

@@ -89,10 +89,12 @@ at::Tensor MoeModel::take_balance_loss() {
   return loss;
 }
 
-std::vector<std::pair<std::string, at::Tensor>> MoeModel::parameters() const {
-  const Impl& m = *impl_;
-  std::vector<std::pair<std::string, at::Tensor>> out = {{kEmbedTokensName, m.embed_tokens}, {kFinalNormName, m.final_norm}};
-  if (!shape().tie_word_embeddings) out.emplace_back(kLmHeadName, m.lm_head);
+namespace {
+
+// Layer `layer`'s tensors as held, by their Hugging Face names (stacked routed experts as one
+// tensor per kind), appended to `out`.
+void add_layer_parameters(const Family& family, const ModelShape& shape, int layer, const Layer& L,
+                          std::vector<std::pair<std::string, at::Tensor>>& out) {
   auto add = [&](const std::string& name, const at::Tensor& tensor) {
     if (tensor.defined()) out.emplace_back(name, tensor);
   };
@@ -101,18 +103,26 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::parameters() const {
     add(names.up, mlp.up);
     add(names.down, mlp.down);
   };
+  const LayerNames n = layer_names(family, layer);
+  add(n.input_norm, L.input_norm);
+  add(n.post_norm, L.post_norm);
+  for (const TensorEntry& entry : attention_tensors(shape, layer)) add(tensor_name(n, entry, -1), *tensor_slot(L, entry.role));
+  add_mlp(n.mlp, L.dense);
+  if (!L.is_moe) return;
+  add(n.router, L.moe.router);  // not e_score_correction_bias: a buffer in transformers, never trained
+  add_mlp(mlp_names(n.experts_prefix), Mlp{L.moe.expert_gate, L.moe.expert_up, L.moe.expert_down});
+  add_mlp(n.shared, L.moe.shared);
+  add(n.shared_gate, L.moe.shared_gate);
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, at::Tensor>> MoeModel::parameters() const {
+  const Impl& m = *impl_;
+  std::vector<std::pair<std::string, at::Tensor>> out = {{kEmbedTokensName, m.embed_tokens}, {kFinalNormName, m.final_norm}};
+  if (!shape().tie_word_embeddings) out.emplace_back(kLmHeadName, m.lm_head);
   for (int layer = 0; layer < shape().num_layers; ++layer) {
-    const Layer& L = m.layers[size_t(layer)];
-    const LayerNames n = layer_names(m.family(), layer);
-    add(n.input_norm, L.input_norm);
-    add(n.post_norm, L.post_norm);
-    for (const TensorEntry& entry : attention_tensors(shape(), layer)) add(tensor_name(n, entry, -1), *tensor_slot(L, entry.role));
-    add_mlp(n.mlp, L.dense);
-    if (!L.is_moe) continue;
-    add(n.router, L.moe.router);  // not e_score_correction_bias: a buffer in transformers, never trained
-    add_mlp(mlp_names(n.experts_prefix), Mlp{L.moe.expert_gate, L.moe.expert_up, L.moe.expert_down});
-    add_mlp(n.shared, L.moe.shared);
-    add(n.shared_gate, L.moe.shared_gate);
+    add_layer_parameters(m.family(), shape(), layer, m.pinned_layer(layer), out);  // the handles share its tensors
   }
   return out;
 }
@@ -120,8 +130,10 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::parameters() const {
 std::vector<std::pair<std::string, at::Tensor>> MoeModel::moe_block_parameters(int layer) const {
   std::vector<std::pair<std::string, at::Tensor>> out;
   if (layer < 0 || layer >= shape().num_layers || !impl_->layers[size_t(layer)].is_moe) return out;
+  std::vector<std::pair<std::string, at::Tensor>> all;
+  add_layer_parameters(impl_->family(), shape(), layer, impl_->pinned_layer(layer), all);
   const std::string block = layer_names(impl_->family(), layer).block;
-  for (auto& named : parameters()) {
+  for (auto& named : all) {
     if (named.first.rfind(block, 0) == 0) out.push_back(std::move(named));
   }
   return out;

@@ -48,12 +48,23 @@ struct RouterStats {
   static RouterStats from_rows(const std::vector<ExpertRouting>& rows, const ModelShape& shape, const std::string& where);
 };
 
+// Where a model's decoder layers live. kFull: every layer is read at load and held. kLayers:
+// the embedding, final norm and head are read at load; a decoder layer is read from the
+// checkpoint's mapped files when it is first used and held while it is among the most recently
+// used `resident_layers` (the least recently used goes first), except the layers whose tensors
+// were handed out (parameters(), moe_block_parameters()), which stay. Both read the same bytes
+// the same way, so every result is the same bit for bit; kLayers holds one layer instead of
+// all of them and reads a layer again each time it comes back.
+enum class Residency { kFull, kLayers };
+
 class MoeModel {
  public:
   // Reads config.json and the safetensors weights; checks every tensor's name and shape; copies
-  // each weight from the mapped file straight to `device`, converted to the compute dtype.
+  // each weight from the mapped file straight to `device`, converted to the compute dtype
+  // (every layer now under kFull, each layer when it is used under kLayers).
   static std::unique_ptr<MoeModel> load(const std::string& dir, const at::Device& device = at::kCPU,
-                                        at::ScalarType dtype = at::kFloat);
+                                        at::ScalarType dtype = at::kFloat, Residency residency = Residency::kFull,
+                                        int resident_layers = 1);
   ~MoeModel();
 
   const ModelConfig& config() const;
@@ -95,6 +106,13 @@ class MoeModel {
     at::Tensor tensor;
   };
   std::vector<Materialised> materialise_entries(const Plan& plan) const;
+  // The same entries in the same order with no tensor computed (`tensor` undefined): what a
+  // writer lays out before it reads any weight. Checks the plan as materialise_entries does,
+  // the condense weights it needs included.
+  std::vector<Materialised> materialise_layout(const Plan& plan) const;
+  // One entry's tensor (its layer read first under Residency::kLayers; checked against the
+  // entry's shape). materialise_entries is the layout with each of these filled in.
+  at::Tensor materialised_tensor(const Plan& plan, const Materialised& what) const;
   // The plan an exported checkpoint was made with (its config.json "cdmoe" block): those
   // layers are fixed and a further plan may not touch them. Empty for an original checkpoint.
   const Plan& fixed_plan() const;
@@ -141,6 +159,14 @@ class MoeModel {
     int64_t bytes = 0, entries = 0, evicted = 0;
   };
   CondensedCacheStats condensed_cache_stats() const;
+
+  Residency residency() const;
+  // Decoder layers read from the checkpoint since load (each layer once under kFull), the
+  // bytes they hold in the compute dtype, and the layers held now.
+  struct ResidencyStats {
+    int64_t layer_reads = 0, bytes_read = 0, resident = 0;
+  };
+  ResidencyStats residency_stats() const;
 
   // DeepSeekMoE's expert-level balance loss, Σ_layers Σ_e f_e·P_e (f_e: the fraction of valid
   // tokens routed to e times E/k, without gradient; P_e: the mean router probability), summed

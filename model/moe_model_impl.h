@@ -1,6 +1,7 @@
 // MoeModel's private state, shared by the files that implement it along its seams:
 //   moe_model.cc   accessors, dtypes, router statistics
-//   moe_weights.cc loading the weights by the family's names (model/weight_names.h)
+//   moe_weights.cc loading the weights by the family's names (model/weight_names.h), and
+//                  reading layers in and out under Residency::kLayers
 //   moe_forward.cc the forward: attention, router, experts, layers
 //   plan_ops.cc    plan operations on an MoE block: the condensed (fused dense) MLP
 //   moe_export.cc  the tensors of a materialised plan, by the same names
@@ -9,13 +10,17 @@
 #pragma once
 
 #include <limits>
+#include <list>
 #include <map>
+#include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
 
+#include "model/checkpoint.h"
 #include "model/moe_model.h"
 #include "model/weight_names.h"
 
@@ -98,7 +103,27 @@ struct MoeModel::Impl {
   const Family& family() const { return *config.family; }
   Plan fixed;  // an exported checkpoint's plan
   at::Tensor embed_tokens, final_norm, lm_head;
-  std::vector<Layer> layers;
+  // The decoder layers. Under Residency::kLayers a layer holds its tensors only while resident
+  // (its flags always); reading one in is a cache fill, hence mutable. Code that computes with a
+  // layer's tensors gets the layer from resident_layer().
+  mutable std::vector<Layer> layers;
+  // Residency (moe_weights.cc).
+  Residency residency = Residency::kFull;
+  std::unique_ptr<Checkpoint> checkpoint;  // kLayers: where layers are read from
+  std::vector<TensorEntry> table;          // kLayers: the checkpoint's tensor table
+  size_t resident_cap = 1;                 // kLayers: unpinned layers held at once
+  mutable std::list<int> resident;         // kLayers: layers holding tensors, most recently used first
+  mutable std::set<int> pinned;            // kLayers: layers whose tensors were handed out: never dropped
+  mutable ResidencyStats residency_counts;
+  // Layer `index` with its tensors, read now under kLayers when it is not resident (dropping the
+  // least recently used unpinned layer past resident_cap). The reference stays valid; another
+  // layer's read may empty it, so callers take what they need from one layer at a time.
+  const Layer& resident_layer(int index) const;
+  // The same, held until the model goes: its tensors were handed out (training handles).
+  const Layer& pinned_layer(int index) const;
+  // Reads `entries` of the checkpoint `source` into their places in the compute dtype; returns
+  // the bytes they hold.
+  int64_t read_tensors(const Checkpoint& source, const std::vector<TensorEntry>& entries);
   // The condensed-layer cache (plan_ops.cc), key: layer + canonical layer plan with weights.
   // Bounded by condensed_cap bytes: inserting evicts the least recently used entries that the
   // running forward has not used and that no trainer holds (pinned); past that it exceeds the

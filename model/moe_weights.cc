@@ -90,20 +90,23 @@ class WeightReader {
 
 }  // namespace
 
-std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Device& device, at::ScalarType dtype) {
+std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Device& device, at::ScalarType dtype,
+                                         Residency residency, int resident_layers) {
   if (dtype != at::kFloat && dtype != at::kBFloat16) throw_runtime("MoeModel::load: compute dtype must be float32 or bfloat16");
-  Checkpoint checkpoint(dir);
+  if (resident_layers < 1) throw_runtime("MoeModel::load: at least one layer must be resident");
+  auto checkpoint = std::make_unique<Checkpoint>(dir);
   std::unique_ptr<MoeModel> model(new MoeModel());
   Impl& m = *model->impl_;
   m.device = device;
   m.dtype = dtype;
-  m.config = read_checkpoint_config(checkpoint);
-  m.fixed = fixed_plan_of(checkpoint, m.config.shape);
-  check_checkpoint_tensors(checkpoint, m.config, m.fixed);
+  m.residency = residency;
+  m.resident_cap = size_t(resident_layers);
+  m.config = read_checkpoint_config(*checkpoint);
+  m.fixed = fixed_plan_of(*checkpoint, m.config.shape);
+  check_checkpoint_tensors(*checkpoint, m.config, m.fixed);
 
-  WeightReader reader(checkpoint, m.config.fp8, m.weight_options());
   const ModelShape& s = m.config.shape;
-  std::vector<TensorEntry> table = model_tensors(s, m.fixed, m.config.expert_layout);
+  m.table = model_tensors(s, m.fixed, m.config.expert_layout);
   m.layers.resize(size_t(s.num_layers));
   for (int layer = 0; layer < s.num_layers; ++layer) {  // what the table's entries do not say
     auto fixed = m.fixed.layers().find(layer);
@@ -114,20 +117,39 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
     L.is_moe = s.is_moe_layer(layer) && !L.dropped && !L.block_dropped &&
                !(fixed_op && *fixed_op == LayerOp::kCondense);  // an exported condensed layer is its fused dense MLP
   }
-  for_each_named_tensor(m.family(), table, m.config.expert_layout, m.fixed,
+  std::vector<TensorEntry> global, layered;  // the table's order: the global tensors come first
+  for (TensorEntry& entry : m.table) (entry.layer < 0 ? global : layered).push_back(std::move(entry));
+  m.read_tensors(*checkpoint, global);
+  m.table.clear();
+  if (residency == Residency::kFull) {
+    m.residency_counts.layer_reads = s.num_layers;
+    m.residency_counts.bytes_read = m.read_tensors(*checkpoint, layered);
+  } else {
+    m.table = std::move(layered);
+    m.checkpoint = std::move(checkpoint);
+  }
+  if (s.tie_word_embeddings) m.lm_head = m.embed_tokens;
+  return model;
+}
+
+int64_t MoeModel::Impl::read_tensors(const Checkpoint& source, const std::vector<TensorEntry>& entries) {
+  WeightReader reader(source, config.fp8, weight_options());
+  int64_t bytes = 0;
+  for_each_named_tensor(family(), entries, config.expert_layout, fixed,
                         [&](const TensorEntry& entry, int64_t expert, const std::string& name) {
+    bytes += shape_numel(entry.shape) * int64_t(entry.role == TensorRole::kRouterBias ? sizeof(float) : at::elementSize(dtype));
     if (entry.layer < 0) {
-      at::Tensor& global = entry.role == TensorRole::kEmbedding ? m.embed_tokens
-                           : entry.role == TensorRole::kFinalNorm ? m.final_norm : m.lm_head;
+      at::Tensor& global = entry.role == TensorRole::kEmbedding ? embed_tokens
+                           : entry.role == TensorRole::kFinalNorm ? final_norm : lm_head;
       global = reader.read(name, entry.shape);
       return;
     }
-    Layer& L = m.layers[size_t(entry.layer)];
+    Layer& L = layers[size_t(entry.layer)];
     Moe& M = L.moe;
     auto stacked = [&](at::Tensor& stack, std::vector<int64_t> one) -> at::Tensor& {  // [E, ...] of the experts
       if (!stack.defined()) {
         one.insert(one.begin(), entry.per_expert);  // only per-expert roles come here
-        stack = at::empty(one, m.weight_options());
+        stack = at::empty(one, weight_options());
       }
       return stack;
     };
@@ -151,8 +173,55 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
       }
     }
   });
-  if (s.tie_word_embeddings) m.lm_head = m.embed_tokens;
-  return model;
+  return bytes;
+}
+
+const Layer& MoeModel::Impl::resident_layer(int index) const {
+  Layer& L = layers.at(size_t(index));
+  if (residency == Residency::kFull) return L;
+  auto held = std::find(resident.begin(), resident.end(), index);
+  if (held != resident.end()) {
+    resident.splice(resident.begin(), resident, held);  // most recently used
+    return L;
+  }
+  // Drop the least recently used unpinned layers until one more fits.
+  size_t unpinned = 0;
+  for (int r : resident) unpinned += !pinned.count(r);
+  for (auto it = resident.end(); unpinned >= resident_cap && it != resident.begin();) {
+    --it;
+    if (pinned.count(*it)) continue;
+    Layer& old = layers[size_t(*it)];
+    Layer emptied;  // the flags stay; the tensors go
+    emptied.is_moe = old.is_moe;
+    emptied.dropped = old.dropped;
+    emptied.block_dropped = old.block_dropped;
+    old = std::move(emptied);
+    it = resident.erase(it);
+    --unpinned;
+  }
+  std::vector<TensorEntry> entries;
+  for (const TensorEntry& entry : table) {
+    if (entry.layer == index) entries.push_back(entry);
+  }
+  // A layer read is a cache fill of a const model (layers is mutable; the rest is untouched).
+  residency_counts.bytes_read += const_cast<Impl*>(this)->read_tensors(*checkpoint, entries);
+  residency_counts.layer_reads += 1;
+  resident.push_front(index);
+  return L;
+}
+
+const Layer& MoeModel::Impl::pinned_layer(int index) const {
+  const Layer& L = resident_layer(index);
+  if (residency == Residency::kLayers) pinned.insert(index);
+  return L;
+}
+
+Residency MoeModel::residency() const { return impl_->residency; }
+
+MoeModel::ResidencyStats MoeModel::residency_stats() const {
+  ResidencyStats out = impl_->residency_counts;
+  out.resident = impl_->residency == Residency::kFull ? shape().num_layers : int64_t(impl_->resident.size());
+  return out;
 }
 
 }  // namespace cdmoe::model

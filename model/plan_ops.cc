@@ -100,12 +100,12 @@ MoeModel::MoeParts MoeModel::moe_parts(const at::Tensor& hidden, const at::Tenso
       m.fixed.layers().count(layer)) {
     throw_runtime("moe_parts: layer " + std::to_string(layer) + " is not an original MoE layer");
   }
-  const Layer& L = m.layers[size_t(layer)];
-  const Moe& M = L.moe;
   Plan attention_only;  // the layer with its MLP dropped: exactly the residual its MLP adds to
   attention_only.set_layer(layer, LayerPlan{LayerOp::kDrop, {}, {}, {}});
   MoeParts parts;
   parts.residual = run_layers(hidden, mask, layer, layer + 1, attention_only);
+  const Layer& L = m.resident_layer(layer);
+  const Moe& M = L.moe;
   at::Tensor x = m.rms_norm(parts.residual, L.post_norm);
   const int64_t D = x.size(-1);
   at::Tensor flat = x.reshape({-1, D});
@@ -126,7 +126,7 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::condensed_parameters(c
   std::vector<std::pair<std::string, at::Tensor>> out;
   for (const auto& [layer, lp] : plan.layers()) {
     if (lp.op != LayerOp::kCondense) continue;
-    const Mlp& mlp = m.condensed(m.layers[size_t(layer)].moe, layer, lp);
+    const Mlp& mlp = m.condensed(m.resident_layer(layer).moe, layer, lp);
     m.condensed_cache.at(m.resolve_condense(layer, lp).key).pinned = true;  // a trainer holds it now
     const MlpNames names = layer_names(m.family(), layer).mlp;
     out.emplace_back(names.gate, mlp.gate);

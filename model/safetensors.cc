@@ -15,6 +15,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/tensor_table.h"
 
 namespace cdmoe::model {
 namespace {
@@ -59,11 +60,7 @@ size_t dtype_size(DType dtype) {
   throw_runtime("a safetensors dtype without a size");
 }
 
-int64_t TensorInfo::elements() const {
-  int64_t count = 1;
-  for (int64_t d : shape) count *= d;
-  return count;
-}
+int64_t TensorInfo::elements() const { return shape_numel(shape); }
 
 SafetensorsHeader parse_safetensors(const uint8_t* bytes, size_t file_size, const std::string& where) {
   if (file_size < 8) throw_bad_input(where + ": truncated: " + std::to_string(file_size) + " bytes, no header size");
@@ -192,17 +189,22 @@ void SafetensorsFile::release(const TensorInfo& info) const {
 
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  std::vector<const TensorToWrite*> ordered;
-  for (const TensorToWrite& t : tensors) ordered.push_back(&t);
-  std::sort(ordered.begin(), ordered.end(), [](const auto* a, const auto* b) { return a->name < b->name; });
+  std::vector<TensorToWrite> ordered = tensors;
+  std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  write_safetensors_streamed(path, ordered, [&](size_t i) { return ordered[i].data; }, metadata);
+}
+
+void write_safetensors_streamed(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                                const std::function<const void*(size_t)>& data_of,
+                                const std::map<std::string, std::string>& metadata) {
+  auto bytes_of = [](const TensorToWrite& t) { return dtype_size(t.dtype) * uint64_t(shape_numel(t.shape)); };
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
-  for (const TensorToWrite* t : ordered) {
-    uint64_t bytes = dtype_size(t->dtype);
-    for (int64_t d : t->shape) bytes *= uint64_t(d);
-    header[t->name] = {{"dtype", dtype_name(t->dtype)}, {"shape", t->shape}, {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
+  for (const TensorToWrite& t : tensors) {
+    if (header.contains(t.name)) throw_runtime(path + ": tensor '" + t.name + "' given twice");
+    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes_of(t)}}};
+    offset += bytes_of(t);
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keep the data 8-byte aligned, as HF's writer does
@@ -210,10 +212,10 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
     uint8_t size_bytes[8];
     for (int i = 0; i < 8; ++i) size_bytes[i] = uint8_t(uint64_t(text.size()) >> (8 * i));
     bool ok = std::fwrite(size_bytes, 1, 8, out) == 8 && std::fwrite(text.data(), 1, text.size(), out) == text.size();
-    for (const TensorToWrite* t : ordered) {
-      uint64_t bytes = dtype_size(t->dtype);
-      for (int64_t d : t->shape) bytes *= uint64_t(d);
-      ok = ok && (bytes == 0 || std::fwrite(t->data, 1, bytes, out) == bytes);
+    for (size_t i = 0; ok && i < tensors.size(); ++i) {
+      const uint64_t bytes = bytes_of(tensors[i]);
+      const void* data = data_of(i);
+      ok = bytes == 0 || std::fwrite(data, 1, bytes, out) == bytes;
     }
     return ok;
   });

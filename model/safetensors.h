@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -71,5 +72,11 @@ struct TensorToWrite {
 // sees a truncated file. Tensors are laid out in name order.
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+// The same, laid out in `tensors`' order, each tensor's bytes asked for when the file reaches it
+// (TensorToWrite::data is ignored): `data_of(i)` returns tensor i's bytes, valid until the next
+// call, so a writer holds one tensor at a time. An exception from data_of leaves no file.
+void write_safetensors_streamed(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                                const std::function<const void*(size_t)>& data_of,
+                                const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace cdmoe::model

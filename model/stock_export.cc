@@ -1,6 +1,7 @@
 #include "model/stock_export.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <tuple>
@@ -157,49 +158,59 @@ Json stock_config(const Json& source, const Plan& plan) {
   return c;
 }
 
-std::vector<std::pair<std::string, at::Tensor>> stock_tensors(const MoeModel& model, const Plan& plan, const Json& config) {
+std::vector<LazyTensor> stock_tensors(const MoeModel& model, const Plan& plan, const Json& config) {
   const ModelShape& source = model.shape();
   const bool from_deepseek = source.model_type == "deepseek";
   const StockLayers layers = stock_layers(source, plan);
   const ModelConfig stock = model_config_from_json(config, "stock config.json");
 
-  std::map<SourceKey, std::pair<std::string, at::Tensor>> by_key;
-  for (MoeModel::Materialised& m : model.materialise_entries(plan)) {
-    by_key[{m.entry.role, m.entry.layer, m.expert}] = {std::move(m.name), std::move(m.tensor)};
+  std::map<SourceKey, MoeModel::Materialised> by_key;
+  for (MoeModel::Materialised& m : model.materialise_layout(plan)) {
+    SourceKey key{m.entry.role, m.entry.layer, m.expert};
+    by_key.emplace(key, std::move(m));
   }
   std::set<SourceKey> used;
-  const at::TensorOptions options = by_key.begin()->second.second.options();
-  std::vector<std::pair<std::string, at::Tensor>> out;
+  const at::TensorOptions options = at::TensorOptions().dtype(model.dtype()).device(model.device());
+  std::vector<LazyTensor> out;
   for_each_named_tensor(*stock.family, model_tensors(stock.shape, Plan()), ExpertLayout::kPerExpert, Plan(),
                         [&](const TensorEntry& entry, int64_t expert, const std::string& name) {
     const int source_layer = entry.layer >= 0 ? layers.source_layer.at(size_t(entry.layer)) : -1;
     const SourceKey key{entry.role, source_layer, expert};
     auto found = by_key.find(key);
-    at::Tensor tensor;
+    std::function<at::Tensor()> compute;
+    std::vector<int64_t> from_shape;
     if (found != by_key.end()) {
       used.insert(key);
-      tensor = found->second.second;
-      if (is_dense_mlp(entry.role) && tensor.sizes().vec() != entry.shape) {
-        // Zero-padded to the common width: rows of gate and up, columns of down.
-        const int64_t dim = entry.role == TensorRole::kMlpDown ? 1 : 0;
-        std::vector<int64_t> pad_shape = tensor.sizes().vec();
-        pad_shape[size_t(dim)] = entry.shape[size_t(dim)] - tensor.size(dim);
-        if (pad_shape[size_t(dim)] > 0) tensor = at::cat({tensor, at::zeros(pad_shape, tensor.options())}, dim);
-      }
+      const MoeModel::Materialised& from = found->second;  // copied into compute: by_key goes at return
+      from_shape = from.entry.shape;
+      // Zero-padded to the common width: rows of gate and up, columns of down.
+      const int64_t pad_dim = entry.role == TensorRole::kMlpDown ? 1 : 0;
+      const bool pad = is_dense_mlp(entry.role) && from_shape != entry.shape;
       // sigmoid(0) = 1/2 halves the shared expert qwen2_moe adds; DeepSeekMoE adds it whole.
-      if (from_deepseek && entry.role == TensorRole::kSharedDown) tensor = tensor * 2;
+      const bool twice = from_deepseek && entry.role == TensorRole::kSharedDown;
+      if (pad) from_shape[size_t(pad_dim)] = entry.shape[size_t(pad_dim)];
+      compute = [&model, &plan, what = from, shape = entry.shape, pad, pad_dim, twice] {
+        at::Tensor tensor = model.materialised_tensor(plan, what);
+        if (pad && shape[size_t(pad_dim)] > tensor.size(pad_dim)) {
+          std::vector<int64_t> pad_shape = tensor.sizes().vec();
+          pad_shape[size_t(pad_dim)] = shape[size_t(pad_dim)] - tensor.size(pad_dim);
+          tensor = at::cat({tensor, at::zeros(pad_shape, tensor.options())}, pad_dim);
+        }
+        return twice ? tensor * 2 : tensor;
+      };
     } else if (from_deepseek && (entry.role == TensorRole::kQBias || entry.role == TensorRole::kKBias ||
                                  entry.role == TensorRole::kVBias || entry.role == TensorRole::kSharedExpertGate)) {
-      tensor = at::zeros(entry.shape, options);
+      from_shape = entry.shape;
+      compute = [options, shape = entry.shape] { return at::zeros(shape, options); };
     }
-    if (!tensor.defined() || tensor.sizes().vec() != entry.shape) {
-      throw_runtime("stock export: tensor '" + name + "' is " + (tensor.defined() ? shape_text(tensor.sizes().vec()) : "missing") +
+    if (!compute || from_shape != entry.shape) {
+      throw_runtime("stock export: tensor '" + name + "' is " + (compute ? shape_text(from_shape) : "missing") +
                     ", the stock class makes it " + shape_text(entry.shape));
     }
-    out.emplace_back(name, tensor);
+    out.push_back({name, entry.shape, std::move(compute)});
   });
-  for (const auto& [key, named] : by_key) {
-    if (!used.count(key)) throw_runtime("stock export: source tensor '" + named.first + "' has no place in the stock checkpoint");
+  for (const auto& [key, from] : by_key) {
+    if (!used.count(key)) throw_runtime("stock export: source tensor '" + from.name + "' has no place in the stock checkpoint");
   }
   return out;
 }

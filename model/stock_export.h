@@ -25,6 +25,7 @@
 
 #include "core/json_fields.h"
 #include "core/plan.h"
+#include "model/hf_export.h"
 
 namespace cdmoe::model {
 
@@ -36,9 +37,10 @@ class MoeModel;
 Json stock_config(const Json& source, const Plan& plan);
 
 // Every tensor of the stock checkpoint of `config` (stock_config's), by the stock class's names
-// in checkpoint order, each derived from the model's materialised tensors (plan applied): what
-// the stock class creates for that config, nothing missing and nothing extra (checked; a
-// mismatch is a runtime error naming the tensor). Tensors live on the model's device.
-std::vector<std::pair<std::string, at::Tensor>> stock_tensors(const MoeModel& model, const Plan& plan, const Json& config);
+// in checkpoint order, each derived from one of the model's materialised tensors (plan
+// applied) when computed: what the stock class creates for that config, nothing missing and
+// nothing extra (checked on the layout, before any weight is read; a mismatch is a runtime
+// error naming the tensor). Tensors live on the model's device.
+std::vector<LazyTensor> stock_tensors(const MoeModel& model, const Plan& plan, const Json& config);
 
 }  // namespace cdmoe::model

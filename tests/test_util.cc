@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,9 +80,11 @@ void BackgroundCommand::signal_leader(int signal) { kill(pid_, signal); }
 
 CommandResult BackgroundCommand::wait() {
   int status = 0;
-  waitpid(pid_, &status, 0);
+  struct rusage usage {};
+  wait4(pid_, &status, 0, &usage);
   reaped_ = true;
   CommandResult result;
+  result.peak_rss_bytes = int64_t(usage.ru_maxrss) * 1024;  // Linux reports kilobytes
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   result.out = read_file(scratch_.file("out"));
   result.err = read_file(scratch_.file("err"));

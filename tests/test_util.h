@@ -1,6 +1,7 @@
 // Helpers shared by the test suites: temporary directories and running real binaries.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@ struct CommandResult {
   int exit_code = -1;  // 128 + signal number when killed by a signal
   std::string out;
   std::string err;
+  int64_t peak_rss_bytes = 0;  // the command's own process (not its children), from wait4
 };
 
 // Runs argv (argv[0] a path) to completion with stdin from /dev/null, capturing its output.

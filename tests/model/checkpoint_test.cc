@@ -89,6 +89,35 @@ TEST(Safetensors, RejectsMalformedHeaders) {
   EXPECT_EQ(header.tensors.at("a").elements(), 8);
 }
 
+// The streamed writer lays tensors out in the order given and asks for each one's bytes only
+// when it reaches it; a writer that throws midway leaves no file (nor a temporary).
+TEST(Safetensors, StreamedWriterAsksInOrderAndLeavesNothingWhenItsSourceFails) {
+  TempDir dir;
+  const std::vector<float> a = {1, 2, 3}, b = {4, 5};
+  const std::vector<TensorToWrite> layout = {{"z.first", DType::kF32, {3}, nullptr}, {"a.second", DType::kF32, {2}, nullptr}};
+  std::vector<size_t> asked;
+  write_safetensors_streamed(dir.file("ok.safetensors"), layout, [&](size_t i) -> const void* {
+    asked.push_back(i);
+    return i == 0 ? a.data() : b.data();
+  });
+  EXPECT_EQ(asked, (std::vector<size_t>{0, 1}));
+  SafetensorsFile file(dir.file("ok.safetensors"));
+  const TensorInfo& first = file.header().tensors.at("z.first");
+  const TensorInfo& second = file.header().tensors.at("a.second");
+  EXPECT_EQ(first.begin, 0u) << "laid out in the order given, not by name";
+  EXPECT_EQ(second.begin, first.end);
+  EXPECT_EQ(reinterpret_cast<const float*>(file.tensor_data(second))[1], 5.0f);
+
+  EXPECT_THROW(write_safetensors_streamed(dir.file("bad.safetensors"), layout, [&](size_t i) -> const void* {
+                 if (i == 1) throw_bad_input("the second tensor is not finite");
+                 return a.data();
+               }),
+               Error);
+  std::vector<std::string> left;
+  for (const auto& entry : fs::directory_iterator(dir.path())) left.push_back(entry.path().filename().string());
+  EXPECT_EQ(left, (std::vector<std::string>{"ok.safetensors"}));
+}
+
 TEST(Checkpoint, TruncatedFileNamesTheFile) {
   TempDir dir;
   std::string model = copy_model(dir);
