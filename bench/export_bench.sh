@@ -3,8 +3,9 @@
 # LAYERS decoder layers (hidden 2048, 16 heads, 64 routed experts of 1408 and 2 shared, top-6,
 # vocabulary 102,400, layer 0 dense of 10,944; float32 on disk as cdmoe-synth writes it), one
 # JSON line per export: the original and 3 layers condensed to shared + 6 experts, written as
-# stock qwen2_moe in bfloat16 in shards of SHARD_MB. Needs about 9 GB of disk and 12 GB of
-# memory at LAYERS=4 (each layer adds ~2.3 GB of float32 weights).
+# stock qwen2_moe in bfloat16 in shards of SHARD_MB. Needs about 9 GB of disk at LAYERS=4 (each
+# layer adds ~2.3 GB of float32 weights) and about 5 GB of memory, whatever LAYERS (the export
+# streams: one condensed layer's source in float32, the embedding and the head).
 # Usage: bench/export_bench.sh [BUILD_DIR] [LAYERS] [SHARD_MB]   (run from the repository root)
 set -euo pipefail
 build=${1:-build} layers=${2:-4} shard_mb=${3:-2000}

@@ -16,6 +16,18 @@ std::vector<std::pair<std::string, at::Tensor>> MoeModel::materialise(const Plan
   return out;
 }
 
+namespace {
+
+const at::Tensor& checked(const at::Tensor& tensor, const MoeModel::Materialised& what) {
+  if (!tensor.defined() || tensor.sizes().vec() != what.entry.shape) {
+    throw_runtime("materialise: tensor '" + what.name + "' is " + (tensor.defined() ? shape_text(tensor.sizes().vec()) : "missing") +
+                  ", the tensor table says " + shape_text(what.entry.shape));
+  }
+  return tensor;
+}
+
+}  // namespace
+
 std::vector<MoeModel::Materialised> MoeModel::materialise_entries(const Plan& plan) const {
   std::vector<Materialised> out = materialise_layout(plan);
   for (Materialised& m : out) m.tensor = materialised_tensor(plan, m);
@@ -57,16 +69,21 @@ at::Tensor MoeModel::materialised_tensor(const Plan& plan, const Materialised& w
   } else if (entry.role == TensorRole::kLmHead) {
     tensor = m.lm_head;
   } else {
-    const Layer& L = m.resident_layer(entry.layer);
     auto it = plan.layers().find(entry.layer);
     const LayerPlan* lp = it == plan.layers().end() ? nullptr : &it->second;
+    // A layer the plan leaves alone streams tensor by tensor: an exporter holds one expert, not
+    // the layer.
+    if (m.reads_tensor_alone(entry.layer, lp)) return checked(m.read_tensor(what.name, entry), what);
+    const Layer& L = m.resident_layer(entry.layer);
     const bool condensing = lp && lp->op == LayerOp::kCondense, pruning = lp && lp->op == LayerOp::kPrune;
     // A pruned layer's experts are renumbered 0..r-1: written expert i is held expert kept[i].
     auto held = [&](int64_t i) { return pruning ? int64_t(lp->experts[size_t(i)]) : i; };
     switch (entry.role) {
-      case TensorRole::kMlpGate: tensor = condensing ? m.condensed(L.moe, entry.layer, *lp).gate : L.dense.gate; break;
-      case TensorRole::kMlpUp: tensor = condensing ? m.condensed(L.moe, entry.layer, *lp).up : L.dense.up; break;
-      case TensorRole::kMlpDown: tensor = condensing ? m.condensed(L.moe, entry.layer, *lp).down : L.dense.down; break;
+      case TensorRole::kMlpGate:
+      case TensorRole::kMlpUp:
+      case TensorRole::kMlpDown:
+        tensor = condensing ? m.condensed_part(L.moe, entry.layer, *lp, entry.role) : *tensor_slot(L, entry.role);
+        break;
       case TensorRole::kExpertGate: tensor = L.moe.expert_gate[held(what.expert)]; break;
       case TensorRole::kExpertUp: tensor = L.moe.expert_up[held(what.expert)]; break;
       case TensorRole::kExpertDown: tensor = L.moe.expert_down[held(what.expert)]; break;
@@ -86,11 +103,7 @@ at::Tensor MoeModel::materialised_tensor(const Plan& plan, const Materialised& w
       }
     }
   }
-  if (!tensor.defined() || tensor.sizes().vec() != entry.shape) {
-    throw_runtime("materialise: tensor '" + what.name + "' is " + (tensor.defined() ? shape_text(tensor.sizes().vec()) : "missing") +
-                  ", the tensor table says " + shape_text(entry.shape));
-  }
-  return tensor;
+  return checked(tensor, what);
 }
 
 }  // namespace cdmoe::model

@@ -13,6 +13,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -121,6 +122,12 @@ struct MoeModel::Impl {
   const Layer& resident_layer(int index) const;
   // The same, held until the model goes: its tensors were handed out (training handles).
   const Layer& pinned_layer(int index) const;
+  // Under kLayers, whether a materialised tensor of `layer` under `lp` is read from the
+  // checkpoint by itself rather than through its layer: the layer is not resident, the plan
+  // leaves it as it is (its tensors are the checkpoint's, by the same names) and the experts
+  // are stored one by one. read_tensor reads it (in the compute dtype; a router bias in float32).
+  bool reads_tensor_alone(int layer, const LayerPlan* lp) const;
+  at::Tensor read_tensor(const std::string& name, const TensorEntry& entry) const;
   // Reads `entries` of the checkpoint `source` into their places in the compute dtype; returns
   // the bytes they hold.
   int64_t read_tensors(const Checkpoint& source, const std::vector<TensorEntry>& entries);
@@ -179,6 +186,12 @@ struct MoeModel::Impl {
     double shared_weight = 1;
   };
   ResolvedCondense resolve_condense(int layer, const LayerPlan& lp) const;  // needs router stats for implicit weights
+  // One projection (kMlpGate, kMlpUp or kMlpDown) of the condensed MLP: the cached one (a
+  // trainer's, say) when there is one, else built alone and not cached (what an exporter asks:
+  // its memory stays one projection, however many layers it condenses).
+  at::Tensor condensed_part(const Moe& M, int layer, const LayerPlan& lp, TensorRole role) const;
+  // The condensed MLP built from the layer's experts: every projection, or only `only`'s.
+  Mlp fuse(const Moe& M, const LayerPlan& lp, const ResolvedCondense& resolved, std::optional<TensorRole> only) const;
 };
 
 }  // namespace cdmoe::model

@@ -216,6 +216,19 @@ const Layer& MoeModel::Impl::pinned_layer(int index) const {
   return L;
 }
 
+bool MoeModel::Impl::reads_tensor_alone(int layer, const LayerPlan* lp) const {
+  return residency == Residency::kLayers && !lp && config.expert_layout == ExpertLayout::kPerExpert &&
+         std::find(resident.begin(), resident.end(), layer) == resident.end();
+}
+
+at::Tensor MoeModel::Impl::read_tensor(const std::string& name, const TensorEntry& entry) const {
+  WeightReader reader(*checkpoint, config.fp8, weight_options());
+  at::Tensor tensor = reader.read(name, entry.shape);
+  if (entry.role == TensorRole::kRouterBias) tensor = tensor.to(at::kFloat);  // as read_tensors keeps it
+  residency_counts.bytes_read += int64_t(tensor.nbytes());
+  return tensor;
+}
+
 Residency MoeModel::residency() const { return impl_->residency; }
 
 MoeModel::ResidencyStats MoeModel::residency_stats() const {

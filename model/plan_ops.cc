@@ -33,6 +33,40 @@ MoeModel::Impl::ResolvedCondense MoeModel::Impl::resolve_condense(int layer, con
 // The condensed layer as ONE dense SwiGLU MLP: shared expert(s) and the kept experts side by
 // side, each kept expert's weight (and the shared weight) folded into its down columns.
 
+Mlp MoeModel::Impl::fuse(const Moe& M, const LayerPlan& lp, const ResolvedCondense& resolved,
+                         std::optional<TensorRole> only) const {
+  const std::vector<double>& weights = resolved.weights;
+  std::vector<at::Tensor> gates, ups, downs;
+  const bool gate = !only || *only == TensorRole::kMlpGate, up = !only || *only == TensorRole::kMlpUp,
+             down = !only || *only == TensorRole::kMlpDown;
+  if (M.shared.defined()) {
+    if (gate) gates.push_back(M.shared.gate);
+    if (up) ups.push_back(M.shared.up);
+    if (down) downs.push_back(M.shared.down * resolved.shared_weight);
+  }
+  for (size_t i = 0; i < lp.experts.size(); ++i) {
+    if (gate) gates.push_back(M.expert_gate[lp.experts[i]]);
+    if (up) ups.push_back(M.expert_up[lp.experts[i]]);
+    if (down) downs.push_back(M.expert_down[lp.experts[i]] * weights[i]);
+  }
+  const int64_t D = config.shape.hidden_size;
+  auto joined = [&](const std::vector<at::Tensor>& parts, bool wanted, int64_t dim) {
+    if (!wanted) return at::Tensor();
+    if (parts.empty()) {  // no shared expert and no kept expert: the block outputs zeros
+      return dim == 0 ? at::zeros({0, D}, weight_options()) : at::zeros({D, 0}, weight_options());
+    }
+    return at::cat(parts, dim);
+  };
+  return Mlp{joined(gates, gate, 0), joined(ups, up, 0), joined(downs, down, 1)};
+}
+
+at::Tensor MoeModel::Impl::condensed_part(const Moe& M, int layer, const LayerPlan& lp, TensorRole role) const {
+  const ResolvedCondense resolved = resolve_condense(layer, lp);
+  auto it = condensed_cache.find(resolved.key);
+  const Mlp part = it != condensed_cache.end() ? it->second.mlp : fuse(M, lp, resolved, role);
+  return role == TensorRole::kMlpGate ? part.gate : role == TensorRole::kMlpUp ? part.up : part.down;
+}
+
 const Mlp& MoeModel::Impl::condensed(const Moe& M, int layer, const LayerPlan& lp) const {
   const ResolvedCondense resolved = resolve_condense(layer, lp);
   auto it = condensed_cache.find(resolved.key);
@@ -40,26 +74,7 @@ const Mlp& MoeModel::Impl::condensed(const Moe& M, int layer, const LayerPlan& l
     it->second.last_use = forward_clock;
     return it->second.mlp;
   }
-  const std::vector<double>& weights = resolved.weights;
-  const double shared_weight = resolved.shared_weight;
-  std::vector<at::Tensor> gates, ups, downs;
-  if (M.shared.defined()) {
-    gates.push_back(M.shared.gate);
-    ups.push_back(M.shared.up);
-    downs.push_back(M.shared.down * shared_weight);
-  }
-  for (size_t i = 0; i < lp.experts.size(); ++i) {
-    gates.push_back(M.expert_gate[lp.experts[i]]);
-    ups.push_back(M.expert_up[lp.experts[i]]);
-    downs.push_back(M.expert_down[lp.experts[i]] * weights[i]);
-  }
-  Mlp fused;
-  if (gates.empty()) {  // no shared expert and no kept expert: the block outputs zeros
-    const int64_t D = config.shape.hidden_size;
-    fused = Mlp{at::zeros({0, D}, weight_options()), at::zeros({0, D}, weight_options()), at::zeros({D, 0}, weight_options())};
-  } else {
-    fused = Mlp{at::cat(gates, 0), at::cat(ups, 0), at::cat(downs, 1)};
-  }
+  Mlp fused = fuse(M, lp, resolved, std::nullopt);
   const int64_t bytes = int64_t(fused.gate.nbytes() + fused.up.nbytes() + fused.down.nbytes());
   evict_condensed_for(bytes);
   condensed_bytes += bytes;

@@ -94,6 +94,22 @@ TEST(ResidencyCap, HoldsTheMostRecentLayersAndWhatWasHandedOut) {
   EXPECT_EQ(model->residency_stats().layer_reads, layers + 1);
 }
 
+// What an exporter asks of a layer the plan leaves alone is read tensor by tensor (one expert,
+// not the layer); a condensed layer is read whole, once, to build its dense MLP.
+TEST(ResidencyCap, MaterialisingReadsUntouchedLayersTensorByTensor) {
+  auto model = MoeModel::load(kModels + "/deepseek_gqa", testing::test_device(), at::kFloat, model::Residency::kLayers, 1);
+  const int64_t bytes_before = model->residency_stats().bytes_read;
+  model->materialise(Plan());
+  EXPECT_EQ(model->residency_stats().layer_reads, 0);
+  EXPECT_EQ(model->residency_stats().resident, 0);
+  EXPECT_GT(model->residency_stats().bytes_read, bytes_before);
+  const int moe = model->shape().moe_layers().front();
+  Plan condensed;
+  condensed.set_layer(moe, LayerPlan{LayerOp::kCondense, {0, 1}, {0.5, 0.25}, 1.0});
+  model->materialise(condensed);
+  EXPECT_EQ(model->residency_stats().layer_reads, 1);
+}
+
 TEST(ResidencyCap, KeepsABlockHandedOutToBeTrained) {
   auto model = MoeModel::load(kModels + "/deepseek_gqa", testing::test_device(), at::kFloat, model::Residency::kLayers, 1);
   const int layers = model->shape().num_layers;
