@@ -15,7 +15,6 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
-#include "core/tensor_table.h"
 
 namespace cdmoe::model {
 namespace {
@@ -60,7 +59,18 @@ size_t dtype_size(DType dtype) {
   throw_runtime("a safetensors dtype without a size");
 }
 
-int64_t TensorInfo::elements() const { return shape_numel(shape); }
+namespace {
+
+// Not core/tensor_table.h's shape_numel: this file builds alone into the fuzzer.
+int64_t elements_of(const std::vector<int64_t>& shape) {
+  int64_t count = 1;
+  for (int64_t d : shape) count *= d;
+  return count;
+}
+
+}  // namespace
+
+int64_t TensorInfo::elements() const { return elements_of(shape); }
 
 SafetensorsHeader parse_safetensors(const uint8_t* bytes, size_t file_size, const std::string& where) {
   if (file_size < 8) throw_bad_input(where + ": truncated: " + std::to_string(file_size) + " bytes, no header size");
@@ -197,7 +207,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
 void write_safetensors_streamed(const std::string& path, const std::vector<TensorToWrite>& tensors,
                                 const std::function<const void*(size_t)>& data_of,
                                 const std::map<std::string, std::string>& metadata) {
-  auto bytes_of = [](const TensorToWrite& t) { return dtype_size(t.dtype) * uint64_t(shape_numel(t.shape)); };
+  auto bytes_of = [](const TensorToWrite& t) { return dtype_size(t.dtype) * uint64_t(elements_of(t.shape)); };
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
