@@ -25,9 +25,12 @@
 #include "core/progress.h"
 #include "eval/evaluation.h"
 #include "eval/metrics.h"
+#include "model/checkpoint.h"
 #include "model/device.h"
 #include "model/moe_model.h"
+#include "model/residency.h"
 #include "model/safetensors.h"
+#include "model/weight_names.h"
 
 namespace po = boost::program_options;
 using namespace cdmoe;
@@ -66,11 +69,17 @@ Plan plan_option(const po::variables_map& args, const model::MoeModel& model) {
 }
 
 // --device and --dtype: where and in what the model computes (model/device.h; one process, so
-// the first visible GPU).
+// the first visible GPU); --residency and --device-memory-mb: which layers it holds
+// (model/residency.h), decided from the checkpoint's headers before a weight is read.
 std::unique_ptr<model::MoeModel> load_model(const po::variables_map& args) {
   std::string device = model::device_for_this_process(args["device"].as<std::string>(), 0);
-  std::string dtype = model::compute_dtype_for(args["dtype"].as<std::string>(), device);
-  return model::MoeModel::load(args["model"].as<std::string>(), at::Device(device), model::compute_dtype_named(dtype));
+  const at::ScalarType dtype = model::compute_dtype_named(model::compute_dtype_for(args["dtype"].as<std::string>(), device));
+  const std::string dir = args["model"].as<std::string>();
+  const int64_t limit_mb = checked_count(args["device-memory-mb"].as<int64_t>(), "--device-memory-mb", 0, 100'000'000);
+  const model::ResidencyChoice choice =
+      model::choose_residency(model::checkpoint_tensor_table(model::Checkpoint(dir)), int64_t(at::elementSize(dtype)),
+                              args["residency"].as<std::string>(), limit_mb * 1'000'000, "--device-memory-mb");
+  return model::MoeModel::load(dir, at::Device(device), dtype, choice.residency, choice.resident_layers);
 }
 
 std::string metrics_help() {
@@ -172,6 +181,11 @@ int eval_main(int argc, char** argv) {
       ("mask", po::value<std::string>(), "optional JSON array like --ids: 1 token, 0 padding")
       ("dump-logits", po::value<std::string>(), "write the logits [batch, seq, vocab] here (safetensors, F32)")
       ("threads", po::value<int>()->default_value(0), "compute threads (0: all cores)")
+      ("residency", po::value<std::string>()->default_value("full"),
+       "full (every layer held), layers (one decoder layer at a time, read from the checkpoint when used: the same "
+       "results, for a model larger than memory), or auto (layers when the weights exceed --device-memory-mb)")
+      ("device-memory-mb", po::value<int64_t>()->default_value(0),
+       "weights the device may hold, in MB (10^6 bytes; 0: no limit); under layers, as many layers as fit are kept")
       ("device", po::value<std::string>()->default_value("auto"), "auto, cpu or cuda (auto: the first visible GPU, else the CPU)")
       ("dtype", po::value<std::string>()->default_value("auto"), "compute dtype: auto (bfloat16 on CUDA, float32 on the CPU), float32 or bfloat16")
       ("tokenizer", po::value<std::string>(), "directory or file of tokenizer.json (default: --model)")

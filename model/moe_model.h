@@ -23,6 +23,7 @@
 #include "core/messages.h"
 #include "core/plan.h"
 #include "model/model_config.h"
+#include "model/residency.h"
 
 namespace cdmoe::model {
 
@@ -48,20 +49,15 @@ struct RouterStats {
   static RouterStats from_rows(const std::vector<ExpertRouting>& rows, const ModelShape& shape, const std::string& where);
 };
 
-// Where a model's decoder layers live. kFull: every layer is read at load and held. kLayers:
-// the embedding, final norm and head are read at load; a decoder layer is read from the
-// checkpoint's mapped files when it is first used and held while it is among the most recently
-// used `resident_layers` (the least recently used goes first), except the layers whose tensors
-// were handed out (parameters(), moe_block_parameters()), which stay. Both read the same bytes
-// the same way, so every result is the same bit for bit; kLayers holds one layer instead of
-// all of them and reads a layer again each time it comes back.
-enum class Residency { kFull, kLayers };
-
 class MoeModel {
  public:
   // Reads config.json and the safetensors weights; checks every tensor's name and shape; copies
   // each weight from the mapped file straight to `device`, converted to the compute dtype
-  // (every layer now under kFull, each layer when it is used under kLayers).
+  // (model/residency.h: every layer now under kFull, each layer when it is used under kLayers,
+  // the least recently used going first past `resident_layers`, except the layers whose
+  // tensors were handed out by parameters() or moe_block_parameters(), which stay). Both read
+  // the same bytes the same way, so every result is the same bit for bit; kLayers reads a
+  // layer again each time it comes back.
   static std::unique_ptr<MoeModel> load(const std::string& dir, const at::Device& device = at::kCPU,
                                         at::ScalarType dtype = at::kFloat, Residency residency = Residency::kFull,
                                         int resident_layers = 1);

@@ -186,6 +186,11 @@ void check_checkpoint_tensors(const Checkpoint& checkpoint, const ModelConfig& c
   }
 }
 
+std::vector<TensorEntry> checkpoint_tensor_table(const Checkpoint& checkpoint) {
+  const ModelConfig config = read_checkpoint_config(checkpoint);
+  return model_tensors(config.shape, fixed_plan_of(checkpoint, config.shape), config.expert_layout);
+}
+
 ModelConfig read_checkpoint_config(const Checkpoint& checkpoint) {
   ModelConfig config = model_config_from_json(checkpoint.config(), checkpoint.config_path());
   const Plan fixed = fixed_plan_of(checkpoint, config.shape);

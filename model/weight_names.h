@@ -79,6 +79,9 @@ void check_checkpoint_tensors(const Checkpoint& checkpoint, const ModelConfig& c
 // when the first MoE layer the checkpoint keeps holds a fused gate_up_proj).
 ModelConfig read_checkpoint_config(const Checkpoint& checkpoint);
 
+// The tensor table of the checkpoint as it is (its config and its own plan, fixed_plan_of).
+std::vector<TensorEntry> checkpoint_tensor_table(const Checkpoint& checkpoint);
+
 // The plan an exported checkpoint carries in config.json ("cdmoe": {"plan": ...}), validated
 // against the shape; empty when it has none.
 Plan fixed_plan_of(const Checkpoint& checkpoint, const ModelShape& shape);

@@ -14,6 +14,7 @@
 
 #include "core/json_fields.h"
 #include "eval/evaluation.h"
+#include "model/checkpoint.h"
 #include "model/device.h"
 #include "model/safetensors.h"
 #include "tests/test_util.h"
@@ -45,6 +46,58 @@ TEST(EvalCli, DumpsTheGoldenLogits) {
   float worst = 0;
   for (int64_t i = 0; i < info.elements(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
   EXPECT_LE(worst, 1e-4f);
+}
+
+// --residency layers (and auto under a limit the model exceeds) holds a layer at a time and
+// gives the full model's logits, byte for byte; a limit that cannot hold what the mode needs is
+// one line, exit 2, naming the layer and the sizes.
+TEST(EvalCli, LayerResidencyGivesTheSameLogitsAndRefusesALimitBelowALayer) {
+  TempDir dir;
+  const std::string model = dir.file("model");
+  // 4 layers; each MoE layer ~27 MB in float32 (32 experts of 3 × 256 × 256), the model ~85 MB.
+  auto synth = run_command({std::string(CDMOE_BIN_DIR) + "/cdmoe-synth", "--out", model, "--family", "deepseek", "--hidden",
+                            "256", "--heads", "4", "--layers", "4", "--experts", "32", "--expert-inner", "256", "--shared", "1",
+                            "--top-k", "2", "--vocab", "512", "--dense-inner", "512"});
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  write_file(dir.file("ids.json"), "[[1, 5, 9, 200, 7, 3], [44, 2, 511, 0, 8, 100]]");
+  auto logits = [&](const std::string& out, std::vector<std::string> extra) {
+    std::vector<std::string> args = {kEval, "--model", model, "--ids", dir.file("ids.json"), "--dump-logits", dir.file(out),
+                                     "--threads", "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_command(args);
+  };
+  ASSERT_EQ(logits("full", {}).exit_code, 0);
+  for (const auto& [name, extra] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"layers", {"--residency", "layers"}},
+           {"auto", {"--residency", "auto", "--device-memory-mb", "40"}},
+           {"layers_two", {"--residency", "layers", "--device-memory-mb", "60"}}}) {
+    auto r = logits(name, extra);
+    ASSERT_EQ(r.exit_code, 0) << name << ": " << r.err;
+    EXPECT_EQ(testing::read_file(dir.file(name)), testing::read_file(dir.file("full"))) << name;
+  }
+  auto refused = [&](std::vector<std::string> extra, const std::string& needle) {
+    auto r = logits("refused", extra);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(testing::count_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir.file("refused")));
+  };
+  // The sizes as the file's headers give them (float32 on disk, as computed), in MB rounded up.
+  int64_t layer_one = 0, global = 0, total = 0;
+  model::Checkpoint checkpoint(model);
+  for (const std::string& name : checkpoint.tensor_names()) {
+    const int64_t bytes = checkpoint.find(name).info->elements() * 4;
+    total += bytes;
+    if (name.rfind("model.layers.1.", 0) == 0) layer_one += bytes;
+    if (name.rfind("model.layers.", 0) != 0) global += bytes;
+  }
+  auto mb = [](int64_t bytes) { return std::to_string((bytes + 999'999) / 1'000'000) + " MB"; };
+  refused({"--residency", "layers", "--device-memory-mb", "10"}, "--device-memory-mb 10 MB: layer 1 is " + mb(layer_one) +
+          " beside the embedding and head's " + mb(global) + "; give at least " + mb(layer_one + global));
+  refused({"--residency", "auto", "--device-memory-mb", "10"}, "layer 1 is " + mb(layer_one));
+  refused({"--residency", "full", "--device-memory-mb", "40"}, "the model's weights are " + mb(total) + "; use --residency layers");
+  refused({"--residency", "some"}, "--residency: \"some\" is not one of full, layers, auto");
+  refused({"--device-memory-mb", "-1"}, "--device-memory-mb");
 }
 
 TEST(EvalCli, BadInputIsOneLineExitTwoAndWritesNothing) {
