@@ -278,6 +278,19 @@ TEST(EvalCli, MetricsModeMatchesTheLibrary) {
   EXPECT_EQ(got["param_bytes"], got["param_bytes_materialised"]);
   EXPECT_LT(got["param_ratio"], 1);
 
+  // One decoder layer at a time: every metric the same, to the last bit (the same bytes read the
+  // same way); only the process's memory differs.
+  CommandResult layered = run_command({kEval, "--model", model_dir, "--plan", dir.file("plan.json"), "--tasks", "piqa,arc_easy",
+                                       "--limit", "6", "--benchmarks", benchmarks, "--ppl", dir.file("calib.txt"), "--calib",
+                                       dir.file("calib.txt"), "--json", "--threads", "1", "--residency", "layers"});
+  ASSERT_EQ(layered.exit_code, 0) << layered.err;
+  auto layered_metrics = metrics_of(layered.out);
+  EXPECT_EQ(layered_metrics.size(), got.size());
+  for (const auto& [name, value] : got) {
+    if (name == "peak_rss_bytes" || name == "peak_cuda_allocated_bytes") continue;
+    EXPECT_EQ(layered_metrics.at(name), value) << name;
+  }
+
   // The same evaluation through the library, in this process, on one thread like the binary
   // (so accuracies cannot flip on a near-tie of float rounding).
   at::set_num_threads(1);
