@@ -74,16 +74,14 @@ at::Tensor MoeModel::materialised_tensor(const Plan& plan, const Materialised& w
     // A layer the plan leaves alone streams tensor by tensor: an exporter holds one expert, not
     // the layer.
     if (m.reads_tensor_alone(entry.layer, lp)) return checked(m.read_tensor(what.name, entry), what);
-    const Layer& L = m.resident_layer(entry.layer);
     const bool condensing = lp && lp->op == LayerOp::kCondense, pruning = lp && lp->op == LayerOp::kPrune;
+    const bool dense_mlp = entry.role == TensorRole::kMlpGate || entry.role == TensorRole::kMlpUp || entry.role == TensorRole::kMlpDown;
+    // A fine-tune's condensed MLP is in the cache already: its layer need not be read.
+    if (condensing && dense_mlp) return checked(m.condensed_part(entry.layer, *lp, entry.role), what);
+    const Layer& L = m.resident_layer(entry.layer);
     // A pruned layer's experts are renumbered 0..r-1: written expert i is held expert kept[i].
     auto held = [&](int64_t i) { return pruning ? int64_t(lp->experts[size_t(i)]) : i; };
     switch (entry.role) {
-      case TensorRole::kMlpGate:
-      case TensorRole::kMlpUp:
-      case TensorRole::kMlpDown:
-        tensor = condensing ? m.condensed_part(L.moe, entry.layer, *lp, entry.role) : *tensor_slot(L, entry.role);
-        break;
       case TensorRole::kExpertGate: tensor = L.moe.expert_gate[held(what.expert)]; break;
       case TensorRole::kExpertUp: tensor = L.moe.expert_up[held(what.expert)]; break;
       case TensorRole::kExpertDown: tensor = L.moe.expert_down[held(what.expert)]; break;

@@ -187,9 +187,10 @@ struct MoeModel::Impl {
   };
   ResolvedCondense resolve_condense(int layer, const LayerPlan& lp) const;  // needs router stats for implicit weights
   // One projection (kMlpGate, kMlpUp or kMlpDown) of the condensed MLP: the cached one (a
-  // trainer's, say) when there is one, else built alone and not cached (what an exporter asks:
-  // its memory stays one projection, however many layers it condenses).
-  at::Tensor condensed_part(const Moe& M, int layer, const LayerPlan& lp, TensorRole role) const;
+  // trainer's, say) when there is one, without reading the layer; else built alone from the
+  // layer and not cached (what an exporter asks: its memory stays one projection, however many
+  // layers it condenses).
+  at::Tensor condensed_part(int layer, const LayerPlan& lp, TensorRole role) const;
   // The condensed MLP built from the layer's experts: every projection, or only `only`'s.
   Mlp fuse(const Moe& M, const LayerPlan& lp, const ResolvedCondense& resolved, std::optional<TensorRole> only) const;
 };

@@ -106,7 +106,6 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
   check_checkpoint_tensors(*checkpoint, m.config, m.fixed);
 
   const ModelShape& s = m.config.shape;
-  m.table = model_tensors(s, m.fixed, m.config.expert_layout);
   m.layers.resize(size_t(s.num_layers));
   for (int layer = 0; layer < s.num_layers; ++layer) {  // what the table's entries do not say
     auto fixed = m.fixed.layers().find(layer);
@@ -118,9 +117,10 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& dir, const at::Devic
                !(fixed_op && *fixed_op == LayerOp::kCondense);  // an exported condensed layer is its fused dense MLP
   }
   std::vector<TensorEntry> global, layered;  // the table's order: the global tensors come first
-  for (TensorEntry& entry : m.table) (entry.layer < 0 ? global : layered).push_back(std::move(entry));
+  for (TensorEntry& entry : model_tensors(s, m.fixed, m.config.expert_layout)) {
+    (entry.layer < 0 ? global : layered).push_back(std::move(entry));
+  }
   m.read_tensors(*checkpoint, global);
-  m.table.clear();
   if (residency == Residency::kFull) {
     m.residency_counts.layer_reads = s.num_layers;
     m.residency_counts.bytes_read = m.read_tensors(*checkpoint, layered);

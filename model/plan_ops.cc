@@ -60,10 +60,10 @@ Mlp MoeModel::Impl::fuse(const Moe& M, const LayerPlan& lp, const ResolvedConden
   return Mlp{joined(gates, gate, 0), joined(ups, up, 0), joined(downs, down, 1)};
 }
 
-at::Tensor MoeModel::Impl::condensed_part(const Moe& M, int layer, const LayerPlan& lp, TensorRole role) const {
+at::Tensor MoeModel::Impl::condensed_part(int layer, const LayerPlan& lp, TensorRole role) const {
   const ResolvedCondense resolved = resolve_condense(layer, lp);
   auto it = condensed_cache.find(resolved.key);
-  const Mlp part = it != condensed_cache.end() ? it->second.mlp : fuse(M, lp, resolved, role);
+  const Mlp part = it != condensed_cache.end() ? it->second.mlp : fuse(resident_layer(layer).moe, lp, resolved, role);
   return role == TensorRole::kMlpGate ? part.gate : role == TensorRole::kMlpUp ? part.up : part.down;
 }
 
